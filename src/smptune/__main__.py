@@ -1,0 +1,7 @@
+"""``python -m smptune`` is ``producer``."""
+
+import sys
+
+from smptune.producer import main
+
+sys.exit(main())

@@ -1,0 +1,85 @@
+"""The Celery app and every setting, in one place: workers, producer and Flower load this.
+
+Every process must agree on ``broker_transport_options`` (Redis uses the shortest
+visibility timeout any client sets), so they are built here from the environment alone.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+from smptune.urls import BROKER_ENV
+
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+DEFAULT_QUEUE = "smptune"
+
+#: Redis redelivers an unacknowledged message after this many seconds, even while it runs.
+VISIBILITY_TIMEOUT_S = int(os.environ.get("SMPTUNE_VISIBILITY_TIMEOUT", 12 * 3600))
+#: Seconds between the soft and the hard time limit of a trial.
+HARD_LIMIT_GRACE_S = 120
+#: Room kept between a trial's hard time limit and the visibility timeout.
+VISIBILITY_MARGIN_S = 600
+#: Results (and chord counters) must outlive the longest sweep, or the chord never fires.
+RESULT_EXPIRES_S = int(os.environ.get("SMPTUNE_RESULT_EXPIRES", 30 * 24 * 3600))
+
+TRANSPORT_OPTIONS = {
+    "visibility_timeout": VISIBILITY_TIMEOUT_S,
+    "socket_keepalive": True,
+    "health_check_interval": 10,
+    "retry_on_timeout": True,
+}
+
+
+def max_trial_timeout_s() -> int:
+    """The longest ``trial_timeout`` whose hard limit still ends before redelivery."""
+    return VISIBILITY_TIMEOUT_S - HARD_LIMIT_GRACE_S - VISIBILITY_MARGIN_S
+
+
+def configure(app: Celery, broker_url: str, send_only: bool = False) -> None:
+    """Point ``app`` at ``broker_url`` (broker, result backend and sweep store alike).
+
+    ``send_only`` is for the producer: it sends tasks and never waits on their results.
+    """
+    backend = broker_url
+    if send_only:
+        backend = f"smptune.backend:SendOnlyRedisBackend+{broker_url}"
+    app.conf.update(broker_url=broker_url, result_backend=backend)
+
+
+def create_app() -> Celery:
+    app = Celery("smptune", include=["smptune.tasks"])
+    app.conf.update(
+        # JSON only: pickle on a shared broker lets anyone who can write to Redis run code.
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        event_serializer="json",
+        # One trial at a time per device; a lost worker's trial goes back to the queue.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_track_started=True,
+        task_default_queue=DEFAULT_QUEUE,
+        # Flower sees every task.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        broker_transport_options=TRANSPORT_OPTIONS,
+        result_backend_transport_options=TRANSPORT_OPTIONS,
+        redis_socket_keepalive=True,
+        redis_backend_health_check_interval=10,
+        result_expires=RESULT_EXPIRES_S,
+        result_extended=True,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+    )
+    configure(app, os.environ.get(BROKER_ENV) or DEFAULT_BROKER)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,449 @@
+"""The sweep config: load a YAML or TOML file, validate it, resolve every default.
+
+Every problem is one :class:`~smptune.errors.ConfigError` whose message starts with the dotted
+key at fault (``cv.n_folds: must be an integer >= 2, got 1``). Hyphens in keys become
+underscores (``n-trials`` is ``n_trials``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from smptune.errors import ConfigError
+from smptune.space import (
+    Distribution,
+    Space,
+    grid_configurations,
+    json_value,
+    parse_distribution,
+    sample_configurations,
+    space_to_dict,
+)
+from smptune.trainable import SEGMENTATION_TRAINABLE, SweepSettings
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "DEFAULT_TRIAL_TIMEOUT_S",
+    "KNOWN_KEYS",
+    "PRECISIONS",
+    "SweepConfig",
+    "config_from_dict",
+    "config_to_yaml",
+    "load_config",
+    "parse_duration",
+]
+
+DEFAULT_TRIAL_TIMEOUT_S = 6 * 3600.0
+KNOWN_KEYS = (
+    "name",
+    "trainable",
+    "n_trials",
+    "sampler",
+    "seed",
+    "metric",
+    "mode",
+    "queue",
+    "trial_timeout",
+    "data",
+    "cv",
+    "training",
+    "retrain_and_test",
+    "hyperparameters",
+)
+PRECISIONS = (
+    "32-true",
+    "64-true",
+    "16-true",
+    "bf16-true",
+    "16-mixed",
+    "bf16-mixed",
+    "transformer-engine",
+    "transformer-engine-float16",
+)
+# Lightning's legacy spellings, mapped the way Lightning maps them.
+_PRECISION_ALIASES = {"32": "32-true", "64": "64-true", "16": "16-mixed", "bf16": "bf16-mixed"}
+_TRAINABLE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([dhms])", re.IGNORECASE)
+_UNIT_S = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+# --- small validators --------------------------------------------------------------------
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _int(key: str, value: Any, minimum: int) -> int:
+    if not _is_int(value) or value < minimum:
+        raise ConfigError(f"{key}: must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _str(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{key}: must be a non-empty string, got {value!r}")
+    return value
+
+
+def _fraction(key: str, value: Any) -> float:
+    number: float | None = None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is None or not 0.0 < number < 1.0:
+        raise ConfigError(f"{key}: must be a number in (0, 1), got {value!r}")
+    return number
+
+
+def parse_duration(key: str, value: Any) -> float:
+    """Seconds from a number or a string like ``"90m"``, ``"2h"``, ``"45s"``, ``"1h30m"``."""
+    seconds: float | None = None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            parts = _DURATION_RE.findall(text)
+            if parts and _DURATION_RE.sub("", text).strip() == "":
+                seconds = sum(float(n) * _UNIT_S[unit.lower()] for n, unit in parts)
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(
+            f"{key}: must be a positive number of seconds or a duration like '90m', '2h' or "
+            f"'1h30m', got {value!r}"
+        )
+    return seconds
+
+
+def _section(key: str, value: Any) -> dict[str, Any]:
+    """A sub-mapping as plain JSON data with its keys normalised (None counts as empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key}: must be a mapping, got {value!r}")
+    return json_value(key, _normalise_keys(key, value, recursive=True))
+
+
+def _normalise_keys(where: str, data: Mapping[Any, Any], recursive: bool = False) -> dict:
+    """Replace hyphens by underscores in every key; two keys that collide are an error."""
+    out: dict[str, Any] = {}
+    originals: dict[str, str] = {}
+    for key, value in data.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{where}: key {key!r} must be a string")
+        norm = key.replace("-", "_")
+        if norm in out:
+            raise ConfigError(
+                f"{where}: {originals[norm]!r} and {key!r} name the same key "
+                "(hyphens read as underscores)"
+            )
+        if recursive and isinstance(value, Mapping):
+            value = _normalise_keys(f"{where}.{norm}", value, recursive=True)
+        out[norm] = value
+        originals[norm] = key
+    return out
+
+
+def _precision(value: Any) -> str:
+    text = str(value) if _is_int(value) else value
+    if isinstance(text, str):
+        text = _PRECISION_ALIASES.get(text, text)
+        if text in PRECISIONS:
+            return text
+    raise ConfigError(
+        f"training.precision: unknown precision {value!r} (known: {', '.join(PRECISIONS)})"
+    )
+
+
+# --- the config --------------------------------------------------------------------------
+
+
+@dataclass
+class SweepConfig:
+    """A validated sweep config with every default resolved.
+
+    Construction validates and normalises (idempotently); hyperparameter entries may be
+    :class:`~smptune.space.Distribution` objects or raw darts entries.
+    """
+
+    hyperparameters: Space
+    name: str = "sweep"
+    trainable: str = SEGMENTATION_TRAINABLE
+    n_trials: int | Literal["grid"] = 10
+    seed: int = 0
+    metric: str = "iou"
+    mode: Literal["max", "min"] = "max"
+    queue: str = "smptune"
+    trial_timeout: float = DEFAULT_TRIAL_TIMEOUT_S
+    data: dict[str, Any] = field(default_factory=lambda: {"synthetic": {}})
+    cv: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    retrain_and_test: bool = True
+    source: Path | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.name = _str("name", self.name)
+        self.trainable = _str("trainable", self.trainable)
+        if not _TRAINABLE_RE.match(self.trainable):
+            raise ConfigError(
+                f"trainable: {self.trainable!r} is not of the form 'package.module:object'"
+            )
+        if self.n_trials != "grid":
+            if not _is_int(self.n_trials) or self.n_trials < 1:
+                raise ConfigError(
+                    f"n_trials: must be an integer >= 1 or 'grid', got {self.n_trials!r}"
+                )
+            self.n_trials = int(self.n_trials)
+        self.seed = _int("seed", self.seed, 0)
+        self.metric = _str("metric", self.metric)
+        if self.mode not in ("max", "min"):
+            raise ConfigError(f"mode: must be 'max' or 'min', got {self.mode!r}")
+        self.queue = _str("queue", self.queue)
+        self.trial_timeout = parse_duration("trial_timeout", self.trial_timeout)
+        if not isinstance(self.retrain_and_test, bool):
+            raise ConfigError(
+                f"retrain_and_test: must be true or false, got {self.retrain_and_test!r}"
+            )
+        self.data = self._resolve_data(self.data)
+        self.cv = self._resolve_cv(self.cv)
+        self.training = self._resolve_training(self.training)
+        self.hyperparameters = self._resolve_space(self.hyperparameters)
+
+    def _resolve_data(self, raw: Any) -> dict[str, Any]:
+        data = _section("data", {"synthetic": {}} if raw is None else raw)
+        if "root" in data:
+            root = Path(_str("data.root", data["root"])).expanduser()
+            if not root.is_absolute() and self.source is not None:
+                root = (Path(self.source).parent / root).resolve()
+            data["root"] = str(root)
+        data["test_fraction"] = _fraction("data.test_fraction", data.get("test_fraction", 0.2))
+        return data
+
+    @staticmethod
+    def _resolve_cv(raw: Any) -> dict[str, Any]:
+        cv = _section("cv", raw)
+        cv["n_folds"] = _int("cv.n_folds", cv.get("n_folds", 5), 2)
+        return cv
+
+    @staticmethod
+    def _resolve_training(raw: Any) -> dict[str, Any]:
+        training = _section("training", raw)
+        training["max_epochs"] = _int("training.max_epochs", training.get("max_epochs", 10), 1)
+        training["early_stopping_patience"] = _int(
+            "training.early_stopping_patience", training.get("early_stopping_patience", 3), 0
+        )
+        training["precision"] = _precision(training.get("precision", "32-true"))
+        return training
+
+    @staticmethod
+    def _resolve_space(raw: Any) -> Space:
+        if not isinstance(raw, Mapping):
+            raise ConfigError(
+                f"hyperparameters: must be a mapping of name to search-space entry, got {raw!r}"
+            )
+        if not raw:
+            raise ConfigError("hyperparameters: needs at least one entry")
+        space: Space = {}
+        for name, entry in _normalise_keys("hyperparameters", raw).items():
+            if not name:
+                raise ConfigError("hyperparameters: a name must not be empty")
+            space[name] = (
+                entry if isinstance(entry, Distribution) else parse_distribution(name, entry)
+            )
+        return space
+
+    @property
+    def is_grid(self) -> bool:
+        return self.n_trials == "grid"
+
+    @property
+    def sampler(self) -> Literal["random", "grid"]:
+        return "grid" if self.is_grid else "random"
+
+    def settings(self) -> SweepSettings:
+        """What a trainable needs: seed, metric, mode and the data / cv / training sections."""
+        return SweepSettings(
+            seed=self.seed,
+            metric=self.metric,
+            mode=self.mode,
+            data=copy.deepcopy(self.data),
+            cv=copy.deepcopy(self.cv),
+            training=copy.deepcopy(self.training),
+        )
+
+    def configurations(self) -> list[dict[str, Any]]:
+        """Every configuration of the sweep: the full grid, or ``n_trials`` seeded samples."""
+        if self.n_trials == "grid":
+            return grid_configurations(self.hyperparameters)
+        return sample_configurations(self.hyperparameters, self.n_trials, self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved config as plain data; ``config_from_dict`` reads it back equal."""
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "n_trials": self.n_trials,
+            "sampler": self.sampler,
+            "seed": self.seed,
+            "metric": self.metric,
+            "mode": self.mode,
+            "queue": self.queue,
+            "trial_timeout": self.trial_timeout,
+            "data": copy.deepcopy(self.data),
+            "cv": copy.deepcopy(self.cv),
+            "training": copy.deepcopy(self.training),
+            "retrain_and_test": self.retrain_and_test,
+            "hyperparameters": space_to_dict(self.hyperparameters),
+        }
+
+
+def config_from_dict(data: Mapping[str, Any], source: Path | None = None) -> SweepConfig:
+    """Validate a parsed config; ``source`` (the file) names the default sweep and anchors a
+    relative ``data.root``."""
+    if not isinstance(data, Mapping):
+        where = f"{source}" if source is not None else "config"
+        raise ConfigError(f"{where}: the top level must be a mapping, got {type(data).__name__}")
+    raw = _normalise_keys("config", data)
+    unknown = [key for key in raw if key not in KNOWN_KEYS]
+    if unknown:
+        raise ConfigError(
+            f"{unknown[0]}: unknown key (known: {', '.join(KNOWN_KEYS)})"
+            if len(unknown) == 1
+            else f"config: unknown keys {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(KNOWN_KEYS)})"
+        )
+    if "hyperparameters" not in raw:
+        raise ConfigError("hyperparameters: missing; the config needs a hyperparameters mapping")
+    if "sampler" in raw:
+        sampler = raw.pop("sampler")
+        if sampler not in ("random", "grid"):
+            raise ConfigError(f"sampler: must be 'random' or 'grid', got {sampler!r}")
+        n_trials = raw.get("n_trials")
+        if sampler == "grid" and n_trials not in (None, "grid"):
+            raise ConfigError(
+                f"sampler: 'grid' conflicts with n_trials: {n_trials!r} (a grid runs every "
+                "combination; drop n_trials or set it to 'grid')"
+            )
+        if sampler == "random" and n_trials == "grid":
+            raise ConfigError("sampler: 'random' conflicts with n_trials: 'grid'")
+        if sampler == "grid":
+            raw["n_trials"] = "grid"
+    if "name" not in raw:
+        raw["name"] = Path(source).stem if source is not None else "sweep"
+    return SweepConfig(**raw, source=Path(source) if source is not None else None)
+
+
+# --- files -------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML that reads ``1e-4`` as a float (YAML 1.2) and refuses duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _read_yaml(path: Path, text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = exc.problem or exc.context or "syntax error"
+        raise ConfigError(f"{path}{line}: invalid YAML ({problem})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+
+
+def _read_toml(path: Path, text: str) -> Any:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        lineno = getattr(exc, "lineno", None)
+        if lineno is None:
+            found = re.search(r"line (\d+)", str(exc))
+            lineno = int(found.group(1)) if found else None
+        line = f":{lineno}" if lineno is not None else ""
+        raise ConfigError(f"{path}{line}: invalid TOML ({exc})") from None
+
+
+def load_config(path: str | Path) -> SweepConfig:
+    """Read a ``.yaml`` / ``.yml`` or ``.toml`` sweep config and validate it."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        reader = _read_yaml
+    elif suffix == ".toml":
+        reader = _read_toml
+    else:
+        raise ConfigError(f"{path}: unknown config format {path.suffix!r} (use .yaml, .yml, .toml)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc})") from None
+    data = reader(path, text)
+    if data is None:
+        raise ConfigError(f"{path}: the config file is empty")
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    return config_from_dict(data, source=path.resolve())
+
+
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML that writes tuples as lists."""
+
+
+_Dumper.add_representer(tuple, lambda dumper, data: dumper.represent_list(list(data)))
+
+
+def config_to_yaml(data: Mapping[str, Any]) -> str:
+    """YAML text for a config-like mapping (keys in the given order), e.g. best_config.yaml."""
+    return yaml.dump(
+        dict(data), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
+    )

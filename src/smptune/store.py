@@ -1,0 +1,278 @@
+"""The sweep store in Redis: sweeps, trials and fold results, written as they happen.
+
+Keys (``{id}`` is the sweep id)::
+
+    smptune:sweeps                  zset   sweep id -> creation time
+    smptune:sweep:{id}              hash   config, status, counters, results, test metrics
+    smptune:sweep:{id}:params       hash   trial number -> parameters (JSON)
+    smptune:sweep:{id}:trial:{n}    hash   status, worker, device, fold, score, error, ...
+    smptune:sweep:{id}:folds:{n}    hash   fold index -> fold result (JSON)
+    smptune:sweep:{id}:finished     set    trial numbers whose final record is written
+    smptune:sweep:{id}:running      set    trial numbers running now
+    smptune:sweep:{id}:scores       zset   trial number -> score of complete trials
+
+A fold result and a trial's final record are each written at most once (HSETNX and a
+Lua script guarded by the ``finished`` set), so a redelivered task cannot count twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import redis
+
+from smptune.errors import BrokerError, SweepNotFoundError
+from smptune.urls import mask_url
+
+PREFIX = "smptune"
+
+TERMINAL_SWEEP_STATES = frozenset({"done", "failed", "cancelled"})
+
+_FINISH_TRIAL = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then
+  return 0
+end
+local fields = cjson.decode(ARGV[3])
+for k, v in pairs(fields) do
+  redis.call('HSET', KEYS[2], k, v)
+end
+redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+redis.call('SREM', KEYS[4], ARGV[1])
+if ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
+end
+return 1
+"""
+
+
+def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
+    """A client for ``url`` that has answered a PING, else :class:`BrokerError`."""
+    client = redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_connect_timeout=timeout_s,
+        socket_keepalive=True,
+        health_check_interval=10,
+        retry_on_timeout=True,
+    )
+    try:
+        client.ping()
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        raise BrokerError(f"broker unreachable at {mask_url(url)}: {exc}") from exc
+    except redis.AuthenticationError as exc:
+        raise BrokerError(f"broker at {mask_url(url)} refused the credentials: {exc}") from exc
+    except redis.ResponseError as exc:
+        raise BrokerError(f"broker at {mask_url(url)} refused the connection: {exc}") from exc
+    return client
+
+
+class SweepStore:
+    """Read and write sweeps in one Redis database."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+        self._finish_trial = client.register_script(_FINISH_TRIAL)
+
+    @classmethod
+    def from_url(cls, url: str) -> SweepStore:
+        return cls(connect(url))
+
+    # -- keys -------------------------------------------------------------------------
+    @staticmethod
+    def _sweep(sweep_id: str) -> str:
+        return f"{PREFIX}:sweep:{sweep_id}"
+
+    def _trial(self, sweep_id: str, trial: int) -> str:
+        return f"{self._sweep(sweep_id)}:trial:{trial}"
+
+    def _folds(self, sweep_id: str, trial: int) -> str:
+        return f"{self._sweep(sweep_id)}:folds:{trial}"
+
+    # -- sweeps -----------------------------------------------------------------------
+    def create_sweep(
+        self,
+        sweep_id: str,
+        config: Mapping[str, Any],
+        configurations: list[dict[str, Any]],
+        n_folds: int,
+        artifacts_dir: str,
+    ) -> None:
+        now = time.time()
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(
+            self._sweep(sweep_id),
+            mapping={
+                "id": sweep_id,
+                "name": str(config.get("name", sweep_id)),
+                "config": json.dumps(config),
+                "status": "queued",
+                "created": now,
+                "n_trials": len(configurations),
+                "n_folds": n_folds,
+                "artifacts_dir": artifacts_dir,
+                "folds_done": 0,
+                "trials_complete": 0,
+                "trials_failed": 0,
+                "finalize_runs": 0,
+            },
+        )
+        for start in range(0, len(configurations), 1000):
+            chunk = configurations[start : start + 1000]
+            pipe.hset(
+                f"{self._sweep(sweep_id)}:params",
+                mapping={str(start + i): json.dumps(p) for i, p in enumerate(chunk)},
+            )
+        pipe.zadd(f"{PREFIX}:sweeps", {sweep_id: now})
+        pipe.execute()
+
+    def get_sweep(self, sweep_id: str) -> dict[str, Any]:
+        raw = self.r.hgetall(self._sweep(sweep_id))
+        if not raw:
+            raise SweepNotFoundError(f"no sweep {sweep_id!r} in this broker")
+        sweep: dict[str, Any] = dict(raw)
+        for key in ("config", "results", "test_metrics"):
+            if key in sweep:
+                sweep[key] = json.loads(sweep[key])
+        for key in ("n_trials", "n_folds", "folds_done", "trials_complete", "trials_failed",
+                    "finalize_runs"):
+            sweep[key] = int(sweep.get(key, 0))
+        for key in ("created", "finished"):
+            if key in sweep:
+                sweep[key] = float(sweep[key])
+        return sweep
+
+    def list_sweeps(self) -> list[dict[str, Any]]:
+        ids = self.r.zrevrange(f"{PREFIX}:sweeps", 0, -1)
+        pipe = self.r.pipeline(transaction=False)
+        fields = ("id", "name", "status", "created", "n_trials", "trials_complete",
+                  "trials_failed")
+        for sweep_id in ids:
+            pipe.hmget(self._sweep(sweep_id), fields)
+        return [dict(zip(fields, row, strict=True)) for row in pipe.execute() if row[0]]
+
+    def set_sweep_fields(self, sweep_id: str, **fields: Any) -> None:
+        encoded = {
+            k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in fields.items()
+        }
+        self.r.hset(self._sweep(sweep_id), mapping=encoded)
+
+    def count_finalize(self, sweep_id: str) -> int:
+        """Record one run of the chord callback; returns how many runs there have been."""
+        return int(self.r.hincrby(self._sweep(sweep_id), "finalize_runs", 1))
+
+    # -- trials -----------------------------------------------------------------------
+    def params(self, sweep_id: str, trial: int) -> dict[str, Any]:
+        raw = self.r.hget(f"{self._sweep(sweep_id)}:params", str(trial))
+        if raw is None:
+            raise SweepNotFoundError(f"sweep {sweep_id!r} has no trial {trial}")
+        return json.loads(raw)
+
+    def is_finished(self, sweep_id: str, trial: int) -> bool:
+        return bool(self.r.sismember(f"{self._sweep(sweep_id)}:finished", trial))
+
+    def trial_started(self, sweep_id: str, trial: int, worker: str, device: str) -> None:
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(
+            self._trial(sweep_id, trial),
+            mapping={"status": "running", "worker": worker, "device": device,
+                     "started": time.time(), "fold": 0},
+        )
+        pipe.hincrby(self._trial(sweep_id, trial), "attempts", 1)
+        pipe.sadd(f"{self._sweep(sweep_id)}:running", trial)
+        pipe.hsetnx(self._sweep(sweep_id), "started", time.time())
+        pipe.hset(self._sweep(sweep_id), "status", "running")
+        pipe.execute()
+
+    def fold_started(self, sweep_id: str, trial: int, fold: int) -> None:
+        self.r.hset(self._trial(sweep_id, trial), "fold", fold)
+
+    def record_fold(self, sweep_id: str, trial: int, fold: int, result: Mapping[str, Any]) -> bool:
+        """Store a finished fold once; False if that fold was already recorded."""
+        added = self.r.hsetnx(self._folds(sweep_id, trial), str(fold), json.dumps(result))
+        if added:
+            self.r.hincrby(self._sweep(sweep_id), "folds_done", 1)
+        return bool(added)
+
+    def folds(self, sweep_id: str, trial: int) -> dict[int, dict[str, Any]]:
+        raw = self.r.hgetall(self._folds(sweep_id, trial))
+        return {int(k): json.loads(v) for k, v in raw.items()}
+
+    def finish_trial(self, sweep_id: str, trial: int, record: Mapping[str, Any]) -> bool:
+        """Write a trial's final record once; False if another copy already did."""
+        status = str(record["status"])
+        counter = "trials_complete" if status == "complete" else "trials_failed"
+        fields = {k: "" if v is None else str(v) for k, v in record.items()}
+        fields["finished"] = str(time.time())
+        score = record.get("score") if status == "complete" else None
+        if score is not None and not math.isfinite(score):
+            score = None  # ZADD refuses NaN; such a trial is never "best so far"
+        base = self._sweep(sweep_id)
+        return bool(
+            self._finish_trial(
+                keys=[f"{base}:finished", self._trial(sweep_id, trial), base,
+                      f"{base}:running", f"{base}:scores"],
+                args=[trial, counter, json.dumps(fields), "" if score is None else repr(score)],
+            )
+        )
+
+    def best_score(self, sweep_id: str, mode: str) -> tuple[int, float] | None:
+        """(trial, score) of the best complete trial so far, or None."""
+        key = f"{self._sweep(sweep_id)}:scores"
+        rows = (self.r.zrevrange if mode == "max" else self.r.zrange)(key, 0, 0, withscores=True)
+        return (int(rows[0][0]), float(rows[0][1])) if rows else None
+
+    def running(self, sweep_id: str) -> list[dict[str, Any]]:
+        """The trials running now, with their worker and current fold."""
+        numbers = sorted(int(n) for n in self.r.smembers(f"{self._sweep(sweep_id)}:running"))
+        pipe = self.r.pipeline(transaction=False)
+        for n in numbers:
+            pipe.hmget(self._trial(sweep_id, n), ["worker", "fold", "started"])
+        return [
+            {"trial": n, "worker": w, "fold": int(f or 0), "started": float(s or 0)}
+            for n, (w, f, s) in zip(numbers, pipe.execute(), strict=True)
+        ]
+
+    def trials(self, sweep_id: str, numbers: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        """Every trial with its parameters, state and fold results, in trial order."""
+        if numbers is None:
+            numbers = range(self.get_sweep(sweep_id)["n_trials"])
+        numbers = list(numbers)
+        params = self.r.hgetall(f"{self._sweep(sweep_id)}:params")
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(numbers), 1000):
+            chunk = numbers[start : start + 1000]
+            pipe = self.r.pipeline(transaction=False)
+            for n in chunk:
+                pipe.hgetall(self._trial(sweep_id, n))
+                pipe.hgetall(self._folds(sweep_id, n))
+            rows = pipe.execute()
+            for i, n in enumerate(chunk):
+                state, folds = rows[2 * i], rows[2 * i + 1]
+                out.append(_trial_record(n, params.get(str(n)), state, folds))
+        return out
+
+
+def _trial_record(
+    n: int, params: str | None, state: Mapping[str, str], folds: Mapping[str, str]
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "trial": n,
+        "status": state.get("status", "pending"),
+        "params": json.loads(params) if params else {},
+        "folds": {int(k): json.loads(v) for k, v in sorted(folds.items(), key=lambda i: int(i[0]))},
+        "worker": state.get("worker") or None,
+        "device": state.get("device") if "device" in state else None,
+        "fold": int(state["fold"]) if state.get("fold") else None,
+        "attempts": int(state.get("attempts", 0)),
+        "error": state.get("error") or None,
+        "started": float(state["started"]) if state.get("started") else None,
+        "finished": float(state["finished"]) if state.get("finished") else None,
+    }
+    for key in ("score", "score_std", "duration_s"):
+        value = state.get(key)
+        record[key] = float(value) if value not in (None, "") else None
+    return record

@@ -1,0 +1,87 @@
+"""Turning a validated config into a recorded sweep and ONE chord on the queue."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from smptune.config import SweepConfig
+from smptune.errors import ConfigError
+from smptune.store import SweepStore
+from smptune.trainable import load_trainable
+
+
+def plan_configurations(config: SweepConfig) -> list[dict[str, Any]]:
+    """The configurations the sweep will train, each complete with the trainable's defaults.
+
+    Raises :class:`ConfigError` naming the key for an unknown hyperparameter, a value the
+    trainable cannot use, or a trial timeout longer than the broker allows.
+    """
+    from smptune.celeryapp import max_trial_timeout_s
+
+    if config.trial_timeout > max_trial_timeout_s():
+        raise ConfigError(
+            f"trial_timeout: {config.trial_timeout:g} s is longer than the broker's visibility "
+            f"timeout allows ({max_trial_timeout_s()} s); raise SMPTUNE_VISIBILITY_TIMEOUT"
+        )
+    trainable = load_trainable(config.trainable)
+    for name in config.hyperparameters:
+        if name not in trainable.defaults:
+            raise ConfigError(
+                f"hyperparameters.{name}: unknown hyperparameter for {config.trainable}; "
+                f"known: {', '.join(trainable.defaults)}"
+            )
+    configurations = [{**trainable.defaults, **c} for c in config.configurations()]
+    settings = config.settings()
+    seen: set[str] = set()
+    for params in configurations:
+        key = json.dumps(params, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            trainable.validate(params, settings)
+    return configurations
+
+
+def new_sweep_id(name: str) -> str:
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-").lower()[:40] or "sweep"
+    return f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def trial_task_id(sweep_id: str, trial: int) -> str:
+    """The Celery task id of a trial: stable, so a requeued copy keeps it."""
+    return f"{sweep_id}-trial-{trial}"
+
+
+def submit(
+    store: SweepStore,
+    config: SweepConfig,
+    configurations: list[dict[str, Any]],
+    artifacts_dir: Path,
+) -> str:
+    """Record the sweep and send one chord: a ``cv_trial`` per configuration → finalize."""
+    from celery import chord
+
+    from smptune.celeryapp import HARD_LIMIT_GRACE_S, app
+
+    sweep_id = new_sweep_id(config.name)
+    store.create_sweep(sweep_id, config.to_dict(), configurations, int(config.cv["n_folds"]),
+                       str(artifacts_dir.resolve()))
+    header = [
+        app.signature(
+            "smptune.cv_trial",
+            args=(sweep_id, n),
+            queue=config.queue,
+            task_id=trial_task_id(sweep_id, n),
+            soft_time_limit=config.trial_timeout,
+            time_limit=config.trial_timeout + HARD_LIMIT_GRACE_S,
+        )
+        for n in range(len(configurations))
+    ]
+    callback = app.signature("smptune.finalize_sweep", args=(sweep_id,), queue=config.queue,
+                             task_id=f"{sweep_id}-finalize")
+    chord(header)(callback)
+    return sweep_id

@@ -1,0 +1,132 @@
+"""The contract between the task layer and the code that trains a configuration.
+
+The task layer knows nothing of segmentation: it resolves a :class:`Trainable` by its
+``package.module:object`` name, asks it to train one fold at a time, and stores what it
+returns. Built-in trainables are listed in :data:`BUILTIN_TRAINABLES`; workers refuse any
+other name unless it was allowed with ``workers start --allow-trainable``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from smptune.errors import ConfigError, TrialError
+
+SEGMENTATION_TRAINABLE = "smptune.training:SegmentationTrainable"
+QUADRATIC_TRAINABLE = "smptune.testing:QuadraticTrainable"
+BUILTIN_TRAINABLES: tuple[str, ...] = (SEGMENTATION_TRAINABLE, QUADRATIC_TRAINABLE)
+#: Comma-separated trainables a worker runs beyond the built-ins (``--allow-trainable``).
+ALLOWED_TRAINABLES_ENV = "SMPTUNE_ALLOWED_TRAINABLES"
+
+
+def allowed_trainables() -> list[str]:
+    """Trainables this worker process accepts beyond the built-ins."""
+    return [name for name in os.environ.get(ALLOWED_TRAINABLES_ENV, "").split(",") if name]
+
+
+@dataclass
+class SweepSettings:
+    """The parts of a sweep config a trainable needs, as plain JSON-able mappings."""
+
+    seed: int
+    metric: str
+    mode: str
+    data: dict[str, Any] = field(default_factory=dict)
+    cv: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FoldContext:
+    """Where and how one fold (or the final retrain) runs."""
+
+    sweep_id: str
+    trial: int
+    fold: int
+    n_folds: int
+    settings: SweepSettings
+    output_dir: Path | None = None
+    should_stop: Callable[[], bool] = lambda: False
+
+
+@dataclass
+class FoldResult:
+    """Validation metrics of one fold, taken at its best epoch (1-based)."""
+
+    metrics: dict[str, float]
+    best_epoch: int
+    epochs_run: int
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metrics": dict(self.metrics),
+            "best_epoch": self.best_epoch,
+            "epochs_run": self.epochs_run,
+            "duration_s": self.duration_s,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FoldResult:
+        return cls(
+            metrics={k: float(v) for k, v in data["metrics"].items()},
+            best_epoch=int(data["best_epoch"]),
+            epochs_run=int(data["epochs_run"]),
+            duration_s=float(data.get("duration_s", 0.0)),
+        )
+
+
+@runtime_checkable
+class Trainable(Protocol):
+    """What ``cv_trial`` and ``retrain_and_test`` call.
+
+    ``defaults`` names every hyperparameter the trainable accepts with its default value;
+    the config may only name these. ``validate`` raises :class:`ConfigError` naming the key
+    for values the trainable cannot use (checked by the producer before anything is sent).
+    """
+
+    defaults: Mapping[str, Any]
+    metrics: tuple[str, ...]
+
+    def validate(self, params: Mapping[str, Any], settings: SweepSettings) -> None: ...
+
+    def train_fold(self, params: Mapping[str, Any], context: FoldContext) -> FoldResult: ...
+
+    def retrain_and_test(
+        self, params: Mapping[str, Any], epochs: int, context: FoldContext
+    ) -> dict[str, float]: ...
+
+
+def load_trainable(spec: str, allowed: Iterable[str] | None = None) -> Trainable:
+    """Import ``package.module:object`` and return a trainable instance.
+
+    With ``allowed`` given, a name outside it (and outside the built-ins) raises
+    :class:`TrialError` before anything is imported.
+    """
+    if allowed is not None and spec not in set(BUILTIN_TRAINABLES) | set(allowed):
+        raise TrialError(
+            f"trainable {spec!r} is not allowed on this worker "
+            f"(start the workers with --allow-trainable {spec})"
+        )
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"trainable: {spec!r} is not of the form 'package.module:object'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"trainable: cannot import module {module_name!r} ({exc})") from exc
+    obj = getattr(module, attr, None)
+    if obj is None:
+        raise ConfigError(f"trainable: module {module_name!r} has no attribute {attr!r}")
+    instance = obj() if isinstance(obj, type) else obj
+    if not isinstance(instance, Trainable):
+        raise ConfigError(
+            f"trainable: {spec!r} is not a trainable (it needs defaults, metrics, validate, "
+            "train_fold and retrain_and_test)"
+        )
+    return instance

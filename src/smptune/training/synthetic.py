@@ -1,0 +1,97 @@
+"""A deterministic toy segmentation dataset: discs and rectangles on textured noise.
+
+Every image has its own smooth, multi-scale background texture with pixel noise; 1 to 4
+shapes (filled discs or axis-parallel rectangles, about 15 % of the pixels in all) are
+brighter and carry a finer texture of their own. A small Unet learns to find them in a few
+epochs, while predicting all background scores an IoU of 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from smptune.errors import ConfigError
+
+SYNTHETIC_DEFAULTS: dict[str, int] = {"n_images": 64, "size": 64, "channels": 3, "seed": 0}
+_LIMITS: dict[str, tuple[int, int]] = {
+    "n_images": (4, 1_000_000),
+    "size": (16, 4096),
+    "channels": (1, 64),
+    "seed": (0, 2**32 - 1),
+}
+
+
+def synthetic_options(options: Mapping[str, Any] | bool | None) -> dict[str, int]:
+    """Resolve ``data.synthetic`` (a mapping, possibly empty; ``None`` or ``true`` = defaults)."""
+    if options is None or options is True:
+        options = {}
+    if not isinstance(options, Mapping):
+        raise ConfigError(
+            "data.synthetic: expected a mapping of options "
+            f"({', '.join(SYNTHETIC_DEFAULTS)}), got {options!r}"
+        )
+    unknown = sorted(set(options) - set(SYNTHETIC_DEFAULTS))
+    if unknown:
+        raise ConfigError(
+            f"data.synthetic.{unknown[0]}: unknown option; known: {', '.join(SYNTHETIC_DEFAULTS)}"
+        )
+    resolved = dict(SYNTHETIC_DEFAULTS)
+    for key, value in options.items():
+        low, high = _LIMITS[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(
+                f"data.synthetic.{key}: must be an integer in [{low}, {high}], got {value!r}"
+            )
+        resolved[key] = value
+    return resolved
+
+
+def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
+    """Bilinearly upsampled ``cells x cells`` uniform noise in [0, 1], shape (size, size)."""
+    coarse = rng.random((cells + 1, cells + 1))
+    axis = np.linspace(0.0, cells, size)
+    i0 = np.minimum(axis.astype(int), cells - 1)
+    t = axis - i0
+    rows = coarse[i0] * (1 - t)[:, None] + coarse[i0 + 1] * t[:, None]
+    return rows[:, i0] * (1 - t)[None, :] + rows[:, i0 + 1] * t[None, :]
+
+
+def _shape_mask(rng: np.random.Generator, size: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:size, 0:size]
+    mask = np.zeros((size, size), dtype=bool)
+    for _ in range(int(rng.integers(1, 5))):
+        cy, cx = rng.uniform(0.1, 0.9, size=2) * size
+        if rng.random() < 0.5:
+            radius = rng.uniform(0.07, 0.16) * size
+            mask |= (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
+        else:
+            hy, hx = rng.uniform(0.05, 0.15, size=2) * size
+            mask |= (np.abs(yy - cy) <= hy) & (np.abs(xx - cx) <= hx)
+    return mask
+
+
+def make_synthetic(
+    n_images: int = 64, size: int = 64, channels: int = 3, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, C, S, S) float32 in [0, 1] and masks (N, S, S) uint8 in {0, 1}."""
+    rng = np.random.default_rng(seed)
+    images = np.empty((n_images, channels, size, size), dtype=np.float32)
+    masks = np.empty((n_images, size, size), dtype=np.uint8)
+    for i in range(n_images):
+        mask = _shape_mask(rng, size)
+        fine = _smooth_noise(rng, size, max(2, size // 4))
+        for c in range(channels):
+            background = (
+                0.15
+                + 0.35 * _smooth_noise(rng, size, 3)
+                + 0.15 * _smooth_noise(rng, size, max(2, size // 8))
+            )
+            foreground = rng.uniform(0.55, 0.75) + 0.2 * (fine - 0.5)
+            image = np.where(mask, foreground, background)
+            image += rng.normal(0.0, 0.06, size=(size, size))
+            images[i, c] = np.clip(image, 0.0, 1.0)
+        masks[i] = mask
+    return images, masks

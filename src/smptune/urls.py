@@ -1,0 +1,41 @@
+"""Broker URLs: where they come from, and how they are shown without their password."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit, urlunsplit
+
+BROKER_ENV = "SMPTUNE_BROKER_URL"
+
+
+def broker_url_from(cli_value: str | None) -> str | None:
+    """The broker URL from ``--broker``, else ``SMPTUNE_BROKER_URL``, else None (local mode)."""
+    return cli_value or os.environ.get(BROKER_ENV) or None
+
+
+def mask_url(url: str) -> str:
+    """``redis://user:secret@host:6379/0`` → ``redis://user:***@host:6379/0``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password is None:
+        return url
+    userinfo = f"{parts.username}:***" if parts.username else ":***"
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, ""))
+
+
+def mask_secrets(text: str, url: str | None) -> str:
+    """Replace the password of ``url`` wherever it appears in ``text``."""
+    if not url:
+        return text
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return text
+    if password:
+        text = text.replace(url, mask_url(url)).replace(password, "***")
+    return text

@@ -1,0 +1,230 @@
+"""The ``workers`` command: one supervised Celery worker per device on this machine.
+
+Each worker is a separate ``celery worker`` process pinned to one device with
+``CUDA_VISIBLE_DEVICES``, concurrency 1, prefork, events on, named ``gpu<N>@<host>`` or
+``cpu<N>@<host>``. The supervisor restarts a worker that dies and, on SIGTERM/SIGINT, asks
+each for a warm shutdown, then a cold one, then kills what is left.
+
+GPU memory between trials: each worker keeps one long-lived pool child (imports, data and
+CUDA context stay warm); after every task the child runs ``gc.collect()`` and
+``torch.cuda.empty_cache()`` (see ``smptune.tasks``), and Celery replaces the child once its
+resident memory passes ``--max-memory-per-child``. ``--max-tasks-per-child 1`` gives a fresh
+process per trial at a cost of several seconds per trial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+
+from smptune.errors import ConfigError, ExitCode, SmptuneError
+from smptune.trainable import ALLOWED_TRAINABLES_ENV
+from smptune.urls import BROKER_ENV, broker_url_from, mask_url
+
+log = logging.getLogger("smptune.workers")
+
+def visible_gpus() -> list[str]:
+    """GPU indices this machine shows (``CUDA_VISIBLE_DEVICES`` first, else nvidia-smi)."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [d.strip() for d in env.split(",") if d.strip() and d.strip() != "-1"]
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+
+
+@dataclass
+class WorkerSpec:
+    """One worker process: its name, the device it sees, its command line."""
+
+    name: str
+    cuda_visible_devices: str
+    argv: list[str]
+    env: dict[str, str]
+
+
+@dataclass
+class Supervised:
+    spec: WorkerSpec
+    process: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    restarts: int = 0
+    backoff_s: float = 1.0
+    next_start: float = 0.0
+    exits: list[int] = field(default_factory=list)
+
+
+def worker_specs(args: argparse.Namespace, broker_url: str) -> list[WorkerSpec]:
+    host = args.hostname or socket.gethostname()
+    if args.cpu is not None:
+        devices = [("cpu", str(i), "") for i in range(args.cpu)]
+    else:
+        gpus = args.devices if args.devices else visible_gpus()
+        devices = [("gpu", d, d) for d in gpus] or [("cpu", "0", "")]
+    specs = []
+    for kind, index, cuda in devices:
+        name = f"{kind}{index}@{host}"
+        argv = [
+            sys.executable, "-m", "celery", "-A", "smptune.celeryapp", "worker",
+            "--hostname", name, "--concurrency", "1", "--pool", "prefork", "--events",
+            "--queues", args.queues, "--prefetch-multiplier", "1",
+            "--loglevel", args.loglevel, "--without-gossip", "--without-mingle",
+        ]
+        if args.max_tasks_per_child:
+            argv += ["--max-tasks-per-child", str(args.max_tasks_per_child)]
+        if args.max_memory_per_child:
+            argv += ["--max-memory-per-child", str(args.max_memory_per_child * 1024)]
+        if args.logfile_dir:
+            argv += ["--logfile", os.path.join(args.logfile_dir, f"{kind}{index}.log")]
+        env = dict(os.environ)
+        env.update({
+            "CUDA_VISIBLE_DEVICES": cuda,
+            BROKER_ENV: broker_url,
+            ALLOWED_TRAINABLES_ENV: ",".join(args.allow_trainable),
+            "SMPTUNE_WORKER_NAME": name,
+        })
+        specs.append(WorkerSpec(name, cuda, argv, env))
+    return specs
+
+
+class Supervisor:
+    """Keeps one process per :class:`WorkerSpec` alive until asked to stop."""
+
+    def __init__(self, specs: list[WorkerSpec], shutdown_timeout_s: float) -> None:
+        self.workers = [Supervised(spec) for spec in specs]
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self.stopping = False
+
+    def _start(self, w: Supervised) -> None:
+        w.process = subprocess.Popen(w.spec.argv, env=w.spec.env)
+        w.started = time.monotonic()
+        log.info("started %s (pid %d, CUDA_VISIBLE_DEVICES=%r)", w.spec.name, w.process.pid,
+                 w.spec.cuda_visible_devices)
+
+    def request_stop(self, signum: int, _frame: FrameType | None = None) -> None:
+        if self.stopping:
+            log.warning("second signal: cold shutdown")
+            self._signal_all(signal.SIGQUIT)
+            return
+        log.info("received %s: shutting the workers down", signal.Signals(signum).name)
+        self.stopping = True
+
+    def _signal_all(self, sig: int) -> None:
+        for w in self.workers:
+            if w.process is not None and w.process.poll() is None:
+                w.process.send_signal(sig)
+
+    def _wait_all(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(w.process is None or w.process.poll() is not None for w in self.workers):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def run(self) -> int:
+        for w in self.workers:
+            self._start(w)
+        while not self.stopping:
+            now = time.monotonic()
+            for w in self.workers:
+                if w.process is None:
+                    if now >= w.next_start:
+                        self._start(w)
+                    continue
+                code = w.process.poll()
+                if code is None:
+                    if now - w.started > 60:
+                        w.backoff_s = 1.0
+                    continue
+                w.exits.append(code)
+                w.restarts += 1
+                w.process = None
+                w.next_start = now + w.backoff_s
+                log.warning("%s exited with code %s; restarting in %.0f s", w.spec.name, code,
+                            w.backoff_s)
+                w.backoff_s = min(w.backoff_s * 2, 30.0)
+            time.sleep(0.2)
+        self._signal_all(signal.SIGTERM)
+        if not self._wait_all(self.shutdown_timeout_s):
+            log.warning("workers still busy after %.0f s: cold shutdown", self.shutdown_timeout_s)
+            self._signal_all(signal.SIGQUIT)
+            if not self._wait_all(10.0):
+                self._signal_all(signal.SIGKILL)
+                self._wait_all(5.0)
+        log.info("all workers stopped")
+        return ExitCode.OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workers", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    start = sub.add_parser("start", help="start one supervised Celery worker per device")
+    where = start.add_mutually_exclusive_group()
+    where.add_argument("--devices", nargs="+", metavar="N",
+                       help="GPU indices, one worker each (default: every visible GPU)")
+    where.add_argument("--cpu", type=int, metavar="N", help="N CPU workers instead of GPUs")
+    start.add_argument("--broker", help=f"Redis URL (default: ${BROKER_ENV})")
+    start.add_argument("--queues", default="smptune", help="queues to consume (comma list)")
+    start.add_argument("--allow-trainable", action="append", default=[], metavar="MOD:OBJ",
+                       help="also run this trainable (repeatable); built-ins always run")
+    start.add_argument("--hostname", help="host part of worker names (default: this host)")
+    start.add_argument("--loglevel", default="INFO")
+    start.add_argument("--logfile-dir", help="write each worker's log to DIR/<worker>.log")
+    start.add_argument("--max-tasks-per-child", type=int, default=0,
+                       help="replace the pool child after N tasks (default: never)")
+    start.add_argument("--max-memory-per-child", type=int, default=16384, metavar="MiB",
+                       help="replace the pool child once its resident memory passes this")
+    start.add_argument("--shutdown-timeout", type=float, default=60.0, metavar="S",
+                       help="seconds a running trial may finish in on shutdown")
+    return parser
+
+
+def start(args: argparse.Namespace) -> int:
+    broker_url = broker_url_from(args.broker)
+    if broker_url is None:
+        raise ConfigError(f"no broker: pass --broker URL or set {BROKER_ENV}")
+    if args.cpu is not None and args.cpu < 1:
+        raise ConfigError(f"--cpu: must be >= 1, got {args.cpu}")
+    from smptune.store import connect
+
+    connect(broker_url).close()
+    specs = worker_specs(args, broker_url)
+    supervisor = Supervisor(specs, args.shutdown_timeout)
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    log.info("%d worker(s) on %s: %s", len(specs), mask_url(broker_url),
+             ", ".join(s.name for s in specs))
+    return supervisor.run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return start(args)
+    except SmptuneError as exc:
+        if args.verbose:
+            log.exception("failed")
+        print(f"workers: error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

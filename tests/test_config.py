@@ -1,0 +1,369 @@
+"""The sweep config: files, defaults, normalisation, round-trip and error messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from smptune.config import (
+    DEFAULT_TRIAL_TIMEOUT_S,
+    SweepConfig,
+    config_from_dict,
+    config_to_yaml,
+    load_config,
+    parse_duration,
+)
+from smptune.errors import ConfigError
+from smptune.space import Choice, IntUniform, LogUniform, ReversedLogUniform, Uniform, Value
+from smptune.trainable import SEGMENTATION_TRAINABLE, SweepSettings
+
+YAML_SWEEP = """\
+name: lr-sweep
+n-trials: 4
+seed: 7
+data:
+  root: data/tiles
+  test-fraction: 0.25
+cv:
+  n-folds: 3
+training:
+  max-epochs: 2
+hyperparameters:
+  learning-rate: {distribution: loguniform, low: 1e-4, high: 1e-2}
+  gamma: {distribution: reversed-loguniform, low: 0.9, high: 0.999}
+  batch_size: {low: 4, high: 16}
+  model_arch: [Unet, FPN]
+  model_encoder_weights: null
+  augment: true
+"""
+
+# Same sweep in TOML (TOML has no null: model_encoder_weights uses the explicit form below).
+TOML_SWEEP = """\
+name = "lr-sweep"
+n-trials = 4
+seed = 7
+[data]
+root = "data/tiles"
+test-fraction = 0.25
+[cv]
+n-folds = 3
+[training]
+max-epochs = 2
+[hyperparameters]
+learning-rate = { distribution = "loguniform", low = 1e-4, high = 1e-2 }
+gamma = { distribution = "reversed-loguniform", low = 0.9, high = 0.999 }
+batch_size = { low = 4, high = 16 }
+model_arch = ["Unet", "FPN"]
+augment = true
+"""
+
+
+def _minimal(**extra):
+    return {"hyperparameters": {"learning_rate": 0.001}, **extra}
+
+
+# --- files -------------------------------------------------------------------------------
+
+
+def test_yaml_and_toml_files_give_equal_configs(tmp_path):
+    # Given the same sweep written as YAML and as TOML
+    (tmp_path / "sweep.yaml").write_text(YAML_SWEEP.replace("  model_encoder_weights: null\n", ""))
+    (tmp_path / "sweep.toml").write_text(TOML_SWEEP)
+    # When both are loaded
+    from_yaml = load_config(tmp_path / "sweep.yaml")
+    from_toml = load_config(tmp_path / "sweep.toml")
+    # Then they are equal, with hyphenated keys read as underscores
+    assert from_yaml == from_toml
+    assert from_yaml.hyperparameters["learning_rate"] == LogUniform(1e-4, 1e-2)
+    assert from_yaml.cv["n_folds"] == 3
+    assert from_yaml.data["test_fraction"] == 0.25
+    assert from_yaml.training["max_epochs"] == 2
+
+
+def test_yaml_file_reads_every_entry(tmp_path):
+    path = tmp_path / "sweep.yml"
+    path.write_text(YAML_SWEEP)
+    config = load_config(path)
+    assert config.name == "lr-sweep"
+    assert config.n_trials == 4 and config.seed == 7
+    assert config.hyperparameters == {
+        "learning_rate": LogUniform(1e-4, 1e-2),
+        "gamma": ReversedLogUniform(0.9, 0.999),
+        "batch_size": IntUniform(4, 16),
+        "model_arch": Choice(("Unet", "FPN")),
+        "model_encoder_weights": Value(None),
+        "augment": Value(True),
+    }
+
+
+def test_yaml_reads_exponent_without_dot_as_float(tmp_path):
+    # Given `1e-4` (PyYAML's YAML 1.1 would read a string) / Then the fixed value is a float
+    path = tmp_path / "sweep.yaml"
+    path.write_text("hyperparameters:\n  learning_rate: 1e-4\n  model_encoder: '1e3'\n")
+    config = load_config(path)
+    assert config.hyperparameters["learning_rate"] == Value(1e-4)
+    assert isinstance(config.hyperparameters["learning_rate"].value, float)
+    assert config.hyperparameters["model_encoder"] == Value("1e3")  # quoted stays a string
+
+
+def test_relative_data_root_resolves_against_the_config_folder(tmp_path):
+    (tmp_path / "configs").mkdir()
+    path = tmp_path / "configs" / "sweep.yaml"
+    path.write_text("data: {root: ../tiles}\nhyperparameters: {augment: true}\n")
+    config = load_config(path)
+    assert config.data["root"] == str((tmp_path / "tiles").resolve())
+
+
+def test_name_defaults_to_the_file_stem(tmp_path):
+    path = tmp_path / "my-sweep.yaml"
+    path.write_text("hyperparameters: {augment: true}\n")
+    assert load_config(path).name == "my-sweep"
+    assert config_from_dict(_minimal()).name == "sweep"
+
+
+@pytest.mark.parametrize(
+    ("filename", "text", "fragments"),
+    [
+        ("sweep.yaml", "hyperparameters:\n  lr: [1, 2\n", ["sweep.yaml:", "invalid YAML"]),
+        ("sweep.toml", "[hyperparameters]\nlr = \n", ["sweep.toml:2", "invalid TOML"]),
+        ("sweep.yaml", "- a\n- b\n", ["top level must be a mapping", "list"]),
+        ("sweep.yaml", "", ["empty"]),
+        (
+            "sweep.yaml",
+            "hyperparameters:\n  lr: 1\n  lr: 2\n",
+            ["sweep.yaml:3", "duplicate key 'lr'"],
+        ),
+        ("sweep.json", "{}", ["unknown config format '.json'"]),
+    ],
+    ids=["yaml-syntax", "toml-syntax", "not-mapping", "empty", "duplicate", "suffix"],
+)
+def test_bad_files_name_the_file(tmp_path, filename, text, fragments):
+    path = tmp_path / filename
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert filename in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("seed: 1\nhyperparameters:\n  lr: {low: 1, high: 2\nname: x\n")
+    with pytest.raises(ConfigError, match=r"sweep\.yaml:\d+: invalid YAML"):
+        load_config(path)
+
+
+def test_missing_file_names_the_path(tmp_path):
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match=r"nope\.yaml: no such config file"):
+        load_config(path)
+
+
+# --- defaults and normalisation ----------------------------------------------------------
+
+
+def test_defaults():
+    config = config_from_dict(_minimal())
+    assert config.trainable == SEGMENTATION_TRAINABLE
+    assert (config.n_trials, config.sampler, config.seed) == (10, "random", 0)
+    assert (config.metric, config.mode, config.queue) == ("iou", "max", "smptune")
+    assert config.trial_timeout == DEFAULT_TRIAL_TIMEOUT_S == 6 * 3600
+    assert config.data == {"synthetic": {}, "test_fraction": 0.2}
+    assert config.cv == {"n_folds": 5}
+    assert config.training == {
+        "max_epochs": 10,
+        "early_stopping_patience": 3,
+        "precision": "32-true",
+    }
+    assert config.retrain_and_test is True
+
+
+def test_hyphens_become_underscores_everywhere():
+    config = config_from_dict(
+        {
+            "n-trials": 2,
+            "trial-timeout": "1h",
+            "retrain-and-test": False,
+            "cv": {"n-folds": 4, "fold-method": "kfold"},
+            "data": {"synthetic": {"n-images": 8}},
+            "hyperparameters": {"learning-rate": 0.01, "focal-loss-alpha": [None, 0.25]},
+        }
+    )
+    assert config.n_trials == 2 and config.trial_timeout == 3600
+    assert config.retrain_and_test is False
+    assert config.cv == {"n_folds": 4, "fold_method": "kfold"}
+    assert config.data["synthetic"] == {"n_images": 8}
+    assert list(config.hyperparameters) == ["learning_rate", "focal_loss_alpha"]
+
+
+def test_hyphen_and_underscore_spelling_of_one_key_collide():
+    with pytest.raises(ConfigError, match=r"hyperparameters: 'learning-rate' and 'learning_rate'"):
+        config_from_dict({"hyperparameters": {"learning-rate": 0.1, "learning_rate": 0.2}})
+
+
+def test_other_section_keys_are_kept():
+    config = config_from_dict(
+        _minimal(
+            data={"root": "/abs/tiles", "bands": ["red", "nir"]},
+            training={"gradient_clip": 1.0, "precision": "bf16"},
+        )
+    )
+    assert config.data == {"root": "/abs/tiles", "bands": ["red", "nir"], "test_fraction": 0.2}
+    assert config.training["gradient_clip"] == 1.0
+    assert config.training["precision"] == "bf16-mixed"
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (90, 90.0),
+        (2.5, 2.5),
+        ("45s", 45.0),
+        ("90m", 5400.0),
+        ("2h", 7200.0),
+        ("1h30m", 5400.0),
+        ("1d", 86400.0),
+        ("600", 600.0),
+    ],
+)
+def test_trial_timeout_reads_durations(value, seconds):
+    assert parse_duration("trial_timeout", value) == seconds
+    assert config_from_dict(_minimal(trial_timeout=value)).trial_timeout == seconds
+
+
+def test_grid_by_n_trials_or_sampler():
+    space = {"model_arch": ["Unet", "FPN"], "batch_size": [4, 8], "augment": True}
+    by_n_trials = config_from_dict({"n_trials": "grid", "hyperparameters": space})
+    by_sampler = config_from_dict({"sampler": "grid", "hyperparameters": space})
+    assert by_n_trials == by_sampler
+    assert by_n_trials.sampler == "grid" and by_n_trials.n_trials == "grid"
+    assert len(by_n_trials.configurations()) == 4
+
+
+def test_random_configurations_follow_n_trials_and_seed():
+    config = config_from_dict(
+        {"n_trials": 5, "seed": 3, "hyperparameters": {"lr": {"low": 0.0, "high": 1.0}}}
+    )
+    configurations = config.configurations()
+    assert len(configurations) == 5
+    assert configurations == config.configurations()
+    other_seed = config_from_dict({**config.to_dict(), "seed": 4})
+    assert other_seed.configurations() != configurations
+
+
+def test_settings_for_the_trainable():
+    config = config_from_dict(_minimal(seed=5, metric="f1", mode="max", cv={"n_folds": 3}))
+    settings = config.settings()
+    assert settings == SweepSettings(
+        seed=5,
+        metric="f1",
+        mode="max",
+        data=config.data,
+        cv={"n_folds": 3},
+        training=config.training,
+    )
+    settings.cv["n_folds"] = 99
+    assert config.cv["n_folds"] == 3  # a copy
+
+
+# --- round-trip --------------------------------------------------------------------------
+
+
+def _full_config(tmp_path: Path) -> SweepConfig:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(YAML_SWEEP + "  focal_loss_gamma: {low: 1.0, high: 3}\n")
+    return load_config(path)
+
+
+def test_to_dict_round_trips(tmp_path):
+    config = _full_config(tmp_path)
+    data = config.to_dict()
+    assert data["hyperparameters"]["focal_loss_gamma"] == {
+        "distribution": "uniform",
+        "low": 1.0,
+        "high": 3.0,
+    }
+    assert config_from_dict(data) == config
+    assert config_from_dict(data).hyperparameters["focal_loss_gamma"] == Uniform(1.0, 3.0)
+
+
+def test_to_dict_round_trips_through_yaml(tmp_path):
+    config = _full_config(tmp_path)
+    text = config_to_yaml(config.to_dict())
+    assert config_from_dict(yaml.safe_load(text)) == config
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    assert load_config(path) == config
+
+
+def test_round_trip_preserves_grid():
+    config = config_from_dict({"sampler": "grid", "hyperparameters": {"a": [1, 2]}})
+    assert config_from_dict(yaml.safe_load(config_to_yaml(config.to_dict()))) == config
+
+
+def test_config_to_yaml_keeps_key_order():
+    text = config_to_yaml({"zeta": 1, "alpha": (1, 2)})
+    assert text.index("zeta") < text.index("alpha")
+    assert yaml.safe_load(text) == {"zeta": 1, "alpha": [1, 2]}
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "fragment"),
+    [
+        (_minimal(cv={"n_folds": 1}), "cv.n_folds", "must be an integer >= 2, got 1"),
+        (_minimal(n_trials=0), "n_trials", "got 0"),
+        (_minimal(n_trials="all"), "n_trials", "'all'"),
+        (_minimal(n_trials=True), "n_trials", "True"),
+        (_minimal(sampler="grid", n_trials=5), "sampler", "conflicts with n_trials: 5"),
+        (_minimal(sampler="random", n_trials="grid"), "sampler", "conflicts"),
+        (_minimal(sampler="tpe"), "sampler", "'tpe'"),
+        (_minimal(seed=-1), "seed", "got -1"),
+        (_minimal(mode="maximize"), "mode", "'maximize'"),
+        (_minimal(metric=""), "metric", "non-empty"),
+        (_minimal(trainable="smptune.training"), "trainable", "package.module:object"),
+        (_minimal(trial_timeout="soon"), "trial_timeout", "'soon'"),
+        (_minimal(trial_timeout=0), "trial_timeout", "got 0"),
+        (_minimal(data={"test_fraction": 1.0}), "data.test_fraction", "(0, 1), got 1.0"),
+        (_minimal(data=["a"]), "data", "must be a mapping"),
+        (_minimal(training={"max_epochs": 0}), "training.max_epochs", "got 0"),
+        (
+            _minimal(training={"early_stopping_patience": -1}),
+            "training.early_stopping_patience",
+            "got -1",
+        ),
+        (_minimal(training={"precision": "fp8"}), "training.precision", "'fp8'"),
+        (_minimal(retrain_and_test="yes"), "retrain_and_test", "'yes'"),
+        (_minimal(batchsize=8), "batchsize", "unknown key (known: name, trainable"),
+        ({"n_trials": 3}, "hyperparameters", "missing"),
+        ({"hyperparameters": {}}, "hyperparameters", "at least one entry"),
+        ({"hyperparameters": [1, 2]}, "hyperparameters", "must be a mapping"),
+        (
+            {"hyperparameters": {"lr": {"low": 0.1, "high": 0.01}}},
+            "hyperparameters.lr",
+            "low (0.1) must be < high (0.01)",
+        ),
+    ],
+)
+def test_config_errors_name_the_key(data, key, fragment):
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(data)
+    message = str(info.value)
+    assert message.startswith(f"{key}: ")
+    assert fragment in message
+
+
+def test_several_unknown_keys_are_listed():
+    with pytest.raises(ConfigError, match=r"'foo', 'bar'.*known: name"):
+        config_from_dict(_minimal(foo=1, bar=2))
+
+
+def test_top_level_must_be_a_mapping():
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        config_from_dict([1, 2])  # type: ignore[arg-type]
