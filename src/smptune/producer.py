@@ -59,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False)
+    console = Console(highlight=False)
+    if not console.is_terminal:  # logs and pipes: no wrapping of ids at 80 columns
+        console = Console(highlight=False, width=200)
+    return console
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -186,7 +189,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     table = Table()
     for column in ("sweep", "name", "status", "created", "trials", "complete", "failed"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("sweep", "created"))
     for s in _store(args).list_sweeps():
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(s["created"] or 0)))
         table.add_row(s["id"], s["name"], s["status"], created, s["n_trials"],

@@ -1,0 +1,144 @@
+"""Fixtures that start what the tests need: a real Redis on a free port and real
+``workers`` processes, driven through the real CLIs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from celery import Celery
+
+from smptune.broker import EmbeddedRedis
+from smptune.celeryapp import configure, create_app
+from smptune.store import SweepStore
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO = TESTS_DIR.parent
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment of a CLI run: no broker from the outside, the test helpers importable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMPTUNE_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str | Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    """Run ``python -m smptune.<command> ...`` and capture its output."""
+    command, *rest = (str(a) for a in args)
+    module = {"producer": "smptune.producer", "workers": "smptune.workers"}[command]
+    return subprocess.run(
+        [sys.executable, "-m", module, *rest], capture_output=True, text=True,
+        timeout=timeout, env=cli_env(**env), stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(data_dir=tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def store(redis_server: EmbeddedRedis) -> SweepStore:
+    return SweepStore.from_url(redis_server.url)
+
+
+@pytest.fixture
+def celery_app(redis_server: EmbeddedRedis) -> Iterator[Celery]:
+    """A producer-side Celery app on this test's Redis, as anyone with access could build."""
+    app = create_app()
+    configure(app, redis_server.url, send_only=True)
+    yield app
+    app.close()
+
+
+@dataclass
+class WorkersProcess:
+    """A running ``workers start`` supervisor and where its workers log."""
+
+    process: subprocess.Popen[str]
+    log_dir: Path
+    output: Path
+
+    def logs(self) -> str:
+        parts = [self.output.read_text()] if self.output.exists() else []
+        parts += [p.read_text() for p in sorted(self.log_dir.glob("*.log"))]
+        return "\n".join(parts)
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.process.returncode
+
+
+@pytest.fixture
+def start_workers(
+    redis_server: EmbeddedRedis, tmp_path: Path
+) -> Iterator[Callable[..., WorkersProcess]]:
+    started: list[WorkersProcess] = []
+
+    def start(*args: str, name: str = "workers", **env: str) -> WorkersProcess:
+        log_dir = tmp_path / f"{name}-logs"
+        log_dir.mkdir()
+        output = tmp_path / f"{name}.out"
+        with output.open("w") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "smptune.workers", "start", "--broker", redis_server.url,
+                 "--logfile-dir", str(log_dir), "--shutdown-timeout", "20", *args],
+                stdout=out, stderr=subprocess.STDOUT, text=True, env=cli_env(**env),
+                start_new_session=True,
+            )
+        workers = WorkersProcess(process, log_dir, output)
+        started.append(workers)
+        return workers
+
+    yield start
+    for workers in started:
+        workers.stop()
+
+
+def write_config(path: Path, **overrides: object) -> Path:
+    """A quadratic-trainable sweep config, with ``overrides`` on top."""
+    config: dict[str, object] = {
+        "name": "quad",
+        "trainable": "smptune.testing:QuadraticTrainable",
+        "n_trials": 6,
+        "seed": 3,
+        "metric": "score",
+        "cv": {"n_folds": 3},
+        "hyperparameters": {
+            "x": {"low": -2.0, "high": 3.0},
+            "y": {"distribution": "uniform", "low": -4.0, "high": 1.0},
+        },
+    }
+    config.update(overrides)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 60, interval: float = 0.2) -> object:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")

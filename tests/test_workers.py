@@ -1,0 +1,162 @@
+"""The ``workers`` command: device pinning, supervision, and what a worker refuses to run."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from conftest import run_cli, wait_for, write_config
+
+from smptune.config import load_config
+from smptune.store import SweepStore
+
+
+def _processes_in_group(pgid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                pids.append(int(entry.name))
+    return pids
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _record_sweep(store: SweepStore, config_path: Path, trainable: str | None = None) -> str:
+    """Record a sweep directly in Redis, as someone with write access to it could."""
+    config = load_config(config_path).to_dict()
+    if trainable:
+        config["trainable"] = trainable
+    params = {"x": 1.0, "y": -2.0, "sleep": 0.0, "fail": False, "fold_noise": 0.0}
+    store.create_sweep("crafted", config, [params], 2, "/tmp")
+    return "crafted"
+
+
+def test_each_worker_sees_only_its_own_device(tmp_path, redis_server, store, start_workers):
+    # Given workers on devices 0 and 1, and trials slow enough to be shared between them
+    start_workers("--devices", "0", "1", "--hostname", "node")
+    config = write_config(tmp_path / "s.yaml", n_trials=8, cv={"n_folds": 2},
+                          hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": 0.3})
+    result = run_cli("producer", "submit", config, "--broker", redis_server.url, "--wait",
+                     "--artifacts", tmp_path / "a")
+    assert result.returncode == 0, result.stderr
+    sweep_id = result.stdout.split()[0]
+
+    # Then every trial reports the CUDA_VISIBLE_DEVICES of the worker that ran it
+    trials = store.trials(sweep_id)
+    assert {t["worker"] for t in trials} == {"gpu0@node", "gpu1@node"}
+    for t in trials:
+        assert t["device"] == t["worker"][len("gpu"):].split("@")[0]
+
+
+def test_a_pickled_message_is_refused(tmp_path, celery_app, store, start_workers):
+    # Given a running worker and a sweep recorded in Redis
+    workers = start_workers("--cpu", "1")
+    sweep_id = _record_sweep(store, write_config(tmp_path / "s.yaml"))
+
+    # When someone sends the trial as a pickle
+    celery_app.send_task("smptune.cv_trial", args=(sweep_id, 0), serializer="pickle",
+                  queue="smptune")
+
+    # Then the worker refuses it and runs nothing
+    wait_for(lambda: "untrusted content of type pickle" in workers.logs(), 60)
+    assert store.trials(sweep_id)[0]["status"] == "pending"
+    # while the same trial as JSON runs
+    celery_app.send_task("smptune.cv_trial", args=(sweep_id, 0), queue="smptune")
+    wait_for(lambda: store.trials(sweep_id)[0]["status"] == "complete", 60)
+
+
+def test_a_trainable_outside_the_allow_list_fails_and_runs_nothing(
+    tmp_path, redis_server, celery_app, store, start_workers
+):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    workers = start_workers("--cpu", "1", SMPTUNE_TEST_MARKER_DIR=str(markers))
+    # Given a sweep naming the user's own trainable, which these workers were not told to allow
+    config = write_config(tmp_path / "s.yaml", n_trials=2,
+                          trainable="trainables:MarkingTrainable")
+    result = run_cli("producer", "submit", config, "--broker", redis_server.url, "--wait",
+                     "--artifacts", tmp_path / "a")
+    sweep_id = result.stdout.split()[0]
+
+    # Then every trial failed with the reason, no fold ran, and the sweep still finished
+    trials = store.trials(sweep_id)
+    assert [t["status"] for t in trials] == ["failed", "failed"]
+    assert all("not allowed" in t["error"] and "--allow-trainable" in t["error"]
+               for t in trials)
+    assert list(markers.iterdir()) == []
+    assert store.get_sweep(sweep_id)["finalize_runs"] == 1
+
+    # And a message naming os:system, written straight into Redis, is refused the same way
+    crafted = _record_sweep(store, write_config(tmp_path / "c.yaml"), trainable="os:system")
+    celery_app.send_task("smptune.cv_trial", args=(crafted, 0), queue="smptune")
+    wait_for(lambda: store.trials(crafted)[0]["status"] == "failed", 60)
+    assert "'os:system' is not allowed" in store.trials(crafted)[0]["error"]
+    assert store.folds(crafted, 0) == {}
+    workers.stop()
+
+
+def test_an_allowed_trainable_runs(tmp_path, redis_server, store, start_workers):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    start_workers("--cpu", "1", "--allow-trainable", "trainables:MarkingTrainable",
+                  SMPTUNE_TEST_MARKER_DIR=str(markers))
+    config = write_config(tmp_path / "s.yaml", n_trials=2,
+                          trainable="trainables:MarkingTrainable")
+    result = run_cli("producer", "submit", config, "--broker", redis_server.url, "--wait",
+                     "--artifacts", tmp_path / "a")
+    assert result.returncode == 0, result.stderr
+    sweep_id = result.stdout.split()[0]
+    assert [t["status"] for t in store.trials(sweep_id)] == ["complete", "complete"]
+    assert len(list(markers.iterdir())) == 2 * 3
+
+
+def test_the_supervisor_restarts_a_crashed_worker(tmp_path, redis_server, store, start_workers):
+    # Given a supervised worker
+    workers = start_workers("--cpu", "1")
+    celery_pid = wait_for(lambda: _children(workers.process.pid), 30)[0]
+
+    # When its process is killed
+    os.kill(celery_pid, signal.SIGKILL)
+
+    # Then the supervisor says so, starts a new one, and sweeps still run
+    wait_for(lambda: "cpu0@" in workers.logs() and "restarting" in workers.logs(), 30)
+    new = wait_for(lambda: [p for p in _children(workers.process.pid) if p != celery_pid], 30)
+    assert new
+    result = run_cli("producer", "submit", write_config(tmp_path / "s.yaml", n_trials=2),
+                     "--broker", redis_server.url, "--wait", "--artifacts", tmp_path / "a")
+    assert result.returncode == 0, result.stderr
+
+
+def test_sigterm_stops_every_worker_process(tmp_path, redis_server, start_workers):
+    workers = start_workers("--cpu", "2")
+    wait_for(lambda: len(_children(workers.process.pid)) == 2, 30)
+    # the pool children are up once each worker logs that it is ready
+    wait_for(lambda: workers.logs().count("ready") >= 2, 60)
+    pgid = workers.process.pid
+
+    assert workers.stop() == 0
+
+    assert _processes_in_group(pgid) == []
+    assert "all workers stopped" in workers.logs()
+
+
+def test_workers_without_a_broker_exit_2(tmp_path):
+    result = run_cli("workers", "start", "--cpu", "1")
+    assert result.returncode == 2
+    assert "no broker" in result.stderr
+
+
+def test_workers_with_an_unreachable_broker_exit_3(tmp_path):
+    result = run_cli("workers", "start", "--cpu", "1", "--broker", "redis://:hunter2@127.0.0.1:1/0")
+    assert result.returncode == 3
+    assert "unreachable" in result.stderr and "hunter2" not in result.stderr

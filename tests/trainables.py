@@ -1,0 +1,28 @@
+"""A user's own trainable, importable as ``trainables:EnvReporter`` (tests/ is on PYTHONPATH).
+
+It reports nothing of interest beyond a score, so it proves that a trainable outside the
+built-ins runs only where it was allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from smptune.testing import QuadraticTrainable
+from smptune.trainable import FoldContext, FoldResult
+
+MARKER_ENV = "SMPTUNE_TEST_MARKER_DIR"
+
+
+class MarkingTrainable(QuadraticTrainable):
+    """The quadratic trainable, leaving a file behind for every fold it trains."""
+
+    def train_fold(self, params: Mapping[str, Any], context: FoldContext) -> FoldResult:
+        import os
+
+        marker_dir = os.environ.get(MARKER_ENV)
+        if marker_dir:
+            Path(marker_dir, f"{context.sweep_id}-{context.trial}-{context.fold}").touch()
+        return super().train_fold(params, context)
