@@ -38,8 +38,12 @@ def run_cli(*args: str | Path, timeout: float = 300, **env: str) -> subprocess.C
     command, *rest = (str(a) for a in args)
     module = {"producer": "smptune.producer", "workers": "smptune.workers"}[command]
     return subprocess.run(
-        [sys.executable, "-m", module, *rest], capture_output=True, text=True,
-        timeout=timeout, env=cli_env(**env), stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", module, *rest],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(**env),
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -100,9 +104,23 @@ def start_workers(
         output = tmp_path / f"{name}.out"
         with output.open("w") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "smptune.workers", "start", "--broker", redis_server.url,
-                 "--logfile-dir", str(log_dir), "--shutdown-timeout", "20", *args],
-                stdout=out, stderr=subprocess.STDOUT, text=True, env=cli_env(**env),
+                [
+                    sys.executable,
+                    "-m",
+                    "smptune.workers",
+                    "start",
+                    "--broker",
+                    redis_server.url,
+                    "--logfile-dir",
+                    str(log_dir),
+                    "--shutdown-timeout",
+                    "20",
+                    *args,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=cli_env(**env),
                 start_new_session=True,
             )
         workers = WorkersProcess(process, log_dir, output)

@@ -7,15 +7,17 @@ import json
 from pathlib import Path
 
 import yaml
-from conftest import run_cli, write_config
 
 from smptune.config import load_config
 from smptune.store import SweepStore
 
+from conftest import run_cli, write_config
+
 
 def _submit_and_wait(config: Path, broker: str, artifacts: Path) -> tuple[str, str]:
-    result = run_cli("producer", "submit", config, "--broker", broker, "--wait",
-                     "--artifacts", artifacts)
+    result = run_cli(
+        "producer", "submit", config, "--broker", broker, "--wait", "--artifacts", artifacts
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     return result.stdout.splitlines()[0].strip(), result.stdout
 
@@ -36,8 +38,7 @@ def test_sweep_runs_every_trial_once_and_retrains_the_best(
     assert sweep["finalize_runs"] == 1
     results = sweep["results"]
     assert sorted(t["trial"] for t in results["ranking"]) == list(range(6))
-    assert all(t["status"] == "complete" and len(t["fold_scores"]) == 3
-               for t in results["ranking"])
+    assert all(t["status"] == "complete" and len(t["fold_scores"]) == 3 for t in results["ranking"])
     # and the ranking is by mean fold score, best first
     scores = [t["score"] for t in results["ranking"]]
     assert scores == sorted(scores, reverse=True)
@@ -56,8 +57,9 @@ def test_sweep_runs_every_trial_once_and_retrains_the_best(
     assert {"x", "y", "fold_0", "fold_1", "fold_2", "mean", "std", "worker"} <= set(rows[0])
     assert {r["worker"].split("@")[0] for r in rows} <= {"cpu0", "cpu1"}
     assert json.loads((out / "final" / "test_metrics.json").read_text()) == sweep["test_metrics"]
-    assert json.loads((out / "results.json").read_text())["best"]["trial"] == \
-        results["best"]["trial"]
+    assert (
+        json.loads((out / "results.json").read_text())["best"]["trial"] == results["best"]["trial"]
+    )
     model = json.loads((out / "final" / "model.json").read_text())
     assert model["params"] == best_params
 
@@ -75,12 +77,13 @@ def test_a_failing_configuration_is_recorded_and_the_sweep_completes(
     # Given a grid where one configuration raises in every fold
     start_workers("--cpu", "1")
     config = write_config(
-        tmp_path / "sweep.yaml", n_trials="grid",
+        tmp_path / "sweep.yaml",
+        n_trials="grid",
         hyperparameters={"x": [0.0, 1.0, 2.0], "y": -2.0, "fail": [False, True]},
     )
 
     # When it runs to the end
-    sweep_id, output = _submit_and_wait(config, redis_server.url, tmp_path / "artifacts")
+    sweep_id, _ = _submit_and_wait(config, redis_server.url, tmp_path / "artifacts")
 
     # Then the failed trials carry their message and rank below every complete one
     results = store.get_sweep(sweep_id)["results"]
@@ -108,18 +111,24 @@ def test_dry_run_prints_the_same_configurations_twice_and_queues_nothing(tmp_pat
     assert [line["trial"] for line in lines] == list(range(5))
     assert first.stdout == second.stdout
     # a different seed gives different configurations
-    other = run_cli("producer", "submit", write_config(tmp_path / "b.yaml", n_trials=5, seed=4),
-                    "--dry-run")
+    other = run_cli(
+        "producer", "submit", write_config(tmp_path / "b.yaml", n_trials=5, seed=4), "--dry-run"
+    )
     assert other.stdout != first.stdout
 
 
 def test_grid_search_lists_the_whole_product(tmp_path):
-    config = write_config(tmp_path / "sweep.yaml", n_trials="grid",
-                          hyperparameters={"x": [0.0, 1.0], "y": [1.0, 2.0, 3.0], "sleep": 0.0})
+    config = write_config(
+        tmp_path / "sweep.yaml",
+        n_trials="grid",
+        hyperparameters={"x": [0.0, 1.0], "y": [1.0, 2.0, 3.0], "sleep": 0.0},
+    )
     result = run_cli("producer", "submit", config, "--dry-run")
     assert result.returncode == 0, result.stderr
-    combos = {(json.loads(line)["params"]["x"], json.loads(line)["params"]["y"])
-              for line in result.stdout.splitlines()}
+    combos = {
+        (json.loads(line)["params"]["x"], json.loads(line)["params"]["y"])
+        for line in result.stdout.splitlines()
+    }
     assert combos == {(x, y) for x in (0.0, 1.0) for y in (1.0, 2.0, 3.0)}
 
 
@@ -140,8 +149,9 @@ def test_status_results_and_list_read_a_finished_sweep(
     tmp_path, redis_server, store: SweepStore, start_workers
 ):
     start_workers("--cpu", "1")
-    sweep_id, _ = _submit_and_wait(write_config(tmp_path / "s.yaml", n_trials=3),
-                                   redis_server.url, tmp_path / "artifacts")
+    sweep_id, _ = _submit_and_wait(
+        write_config(tmp_path / "s.yaml", n_trials=3), redis_server.url, tmp_path / "artifacts"
+    )
 
     status = run_cli("producer", "status", sweep_id, "--json", SMPTUNE_BROKER_URL=redis_server.url)
     assert status.returncode == 0, status.stderr
@@ -154,8 +164,9 @@ def test_status_results_and_list_read_a_finished_sweep(
     assert "folds 9/9" in human.stdout and "[done]" in human.stdout
 
     out = tmp_path / "elsewhere"
-    results = run_cli("producer", "results", sweep_id, "--broker", redis_server.url,
-                      "--out", out, "--json")
+    results = run_cli(
+        "producer", "results", sweep_id, "--broker", redis_server.url, "--out", out, "--json"
+    )
     assert results.returncode == 0, results.stderr
     data = json.loads(results.stdout)
     assert data["status"] == "done" and len(data["ranking"]) == 3

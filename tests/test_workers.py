@@ -6,10 +6,10 @@ import os
 import signal
 from pathlib import Path
 
-from conftest import run_cli, wait_for, write_config
-
 from smptune.config import load_config
 from smptune.store import SweepStore
+
+from conftest import run_cli, wait_for, write_config
 
 
 def _processes_in_group(pgid: int) -> list[int]:
@@ -44,10 +44,22 @@ def _record_sweep(store: SweepStore, config_path: Path, trainable: str | None = 
 def test_each_worker_sees_only_its_own_device(tmp_path, redis_server, store, start_workers):
     # Given workers on devices 0 and 1, and trials slow enough to be shared between them
     start_workers("--devices", "0", "1", "--hostname", "node")
-    config = write_config(tmp_path / "s.yaml", n_trials=8, cv={"n_folds": 2},
-                          hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": 0.3})
-    result = run_cli("producer", "submit", config, "--broker", redis_server.url, "--wait",
-                     "--artifacts", tmp_path / "a")
+    config = write_config(
+        tmp_path / "s.yaml",
+        n_trials=8,
+        cv={"n_folds": 2},
+        hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": 0.3},
+    )
+    result = run_cli(
+        "producer",
+        "submit",
+        config,
+        "--broker",
+        redis_server.url,
+        "--wait",
+        "--artifacts",
+        tmp_path / "a",
+    )
     assert result.returncode == 0, result.stderr
     sweep_id = result.stdout.split()[0]
 
@@ -55,7 +67,7 @@ def test_each_worker_sees_only_its_own_device(tmp_path, redis_server, store, sta
     trials = store.trials(sweep_id)
     assert {t["worker"] for t in trials} == {"gpu0@node", "gpu1@node"}
     for t in trials:
-        assert t["device"] == t["worker"][len("gpu"):].split("@")[0]
+        assert t["device"] == t["worker"][len("gpu") :].split("@")[0]
 
 
 def test_a_pickled_message_is_refused(tmp_path, celery_app, store, start_workers):
@@ -64,8 +76,9 @@ def test_a_pickled_message_is_refused(tmp_path, celery_app, store, start_workers
     sweep_id = _record_sweep(store, write_config(tmp_path / "s.yaml"))
 
     # When someone sends the trial as a pickle
-    celery_app.send_task("smptune.cv_trial", args=(sweep_id, 0), serializer="pickle",
-                  queue="smptune")
+    celery_app.send_task(
+        "smptune.cv_trial", args=(sweep_id, 0), serializer="pickle", queue="smptune"
+    )
 
     # Then the worker refuses it and runs nothing
     wait_for(lambda: "untrusted content of type pickle" in workers.logs(), 60)
@@ -82,17 +95,23 @@ def test_a_trainable_outside_the_allow_list_fails_and_runs_nothing(
     markers.mkdir()
     workers = start_workers("--cpu", "1", SMPTUNE_TEST_MARKER_DIR=str(markers))
     # Given a sweep naming the user's own trainable, which these workers were not told to allow
-    config = write_config(tmp_path / "s.yaml", n_trials=2,
-                          trainable="trainables:MarkingTrainable")
-    result = run_cli("producer", "submit", config, "--broker", redis_server.url, "--wait",
-                     "--artifacts", tmp_path / "a")
+    config = write_config(tmp_path / "s.yaml", n_trials=2, trainable="trainables:MarkingTrainable")
+    result = run_cli(
+        "producer",
+        "submit",
+        config,
+        "--broker",
+        redis_server.url,
+        "--wait",
+        "--artifacts",
+        tmp_path / "a",
+    )
     sweep_id = result.stdout.split()[0]
 
     # Then every trial failed with the reason, no fold ran, and the sweep still finished
     trials = store.trials(sweep_id)
     assert [t["status"] for t in trials] == ["failed", "failed"]
-    assert all("not allowed" in t["error"] and "--allow-trainable" in t["error"]
-               for t in trials)
+    assert all("not allowed" in t["error"] and "--allow-trainable" in t["error"] for t in trials)
     assert list(markers.iterdir()) == []
     assert store.get_sweep(sweep_id)["finalize_runs"] == 1
 
@@ -108,12 +127,24 @@ def test_a_trainable_outside_the_allow_list_fails_and_runs_nothing(
 def test_an_allowed_trainable_runs(tmp_path, redis_server, store, start_workers):
     markers = tmp_path / "markers"
     markers.mkdir()
-    start_workers("--cpu", "1", "--allow-trainable", "trainables:MarkingTrainable",
-                  SMPTUNE_TEST_MARKER_DIR=str(markers))
-    config = write_config(tmp_path / "s.yaml", n_trials=2,
-                          trainable="trainables:MarkingTrainable")
-    result = run_cli("producer", "submit", config, "--broker", redis_server.url, "--wait",
-                     "--artifacts", tmp_path / "a")
+    start_workers(
+        "--cpu",
+        "1",
+        "--allow-trainable",
+        "trainables:MarkingTrainable",
+        SMPTUNE_TEST_MARKER_DIR=str(markers),
+    )
+    config = write_config(tmp_path / "s.yaml", n_trials=2, trainable="trainables:MarkingTrainable")
+    result = run_cli(
+        "producer",
+        "submit",
+        config,
+        "--broker",
+        redis_server.url,
+        "--wait",
+        "--artifacts",
+        tmp_path / "a",
+    )
     assert result.returncode == 0, result.stderr
     sweep_id = result.stdout.split()[0]
     assert [t["status"] for t in store.trials(sweep_id)] == ["complete", "complete"]
@@ -132,8 +163,16 @@ def test_the_supervisor_restarts_a_crashed_worker(tmp_path, redis_server, store,
     wait_for(lambda: "cpu0@" in workers.logs() and "restarting" in workers.logs(), 30)
     new = wait_for(lambda: [p for p in _children(workers.process.pid) if p != celery_pid], 30)
     assert new
-    result = run_cli("producer", "submit", write_config(tmp_path / "s.yaml", n_trials=2),
-                     "--broker", redis_server.url, "--wait", "--artifacts", tmp_path / "a")
+    result = run_cli(
+        "producer",
+        "submit",
+        write_config(tmp_path / "s.yaml", n_trials=2),
+        "--broker",
+        redis_server.url,
+        "--wait",
+        "--artifacts",
+        tmp_path / "a",
+    )
     assert result.returncode == 0, result.stderr
 
 

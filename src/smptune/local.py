@@ -28,8 +28,18 @@ class LocalCluster:
         return self.redis.url
 
     def workers_command(self) -> list[str]:
-        argv = [sys.executable, "-m", "smptune.workers", "start", "--broker", self.url,
-                "--logfile-dir", str(self.log_dir), "--shutdown-timeout", "10"]
+        argv = [
+            sys.executable,
+            "-m",
+            "smptune.workers",
+            "start",
+            "--broker",
+            self.url,
+            "--logfile-dir",
+            str(self.log_dir),
+            "--shutdown-timeout",
+            "10",
+        ]
         if self.cpu_workers:
             argv += ["--cpu", str(self.cpu_workers)]
         if self.trainable not in BUILTIN_TRAINABLES:
@@ -42,8 +52,12 @@ class LocalCluster:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with (self.log_dir / "workers.log").open("ab") as log:
             self.workers = subprocess.Popen(
-                self.workers_command(), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True, env=dict(os.environ),
+                self.workers_command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=dict(os.environ),
             )
         return self
 

@@ -21,7 +21,8 @@ DEFAULT_ARTIFACTS = "smptune-results"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="producer", description="Submit cross-validated sweeps and read their results.")
+        prog="producer", description="Submit cross-validated sweeps and read their results."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -29,19 +30,35 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--broker", help=f"Redis URL (default: ${BROKER_ENV})")
         return p
 
-    submit = with_broker(sub.add_parser(
-        "submit", help="validate a config, record the sweep, queue one chord",
-        description="With no --broker and no $SMPTUNE_BROKER_URL the sweep runs locally: an "
-        "embedded Redis and this machine's workers are started and stopped again."))
+    submit = with_broker(
+        sub.add_parser(
+            "submit",
+            help="validate a config, record the sweep, queue one chord",
+            description="With no --broker and no $SMPTUNE_BROKER_URL the sweep runs locally: an "
+            "embedded Redis and this machine's workers are started and stopped again.",
+        )
+    )
     submit.add_argument("config", type=Path, help="sweep config (YAML or TOML)")
-    submit.add_argument("--wait", action="store_true",
-                        help="show progress until retrain-and-test has finished")
-    submit.add_argument("--dry-run", action="store_true",
-                        help="print the configurations as JSON lines; queue nothing")
-    submit.add_argument("--artifacts", type=Path, default=Path(DEFAULT_ARTIFACTS),
-                        help=f"results go to DIR/<sweep id>/ (default: ./{DEFAULT_ARTIFACTS})")
-    submit.add_argument("--local-workers", type=int, metavar="N",
-                        help="local mode: N CPU workers (default: one per GPU, else one)")
+    submit.add_argument(
+        "--wait", action="store_true", help="show progress until retrain-and-test has finished"
+    )
+    submit.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the configurations as JSON lines; queue nothing",
+    )
+    submit.add_argument(
+        "--artifacts",
+        type=Path,
+        default=Path(DEFAULT_ARTIFACTS),
+        help=f"results go to DIR/<sweep id>/ (default: ./{DEFAULT_ARTIFACTS})",
+    )
+    submit.add_argument(
+        "--local-workers",
+        type=int,
+        metavar="N",
+        help="local mode: N CPU workers (default: one per GPU, else one)",
+    )
 
     status = with_broker(sub.add_parser("status", help="progress of a sweep"))
     status.add_argument("sweep")
@@ -136,8 +153,7 @@ def _submit_local(args: argparse.Namespace, config: Any, configurations: list) -
     print(f"local mode: embedded Redis and local workers (logs in {log_dir})", file=sys.stderr)
     with LocalCluster(log_dir, args.local_workers, config.trainable) as cluster:
         store = SweepStore.from_url(cluster.url)
-        return _submit_and_maybe_wait(args, store, cluster.url, config, configurations,
-                                      wait=True)
+        return _submit_and_maybe_wait(args, store, cluster.url, config, configurations, wait=True)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -154,8 +170,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         running_for = format_duration(time.time() - r["started"]) if r["started"] else "--"
         console.print(f"  {r['worker']}: trial {r['trial']} fold {r['fold']} ({running_for})")
     if snap["test_metrics"]:
-        console.print("test metrics: " + ", ".join(
-            f"{k}={v:.4f}" for k, v in snap["test_metrics"].items()))
+        console.print(
+            "test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in snap["test_metrics"].items())
+        )
     if snap["error"]:
         console.print(f"error: {snap['error']}")
     return ExitCode.OK
@@ -171,14 +188,20 @@ def cmd_results(args: argparse.Namespace) -> int:
     if args.out:
         write_results(results, sweep["config"], args.out, sweep.get("test_metrics"))
     if args.json:
-        print(json.dumps({**results, "status": sweep["status"],
-                          "test_metrics": sweep.get("test_metrics")}, indent=2, default=str))
+        print(
+            json.dumps(
+                {**results, "status": sweep["status"], "test_metrics": sweep.get("test_metrics")},
+                indent=2,
+                default=str,
+            )
+        )
         return ExitCode.OK
     console = _console()
     console.print(ranking_table(results, limit=50))
     if sweep.get("test_metrics"):
-        console.print("test metrics: " + ", ".join(
-            f"{k}={v:.4f}" for k, v in sweep["test_metrics"].items()))
+        console.print(
+            "test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sweep["test_metrics"].items())
+        )
     if args.out:
         console.print(f"results written to {args.out}")
     return ExitCode.OK
@@ -192,8 +215,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         table.add_column(column, no_wrap=column in ("sweep", "created"))
     for s in _store(args).list_sweeps():
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(s["created"] or 0)))
-        table.add_row(s["id"], s["name"], s["status"], created, s["n_trials"],
-                      s["trials_complete"], s["trials_failed"])
+        table.add_row(
+            s["id"],
+            s["name"],
+            s["status"],
+            created,
+            s["n_trials"],
+            s["trials_complete"],
+            s["trials_failed"],
+        )
     _console().print(table)
     return ExitCode.OK
 

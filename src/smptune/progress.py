@@ -83,17 +83,24 @@ def wait(store: SweepStore, sweep_id: str, console: Console, poll_s: float = 1.0
                 return snap
             time.sleep(poll_s)
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(),
-        TextColumn("{task.completed}/{task.total} folds"), TextColumn("{task.fields[info]}"),
-        console=console, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} folds"),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        transient=False,
     ) as bar:
         snap = snapshot(store, sweep_id)
         task = bar.add_task(snap["name"], total=snap["folds_total"], info="")
         while True:
             snap = snapshot(store, sweep_id)
             info = progress_line(snap).split("| ", 1)[1]
-            bar.update(task, completed=snap["folds_done"], info=info,
-                       description=f"{snap['name']} [{snap['status']}]")
+            bar.update(
+                task,
+                completed=snap["folds_done"],
+                info=info,
+                description=f"{snap['name']} [{snap['status']}]",
+            )
             if snap["status"] in TERMINAL_SWEEP_STATES:
                 return snap
             time.sleep(poll_s)

@@ -33,7 +33,9 @@ def summarize(db: SweepStore, sweep_id: str) -> dict[str, Any]:
         "hyperparameters": list(config.hyperparameters),
         "trials_complete": sweep["trials_complete"],
         "trials_failed": sweep["trials_failed"],
-        "best": None if best is None else {
+        "best": None
+        if best is None
+        else {
             "trial": best["trial"],
             "score": best["score"],
             "score_std": best["score_std"],
@@ -67,23 +69,42 @@ def write_trials_csv(results: Mapping[str, Any], path: Path) -> None:
     """A row per trial: number, status, parameters, per-fold scores, mean, std, duration."""
     params = _param_names(results)
     n_folds = int(results["n_folds"])
-    header = ["trial", "rank", "status", *params, *(f"fold_{k}" for k in range(n_folds)),
-              "mean", "std", "duration_s", "worker", "error"]
+    header = [
+        "trial",
+        "rank",
+        "status",
+        *params,
+        *(f"fold_{k}" for k in range(n_folds)),
+        "mean",
+        "std",
+        "duration_s",
+        "worker",
+        "error",
+    ]
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
         for t in sorted(results["ranking"], key=lambda t: t["trial"]):
             scores = dict(enumerate(t.get("fold_scores", [])))
-            writer.writerow([
-                t["trial"], t["rank"], t["status"],
-                *(json.dumps(t["params"].get(p)) if isinstance(t["params"].get(p), list | dict)
-                  else t["params"].get(p) for p in params),
-                *(scores.get(k, "") for k in range(n_folds)),
-                "" if t.get("score") is None else t["score"],
-                "" if t.get("score_std") is None else t["score_std"],
-                "" if t.get("duration_s") is None else round(t["duration_s"], 3),
-                t.get("worker") or "", t.get("error") or "",
-            ])
+            writer.writerow(
+                [
+                    t["trial"],
+                    t["rank"],
+                    t["status"],
+                    *(
+                        json.dumps(t["params"].get(p))
+                        if isinstance(t["params"].get(p), list | dict)
+                        else t["params"].get(p)
+                        for p in params
+                    ),
+                    *(scores.get(k, "") for k in range(n_folds)),
+                    "" if t.get("score") is None else t["score"],
+                    "" if t.get("score_std") is None else t["score_std"],
+                    "" if t.get("duration_s") is None else round(t["duration_s"], 3),
+                    t.get("worker") or "",
+                    t.get("error") or "",
+                ]
+            )
 
 
 def write_results(

@@ -137,8 +137,14 @@ class SweepStore:
         for key in ("config", "results", "test_metrics"):
             if key in sweep:
                 sweep[key] = json.loads(sweep[key])
-        for key in ("n_trials", "n_folds", "folds_done", "trials_complete", "trials_failed",
-                    "finalize_runs"):
+        for key in (
+            "n_trials",
+            "n_folds",
+            "folds_done",
+            "trials_complete",
+            "trials_failed",
+            "finalize_runs",
+        ):
             sweep[key] = int(sweep.get(key, 0))
         for key in ("created", "finished"):
             if key in sweep:
@@ -148,16 +154,13 @@ class SweepStore:
     def list_sweeps(self) -> list[dict[str, Any]]:
         ids = self.r.zrevrange(f"{PREFIX}:sweeps", 0, -1)
         pipe = self.r.pipeline(transaction=False)
-        fields = ("id", "name", "status", "created", "n_trials", "trials_complete",
-                  "trials_failed")
+        fields = ("id", "name", "status", "created", "n_trials", "trials_complete", "trials_failed")
         for sweep_id in ids:
             pipe.hmget(self._sweep(sweep_id), fields)
         return [dict(zip(fields, row, strict=True)) for row in pipe.execute() if row[0]]
 
     def set_sweep_fields(self, sweep_id: str, **fields: Any) -> None:
-        encoded = {
-            k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in fields.items()
-        }
+        encoded = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in fields.items()}
         self.r.hset(self._sweep(sweep_id), mapping=encoded)
 
     def count_finalize(self, sweep_id: str) -> int:
@@ -178,8 +181,13 @@ class SweepStore:
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(
             self._trial(sweep_id, trial),
-            mapping={"status": "running", "worker": worker, "device": device,
-                     "started": time.time(), "fold": 0},
+            mapping={
+                "status": "running",
+                "worker": worker,
+                "device": device,
+                "started": time.time(),
+                "fold": 0,
+            },
         )
         pipe.hincrby(self._trial(sweep_id, trial), "attempts", 1)
         pipe.sadd(f"{self._sweep(sweep_id)}:running", trial)
@@ -213,8 +221,13 @@ class SweepStore:
         base = self._sweep(sweep_id)
         return bool(
             self._finish_trial(
-                keys=[f"{base}:finished", self._trial(sweep_id, trial), base,
-                      f"{base}:running", f"{base}:scores"],
+                keys=[
+                    f"{base}:finished",
+                    self._trial(sweep_id, trial),
+                    base,
+                    f"{base}:running",
+                    f"{base}:scores",
+                ],
                 args=[trial, counter, json.dumps(fields), "" if score is None else repr(score)],
             )
         )

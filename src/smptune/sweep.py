@@ -68,8 +68,13 @@ def submit(
     from smptune.celeryapp import HARD_LIMIT_GRACE_S, app
 
     sweep_id = new_sweep_id(config.name)
-    store.create_sweep(sweep_id, config.to_dict(), configurations, int(config.cv["n_folds"]),
-                       str(artifacts_dir.resolve()))
+    store.create_sweep(
+        sweep_id,
+        config.to_dict(),
+        configurations,
+        int(config.cv["n_folds"]),
+        str(artifacts_dir.resolve()),
+    )
     header = [
         app.signature(
             "smptune.cv_trial",
@@ -81,7 +86,11 @@ def submit(
         )
         for n in range(len(configurations))
     ]
-    callback = app.signature("smptune.finalize_sweep", args=(sweep_id,), queue=config.queue,
-                             task_id=f"{sweep_id}-finalize")
+    callback = app.signature(
+        "smptune.finalize_sweep",
+        args=(sweep_id,),
+        queue=config.queue,
+        task_id=f"{sweep_id}-finalize",
+    )
     chord(header)(callback)
     return sweep_id

@@ -30,6 +30,7 @@ from smptune.trainable import FoldContext, allowed_trainables, load_trainable
 
 log = logging.getLogger("smptune.tasks")
 
+
 @lru_cache(maxsize=1)
 def _store(url: str) -> SweepStore:
     return SweepStore.from_url(url)
@@ -69,8 +70,14 @@ def cv_trial(self: Any, sweep_id: str, trial: int) -> dict[str, Any]:
         trainable = load_trainable(config.trainable, allowed=allowed_trainables())
         n_folds = int(config.cv["n_folds"])
         done = db.folds(sweep_id, trial)
-        log.info("sweep %s trial %d starts on %s (%d of %d folds already done)",
-                 sweep_id, trial, worker, len(done), n_folds)
+        log.info(
+            "sweep %s trial %d starts on %s (%d of %d folds already done)",
+            sweep_id,
+            trial,
+            worker,
+            len(done),
+            n_folds,
+        )
         for fold in range(n_folds):
             if fold in done:
                 continue
@@ -79,18 +86,31 @@ def cv_trial(self: Any, sweep_id: str, trial: int) -> dict[str, Any]:
             result = trainable.train_fold(params, context).to_dict()
             db.record_fold(sweep_id, trial, fold, result)
             done[fold] = result
-            log.info("sweep %s trial %d fold %d: %s=%.4f (%.1f s)", sweep_id, trial, fold,
-                     config.metric, result["metrics"][config.metric], result["duration_s"])
+            log.info(
+                "sweep %s trial %d fold %d: %s=%.4f (%.1f s)",
+                sweep_id,
+                trial,
+                fold,
+                config.metric,
+                result["metrics"][config.metric],
+                result["duration_s"],
+            )
         score, std = mean_std(fold_scores(done, config.metric))
         record = {"status": "complete", "score": score, "score_std": std}
     except Exception as exc:  # a trial-level failure must never fail the chord
-        log.warning("sweep %s trial %d failed: %s\n%s", sweep_id, trial, _describe(exc),
-                    traceback.format_exc())
+        log.warning(
+            "sweep %s trial %d failed: %s\n%s",
+            sweep_id,
+            trial,
+            _describe(exc),
+            traceback.format_exc(),
+        )
         record = {"status": "failed", "error": _describe(exc)}
     record["duration_s"] = time.perf_counter() - started
     db.finish_trial(sweep_id, trial, record)
-    log.info("sweep %s trial %d %s in %.1f s", sweep_id, trial, record["status"],
-             record["duration_s"])
+    log.info(
+        "sweep %s trial %d %s in %.1f s", sweep_id, trial, record["status"], record["duration_s"]
+    )
     return {"trial": trial, "status": record["status"], "score": record.get("score")}
 
 
@@ -113,15 +133,25 @@ def finalize_sweep(self: Any, trial_results: list[dict[str, Any]], sweep_id: str
     results = summarize(db, sweep_id)
     config = config_from_dict(db.get_sweep(sweep_id)["config"])
     retrain = config.retrain_and_test and results["best"] is not None
-    db.set_sweep_fields(sweep_id, results=results, status="retraining" if retrain else "done",
-                        **({} if retrain else {"finished": time.time()}))
+    db.set_sweep_fields(
+        sweep_id,
+        results=results,
+        status="retraining" if retrain else "done",
+        **({} if retrain else {"finished": time.time()}),
+    )
     _write_results(sweep_id, results)
-    log.info("sweep %s finalized: %d complete, %d failed, best %s", sweep_id,
-             results["trials_complete"], results["trials_failed"],
-             results["best"] and results["best"]["trial"])
+    log.info(
+        "sweep %s finalized: %d complete, %d failed, best %s",
+        sweep_id,
+        results["trials_complete"],
+        results["trials_failed"],
+        results["best"] and results["best"]["trial"],
+    )
     if retrain:
         app.signature(
-            "smptune.retrain_and_test", args=(sweep_id,), queue=config.queue,
+            "smptune.retrain_and_test",
+            args=(sweep_id,),
+            queue=config.queue,
             soft_time_limit=config.trial_timeout,
         ).apply_async()
     return {"sweep_id": sweep_id, "trials": len(trial_results)}
@@ -137,19 +167,43 @@ def retrain_and_test(self: Any, sweep_id: str) -> dict[str, Any]:
     out = Path(sweep["artifacts_dir"]) / sweep_id / "final"
     try:
         trainable = load_trainable(config.trainable, allowed=allowed_trainables())
-        context = FoldContext(sweep_id, best["trial"], -1, int(config.cv["n_folds"]),
-                              config.settings(), output_dir=out)
+        context = FoldContext(
+            sweep_id,
+            best["trial"],
+            -1,
+            int(config.cv["n_folds"]),
+            config.settings(),
+            output_dir=out,
+        )
         started = time.perf_counter()
         metrics = trainable.retrain_and_test(best["params"], best["epochs"], context)
-        log.info("sweep %s retrain-and-test of trial %d: %s (%.1f s)", sweep_id, best["trial"],
-                 metrics, time.perf_counter() - started)
-        db.set_sweep_fields(sweep_id, test_metrics=metrics, status="done",
-                            final_model_dir=str(out), finished=time.time())
+        log.info(
+            "sweep %s retrain-and-test of trial %d: %s (%.1f s)",
+            sweep_id,
+            best["trial"],
+            metrics,
+            time.perf_counter() - started,
+        )
+        db.set_sweep_fields(
+            sweep_id,
+            test_metrics=metrics,
+            status="done",
+            final_model_dir=str(out),
+            finished=time.time(),
+        )
     except Exception as exc:
-        log.warning("sweep %s retrain-and-test failed: %s\n%s", sweep_id, _describe(exc),
-                    traceback.format_exc())
-        db.set_sweep_fields(sweep_id, status="failed", finished=time.time(),
-                            error=f"retrain-and-test failed: {_describe(exc)}")
+        log.warning(
+            "sweep %s retrain-and-test failed: %s\n%s",
+            sweep_id,
+            _describe(exc),
+            traceback.format_exc(),
+        )
+        db.set_sweep_fields(
+            sweep_id,
+            status="failed",
+            finished=time.time(),
+            error=f"retrain-and-test failed: {_describe(exc)}",
+        )
         return {"sweep_id": sweep_id, "status": "failed"}
     _write_results(sweep_id, sweep["results"])
     return {"sweep_id": sweep_id, "status": "done", "test_metrics": metrics}

@@ -18,8 +18,13 @@ from smptune.trainable import FoldContext, FoldResult, SweepSettings
 class QuadraticTrainable:
     """``score = 1 / (1 + (x - 1)² + (y + 2)²)`` plus a small deterministic fold offset."""
 
-    defaults: Mapping[str, Any] = {"x": 0.0, "y": 0.0, "sleep": 0.0, "fail": False,
-                                   "fold_noise": 0.0}
+    defaults: Mapping[str, Any] = {
+        "x": 0.0,
+        "y": 0.0,
+        "sleep": 0.0,
+        "fail": False,
+        "fold_noise": 0.0,
+    }
     metrics = ("score", "loss")
 
     def validate(self, params: Mapping[str, Any], settings: SweepSettings) -> None:

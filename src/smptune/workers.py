@@ -32,6 +32,7 @@ from smptune.urls import BROKER_ENV, broker_url_from, mask_url
 
 log = logging.getLogger("smptune.workers")
 
+
 def visible_gpus() -> list[str]:
     """GPU indices this machine shows (``CUDA_VISIBLE_DEVICES`` first, else nvidia-smi)."""
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -79,10 +80,27 @@ def worker_specs(args: argparse.Namespace, broker_url: str) -> list[WorkerSpec]:
     for kind, index, cuda in devices:
         name = f"{kind}{index}@{host}"
         argv = [
-            sys.executable, "-m", "celery", "-A", "smptune.celeryapp", "worker",
-            "--hostname", name, "--concurrency", "1", "--pool", "prefork", "--events",
-            "--queues", args.queues, "--prefetch-multiplier", "1",
-            "--loglevel", args.loglevel, "--without-gossip", "--without-mingle",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "smptune.celeryapp",
+            "worker",
+            "--hostname",
+            name,
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "--events",
+            "--queues",
+            args.queues,
+            "--prefetch-multiplier",
+            "1",
+            "--loglevel",
+            args.loglevel,
+            "--without-gossip",
+            "--without-mingle",
         ]
         if args.max_tasks_per_child:
             argv += ["--max-tasks-per-child", str(args.max_tasks_per_child)]
@@ -91,12 +109,14 @@ def worker_specs(args: argparse.Namespace, broker_url: str) -> list[WorkerSpec]:
         if args.logfile_dir:
             argv += ["--logfile", os.path.join(args.logfile_dir, f"{kind}{index}.log")]
         env = dict(os.environ)
-        env.update({
-            "CUDA_VISIBLE_DEVICES": cuda,
-            BROKER_ENV: broker_url,
-            ALLOWED_TRAINABLES_ENV: ",".join(args.allow_trainable),
-            "SMPTUNE_WORKER_NAME": name,
-        })
+        env.update(
+            {
+                "CUDA_VISIBLE_DEVICES": cuda,
+                BROKER_ENV: broker_url,
+                ALLOWED_TRAINABLES_ENV: ",".join(args.allow_trainable),
+                "SMPTUNE_WORKER_NAME": name,
+            }
+        )
         specs.append(WorkerSpec(name, cuda, argv, env))
     return specs
 
@@ -112,8 +132,12 @@ class Supervisor:
     def _start(self, w: Supervised) -> None:
         w.process = subprocess.Popen(w.spec.argv, env=w.spec.env)
         w.started = time.monotonic()
-        log.info("started %s (pid %d, CUDA_VISIBLE_DEVICES=%r)", w.spec.name, w.process.pid,
-                 w.spec.cuda_visible_devices)
+        log.info(
+            "started %s (pid %d, CUDA_VISIBLE_DEVICES=%r)",
+            w.spec.name,
+            w.process.pid,
+            w.spec.cuda_visible_devices,
+        )
 
     def request_stop(self, signum: int, _frame: FrameType | None = None) -> None:
         if self.stopping:
@@ -155,8 +179,9 @@ class Supervisor:
                 w.restarts += 1
                 w.process = None
                 w.next_start = now + w.backoff_s
-                log.warning("%s exited with code %s; restarting in %.0f s", w.spec.name, code,
-                            w.backoff_s)
+                log.warning(
+                    "%s exited with code %s; restarting in %.0f s", w.spec.name, code, w.backoff_s
+                )
                 w.backoff_s = min(w.backoff_s * 2, 30.0)
             time.sleep(0.2)
         self._signal_all(signal.SIGTERM)
@@ -176,22 +201,45 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="start one supervised Celery worker per device")
     where = start.add_mutually_exclusive_group()
-    where.add_argument("--devices", nargs="+", metavar="N",
-                       help="GPU indices, one worker each (default: every visible GPU)")
+    where.add_argument(
+        "--devices",
+        nargs="+",
+        metavar="N",
+        help="GPU indices, one worker each (default: every visible GPU)",
+    )
     where.add_argument("--cpu", type=int, metavar="N", help="N CPU workers instead of GPUs")
     start.add_argument("--broker", help=f"Redis URL (default: ${BROKER_ENV})")
     start.add_argument("--queues", default="smptune", help="queues to consume (comma list)")
-    start.add_argument("--allow-trainable", action="append", default=[], metavar="MOD:OBJ",
-                       help="also run this trainable (repeatable); built-ins always run")
+    start.add_argument(
+        "--allow-trainable",
+        action="append",
+        default=[],
+        metavar="MOD:OBJ",
+        help="also run this trainable (repeatable); built-ins always run",
+    )
     start.add_argument("--hostname", help="host part of worker names (default: this host)")
     start.add_argument("--loglevel", default="INFO")
     start.add_argument("--logfile-dir", help="write each worker's log to DIR/<worker>.log")
-    start.add_argument("--max-tasks-per-child", type=int, default=0,
-                       help="replace the pool child after N tasks (default: never)")
-    start.add_argument("--max-memory-per-child", type=int, default=16384, metavar="MiB",
-                       help="replace the pool child once its resident memory passes this")
-    start.add_argument("--shutdown-timeout", type=float, default=60.0, metavar="S",
-                       help="seconds a running trial may finish in on shutdown")
+    start.add_argument(
+        "--max-tasks-per-child",
+        type=int,
+        default=0,
+        help="replace the pool child after N tasks (default: never)",
+    )
+    start.add_argument(
+        "--max-memory-per-child",
+        type=int,
+        default=16384,
+        metavar="MiB",
+        help="replace the pool child once its resident memory passes this",
+    )
+    start.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds a running trial may finish in on shutdown",
+    )
     return parser
 
 
@@ -208,8 +256,9 @@ def start(args: argparse.Namespace) -> int:
     supervisor = Supervisor(specs, args.shutdown_timeout)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)
-    log.info("%d worker(s) on %s: %s", len(specs), mask_url(broker_url),
-             ", ".join(s.name for s in specs))
+    log.info(
+        "%d worker(s) on %s: %s", len(specs), mask_url(broker_url), ", ".join(s.name for s in specs)
+    )
     return supervisor.run()
 
 
