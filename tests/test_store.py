@@ -1,0 +1,150 @@
+"""The sweep store, scoring and the results folder, on a real Redis."""
+
+from __future__ import annotations
+
+import math
+
+import yaml
+
+from smptune.config import config_from_dict, load_config
+from smptune.report import best_config, write_results
+from smptune.scoring import best_epochs, rank_trials
+from smptune.store import SweepStore
+from smptune.urls import mask_secrets, mask_url
+
+from conftest import wait_for, write_config
+
+
+def _sweep(store: SweepStore, tmp_path, n_trials: int = 3) -> str:
+    config = load_config(write_config(tmp_path / "s.yaml", n_trials=n_trials)).to_dict()
+    params = [
+        {"x": float(i), "y": 0.0, "sleep": 0.0, "fail": False, "fold_noise": 0.0}
+        for i in range(n_trials)
+    ]
+    store.create_sweep("s1", config, params, 3, str(tmp_path))
+    return "s1"
+
+
+def test_a_fold_and_a_trial_are_recorded_once(store: SweepStore, tmp_path):
+    sweep_id = _sweep(store, tmp_path)
+    fold = {"metrics": {"score": 0.5}, "best_epoch": 1, "epochs_run": 1, "duration_s": 0.1}
+
+    assert store.record_fold(sweep_id, 0, 0, fold) is True
+    assert store.record_fold(sweep_id, 0, 0, {**fold, "metrics": {"score": 0.9}}) is False
+    assert store.folds(sweep_id, 0)[0]["metrics"]["score"] == 0.5
+    assert store.get_sweep(sweep_id)["folds_done"] == 1
+
+    assert store.finish_trial(sweep_id, 0, {"status": "complete", "score": 0.5}) is True
+    assert store.finish_trial(sweep_id, 0, {"status": "failed", "error": "late copy"}) is False
+    sweep = store.get_sweep(sweep_id)
+    assert (sweep["trials_complete"], sweep["trials_failed"]) == (1, 0)
+    assert store.trials(sweep_id)[0]["status"] == "complete"
+    assert store.best_score(sweep_id, "max") == (0, 0.5)
+
+
+def test_a_nan_score_is_recorded_but_never_best(store: SweepStore, tmp_path):
+    sweep_id = _sweep(store, tmp_path)
+    assert store.finish_trial(sweep_id, 1, {"status": "complete", "score": math.nan})
+    assert store.best_score(sweep_id, "max") is None
+    assert math.isnan(store.trials(sweep_id)[1]["score"])
+
+
+def test_running_trials_show_worker_and_fold(store: SweepStore, tmp_path):
+    sweep_id = _sweep(store, tmp_path)
+    store.trial_started(sweep_id, 2, "gpu1@node", "1")
+    store.fold_started(sweep_id, 2, 1)
+    [running] = store.running(sweep_id)
+    assert (running["trial"], running["worker"], running["fold"]) == (2, "gpu1@node", 1)
+    store.finish_trial(sweep_id, 2, {"status": "failed", "error": "boom"})
+    assert store.running(sweep_id) == []
+
+
+def test_ranking_puts_failed_and_nan_trials_last():
+    trials = [
+        {"trial": 0, "status": "complete", "score": 0.2},
+        {"trial": 1, "status": "failed", "score": None},
+        {"trial": 2, "status": "complete", "score": 0.9},
+        {"trial": 3, "status": "complete", "score": math.nan},
+    ]
+    assert [t["trial"] for t in rank_trials([dict(t) for t in trials], "max")] == [2, 0, 1, 3]
+    assert [t["trial"] for t in rank_trials([dict(t) for t in trials], "min")] == [0, 2, 1, 3]
+
+
+def test_retrain_epochs_are_the_mean_best_epoch():
+    folds = {0: {"best_epoch": 3}, 1: {"best_epoch": 4}, 2: {"best_epoch": 6}}
+    assert best_epochs(folds) == 4
+    assert best_epochs({}) == 1
+
+
+def test_best_config_is_a_valid_config_with_every_value_fixed(tmp_path):
+    config = load_config(write_config(tmp_path / "s.yaml")).to_dict()
+    again = config_from_dict(yaml.safe_load(yaml.safe_dump(best_config(config, {"x": 1.5}))))
+    assert again.configurations() == [{"x": 1.5}]
+    assert again.name == "quad-best"
+
+
+def test_results_folder_from_a_summary(tmp_path):
+    config = load_config(write_config(tmp_path / "s.yaml")).to_dict()
+    results = {
+        "n_folds": 2,
+        "best": {"params": {"x": 1.0}},
+        "ranking": [
+            {
+                "trial": 0,
+                "rank": 1,
+                "status": "complete",
+                "params": {"x": 1.0},
+                "fold_scores": [0.5, 0.7],
+                "score": 0.6,
+                "score_std": 0.1,
+                "duration_s": 1.0,
+                "worker": "cpu0@h",
+            }
+        ],
+    }
+    out = write_results(results, config, tmp_path / "out", {"score": 0.61})
+    assert (out / "trials.csv").read_text().splitlines()[1].startswith("0,1,complete,1.0,0.5,0.7")
+    assert (out / "final" / "test_metrics.json").exists()
+
+
+def test_urls_are_masked():
+    url = "rediss://worker:pa55word@redis.internal:6380/2"
+    assert mask_url(url) == "rediss://worker:***@redis.internal:6380/2"
+    assert mask_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert "pa55word" not in mask_secrets(f"cannot reach {url} (auth pa55word)", url)
+
+
+def test_a_redelivered_trial_resumes_from_its_first_unfinished_fold(
+    tmp_path, celery_app, store: SweepStore, start_workers
+):
+    # Given a trial whose first fold was recorded before its worker was lost
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    workers = start_workers(
+        "--cpu",
+        "1",
+        "--allow-trainable",
+        "trainables:MarkingTrainable",
+        SMPTUNE_TEST_MARKER_DIR=str(markers),
+    )
+    config = load_config(
+        write_config(tmp_path / "s.yaml", trainable="trainables:MarkingTrainable")
+    ).to_dict()
+    params = {"x": 1.0, "y": -2.0, "sleep": 0.0, "fail": False, "fold_noise": 0.0}
+    store.create_sweep("resume", config, [params], 3, str(tmp_path))
+    earlier = {"metrics": {"score": 0.25, "loss": 3.0}, "best_epoch": 1, "epochs_run": 1}
+    store.record_fold("resume", 0, 0, earlier)
+
+    # When the trial runs again
+    celery_app.send_task("smptune.cv_trial", args=("resume", 0), queue="smptune")
+    wait_for(lambda: store.is_finished("resume", 0), 60)
+
+    # Then only folds 1 and 2 ran, and the score uses the recorded fold 0
+    assert sorted(p.name for p in markers.iterdir()) == ["resume-0-1", "resume-0-2"]
+    [trial] = store.trials("resume")
+    assert trial["score"] == (0.25 + 1.0 + 1.0) / 3
+    # and a copy of the finished trial runs nothing and records nothing
+    celery_app.send_task("smptune.cv_trial", args=("resume", 0), queue="smptune")
+    wait_for(lambda: "trial 0 already finished" in workers.logs(), 60)
+    assert store.get_sweep("resume")["trials_complete"] == 1
+    assert len(list(markers.iterdir())) == 2
