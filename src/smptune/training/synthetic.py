@@ -65,10 +65,10 @@ def _shape_mask(rng: np.random.Generator, size: int) -> np.ndarray:
     for _ in range(int(rng.integers(1, 5))):
         cy, cx = rng.uniform(0.1, 0.9, size=2) * size
         if rng.random() < 0.5:
-            radius = rng.uniform(0.07, 0.16) * size
+            radius = rng.uniform(0.08, 0.18) * size
             mask |= (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
         else:
-            hy, hx = rng.uniform(0.05, 0.15, size=2) * size
+            hy, hx = rng.uniform(0.06, 0.16, size=2) * size
             mask |= (np.abs(yy - cy) <= hy) & (np.abs(xx - cx) <= hx)
     return mask
 
@@ -85,11 +85,11 @@ def make_synthetic(
         fine = _smooth_noise(rng, size, max(2, size // 4))
         for c in range(channels):
             background = (
-                0.15
-                + 0.35 * _smooth_noise(rng, size, 3)
-                + 0.15 * _smooth_noise(rng, size, max(2, size // 8))
+                0.1
+                + 0.3 * _smooth_noise(rng, size, 3)
+                + 0.1 * _smooth_noise(rng, size, max(2, size // 8))
             )
-            foreground = rng.uniform(0.55, 0.75) + 0.2 * (fine - 0.5)
+            foreground = rng.uniform(0.65, 0.85) + 0.15 * (fine - 0.5)
             image = np.where(mask, foreground, background)
             image += rng.normal(0.0, 0.06, size=(size, size))
             images[i, c] = np.clip(image, 0.0, 1.0)
