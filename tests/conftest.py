@@ -47,6 +47,16 @@ def run_cli(*args: str | Path, timeout: float = 300, **env: str) -> subprocess.C
     )
 
 
+def submit_and_wait(
+    config: Path, broker: str, artifacts: Path
+) -> tuple[str, subprocess.CompletedProcess]:
+    """``producer submit CONFIG --broker URL --wait``: the sweep id it printed, and the run."""
+    result = run_cli(
+        "producer", "submit", config, "--broker", broker, "--wait", "--artifacts", artifacts
+    )
+    return (result.stdout.split() or [""])[0], result
+
+
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
     server = EmbeddedRedis(data_dir=tmp_path / "redis").start()

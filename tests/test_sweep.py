@@ -11,15 +11,13 @@ import yaml
 from smptune.config import load_config
 from smptune.store import SweepStore
 
-from conftest import run_cli, write_config
+from conftest import run_cli, submit_and_wait, write_config
 
 
 def _submit_and_wait(config: Path, broker: str, artifacts: Path) -> tuple[str, str]:
-    result = run_cli(
-        "producer", "submit", config, "--broker", broker, "--wait", "--artifacts", artifacts
-    )
+    sweep_id, result = submit_and_wait(config, broker, artifacts)
     assert result.returncode == 0, result.stderr + result.stdout
-    return result.stdout.splitlines()[0].strip(), result.stdout
+    return sweep_id, result.stdout
 
 
 def test_sweep_runs_every_trial_once_and_retrains_the_best(

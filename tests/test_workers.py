@@ -9,7 +9,7 @@ from pathlib import Path
 from smptune.config import load_config
 from smptune.store import SweepStore
 
-from conftest import run_cli, wait_for, write_config
+from conftest import run_cli, submit_and_wait, wait_for, write_config
 
 
 def _processes_in_group(pgid: int) -> list[int]:
@@ -50,18 +50,8 @@ def test_each_worker_sees_only_its_own_device(tmp_path, redis_server, store, sta
         cv={"n_folds": 2},
         hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": 0.3},
     )
-    result = run_cli(
-        "producer",
-        "submit",
-        config,
-        "--broker",
-        redis_server.url,
-        "--wait",
-        "--artifacts",
-        tmp_path / "a",
-    )
+    sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "a")
     assert result.returncode == 0, result.stderr
-    sweep_id = result.stdout.split()[0]
 
     # Then every trial reports the CUDA_VISIBLE_DEVICES of the worker that ran it
     trials = store.trials(sweep_id)
@@ -96,17 +86,7 @@ def test_a_trainable_outside_the_allow_list_fails_and_runs_nothing(
     workers = start_workers("--cpu", "1", SMPTUNE_TEST_MARKER_DIR=str(markers))
     # Given a sweep naming the user's own trainable, which these workers were not told to allow
     config = write_config(tmp_path / "s.yaml", n_trials=2, trainable="trainables:MarkingTrainable")
-    result = run_cli(
-        "producer",
-        "submit",
-        config,
-        "--broker",
-        redis_server.url,
-        "--wait",
-        "--artifacts",
-        tmp_path / "a",
-    )
-    sweep_id = result.stdout.split()[0]
+    sweep_id, _ = submit_and_wait(config, redis_server.url, tmp_path / "a")
 
     # Then every trial failed with the reason, no fold ran, and the sweep still finished
     trials = store.trials(sweep_id)
@@ -135,18 +115,8 @@ def test_an_allowed_trainable_runs(tmp_path, redis_server, store, start_workers)
         SMPTUNE_TEST_MARKER_DIR=str(markers),
     )
     config = write_config(tmp_path / "s.yaml", n_trials=2, trainable="trainables:MarkingTrainable")
-    result = run_cli(
-        "producer",
-        "submit",
-        config,
-        "--broker",
-        redis_server.url,
-        "--wait",
-        "--artifacts",
-        tmp_path / "a",
-    )
+    sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "a")
     assert result.returncode == 0, result.stderr
-    sweep_id = result.stdout.split()[0]
     assert [t["status"] for t in store.trials(sweep_id)] == ["complete", "complete"]
     assert len(list(markers.iterdir())) == 2 * 3
 
@@ -163,16 +133,8 @@ def test_the_supervisor_restarts_a_crashed_worker(tmp_path, redis_server, store,
     wait_for(lambda: "cpu0@" in workers.logs() and "restarting" in workers.logs(), 30)
     new = wait_for(lambda: [p for p in _children(workers.process.pid) if p != celery_pid], 30)
     assert new
-    result = run_cli(
-        "producer",
-        "submit",
-        write_config(tmp_path / "s.yaml", n_trials=2),
-        "--broker",
-        redis_server.url,
-        "--wait",
-        "--artifacts",
-        tmp_path / "a",
-    )
+    config = write_config(tmp_path / "s.yaml", n_trials=2)
+    _, result = submit_and_wait(config, redis_server.url, tmp_path / "a")
     assert result.returncode == 0, result.stderr
 
 
