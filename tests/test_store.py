@@ -9,7 +9,7 @@ import yaml
 from smptune.config import config_from_dict, load_config
 from smptune.report import best_config, write_results
 from smptune.scoring import best_epochs, rank_trials
-from smptune.store import SweepStore
+from smptune.store import ALREADY_FINISHED, RECORDED, SweepStore
 from smptune.urls import mask_secrets, mask_url
 
 from conftest import wait_for, write_config
@@ -34,8 +34,9 @@ def test_a_fold_and_a_trial_are_recorded_once(store: SweepStore, tmp_path):
     assert store.folds(sweep_id, 0)[0]["metrics"]["score"] == 0.5
     assert store.get_sweep(sweep_id)["folds_done"] == 1
 
-    assert store.finish_trial(sweep_id, 0, {"status": "complete", "score": 0.5}) is True
-    assert store.finish_trial(sweep_id, 0, {"status": "failed", "error": "late copy"}) is False
+    assert store.finish_trial(sweep_id, 0, {"status": "complete", "score": 0.5}) == RECORDED
+    late = store.finish_trial(sweep_id, 0, {"status": "failed", "error": "late copy"})
+    assert late == ALREADY_FINISHED
     sweep = store.get_sweep(sweep_id)
     assert (sweep["trials_complete"], sweep["trials_failed"]) == (1, 0)
     assert store.trials(sweep_id)[0]["status"] == "complete"

@@ -62,6 +62,7 @@ KNOWN_KEYS = (
     "cv",
     "training",
     "retrain_and_test",
+    "max_attempts",
     "hyperparameters",
 )
 PRECISIONS = (
@@ -199,6 +200,7 @@ class SweepConfig:
     cv: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     retrain_and_test: bool = True
+    max_attempts: int = 3
     source: Path | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -224,6 +226,7 @@ class SweepConfig:
             raise ConfigError(
                 f"retrain_and_test: must be true or false, got {self.retrain_and_test!r}"
             )
+        self.max_attempts = _int("max_attempts", self.max_attempts, 1)
         self.data = self._resolve_data(self.data)
         self.cv = self._resolve_cv(self.cv)
         self.training = self._resolve_training(self.training)
@@ -313,6 +316,7 @@ class SweepConfig:
             "cv": copy.deepcopy(self.cv),
             "training": copy.deepcopy(self.training),
             "retrain_and_test": self.retrain_and_test,
+            "max_attempts": self.max_attempts,
             "hyperparameters": space_to_dict(self.hyperparameters),
         }
 

@@ -17,7 +17,7 @@ def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
     mode = sweep["config"].get("mode", "max")
     total = sweep["n_trials"] * sweep["n_folds"]
     done = sweep["folds_done"]
-    finished = sweep["trials_complete"] + sweep["trials_failed"]
+    finished = sweep["trials_complete"] + sweep["trials_failed"] + sweep["trials_cancelled"]
     started = float(sweep.get("started") or 0)
     elapsed = (sweep.get("finished") or time.time()) - started if started else 0.0
     running = store.running(sweep_id)
@@ -34,6 +34,7 @@ def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
         "trials_total": sweep["n_trials"],
         "trials_complete": sweep["trials_complete"],
         "trials_failed": sweep["trials_failed"],
+        "trials_cancelled": sweep["trials_cancelled"],
         "trials_finished": finished,
         "best": None if best is None else {"trial": best[0], "score": best[1]},
         "metric": sweep["config"].get("metric"),
@@ -61,7 +62,9 @@ def progress_line(snap: dict[str, Any]) -> str:
     best_text = f"{snap['metric']}={best['score']:.4f} (trial {best['trial']})" if best else "--"
     return (
         f"[{snap['status']}] folds {snap['folds_done']}/{snap['folds_total']} | "
-        f"trials {snap['trials_complete']} done, {snap['trials_failed']} failed "
+        f"trials {snap['trials_complete']} done, {snap['trials_failed']} failed"
+        + (f", {snap['trials_cancelled']} cancelled" if snap["trials_cancelled"] else "")
+        + " "
         f"of {snap['trials_total']} | best {best_text} | "
         f"elapsed {format_duration(snap['elapsed_s'])} | ETA {format_duration(snap['eta_s'])}"
     )

@@ -33,6 +33,7 @@ def summarize(db: SweepStore, sweep_id: str) -> dict[str, Any]:
         "hyperparameters": list(config.hyperparameters),
         "trials_complete": sweep["trials_complete"],
         "trials_failed": sweep["trials_failed"],
+        "trials_cancelled": sweep["trials_cancelled"],
         "best": None
         if best is None
         else {

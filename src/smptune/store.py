@@ -3,6 +3,7 @@
 Keys (``{id}`` is the sweep id)::
 
     smptune:sweeps                  zset   sweep id -> creation time
+    smptune:active                  set    sweeps not yet finalized (the reaper watches these)
     smptune:sweep:{id}              hash   config, status, counters, results, test metrics
     smptune:sweep:{id}:params       hash   trial number -> parameters (JSON)
     smptune:sweep:{id}:trial:{n}    hash   status, worker, device, fold, score, error, ...
@@ -10,9 +11,11 @@ Keys (``{id}`` is the sweep id)::
     smptune:sweep:{id}:finished     set    trial numbers whose final record is written
     smptune:sweep:{id}:running      set    trial numbers running now
     smptune:sweep:{id}:scores       zset   trial number -> score of complete trials
+    smptune:sweep:{id}:lease:{n}    string the live copy of a running trial (see lease.py)
 
 A fold result and a trial's final record are each written at most once (HSETNX and a
-Lua script guarded by the ``finished`` set), so a redelivered task cannot count twice.
+Lua script guarded by the ``finished`` set and the trial's lease), so a redelivered task
+cannot count twice.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from smptune.errors import BrokerError, SweepNotFoundError
 from smptune.urls import mask_url
@@ -33,9 +38,14 @@ PREFIX = "smptune"
 TERMINAL_SWEEP_STATES = frozenset({"done", "failed", "cancelled"})
 
 _FINISH_TRIAL = """
+local holder = redis.call('GET', KEYS[6])
+if holder and holder ~= ARGV[5] then
+  return -1
+end
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then
   return 0
 end
+redis.call('DEL', KEYS[6])
 local fields = cjson.decode(ARGV[3])
 for k, v in pairs(fields) do
   redis.call('HSET', KEYS[2], k, v)
@@ -48,6 +58,18 @@ end
 return 1
 """
 
+_CLAIM_ORPHAN = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[4], 'status', 'requeued')
+return 1
+"""
+
+#: Finish results of :meth:`SweepStore.finish_trial`.
+RECORDED, ALREADY_FINISHED, LEASE_LOST = 1, 0, -1
+
 
 def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
     """A client for ``url`` that has answered a PING, else :class:`BrokerError`."""
@@ -57,14 +79,23 @@ def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
         socket_connect_timeout=timeout_s,
         socket_keepalive=True,
         health_check_interval=10,
-        retry_on_timeout=True,
+        # a Redis restart: retry each command for about a minute before giving up
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=40),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
     )
     try:
-        client.ping()
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-        raise BrokerError(f"broker unreachable at {mask_url(url)}: {exc}") from exc
+        # the first PING fails fast: an unreachable broker is a usage problem, not an outage
+        probe = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+        )
+        try:
+            probe.ping()
+        finally:
+            probe.close()
     except redis.AuthenticationError as exc:
         raise BrokerError(f"broker at {mask_url(url)} refused the credentials: {exc}") from exc
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        raise BrokerError(f"broker unreachable at {mask_url(url)}: {exc}") from exc
     except redis.ResponseError as exc:
         raise BrokerError(f"broker at {mask_url(url)} refused the connection: {exc}") from exc
     return client
@@ -76,6 +107,7 @@ class SweepStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
         self._finish_trial = client.register_script(_FINISH_TRIAL)
+        self._claim_orphan = client.register_script(_CLAIM_ORPHAN)
 
     @classmethod
     def from_url(cls, url: str) -> SweepStore:
@@ -91,6 +123,9 @@ class SweepStore:
 
     def _folds(self, sweep_id: str, trial: int) -> str:
         return f"{self._sweep(sweep_id)}:folds:{trial}"
+
+    def lease_key(self, sweep_id: str, trial: int) -> str:
+        return f"{self._sweep(sweep_id)}:lease:{trial}"
 
     # -- sweeps -----------------------------------------------------------------------
     def create_sweep(
@@ -117,6 +152,7 @@ class SweepStore:
                 "folds_done": 0,
                 "trials_complete": 0,
                 "trials_failed": 0,
+                "trials_cancelled": 0,
                 "finalize_runs": 0,
             },
         )
@@ -127,7 +163,21 @@ class SweepStore:
                 mapping={str(start + i): json.dumps(p) for i, p in enumerate(chunk)},
             )
         pipe.zadd(f"{PREFIX}:sweeps", {sweep_id: now})
+        pipe.sadd(f"{PREFIX}:active", sweep_id)
         pipe.execute()
+
+    def active_sweeps(self) -> list[str]:
+        return sorted(self.r.smembers(f"{PREFIX}:active"))
+
+    def deactivate(self, sweep_id: str) -> None:
+        self.r.srem(f"{PREFIX}:active", sweep_id)
+
+    def request_cancel(self, sweep_id: str) -> None:
+        self.get_sweep(sweep_id)  # raises for an unknown sweep
+        self.r.hset(self._sweep(sweep_id), "cancel_requested", time.time())
+
+    def cancel_requested(self, sweep_id: str) -> bool:
+        return bool(self.r.hexists(self._sweep(sweep_id), "cancel_requested"))
 
     def get_sweep(self, sweep_id: str) -> dict[str, Any]:
         raw = self.r.hgetall(self._sweep(sweep_id))
@@ -143,6 +193,7 @@ class SweepStore:
             "folds_done",
             "trials_complete",
             "trials_failed",
+            "trials_cancelled",
             "finalize_runs",
         ):
             sweep[key] = int(sweep.get(key, 0))
@@ -177,7 +228,19 @@ class SweepStore:
     def is_finished(self, sweep_id: str, trial: int) -> bool:
         return bool(self.r.sismember(f"{self._sweep(sweep_id)}:finished", trial))
 
-    def trial_started(self, sweep_id: str, trial: int, worker: str, device: str) -> None:
+    def trial_started(
+        self,
+        sweep_id: str,
+        trial: int,
+        worker: str,
+        device: str,
+        request: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Mark a trial running on ``worker``; returns how many times it has started.
+
+        ``request`` holds what is needed to queue the trial again under its task id and
+        chord (see :mod:`smptune.recovery`).
+        """
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(
             self._trial(sweep_id, trial),
@@ -187,13 +250,35 @@ class SweepStore:
                 "device": device,
                 "started": time.time(),
                 "fold": 0,
+                "request": json.dumps(request or {}),
             },
         )
         pipe.hincrby(self._trial(sweep_id, trial), "attempts", 1)
         pipe.sadd(f"{self._sweep(sweep_id)}:running", trial)
         pipe.hsetnx(self._sweep(sweep_id), "started", time.time())
         pipe.hset(self._sweep(sweep_id), "status", "running")
-        pipe.execute()
+        return int(pipe.execute()[1])
+
+    def trial_request(self, sweep_id: str, trial: int) -> dict[str, Any]:
+        raw = self.r.hget(self._trial(sweep_id, trial), "request")
+        return json.loads(raw) if raw else {}
+
+    def running_numbers(self, sweep_id: str) -> list[int]:
+        return sorted(int(n) for n in self.r.smembers(f"{self._sweep(sweep_id)}:running"))
+
+    def lease_exists(self, sweep_id: str, trial: int) -> bool:
+        return bool(self.r.exists(self.lease_key(sweep_id, trial)))
+
+    def claim_orphan(self, sweep_id: str, trial: int) -> bool:
+        """Take a running trial whose lease has expired off the running set, once."""
+        base = self._sweep(sweep_id)
+        keys = [
+            f"{base}:running",
+            f"{base}:finished",
+            self.lease_key(sweep_id, trial),
+            self._trial(sweep_id, trial),
+        ]
+        return bool(self._claim_orphan(keys=keys, args=[trial]))
 
     def fold_started(self, sweep_id: str, trial: int, fold: int) -> None:
         self.r.hset(self._trial(sweep_id, trial), "fold", fold)
@@ -209,17 +294,23 @@ class SweepStore:
         raw = self.r.hgetall(self._folds(sweep_id, trial))
         return {int(k): json.loads(v) for k, v in raw.items()}
 
-    def finish_trial(self, sweep_id: str, trial: int, record: Mapping[str, Any]) -> bool:
-        """Write a trial's final record once; False if another copy already did."""
+    def finish_trial(
+        self, sweep_id: str, trial: int, record: Mapping[str, Any], lease: str = ""
+    ) -> int:
+        """Write a trial's final record once and drop its lease.
+
+        Returns :data:`RECORDED`, :data:`ALREADY_FINISHED` (another copy recorded it), or
+        :data:`LEASE_LOST` (another live copy holds the lease; nothing written).
+        """
         status = str(record["status"])
-        counter = "trials_complete" if status == "complete" else "trials_failed"
+        counter = f"trials_{status}"
         fields = {k: "" if v is None else str(v) for k, v in record.items()}
         fields["finished"] = str(time.time())
         score = record.get("score") if status == "complete" else None
         if score is not None and not math.isfinite(score):
             score = None  # ZADD refuses NaN; such a trial is never "best so far"
         base = self._sweep(sweep_id)
-        return bool(
+        return int(
             self._finish_trial(
                 keys=[
                     f"{base}:finished",
@@ -227,8 +318,15 @@ class SweepStore:
                     base,
                     f"{base}:running",
                     f"{base}:scores",
+                    self.lease_key(sweep_id, trial),
                 ],
-                args=[trial, counter, json.dumps(fields), "" if score is None else repr(score)],
+                args=[
+                    trial,
+                    counter,
+                    json.dumps(fields),
+                    "" if score is None else repr(score),
+                    lease,
+                ],
             )
         )
 
@@ -240,7 +338,7 @@ class SweepStore:
 
     def running(self, sweep_id: str) -> list[dict[str, Any]]:
         """The trials running now, with their worker and current fold."""
-        numbers = sorted(int(n) for n in self.r.smembers(f"{self._sweep(sweep_id)}:running"))
+        numbers = self.running_numbers(sweep_id)
         pipe = self.r.pipeline(transaction=False)
         for n in numbers:
             pipe.hmget(self._trial(sweep_id, n), ["worker", "fold", "started"])

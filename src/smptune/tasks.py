@@ -1,8 +1,9 @@
 """The three Celery tasks. Thin: they read the sweep store, call the trainable, record.
 
-``cv_trial`` never raises: a trial-level error comes back as a failed-trial record, so the
-chord always fires. ``finalize_sweep`` is the chord callback; ``retrain_and_test`` trains the
-best configuration on the whole train split and evaluates it on the test split.
+``cv_trial`` never fails: a trial-level error comes back as a failed-trial record, so the
+chord always fires, and a duplicate copy is ignored (see :mod:`smptune.lease`).
+``finalize_sweep`` is the chord callback; ``retrain_and_test`` trains the best
+configuration on the whole train split and evaluates it on the test split.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from celery.signals import task_postrun
 
 from smptune.celeryapp import app
 from smptune.config import SweepConfig, config_from_dict
 from smptune.errors import SmptuneError
+from smptune.lease import Lease
 from smptune.report import summarize, write_results
 from smptune.scoring import fold_scores, mean_std
-from smptune.store import SweepStore
+from smptune.store import ALREADY_FINISHED, LEASE_LOST, SweepStore
 from smptune.trainable import FoldContext, allowed_trainables, load_trainable
 
 log = logging.getLogger("smptune.tasks")
@@ -53,34 +55,127 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _request_info(request: Any, config: SweepConfig) -> dict[str, Any]:
+    """What :mod:`smptune.recovery` needs to queue this trial again, chord and all."""
+    soft, hard = (request.timelimit or (None, None))[::-1]
+    return {
+        "id": request.id,
+        "group": request.group,
+        "group_index": request.group_index,
+        "chord": request.chord,
+        "root_id": request.root_id,
+        "parent_id": request.parent_id,
+        "queue": config.queue,
+        "soft_time_limit": soft,
+        "time_limit": hard,
+    }
+
+
+class _Cancelled(Exception):
+    """The sweep was cancelled: stop at this fold boundary."""
+
+
 @app.task(name="smptune.cv_trial", bind=True)
 def cv_trial(self: Any, sweep_id: str, trial: int) -> dict[str, Any]:
-    """Run the folds of one configuration one after another; record each as it finishes."""
+    """Run the folds of one configuration one after another; record each as it finishes.
+
+    A copy that finds the trial finished, or another live copy holding its lease, is
+    ignored: it records nothing and does not count towards the chord.
+    """
     db = store()
     if db.is_finished(sweep_id, trial):
-        log.info("sweep %s trial %d already finished; not running it again", sweep_id, trial)
-        return {"trial": trial, "status": "duplicate"}
+        log.info("sweep %s trial %d already finished; ignoring this copy", sweep_id, trial)
+        raise Ignore()
+    config = _sweep_config(sweep_id)
     worker = self.request.hostname or "unknown"
-    db.trial_started(sweep_id, trial, worker, os.environ.get("CUDA_VISIBLE_DEVICES", ""))
-    started = time.perf_counter()
-    record: dict[str, Any]
-    try:
-        config = _sweep_config(sweep_id)
-        params = db.params(sweep_id, trial)
-        trainable = load_trainable(config.trainable, allowed=allowed_trainables())
-        n_folds = int(config.cv["n_folds"])
-        done = db.folds(sweep_id, trial)
+    lease = Lease(db.r, db.lease_key(sweep_id, trial), host=worker.partition("@")[2] or worker)
+    if not lease.acquire(lease.ttl_s * 1.5, lambda: db.is_finished(sweep_id, trial)):
         log.info(
-            "sweep %s trial %d starts on %s (%d of %d folds already done)",
+            "sweep %s trial %d is held by another live copy; ignoring this one", sweep_id, trial
+        )
+        raise Ignore()
+    try:
+        return _run_trial(self, db, config, lease, sweep_id, trial, worker)
+    finally:
+        lease.release()
+
+
+def _run_trial(
+    task: Any,
+    db: SweepStore,
+    config: SweepConfig,
+    lease: Lease,
+    sweep_id: str,
+    trial: int,
+    worker: str,
+) -> dict[str, Any]:
+    if db.is_finished(sweep_id, trial):
+        raise Ignore()
+    attempts = db.trial_started(
+        sweep_id,
+        trial,
+        worker,
+        os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        _request_info(task.request, config),
+    )
+    lease.start_heartbeat()
+    started = time.perf_counter()
+    done = db.folds(sweep_id, trial)
+    record: dict[str, Any]
+    if attempts > config.max_attempts:
+        record = {
+            "status": "failed",
+            "error": (
+                f"gave up after {attempts - 1} attempts: the trial's worker was lost each time "
+                f"(last on {worker})"
+            ),
+        }
+    else:
+        log.info(
+            "sweep %s trial %d starts on %s (attempt %d, %d of %d folds already done)",
             sweep_id,
             trial,
             worker,
+            attempts,
             len(done),
-            n_folds,
+            int(config.cv["n_folds"]),
         )
+        record = _train_folds(db, config, lease, sweep_id, trial, done)
+    record["duration_s"] = time.perf_counter() - started
+    outcome = db.finish_trial(sweep_id, trial, record, lease.value)
+    if outcome == LEASE_LOST:
+        log.warning(
+            "sweep %s trial %d: another copy holds the lease; not recording", sweep_id, trial
+        )
+        raise Ignore()
+    if outcome == ALREADY_FINISHED:
+        raise Ignore()
+    log.info(
+        "sweep %s trial %d %s in %.1f s", sweep_id, trial, record["status"], record["duration_s"]
+    )
+    return {"trial": trial, "status": record["status"], "score": record.get("score")}
+
+
+def _train_folds(
+    db: SweepStore,
+    config: SweepConfig,
+    lease: Lease,
+    sweep_id: str,
+    trial: int,
+    done: dict[int, dict[str, Any]],
+) -> dict[str, Any]:
+    """Train the unfinished folds; the trial's record (complete, failed or cancelled)."""
+    try:
+        params = db.params(sweep_id, trial)
+        trainable = load_trainable(config.trainable, allowed=allowed_trainables())
+        n_folds = int(config.cv["n_folds"])
         for fold in range(n_folds):
             if fold in done:
                 continue
+            if lease.lost.is_set():
+                raise Ignore()
+            if db.cancel_requested(sweep_id):
+                raise _Cancelled()
             db.fold_started(sweep_id, trial, fold)
             context = FoldContext(sweep_id, trial, fold, n_folds, config.settings())
             result = trainable.train_fold(params, context).to_dict()
@@ -95,8 +190,10 @@ def cv_trial(self: Any, sweep_id: str, trial: int) -> dict[str, Any]:
                 result["metrics"][config.metric],
                 result["duration_s"],
             )
-        score, std = mean_std(fold_scores(done, config.metric))
-        record = {"status": "complete", "score": score, "score_std": std}
+    except Ignore:
+        raise
+    except _Cancelled:
+        return {"status": "cancelled", "error": f"sweep cancelled after {len(done)} folds"}
     except Exception as exc:  # a trial-level failure must never fail the chord
         log.warning(
             "sweep %s trial %d failed: %s\n%s",
@@ -105,13 +202,9 @@ def cv_trial(self: Any, sweep_id: str, trial: int) -> dict[str, Any]:
             _describe(exc),
             traceback.format_exc(),
         )
-        record = {"status": "failed", "error": _describe(exc)}
-    record["duration_s"] = time.perf_counter() - started
-    db.finish_trial(sweep_id, trial, record)
-    log.info(
-        "sweep %s trial %d %s in %.1f s", sweep_id, trial, record["status"], record["duration_s"]
-    )
-    return {"trial": trial, "status": record["status"], "score": record.get("score")}
+        return {"status": "failed", "error": _describe(exc)}
+    score, std = mean_std(fold_scores(done, config.metric))
+    return {"status": "complete", "score": score, "score_std": std}
 
 
 def _write_results(sweep_id: str, results: dict[str, Any]) -> None:
@@ -132,19 +225,24 @@ def finalize_sweep(self: Any, trial_results: list[dict[str, Any]], sweep_id: str
         log.warning("finalize of sweep %s ran %d times", sweep_id, runs)
     results = summarize(db, sweep_id)
     config = config_from_dict(db.get_sweep(sweep_id)["config"])
-    retrain = config.retrain_and_test and results["best"] is not None
+    cancelled = db.cancel_requested(sweep_id)
+    retrain = config.retrain_and_test and results["best"] is not None and not cancelled
+    status = "retraining" if retrain else "cancelled" if cancelled else "done"
     db.set_sweep_fields(
         sweep_id,
         results=results,
-        status="retraining" if retrain else "done",
+        status=status,
         **({} if retrain else {"finished": time.time()}),
     )
+    db.deactivate(sweep_id)
     _write_results(sweep_id, results)
     log.info(
-        "sweep %s finalized: %d complete, %d failed, best %s",
+        "sweep %s finalized (%s): %d complete, %d failed, %d cancelled, best %s",
         sweep_id,
+        status,
         results["trials_complete"],
         results["trials_failed"],
+        results["trials_cancelled"],
         results["best"] and results["best"]["trial"],
     )
     if retrain:

@@ -25,10 +25,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from smptune.errors import ConfigError, ExitCode, SmptuneError
+from smptune.lease import lease_ttl_s
 from smptune.trainable import ALLOWED_TRAINABLES_ENV
 from smptune.urls import BROKER_ENV, broker_url_from, mask_url
+
+if TYPE_CHECKING:
+    from smptune.recovery import Reaper
 
 log = logging.getLogger("smptune.workers")
 
@@ -124,10 +129,24 @@ def worker_specs(args: argparse.Namespace, broker_url: str) -> list[WorkerSpec]:
 class Supervisor:
     """Keeps one process per :class:`WorkerSpec` alive until asked to stop."""
 
-    def __init__(self, specs: list[WorkerSpec], shutdown_timeout_s: float) -> None:
+    def __init__(
+        self, specs: list[WorkerSpec], shutdown_timeout_s: float, reaper: Reaper | None = None
+    ) -> None:
         self.workers = [Supervised(spec) for spec in specs]
         self.shutdown_timeout_s = shutdown_timeout_s
         self.stopping = False
+        self.reaper = reaper
+        self.reap_interval_s = max(1.0, lease_ttl_s() / 6)
+        self._next_reap = 0.0
+
+    def _reap(self, now: float) -> None:
+        if self.reaper is None or now < self._next_reap:
+            return
+        self._next_reap = now + self.reap_interval_s
+        try:
+            self.reaper.scan(now)
+        except Exception as exc:  # Redis away or a bad record: the next pass tries again
+            log.warning("reaper pass failed: %s", exc)
 
     def _start(self, w: Supervised) -> None:
         w.process = subprocess.Popen(w.spec.argv, env=w.spec.env)
@@ -183,6 +202,7 @@ class Supervisor:
                     "%s exited with code %s; restarting in %.0f s", w.spec.name, code, w.backoff_s
                 )
                 w.backoff_s = min(w.backoff_s * 2, 30.0)
+            self._reap(now)
             time.sleep(0.2)
         self._signal_all(signal.SIGTERM)
         if not self._wait_all(self.shutdown_timeout_s):
@@ -249,11 +269,16 @@ def start(args: argparse.Namespace) -> int:
         raise ConfigError(f"no broker: pass --broker URL or set {BROKER_ENV}")
     if args.cpu is not None and args.cpu < 1:
         raise ConfigError(f"--cpu: must be >= 1, got {args.cpu}")
-    from smptune.store import connect
+    from smptune.celeryapp import configure, create_app
+    from smptune.recovery import Reaper
+    from smptune.store import SweepStore
 
-    connect(broker_url).close()
+    store = SweepStore.from_url(broker_url)
+    app = create_app()
+    configure(app, broker_url, send_only=True)
     specs = worker_specs(args, broker_url)
-    supervisor = Supervisor(specs, args.shutdown_timeout)
+    reaper = Reaper(store, app, grace_s=lease_ttl_s() / 3 + 1)
+    supervisor = Supervisor(specs, args.shutdown_timeout, reaper)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)
     log.info(

@@ -1,0 +1,141 @@
+"""Trial leases: at most one live copy of a trial runs, and a lost one is noticed fast.
+
+A running trial holds ``smptune:sweep:{id}:lease:{n}`` with a TTL (``SMPTUNE_LEASE_TTL``,
+30 s by default), renewed by a heartbeat thread every third of it. The value names the
+holder (``host:pid:token``), so a copy on the same host can take over at once from a
+holder process that is gone, and any copy can take over once the lease has expired.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis
+
+log = logging.getLogger("smptune.lease")
+
+LEASE_TTL_ENV = "SMPTUNE_LEASE_TTL"
+
+_RENEW = """
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_STEAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def lease_ttl_s() -> float:
+    """The lease TTL every process of a fleet uses (``SMPTUNE_LEASE_TTL``, default 30 s)."""
+    return float(os.environ.get(LEASE_TTL_ENV, 30))
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class Lease:
+    """One trial's lease, held (or wanted) by this process."""
+
+    client: redis.Redis
+    key: str
+    host: str
+    ttl_s: float = field(default_factory=lease_ttl_s)
+    value: str = ""
+    lost: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        self.value = f"{self.host}:{os.getpid()}:{secrets.token_hex(6)}"
+
+    @property
+    def _ttl_ms(self) -> int:
+        return int(self.ttl_s * 1000)
+
+    def try_acquire(self) -> bool:
+        """Take the lease if it is free or its holder on this host is gone."""
+        if self.client.set(self.key, self.value, nx=True, px=self._ttl_ms):
+            return True
+        holder = self.client.get(self.key)
+        if holder is None:
+            return bool(self.client.set(self.key, self.value, nx=True, px=self._ttl_ms))
+        host, _, rest = holder.partition(":")
+        pid = rest.partition(":")[0]
+        if host == self.host and pid.isdigit() and not pid_alive(int(pid)):
+            log.info("taking over %s from dead process %s on this host", self.key, pid)
+            return bool(self.client.eval(_STEAL, 1, self.key, holder, self.value, self._ttl_ms))
+        return False
+
+    def acquire(self, wait_s: float, is_done: Callable[[], bool]) -> bool:
+        """Try for up to ``wait_s`` seconds; give up early once ``is_done()`` is true."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            if self.try_acquire():
+                return True
+            if is_done() or time.monotonic() >= deadline:
+                return False
+            time.sleep(min(1.0, self.ttl_s / 10))
+
+    def renew(self) -> bool:
+        """Extend the lease; False (and :attr:`lost` set) if another holder has it."""
+        ok = bool(self.client.eval(_RENEW, 1, self.key, self.value, self._ttl_ms))
+        if not ok:
+            self.lost.set()
+        return ok
+
+    def _beat(self) -> None:
+        interval = self.ttl_s / 3
+        while not self._stop.wait(interval):
+            try:
+                if not self.renew():
+                    log.warning("lease %s was taken by another copy", self.key)
+                    return
+            except redis.RedisError as exc:  # Redis away: keep trying, the TTL decides
+                log.warning("cannot renew lease %s: %s", self.key, exc)
+
+    def start_heartbeat(self) -> None:
+        self._thread = threading.Thread(target=self._beat, name="smptune-lease", daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            self.client.eval(_RELEASE, 1, self.key, self.value)
+        except redis.RedisError as exc:
+            log.warning("cannot release lease %s: %s (it expires by itself)", self.key, exc)

@@ -1,0 +1,71 @@
+"""Fast recovery of lost trials: the reaper every ``workers`` supervisor runs.
+
+A trial whose lease has expired while it is marked running lost its worker process or its
+whole machine. The reaper takes it off the running set (once, fleet-wide) and queues it
+again under the same task id, group and chord, so the chord still counts it once; the new
+copy resumes from its first unrecorded fold. Without this, Redis would redeliver the
+message only after the broker's visibility timeout (12 h by default).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from smptune.store import SweepStore
+
+log = logging.getLogger("smptune.recovery")
+
+
+class Reaper:
+    """Finds running trials without a live lease and queues them again."""
+
+    def __init__(self, store: SweepStore, app: Any, grace_s: float) -> None:
+        self.store = store
+        self.app = app
+        self.grace_s = grace_s
+        self._missing_since: dict[tuple[str, int], float] = {}
+
+    def scan(self, now: float | None = None) -> list[tuple[str, int]]:
+        """One pass over the active sweeps; returns the trials queued again."""
+        now = time.monotonic() if now is None else now
+        requeued: list[tuple[str, int]] = []
+        seen: set[tuple[str, int]] = set()
+        for sweep_id in self.store.active_sweeps():
+            for trial in self.store.running_numbers(sweep_id):
+                key = (sweep_id, trial)
+                if self.store.lease_exists(sweep_id, trial):
+                    continue
+                seen.add(key)
+                # a lease missing in two scans a grace apart, not a heartbeat in flight
+                first = self._missing_since.setdefault(key, now)
+                if now - first < self.grace_s:
+                    continue
+                if self.store.claim_orphan(sweep_id, trial):
+                    self.requeue(sweep_id, trial)
+                    requeued.append(key)
+        self._missing_since = {k: v for k, v in self._missing_since.items() if k in seen}
+        return requeued
+
+    def requeue(self, sweep_id: str, trial: int) -> None:
+        request = self.store.trial_request(sweep_id, trial)
+        log.warning(
+            "sweep %s trial %d lost its worker; queueing it again (task %s)",
+            sweep_id,
+            trial,
+            request.get("id"),
+        )
+        self.app.send_task(
+            "smptune.cv_trial",
+            args=(sweep_id, trial),
+            task_id=request.get("id"),
+            queue=request.get("queue") or "smptune",
+            group_id=request.get("group"),
+            group_index=request.get("group_index"),
+            chord=request.get("chord"),
+            root_id=request.get("root_id"),
+            parent_id=request.get("parent_id"),
+            soft_time_limit=request.get("soft_time_limit"),
+            time_limit=request.get("time_limit"),
+        )
