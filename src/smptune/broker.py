@@ -41,7 +41,13 @@ def free_port() -> int:
 class EmbeddedRedis:
     """A private Redis server for the lifetime of a ``with`` block (or start/stop)."""
 
-    def __init__(self, data_dir: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.extra_args = extra_args
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="smptune-redis-")
@@ -53,6 +59,13 @@ class EmbeddedRedis:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def kill(self) -> None:
+        """SIGKILL the server (its AOF stays), as a crash would; :meth:`start` brings it back."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
 
     def command(self) -> list[str]:
         return [
@@ -66,7 +79,7 @@ class EmbeddedRedis:
             "--appendonly",
             "yes",
             "--appendfsync",
-            "everysec",
+            "always",
             "--save",
             "",
             "--maxmemory-policy",
@@ -75,6 +88,7 @@ class EmbeddedRedis:
             "no",
             "--logfile",
             str(self.data_dir / "redis.log"),
+            *self.extra_args,
         ]
 
     def start(self, timeout_s: float = 10.0) -> EmbeddedRedis:

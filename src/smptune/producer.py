@@ -69,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--json", action="store_true")
     results.add_argument("--out", type=Path, help="write the results folder to DIR")
 
+    cancel = with_broker(
+        sub.add_parser(
+            "cancel",
+            help="stop a sweep: queued trials never start, running ones stop at the "
+            "next fold boundary, the partial results are written",
+        )
+    )
+    cancel.add_argument("sweep")
+
     with_broker(sub.add_parser("list", help="the sweeps this broker knows"))
     return parser
 
@@ -228,7 +237,29 @@ def cmd_list(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-COMMANDS = {"submit": cmd_submit, "status": cmd_status, "results": cmd_results, "list": cmd_list}
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from smptune.store import TERMINAL_SWEEP_STATES
+
+    store = _store(args)
+    status = store.get_sweep(args.sweep)["status"]
+    if status in TERMINAL_SWEEP_STATES:
+        print(f"sweep {args.sweep} has already ended ({status}); nothing to cancel")
+        return ExitCode.OK
+    store.request_cancel(args.sweep)
+    print(
+        f"cancelling sweep {args.sweep}: queued trials will not start, running ones stop "
+        "at their next fold boundary, then the partial results are written"
+    )
+    return ExitCode.OK
+
+
+COMMANDS = {
+    "submit": cmd_submit,
+    "status": cmd_status,
+    "results": cmd_results,
+    "cancel": cmd_cancel,
+    "list": cmd_list,
+}
 
 
 def _is_connection_error(exc: BaseException) -> bool:

@@ -70,14 +70,45 @@ def progress_line(snap: dict[str, Any]) -> str:
     )
 
 
-def wait(store: SweepStore, sweep_id: str, console: Console, poll_s: float = 1.0) -> dict:
+def _snapshot_through_outages(
+    store: SweepStore, sweep_id: str, console: Console, outage_limit_s: float
+) -> dict[str, Any]:
+    """A snapshot; while Redis is away (a restart), say so and keep asking."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    lost_at: float | None = None
+    while True:
+        try:
+            snap = snapshot(store, sweep_id)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            now = time.monotonic()
+            if lost_at is None:
+                lost_at = now
+                console.print(f"lost the broker ({exc}); reconnecting...", markup=False)
+            if now - lost_at > outage_limit_s:
+                raise
+            time.sleep(1.0)
+            continue
+        if lost_at is not None:
+            console.print("broker is back", markup=False)
+        return snap
+
+
+def wait(
+    store: SweepStore,
+    sweep_id: str,
+    console: Console,
+    poll_s: float = 1.0,
+    outage_limit_s: float = 600.0,
+) -> dict:
     """Show progress until the sweep (and its retrain-and-test) has finished."""
     from rich.progress import BarColumn, Progress, TextColumn
 
     if not console.is_terminal:
         last = ""
         while True:
-            snap = snapshot(store, sweep_id)
+            snap = _snapshot_through_outages(store, sweep_id, console, outage_limit_s)
             line = progress_line(snap)
             if line.split(" | elapsed")[0] != last:
                 console.print(line, highlight=False, soft_wrap=True, markup=False)
@@ -96,7 +127,7 @@ def wait(store: SweepStore, sweep_id: str, console: Console, poll_s: float = 1.0
         snap = snapshot(store, sweep_id)
         task = bar.add_task(snap["name"], total=snap["folds_total"], info="")
         while True:
-            snap = snapshot(store, sweep_id)
+            snap = _snapshot_through_outages(store, sweep_id, console, outage_limit_s)
             info = progress_line(snap).split("| ", 1)[1]
             bar.update(
                 task,

@@ -17,6 +17,11 @@ from smptune.store import SweepStore
 
 log = logging.getLogger("smptune.recovery")
 
+#: Trials are queued at priority 5 (see :mod:`smptune.sweep`); a lost trial goes back at 0,
+#: ahead of the trials that never started.
+TRIAL_PRIORITY = 5
+REQUEUE_PRIORITY = 0
+
 
 class Reaper:
     """Finds running trials without a live lease and queues them again."""
@@ -68,4 +73,5 @@ class Reaper:
             parent_id=request.get("parent_id"),
             soft_time_limit=request.get("soft_time_limit"),
             time_limit=request.get("time_limit"),
+            priority=REQUEUE_PRIORITY,
         )

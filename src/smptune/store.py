@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -63,7 +64,8 @@ if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 redis.call('SREM', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[4], 'status', 'requeued')
+redis.call('HSET', KEYS[4], 'status', 'requeued', 'requeued_at', ARGV[2])
+redis.call('HINCRBY', KEYS[4], 'requeues', 1)
 return 1
 """
 
@@ -250,6 +252,7 @@ class SweepStore:
                 "device": device,
                 "started": time.time(),
                 "fold": 0,
+                "pid": os.getpid(),
                 "request": json.dumps(request or {}),
             },
         )
@@ -278,7 +281,7 @@ class SweepStore:
             self.lease_key(sweep_id, trial),
             self._trial(sweep_id, trial),
         ]
-        return bool(self._claim_orphan(keys=keys, args=[trial]))
+        return bool(self._claim_orphan(keys=keys, args=[trial, time.time()]))
 
     def fold_started(self, sweep_id: str, trial: int, fold: int) -> None:
         self.r.hset(self._trial(sweep_id, trial), "fold", fold)
@@ -378,12 +381,14 @@ def _trial_record(
         "worker": state.get("worker") or None,
         "device": state.get("device") if "device" in state else None,
         "fold": int(state["fold"]) if state.get("fold") else None,
+        "pid": int(state["pid"]) if state.get("pid") else None,
         "attempts": int(state.get("attempts", 0)),
         "error": state.get("error") or None,
         "started": float(state["started"]) if state.get("started") else None,
         "finished": float(state["finished"]) if state.get("finished") else None,
     }
-    for key in ("score", "score_std", "duration_s"):
+    record["requeues"] = int(state.get("requeues", 0))
+    for key in ("score", "score_std", "duration_s", "requeued_at"):
         value = state.get(key)
         record[key] = float(value) if value not in (None, "") else None
     return record

@@ -11,6 +11,7 @@ from typing import Any
 
 from smptune.config import SweepConfig
 from smptune.errors import ConfigError
+from smptune.recovery import TRIAL_PRIORITY
 from smptune.store import SweepStore
 from smptune.trainable import load_trainable
 
@@ -83,6 +84,7 @@ def submit(
             task_id=trial_task_id(sweep_id, n),
             soft_time_limit=config.trial_timeout,
             time_limit=config.trial_timeout + HARD_LIMIT_GRACE_S,
+            priority=TRIAL_PRIORITY,
         )
         for n in range(len(configurations))
     ]

@@ -27,7 +27,7 @@ from smptune.errors import SmptuneError
 from smptune.lease import Lease
 from smptune.report import summarize, write_results
 from smptune.scoring import fold_scores, mean_std
-from smptune.store import ALREADY_FINISHED, LEASE_LOST, SweepStore
+from smptune.store import ALREADY_FINISHED, LEASE_LOST, RECORDED, SweepStore
 from smptune.trainable import FoldContext, allowed_trainables, load_trainable
 
 log = logging.getLogger("smptune.tasks")
@@ -111,6 +111,11 @@ def _run_trial(
 ) -> dict[str, Any]:
     if db.is_finished(sweep_id, trial):
         raise Ignore()
+    if db.cancel_requested(sweep_id):  # queued when the sweep was cancelled: never starts
+        record = {"status": "cancelled", "error": "sweep cancelled before the trial started"}
+        if db.finish_trial(sweep_id, trial, record, lease.value) != RECORDED:
+            raise Ignore()
+        return {"trial": trial, "status": "cancelled", "score": None}
     attempts = db.trial_started(
         sweep_id,
         trial,

@@ -1,12 +1,14 @@
 """A fast trainable without torch, for queue tests, benchmarks and demos.
 
 Its score peaks at ``x = 1, y = -2``; ``sleep`` seconds pass per fold; ``fail`` makes the
-trial raise, as a configuration that cannot train would.
+trial raise, as a configuration that cannot train would; ``crash`` kills the worker process
+that runs it, as a segfault or the OOM killer would.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +25,7 @@ class QuadraticTrainable:
         "y": 0.0,
         "sleep": 0.0,
         "fail": False,
+        "crash": False,
         "fold_noise": 0.0,
     }
     metrics = ("score", "loss")
@@ -47,6 +50,8 @@ class QuadraticTrainable:
 
     def train_fold(self, params: Mapping[str, Any], context: FoldContext) -> FoldResult:
         start = time.perf_counter()
+        if params["crash"]:
+            os._exit(70)
         if params["fail"]:
             raise TrialError(f"configured to fail (fail={params['fail']!r})")
         if params["sleep"]:

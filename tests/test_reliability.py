@@ -1,0 +1,237 @@
+"""What a sweep survives: lost worker processes and machines, Redis restarts, a trial that
+crashes its worker every time, a producer that dies, cancel. Real processes, real Redis.
+
+Every test checks the same three things at the end: no trial lost, none recorded twice, and
+the chord callback ran once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from smptune.store import SweepStore
+
+from conftest import cli_env, run_cli, submit_and_wait, wait_for, write_config
+
+LEASE_TTL = "3"  # seconds; production uses 30
+
+
+def assert_every_trial_once(store: SweepStore, sweep_id: str, statuses=("complete",)) -> list:
+    sweep = store.get_sweep(sweep_id)
+    trials = store.trials(sweep_id)
+    assert sweep["finalize_runs"] == 1, "the chord callback must run exactly once"
+    finished = store.r.smembers(f"smptune:sweep:{sweep_id}:finished")
+    assert sorted(int(n) for n in finished) == list(range(sweep["n_trials"])), "a trial lost"
+    counted = sweep["trials_complete"] + sweep["trials_failed"] + sweep["trials_cancelled"]
+    assert counted == sweep["n_trials"], "a trial counted twice or not at all"
+    assert all(t["status"] in statuses for t in trials), [t["status"] for t in trials]
+    assert len(sweep["results"]["ranking"]) == sweep["n_trials"]
+    return trials
+
+
+def _submit(config: Path, broker: str, artifacts: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "smptune.producer",
+            "submit",
+            str(config),
+            "--broker",
+            broker,
+            "--wait",
+            "--artifacts",
+            str(artifacts),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        start_new_session=True,
+    )
+
+
+def _sweep_id_of(store: SweepStore) -> str:
+    return wait_for(lambda: store.active_sweeps() and store.active_sweeps()[0], 30)
+
+
+def _running_trial(store: SweepStore, sweep_id: str, min_fold: int = 0) -> dict:
+    def find():
+        for r in store.running(sweep_id):
+            if r["fold"] >= min_fold:
+                return next(t for t in store.trials(sweep_id, [r["trial"]]))
+        return None
+
+    return wait_for(find, 60, 0.05)
+
+
+def test_kill_9_of_the_worker_child_mid_fold_resumes_the_trial(
+    tmp_path, redis_server, store, start_workers
+):
+    # Given one worker running a sweep of slow folds
+    start_workers("--cpu", "1", SMPTUNE_LEASE_TTL=LEASE_TTL)
+    config = write_config(
+        tmp_path / "s.yaml", n_trials=3, hyperparameters={"x": [0.0, 1.0, 2.0], "sleep": 0.7}
+    )
+    producer = _submit(config, redis_server.url, tmp_path / "a")
+    sweep_id = _sweep_id_of(store)
+
+    # When the pool child running a trial is killed in the middle of its second fold
+    victim = _running_trial(store, sweep_id, min_fold=1)
+    os.kill(victim["pid"], signal.SIGKILL)
+    _, stderr = producer.communicate(timeout=120)
+
+    # Then the trial ran again from its first unrecorded fold and the sweep completed
+    assert producer.returncode == 0, stderr
+    trials = assert_every_trial_once(store, sweep_id)
+    again = trials[victim["trial"]]
+    assert again["attempts"] == 2
+    assert sorted(again["folds"]) == [0, 1, 2]
+    assert store.get_sweep(sweep_id)["folds_done"] == 9  # fold 0 was not trained twice
+
+
+def test_kill_9_of_a_whole_workers_machine_moves_its_trial_to_another(
+    tmp_path, redis_server, store, start_workers
+):
+    # Given two worker "machines" and a sweep of slow trials
+    a = start_workers("--cpu", "1", "--hostname", "host-a", name="a", SMPTUNE_LEASE_TTL=LEASE_TTL)
+    start_workers("--cpu", "1", "--hostname", "host-b", name="b", SMPTUNE_LEASE_TTL=LEASE_TTL)
+    config = write_config(
+        tmp_path / "s.yaml",
+        n_trials=4,
+        cv={"n_folds": 2},
+        hyperparameters={"x": [0.0, 1.0, 2.0, 3.0], "sleep": 1.5},
+    )
+    producer = _submit(config, redis_server.url, tmp_path / "a")
+    sweep_id = _sweep_id_of(store)
+
+    # When host-a's supervisor and all its workers are killed mid-trial
+    def on_a():
+        running = [r for r in store.running(sweep_id) if r["worker"].endswith("@host-a")]
+        return running and running[0]
+
+    victim = wait_for(on_a, 60, 0.05)
+    os.killpg(a.process.pid, signal.SIGKILL)
+    killed_at = time.time()
+
+    # Then it is queued again within about two lease TTLs, runs on host-b, and the sweep
+    # completes
+    requeued_at = wait_for(
+        lambda: store.trials(sweep_id, [victim["trial"]])[0]["requeued_at"], 60, 0.05
+    )
+    assert requeued_at - killed_at < 2 * float(LEASE_TTL) + 1
+    _, stderr = producer.communicate(timeout=120)
+    assert producer.returncode == 0, stderr
+    trials = assert_every_trial_once(store, sweep_id)
+    assert trials[victim["trial"]]["worker"].endswith("@host-b")
+    assert trials[victim["trial"]]["requeues"] == 1
+
+
+def test_redis_killed_and_restarted_mid_sweep_loses_nothing(
+    tmp_path, redis_server, store, start_workers
+):
+    # Given a running sweep watched by `producer submit --wait`
+    start_workers("--cpu", "2", SMPTUNE_LEASE_TTL=LEASE_TTL)
+    config = write_config(
+        tmp_path / "s.yaml",
+        n_trials=8,
+        cv={"n_folds": 2},
+        hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": 0.3},
+    )
+    producer = _submit(config, redis_server.url, tmp_path / "a")
+    sweep_id = _sweep_id_of(store)
+    wait_for(lambda: store.get_sweep(sweep_id)["folds_done"] >= 3, 60, 0.05)
+
+    # When Redis is killed with -9 and comes back two seconds later on the same AOF
+    redis_server.kill()
+    time.sleep(2)
+    redis_server.start()
+
+    # Then the workers and the producer reconnect and the sweep completes, every trial once
+    _, stderr = producer.communicate(timeout=180)
+    assert producer.returncode == 0, stderr
+    assert_every_trial_once(store, sweep_id)
+    assert store.get_sweep(sweep_id)["status"] == "done"
+
+
+def test_a_trial_that_kills_its_worker_every_time_fails_after_three_attempts(
+    tmp_path, redis_server, store, start_workers
+):
+    start_workers("--cpu", "1", SMPTUNE_LEASE_TTL=LEASE_TTL)
+    config = write_config(
+        tmp_path / "s.yaml",
+        n_trials="grid",
+        cv={"n_folds": 2},
+        hyperparameters={"x": [0.0, 1.0], "crash": [False, True]},
+    )
+    sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "a")
+
+    assert result.returncode == 0, result.stderr
+    trials = assert_every_trial_once(store, sweep_id, statuses=("complete", "failed"))
+    crashed = [t for t in trials if t["params"]["crash"]]
+    assert [t["status"] for t in crashed] == ["failed", "failed"]
+    for t in crashed:
+        assert "gave up after 3 attempts" in t["error"], t["error"]
+        assert t["attempts"] == 4
+    assert all(t["status"] == "complete" for t in trials if not t["params"]["crash"])
+
+
+def test_the_sweep_finishes_without_the_producer(tmp_path, redis_server, store, start_workers):
+    start_workers("--cpu", "1", SMPTUNE_LEASE_TTL=LEASE_TTL)
+    config = write_config(
+        tmp_path / "s.yaml", n_trials=4, hyperparameters={"x": [0.0, 1.0, 2.0, 3.0], "sleep": 0.2}
+    )
+    producer = _submit(config, redis_server.url, tmp_path / "a")
+    sweep_id = _sweep_id_of(store)
+    os.killpg(producer.pid, signal.SIGKILL)
+    producer.wait()
+
+    wait_for(lambda: store.get_sweep(sweep_id)["status"] == "done", 60)
+    status = run_cli("producer", "status", sweep_id, "--json", "--broker", redis_server.url)
+    assert json.loads(status.stdout)["status"] == "done"
+    assert_every_trial_once(store, sweep_id)
+
+
+def test_cancel_mid_sweep_stops_at_a_fold_boundary_and_writes_partial_results(
+    tmp_path, redis_server, store, start_workers
+):
+    # Given a sweep of ten trials on one worker
+    start_workers("--cpu", "1", SMPTUNE_LEASE_TTL=LEASE_TTL)
+    config = write_config(
+        tmp_path / "s.yaml",
+        n_trials=10,
+        hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": 0.4},
+    )
+    producer = _submit(config, redis_server.url, tmp_path / "a")
+    sweep_id = _sweep_id_of(store)
+    wait_for(lambda: store.get_sweep(sweep_id)["trials_complete"] >= 2, 60, 0.05)
+    _running_trial(store, sweep_id, min_fold=1)
+
+    # When it is cancelled
+    cancel = run_cli("producer", "cancel", sweep_id, "--broker", redis_server.url)
+    assert cancel.returncode == 0, cancel.stderr
+
+    # Then the producer reports it, trials queued never started, the running one stopped at
+    # a fold boundary, and finalize wrote the partial results without retraining
+    stdout, stderr = producer.communicate(timeout=60)
+    assert producer.returncode == 1, stderr
+    assert "ended cancelled" in stdout
+    sweep = store.get_sweep(sweep_id)
+    assert sweep["status"] == "cancelled"
+    trials = assert_every_trial_once(store, sweep_id, statuses=("complete", "cancelled"))
+    cancelled = [t for t in trials if t["status"] == "cancelled"]
+    assert len(cancelled) >= 7
+    assert sum(1 for t in cancelled if t["attempts"] == 0) >= 6  # never started
+    stopped = [t for t in cancelled if t["attempts"] == 1]
+    assert all(0 < len(t["folds"]) < 3 for t in stopped)
+    out = tmp_path / "a" / sweep_id
+    results = json.loads((out / "results.json").read_text())
+    assert results["trials_cancelled"] == len(cancelled)
+    assert not (out / "final").exists()
+    assert "test_metrics" not in sweep
