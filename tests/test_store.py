@@ -10,6 +10,7 @@ from smptune.config import config_from_dict, load_config
 from smptune.report import best_config, write_results
 from smptune.scoring import best_epochs, rank_trials
 from smptune.store import ALREADY_FINISHED, RECORDED, SweepStore
+from smptune.testing import QuadraticTrainable
 from smptune.urls import mask_secrets, mask_url
 
 from conftest import wait_for, write_config
@@ -17,10 +18,7 @@ from conftest import wait_for, write_config
 
 def _sweep(store: SweepStore, tmp_path, n_trials: int = 3) -> str:
     config = load_config(write_config(tmp_path / "s.yaml", n_trials=n_trials)).to_dict()
-    params = [
-        {"x": float(i), "y": 0.0, "sleep": 0.0, "fail": False, "fold_noise": 0.0}
-        for i in range(n_trials)
-    ]
+    params = [{**QuadraticTrainable.defaults, "x": float(i)} for i in range(n_trials)]
     store.create_sweep("s1", config, params, 3, str(tmp_path))
     return "s1"
 
@@ -131,7 +129,7 @@ def test_a_redelivered_trial_resumes_from_its_first_unfinished_fold(
     config = load_config(
         write_config(tmp_path / "s.yaml", trainable="trainables:MarkingTrainable")
     ).to_dict()
-    params = {"x": 1.0, "y": -2.0, "sleep": 0.0, "fail": False, "fold_noise": 0.0}
+    params = {**QuadraticTrainable.defaults, "x": 1.0, "y": -2.0}
     store.create_sweep("resume", config, [params], 3, str(tmp_path))
     earlier = {"metrics": {"score": 0.25, "loss": 3.0}, "best_epoch": 1, "epochs_run": 1}
     store.record_fold("resume", 0, 0, earlier)

@@ -34,6 +34,7 @@ def test_sweep_runs_every_trial_once_and_retrains_the_best(
     sweep = store.get_sweep(sweep_id)
     assert sweep["status"] == "done"
     assert sweep["finalize_runs"] == 1
+    assert "finalize_duplicates" not in sweep and "finalize_fallback" not in sweep
     results = sweep["results"]
     assert sorted(t["trial"] for t in results["ranking"]) == list(range(6))
     assert all(t["status"] == "complete" and len(t["fold_scores"]) == 3 for t in results["ranking"])

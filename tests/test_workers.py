@@ -8,6 +8,7 @@ from pathlib import Path
 
 from smptune.config import load_config
 from smptune.store import SweepStore
+from smptune.testing import QuadraticTrainable
 
 from conftest import run_cli, submit_and_wait, wait_for, write_config
 
@@ -36,7 +37,7 @@ def _record_sweep(store: SweepStore, config_path: Path, trainable: str | None = 
     config = load_config(config_path).to_dict()
     if trainable:
         config["trainable"] = trainable
-    params = {"x": 1.0, "y": -2.0, "sleep": 0.0, "fail": False, "fold_noise": 0.0}
+    params = {**QuadraticTrainable.defaults, "x": 1.0, "y": -2.0}
     store.create_sweep("crafted", config, [params], 2, "/tmp")
     return "crafted"
 

@@ -124,7 +124,7 @@ class Lease:
                 if not self.renew():
                     log.warning("lease %s was taken by another copy", self.key)
                     return
-            except redis.RedisError as exc:  # Redis away: keep trying, the TTL decides
+            except (redis.RedisError, OSError) as exc:  # Redis away: the TTL decides
                 log.warning("cannot renew lease %s: %s", self.key, exc)
 
     def start_heartbeat(self) -> None:
@@ -137,5 +137,5 @@ class Lease:
             self._thread.join(timeout=5)
         try:
             self.client.eval(_RELEASE, 1, self.key, self.value)
-        except redis.RedisError as exc:
+        except (redis.RedisError, OSError) as exc:
             log.warning("cannot release lease %s: %s (it expires by itself)", self.key, exc)

@@ -5,6 +5,10 @@ whole machine. The reaper takes it off the running set (once, fleet-wide) and qu
 again under the same task id, group and chord, so the chord still counts it once; the new
 copy resumes from its first unrecorded fold. Without this, Redis would redeliver the
 message only after the broker's visibility timeout (12 h by default).
+
+The reaper also finalizes a sweep whose every trial is recorded but whose chord did not fire
+within ``finalize_grace_s`` (Celery's chord counter lives in Redis too, and a result stored
+during a Redis restart can miss it); ``finalize_sweep`` does its work once either way.
 """
 
 from __future__ import annotations
@@ -26,10 +30,13 @@ REQUEUE_PRIORITY = 0
 class Reaper:
     """Finds running trials without a live lease and queues them again."""
 
-    def __init__(self, store: SweepStore, app: Any, grace_s: float) -> None:
+    def __init__(
+        self, store: SweepStore, app: Any, grace_s: float, finalize_grace_s: float
+    ) -> None:
         self.store = store
         self.app = app
         self.grace_s = grace_s
+        self.finalize_grace_s = finalize_grace_s
         self._missing_since: dict[tuple[str, int], float] = {}
 
     def scan(self, now: float | None = None) -> list[tuple[str, int]]:
@@ -38,6 +45,7 @@ class Reaper:
         requeued: list[tuple[str, int]] = []
         seen: set[tuple[str, int]] = set()
         for sweep_id in self.store.active_sweeps():
+            self._finalize_if_stuck(sweep_id)
             for trial in self.store.running_numbers(sweep_id):
                 key = (sweep_id, trial)
                 if self.store.lease_exists(sweep_id, trial):
@@ -52,6 +60,20 @@ class Reaper:
                     requeued.append(key)
         self._missing_since = {k: v for k, v in self._missing_since.items() if k in seen}
         return requeued
+
+    def _finalize_if_stuck(self, sweep_id: str) -> None:
+        sweep = self.store.get_sweep(sweep_id)
+        if sweep.get("finalized_at") or self.store.finished_count(sweep_id) < sweep["n_trials"]:
+            return
+        if time.time() - sweep.get("last_finished", time.time()) < self.finalize_grace_s:
+            return
+        if self.store.claim_finalize_fallback(sweep_id):
+            log.warning(
+                "sweep %s: every trial is recorded but the chord did not fire; finalizing it",
+                sweep_id,
+            )
+            queue = sweep["config"].get("queue", "smptune")
+            self.app.send_task("smptune.finalize_sweep", args=([], sweep_id), queue=queue)
 
     def requeue(self, sweep_id: str, trial: int) -> None:
         request = self.store.trial_request(sweep_id, trial)

@@ -52,6 +52,7 @@ for k, v in pairs(fields) do
   redis.call('HSET', KEYS[2], k, v)
 end
 redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+redis.call('HSET', KEYS[3], 'last_finished', ARGV[6])
 redis.call('SREM', KEYS[4], ARGV[1])
 if ARGV[4] ~= '' then
   redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
@@ -82,8 +83,12 @@ def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
         socket_keepalive=True,
         health_check_interval=10,
         # a Redis restart: retry each command for about a minute before giving up
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=40),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        retry=Retry(
+            ExponentialBackoff(cap=2.0, base=0.1),
+            retries=40,
+            # a refused connect surfaces as OSError, not redis.ConnectionError
+            supported_errors=(redis.ConnectionError, redis.TimeoutError, OSError),
+        ),
     )
     try:
         # the first PING fails fast: an unreachable broker is a usage problem, not an outage
@@ -199,7 +204,7 @@ class SweepStore:
             "finalize_runs",
         ):
             sweep[key] = int(sweep.get(key, 0))
-        for key in ("created", "finished"):
+        for key in ("created", "finished", "last_finished", "finalized_at"):
             if key in sweep:
                 sweep[key] = float(sweep[key])
         return sweep
@@ -216,9 +221,22 @@ class SweepStore:
         encoded = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in fields.items()}
         self.r.hset(self._sweep(sweep_id), mapping=encoded)
 
-    def count_finalize(self, sweep_id: str) -> int:
-        """Record one run of the chord callback; returns how many runs there have been."""
-        return int(self.r.hincrby(self._sweep(sweep_id), "finalize_runs", 1))
+    def claim_finalize(self, sweep_id: str) -> bool:
+        """True for the first finalize of a sweep (counted in ``finalize_runs``), else False
+        (counted in ``finalize_duplicates``)."""
+        key = self._sweep(sweep_id)
+        if self.r.hsetnx(key, "finalized_at", time.time()):
+            self.r.hincrby(key, "finalize_runs", 1)
+            return True
+        self.r.hincrby(key, "finalize_duplicates", 1)
+        return False
+
+    def finished_count(self, sweep_id: str) -> int:
+        return int(self.r.scard(f"{self._sweep(sweep_id)}:finished"))
+
+    def claim_finalize_fallback(self, sweep_id: str) -> bool:
+        """Once per sweep: the right to send finalize when the chord did not fire."""
+        return bool(self.r.hsetnx(self._sweep(sweep_id), "finalize_fallback", time.time()))
 
     # -- trials -----------------------------------------------------------------------
     def params(self, sweep_id: str, trial: int) -> dict[str, Any]:
@@ -329,6 +347,7 @@ class SweepStore:
                     json.dumps(fields),
                     "" if score is None else repr(score),
                     lease,
+                    time.time(),
                 ],
             )
         )

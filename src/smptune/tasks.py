@@ -225,9 +225,9 @@ def _write_results(sweep_id: str, results: dict[str, Any]) -> None:
 def finalize_sweep(self: Any, trial_results: list[dict[str, Any]], sweep_id: str) -> dict:
     """The chord callback: rank, write the results, start retrain-and-test."""
     db = store()
-    runs = db.count_finalize(sweep_id)
-    if runs > 1:
-        log.warning("finalize of sweep %s ran %d times", sweep_id, runs)
+    if not db.claim_finalize(sweep_id):
+        log.warning("sweep %s is already finalized; ignoring this finalize", sweep_id)
+        return {"sweep_id": sweep_id, "duplicate": True}
     results = summarize(db, sweep_id)
     config = config_from_dict(db.get_sweep(sweep_id)["config"])
     cancelled = db.cancel_requested(sweep_id)

@@ -277,7 +277,7 @@ def start(args: argparse.Namespace) -> int:
     app = create_app()
     configure(app, broker_url, send_only=True)
     specs = worker_specs(args, broker_url)
-    reaper = Reaper(store, app, grace_s=lease_ttl_s() / 3)
+    reaper = Reaper(store, app, grace_s=lease_ttl_s() / 3, finalize_grace_s=3 * lease_ttl_s())
     supervisor = Supervisor(specs, args.shutdown_timeout, reaper)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)
