@@ -46,8 +46,12 @@ class EmbeddedRedis:
         data_dir: Path | None = None,
         port: int | None = None,
         extra_args: tuple[str, ...] = (),
+        tls: bool = False,
     ) -> None:
+        """``extra_args`` go to redis-server as they are; with ``tls`` the port speaks TLS
+        only (give the certificate options in ``extra_args``)."""
         self.extra_args = extra_args
+        self.tls = tls
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="smptune-redis-")
@@ -70,7 +74,7 @@ class EmbeddedRedis:
     def command(self) -> list[str]:
         return [
             find_redis_server(),
-            "--port",
+            *(("--port", "0", "--tls-port") if self.tls else ("--port",)),
             str(self.port),
             "--bind",
             "127.0.0.1",
@@ -108,8 +112,10 @@ class EmbeddedRedis:
                 )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    if self.tls:
+                        return self
                     sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
+                    if sock.recv(64):  # +PONG, or -NOAUTH from a password-protected server
                         return self
             except OSError:
                 pass

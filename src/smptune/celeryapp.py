@@ -10,7 +10,7 @@ import os
 
 from celery import Celery
 
-from smptune.urls import BROKER_ENV
+from smptune.urls import BROKER_ENV, tls_options
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 DEFAULT_QUEUE = "smptune"
@@ -46,6 +46,9 @@ def configure(app: Celery, broker_url: str, send_only: bool = False) -> None:
     if send_only:
         backend = f"smptune.backend:SendOnlyRedisBackend+{broker_url}"
     app.conf.update(broker_url=broker_url, result_backend=backend)
+    tls = tls_options(broker_url)
+    if tls is not None:  # rediss://: the same TLS settings for the broker and the backend
+        app.conf.update(broker_use_ssl=tls, redis_backend_use_ssl=tls)
 
 
 def create_app() -> Celery:

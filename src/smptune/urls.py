@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit, urlunsplit
+import ssl
+from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 BROKER_ENV = "SMPTUNE_BROKER_URL"
 
@@ -39,3 +41,32 @@ def mask_secrets(text: str, url: str | None) -> str:
     if password:
         text = text.replace(url, mask_url(url)).replace(password, "***")
     return text
+
+
+_CERT_REQS = {
+    "required": ssl.CERT_REQUIRED,
+    "CERT_REQUIRED": ssl.CERT_REQUIRED,
+    "optional": ssl.CERT_OPTIONAL,
+    "CERT_OPTIONAL": ssl.CERT_OPTIONAL,
+    "none": ssl.CERT_NONE,
+    "CERT_NONE": ssl.CERT_NONE,
+}
+
+
+def tls_options(url: str) -> dict[str, Any] | None:
+    """For a ``rediss://`` URL, the TLS options its query names (``ssl_cert_reqs``,
+    ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``); None for plain ``redis://``.
+
+    Certificates are verified unless the URL says ``ssl_cert_reqs=none``.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "rediss":
+        return None
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    options: dict[str, Any] = {
+        "ssl_cert_reqs": _CERT_REQS.get(query.get("ssl_cert_reqs", "required"), ssl.CERT_REQUIRED),
+    }
+    for key in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
+        if query.get(key):
+            options[key] = query[key]
+    return options

@@ -1,0 +1,186 @@
+"""Security: Redis with a password, with an ACL user, over TLS; no password ever printed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from smptune.broker import EmbeddedRedis
+from smptune.errors import BrokerError
+from smptune.store import SweepStore
+
+from conftest import cli_env, run_cli, submit_and_wait, write_config
+
+PASSWORD = "s3cret-Pa55"
+
+
+def _workers(url: str, tmp_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "smptune.workers",
+            "start",
+            "--broker",
+            url,
+            "--cpu",
+            "1",
+            "--logfile-dir",
+            str(tmp_path / "logs"),
+        ],
+        stdout=(tmp_path / "workers.out").open("w"),
+        stderr=subprocess.STDOUT,
+        env=cli_env(),
+        start_new_session=True,
+    )
+
+
+def _sweep_through(url: str, tmp_path: Path) -> str:
+    """Run a small sweep against ``url``; return everything the user saw, logs included."""
+    (tmp_path / "logs").mkdir()
+    workers = _workers(url, tmp_path)
+    try:
+        sweep_id, result = submit_and_wait(
+            write_config(tmp_path / "s.yaml", n_trials=2), url, tmp_path / "a"
+        )
+        assert result.returncode == 0, result.stderr
+        status = run_cli("producer", "status", sweep_id, "--broker", url)
+        assert status.returncode == 0 and "[done]" in status.stdout, status.stderr
+        store = SweepStore.from_url(url)
+        assert store.get_sweep(sweep_id)["trials_complete"] == 2
+        bad = run_cli(
+            "producer", "status", sweep_id, "--broker", url.replace(PASSWORD, "wrong-" + PASSWORD)
+        )
+        assert bad.returncode == 3
+    finally:
+        workers.terminate()
+        workers.wait(60)
+    logs = "".join(p.read_text() for p in (tmp_path / "logs").glob("*.log"))
+    return (
+        result.stdout
+        + result.stderr
+        + status.stdout
+        + bad.stderr
+        + logs
+        + (tmp_path / "workers.out").read_text()
+    )
+
+
+def test_a_password_protected_redis_works_and_the_password_is_never_printed(tmp_path):
+    with EmbeddedRedis(tmp_path / "redis", extra_args=("--requirepass", PASSWORD)) as redis:
+        url = f"redis://:{PASSWORD}@127.0.0.1:{redis.port}/0"
+        seen = _sweep_through(url, tmp_path)
+    assert PASSWORD not in seen
+    assert "refused the credentials" in seen or "invalid" in seen.lower()
+
+
+def test_an_acl_user_works(tmp_path):
+    acl = (
+        "--user",
+        "default",
+        "off",
+        "--user",
+        "smptune",
+        "on",
+        f">{PASSWORD}",
+        "~*",
+        "&*",
+        "+@all",
+    )
+    with EmbeddedRedis(tmp_path / "redis", extra_args=acl) as redis:
+        url = f"redis://smptune:{PASSWORD}@127.0.0.1:{redis.port}/0"
+        seen = _sweep_through(url, tmp_path)
+    assert PASSWORD not in seen
+
+
+def _tls_certificates(folder: Path) -> None:
+    folder.mkdir()
+
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    ssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=smptune-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    )
+    ssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    )
+    (folder / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    ssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.crt",
+    )
+
+
+def test_tls_with_a_password_works(tmp_path):
+    if shutil.which("redis-server") is None or shutil.which("openssl") is None:
+        pytest.skip("TLS test needs redis-server (built with TLS) and openssl on PATH")
+    certs = tmp_path / "certs"
+    _tls_certificates(certs)
+    redis = EmbeddedRedis(
+        tmp_path / "redis",
+        tls=True,
+        extra_args=(
+            "--requirepass",
+            PASSWORD,
+            "--tls-cert-file",
+            str(certs / "server.crt"),
+            "--tls-key-file",
+            str(certs / "server.key"),
+            "--tls-ca-cert-file",
+            str(certs / "ca.crt"),
+            "--tls-auth-clients",
+            "no",
+        ),
+    )
+    try:
+        redis.start()
+    except BrokerError as exc:
+        pytest.skip(f"this redis-server does not start with TLS: {exc}")
+    try:
+        url = (
+            f"rediss://:{PASSWORD}@127.0.0.1:{redis.port}/0?ssl_cert_reqs=required"
+            f"&ssl_ca_certs={certs / 'ca.crt'}"
+        )
+        seen = _sweep_through(url, tmp_path)
+    finally:
+        redis.stop()
+    assert PASSWORD not in seen
