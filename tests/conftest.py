@@ -48,11 +48,19 @@ def run_cli(*args: str | Path, timeout: float = 300, **env: str) -> subprocess.C
 
 
 def submit_and_wait(
-    config: Path, broker: str, artifacts: Path
+    config: Path, broker: str, artifacts: Path, timeout: float = 300
 ) -> tuple[str, subprocess.CompletedProcess]:
     """``producer submit CONFIG --broker URL --wait``: the sweep id it printed, and the run."""
     result = run_cli(
-        "producer", "submit", config, "--broker", broker, "--wait", "--artifacts", artifacts
+        "producer",
+        "submit",
+        config,
+        "--broker",
+        broker,
+        "--wait",
+        "--artifacts",
+        artifacts,
+        timeout=timeout,
     )
     return (result.stdout.split() or [""])[0], result
 

@@ -1,0 +1,137 @@
+"""Recovery time after a worker machine is lost, next to the broker's visibility timeout.
+
+Two ``workers`` supervisors ("host-a", "host-b", one CPU worker each) share an embedded
+Redis. A one-trial sweep starts on one of them; that supervisor and its workers are killed
+with SIGKILL, and the time until the trial is running again on the other host is measured.
+Without smptune's leases and reaper, Redis would redeliver the task after the visibility
+timeout.
+
+    python -m benchmarks.recovery [--runs 3] [--lease-ttl 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from smptune.broker import EmbeddedRedis
+from smptune.celeryapp import VISIBILITY_TIMEOUT_S
+from smptune.store import SweepStore
+
+
+def _wait(predicate, timeout: float, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError("condition not met")
+
+
+def one_run(lease_ttl: float) -> float:
+    """Seconds from the SIGKILL of a machine's workers to its trial running on the other."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMPTUNE_")}
+    env["SMPTUNE_LEASE_TTL"] = str(lease_ttl)
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis() as redis:
+        hosts = {
+            name: subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "smptune.workers",
+                    "start",
+                    "--broker",
+                    redis.url,
+                    "--cpu",
+                    "1",
+                    "--hostname",
+                    name,
+                    "--loglevel",
+                    "WARNING",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+            for name in ("host-a", "host-b")
+        }
+        config = Path(tmp, "one.yaml")
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "recovery",
+                    "trainable": "smptune.testing:QuadraticTrainable",
+                    "n_trials": 1,
+                    "metric": "score",
+                    "cv": {"n_folds": 2},
+                    "retrain_and_test": False,
+                    "hyperparameters": {"x": 1.0, "sleep": 3 * lease_ttl},
+                }
+            )
+        )
+        try:
+            sweep_id = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "smptune.producer",
+                    "submit",
+                    str(config),
+                    "--broker",
+                    redis.url,
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            ).stdout.split()[0]
+            store = SweepStore.from_url(redis.url)
+            first = _wait(lambda: store.running(sweep_id), 60)[0]
+            victim = first["worker"].split("@")[1]
+            os.killpg(hosts[victim].pid, signal.SIGKILL)
+            killed = time.time()
+
+            def moved() -> float | None:
+                t = store.trials(sweep_id, [0])[0]
+                on_other = t["worker"] and not t["worker"].endswith("@" + victim)
+                return t["started"] if on_other and t["status"] == "running" else None
+
+            return _wait(moved, 10 * lease_ttl + 60) - killed
+        finally:
+            for process in hosts.values():
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGTERM)
+                    process.wait(60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--lease-ttl", type=float, default=30.0)
+    args = parser.parse_args()
+    times = [one_run(args.lease_ttl) for _ in range(args.runs)]
+    median = statistics.median(times)
+    print(
+        f"lease TTL {args.lease_ttl:g} s; recovery after kill -9 of a worker machine "
+        f"({args.runs} runs): {', '.join(f'{t:.1f}' for t in times)} s"
+    )
+    print(
+        f"median {median:.1f} s = {median / args.lease_ttl:.2f} lease TTLs; "
+        f"visibility timeout {VISIBILITY_TIMEOUT_S} s = {VISIBILITY_TIMEOUT_S / median:.0f}x "
+        "the median"
+    )
+
+
+if __name__ == "__main__":
+    main()
