@@ -22,13 +22,17 @@ log = logging.getLogger("smptune.lease")
 
 LEASE_TTL_ENV = "SMPTUNE_LEASE_TTL"
 
+# Extend the lease; re-create it after it expired (a Redis restart, a slow heartbeat) only
+# while the trial is still running and unfinished: once the reaper has taken the trial off
+# the running set and queued it again, this copy has lost it for good.
 _RENEW = """
 local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
-if not v then
+if not v and redis.call('SISMEMBER', KEYS[2], ARGV[3]) == 1
+    and redis.call('SISMEMBER', KEYS[3], ARGV[3]) == 0 then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
 end
@@ -73,6 +77,9 @@ class Lease:
     client: redis.Redis
     key: str
     host: str
+    running_key: str
+    finished_key: str
+    member: str
     ttl_s: float = field(default_factory=lease_ttl_s)
     value: str = ""
     lost: threading.Event = field(default_factory=threading.Event)
@@ -112,7 +119,18 @@ class Lease:
 
     def renew(self) -> bool:
         """Extend the lease; False (and :attr:`lost` set) if another holder has it."""
-        ok = bool(self.client.eval(_RENEW, 1, self.key, self.value, self._ttl_ms))
+        ok = bool(
+            self.client.eval(
+                _RENEW,
+                3,
+                self.key,
+                self.running_key,
+                self.finished_key,
+                self.value,
+                self._ttl_ms,
+                self.member,
+            )
+        )
         if not ok:
             self.lost.set()
         return ok

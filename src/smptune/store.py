@@ -32,6 +32,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from smptune.errors import BrokerError, SweepNotFoundError
+from smptune.lease import Lease
 from smptune.urls import mask_url
 
 PREFIX = "smptune"
@@ -80,7 +81,9 @@ def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
         url,
         decode_responses=True,
         socket_connect_timeout=timeout_s,
-        socket_keepalive=True,
+        # a cut network fails a call within this many seconds (then it is retried)
+        socket_timeout=15,
+        **({} if url.startswith("unix://") else {"socket_keepalive": True}),
         health_check_interval=10,
         # a Redis restart: retry each command for about a minute before giving up
         retry=Retry(
@@ -133,6 +136,18 @@ class SweepStore:
 
     def lease_key(self, sweep_id: str, trial: int) -> str:
         return f"{self._sweep(sweep_id)}:lease:{trial}"
+
+    def lease(self, sweep_id: str, trial: int, host: str) -> Lease:
+        """The lease of one trial, to be held by this process."""
+        base = self._sweep(sweep_id)
+        return Lease(
+            self.r,
+            self.lease_key(sweep_id, trial),
+            host,
+            running_key=f"{base}:running",
+            finished_key=f"{base}:finished",
+            member=str(trial),
+        )
 
     # -- sweeps -----------------------------------------------------------------------
     def create_sweep(

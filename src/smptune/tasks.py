@@ -88,7 +88,7 @@ def cv_trial(self: Any, sweep_id: str, trial: int) -> dict[str, Any]:
         raise Ignore()
     config = _sweep_config(sweep_id)
     worker = self.request.hostname or "unknown"
-    lease = Lease(db.r, db.lease_key(sweep_id, trial), host=worker.partition("@")[2] or worker)
+    lease = db.lease(sweep_id, trial, host=worker.partition("@")[2] or worker)
     if not lease.acquire(lease.ttl_s * 1.5, lambda: db.is_finished(sweep_id, trial)):
         log.info(
             "sweep %s trial %d is held by another live copy; ignoring this one", sweep_id, trial
@@ -177,7 +177,7 @@ def _train_folds(
         for fold in range(n_folds):
             if fold in done:
                 continue
-            if lease.lost.is_set():
+            if not lease.renew():  # another copy has it (we were cut off, then reaped)
                 raise Ignore()
             if db.cancel_requested(sweep_id):
                 raise _Cancelled()
