@@ -147,3 +147,24 @@ def test_a_redelivered_trial_resumes_from_its_first_unfinished_fold(
     wait_for(lambda: "trial 0 already finished" in workers.logs(), 60)
     assert store.get_sweep("resume")["trials_complete"] == 1
     assert len(list(markers.iterdir())) == 2
+
+
+def test_a_reaped_copy_cannot_revive_its_lease(store: SweepStore, tmp_path):
+    # Given a running trial whose holder was cut off long enough for its lease to expire
+    sweep_id = _sweep(store, tmp_path)
+    holder = store.lease(sweep_id, 0, host="host-a")
+    assert holder.try_acquire()
+    store.trial_started(sweep_id, 0, "cpu0@host-a", "")
+    store.r.delete(store.lease_key(sweep_id, 0))
+    assert holder.renew()  # an expiry alone (a Redis restart) is survived
+    store.r.delete(store.lease_key(sweep_id, 0))
+
+    # When the reaper takes the trial back before the holder's network heals
+    assert store.claim_orphan(sweep_id, 0)
+
+    # Then the holder's next renewal fails instead of re-creating the lease
+    assert not holder.renew()
+    assert holder.lost.is_set()
+    assert not store.lease_exists(sweep_id, 0)
+    # and the re-queued copy can take it
+    assert store.lease(sweep_id, 0, host="host-b").try_acquire()
