@@ -350,3 +350,17 @@ def test_importing_the_package_imports_no_torch():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [np.full((32, 32), 0.5), np.full((32, 32), np.nan), np.full((32, 32), "a")],
+    ids=["fraction", "nan", "text"],
+)
+def test_a_mask_that_is_not_integer_labels_is_refused_naming_the_file(tmp_path, bad):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    np.save(tmp_path / "images" / "a.npy", np.zeros((32, 32, 3), dtype=np.uint8))
+    np.save(tmp_path / "masks" / "a.npy", bad)
+    with pytest.raises(ConfigError, match=r"masks/a.npy.*not whole numbers"):
+        load_data({"root": str(tmp_path)})

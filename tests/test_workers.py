@@ -162,3 +162,9 @@ def test_workers_with_an_unreachable_broker_exit_3(tmp_path):
     result = run_cli("workers", "start", "--cpu", "1", "--broker", "redis://:hunter2@127.0.0.1:1/0")
     assert result.returncode == 3
     assert "unreachable" in result.stderr and "hunter2" not in result.stderr
+
+
+def test_workers_with_a_malformed_broker_url_exit_2():
+    result = run_cli("workers", "start", "--cpu", "1", "--broker", "notaurl")
+    assert result.returncode == 2, result.stderr
+    assert "--broker" in result.stderr and "Traceback" not in result.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from smptune.errors import ConfigError, ExitCode, SmptuneError
-from smptune.urls import BROKER_ENV, broker_url_from, mask_secrets
+from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url, mask_secrets
 
 DEFAULT_ARTIFACTS = "smptune-results"
 
@@ -91,10 +91,18 @@ def _console() -> Any:
     return console
 
 
+def _broker_url(args: argparse.Namespace) -> str | None:
+    """``--broker``, else ``$SMPTUNE_BROKER_URL``, checked; None for neither (local mode)."""
+    url = broker_url_from(args.broker)
+    if url is not None:
+        check_broker_url(url, "--broker" if args.broker else BROKER_ENV)
+    return url
+
+
 def _store(args: argparse.Namespace) -> Any:
     from smptune.store import SweepStore
 
-    url = broker_url_from(args.broker)
+    url = _broker_url(args)
     if url is None:
         raise ConfigError(f"no broker: pass --broker URL or set {BROKER_ENV}")
     return SweepStore.from_url(url)
@@ -112,7 +120,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         for n, params in enumerate(configurations):
             print(json.dumps({"trial": n, "params": params}))
         return ExitCode.OK
-    url = broker_url_from(args.broker)
+    url = _broker_url(args)
     if url is None:
         return _submit_local(args, config, configurations)
     from smptune.store import SweepStore

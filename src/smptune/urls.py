@@ -7,7 +7,10 @@ import ssl
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+from smptune.errors import ConfigError
+
 BROKER_ENV = "SMPTUNE_BROKER_URL"
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 def broker_url_from(cli_value: str | None) -> str | None:
@@ -15,18 +18,33 @@ def broker_url_from(cli_value: str | None) -> str | None:
     return cli_value or os.environ.get(BROKER_ENV) or None
 
 
+def check_broker_url(url: str, key: str = "--broker") -> str:
+    """``url`` if redis-py can read it, else :class:`ConfigError` naming ``key``."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port that is not a number in 0-65535 raises ValueError
+    except ValueError as exc:
+        raise ConfigError(f"{key}: not a valid Redis URL ({exc})") from None
+    if parts.scheme not in REDIS_SCHEMES:
+        raise ConfigError(
+            f"{key}: {mask_url(url)!r} is not a Redis URL (expected redis://, rediss:// or unix://)"
+        )
+    return url
+
+
 def mask_url(url: str) -> str:
     """``redis://user:secret@host:6379/0`` → ``redis://user:***@host:6379/0``."""
     try:
         parts = urlsplit(url)
+        port = parts.port
     except ValueError:
         return "<unparseable url>"
     if parts.password is None:
         return url
     userinfo = f"{parts.username}:***" if parts.username else ":***"
     host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    if port is not None:
+        host = f"{host}:{port}"
     return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, ""))
 
 

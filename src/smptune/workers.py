@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from smptune.errors import ConfigError, ExitCode, SmptuneError
 from smptune.lease import lease_ttl_s
 from smptune.trainable import ALLOWED_TRAINABLES_ENV
-from smptune.urls import BROKER_ENV, broker_url_from, mask_url
+from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url, mask_url
 
 if TYPE_CHECKING:
     from smptune.recovery import Reaper
@@ -267,6 +267,7 @@ def start(args: argparse.Namespace) -> int:
     broker_url = broker_url_from(args.broker)
     if broker_url is None:
         raise ConfigError(f"no broker: pass --broker URL or set {BROKER_ENV}")
+    check_broker_url(broker_url, "--broker" if args.broker else BROKER_ENV)
     if args.cpu is not None and args.cpu < 1:
         raise ConfigError(f"--cpu: must be >= 1, got {args.cpu}")
     from smptune.celeryapp import configure, create_app

@@ -181,6 +181,15 @@ def _channels_first(array: np.ndarray, suffix: str) -> np.ndarray:
     return array
 
 
+def _is_label_array(mask: np.ndarray) -> bool:
+    """Integer or boolean labels, or floats that are all finite whole numbers."""
+    if mask.dtype.kind in "biu":
+        return True
+    if mask.dtype.kind != "f":
+        return False
+    return bool(np.isfinite(mask).all() and (mask == np.round(mask)).all())
+
+
 def _mask_2d(array: np.ndarray, suffix: str) -> np.ndarray:
     if array.ndim == 3:
         array = _channels_first(array, suffix).any(axis=0)
@@ -253,6 +262,12 @@ def read_folder(root: Path) -> SegmentationData:
                 f"{image.shape[1]}×{image.shape[2]}"
             )
         images.append(image)
+        if not _is_label_array(mask):
+            raise ConfigError(
+                f"data.root: mask {mask_path.relative_to(root)} holds {mask.dtype} values "
+                "that are not whole numbers; masks must be integer labels (0 background, "
+                "nonzero foreground)"
+            )
         masks.append(mask != 0)
     stacked, normalisation = _normalise(np.stack(images))
     return _finish(stacked, np.stack(masks).astype(np.uint8), names, str(root), normalisation)
