@@ -15,89 +15,31 @@ import argparse
 import os
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
+from benchmarks.harness import clean_env, start_workers, stop, submit, wait_for, write_sweep
 from smptune.broker import EmbeddedRedis
 from smptune.celeryapp import VISIBILITY_TIMEOUT_S
 from smptune.store import SweepStore
 
 
-def _wait(predicate, timeout: float, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError("condition not met")
-
-
 def one_run(lease_ttl: float) -> float:
     """Seconds from the SIGKILL of a machine's workers to its trial running on the other."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SMPTUNE_")}
-    env["SMPTUNE_LEASE_TTL"] = str(lease_ttl)
+    env = clean_env(SMPTUNE_LEASE_TTL=str(lease_ttl))
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis() as redis:
         hosts = {
-            name: subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "smptune.workers",
-                    "start",
-                    "--broker",
-                    redis.url,
-                    "--cpu",
-                    "1",
-                    "--hostname",
-                    name,
-                    "--loglevel",
-                    "WARNING",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
-            )
+            name: start_workers(redis.url, "--cpu", "1", "--hostname", name, env=env)
             for name in ("host-a", "host-b")
         }
-        config = Path(tmp, "one.yaml")
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "name": "recovery",
-                    "trainable": "smptune.testing:QuadraticTrainable",
-                    "n_trials": 1,
-                    "metric": "score",
-                    "cv": {"n_folds": 2},
-                    "retrain_and_test": False,
-                    "hyperparameters": {"x": 1.0, "sleep": 3 * lease_ttl},
-                }
-            )
+        config = write_sweep(
+            Path(tmp, "one.yaml"), n_trials=1, hyperparameters={"x": 1.0, "sleep": 3 * lease_ttl}
         )
         try:
-            sweep_id = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "smptune.producer",
-                    "submit",
-                    str(config),
-                    "--broker",
-                    redis.url,
-                ],
-                capture_output=True,
-                text=True,
-                env=env,
-                check=True,
-            ).stdout.split()[0]
+            sweep_id = submit(config, redis.url, env)
             store = SweepStore.from_url(redis.url)
-            first = _wait(lambda: store.running(sweep_id), 60)[0]
+            first = wait_for(lambda: store.running(sweep_id), 60)[0]
             victim = first["worker"].split("@")[1]
             os.killpg(hosts[victim].pid, signal.SIGKILL)
             killed = time.time()
@@ -107,12 +49,10 @@ def one_run(lease_ttl: float) -> float:
                 on_other = t["worker"] and not t["worker"].endswith("@" + victim)
                 return t["started"] if on_other and t["status"] == "running" else None
 
-            return _wait(moved, 10 * lease_ttl + 60) - killed
+            return wait_for(moved, 10 * lease_ttl + 60) - killed
         finally:
             for process in hosts.values():
-                if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGTERM)
-                    process.wait(60)
+                stop(process)
 
 
 def main() -> None:

@@ -11,85 +11,34 @@ and prints the makespan, the overhead per trial over the ideal, and their ratio.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
+from benchmarks.harness import clean_env, start_workers, stop, submit, write_sweep
 from smptune.broker import EmbeddedRedis
 from smptune.store import SweepStore
 
 
 def run_once(trials: int, sleep_s: float, workers: int, extra: list[str]) -> float:
     """Makespan in seconds from the first trial start to the last trial end."""
+    env = clean_env()
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis() as redis:
-        config = Path(tmp, "bench.yaml")
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "name": "overhead",
-                    "trainable": "smptune.testing:QuadraticTrainable",
-                    "n_trials": trials,
-                    "metric": "score",
-                    "cv": {"n_folds": 2},
-                    "retrain_and_test": False,
-                    "hyperparameters": {"x": {"low": 0.0, "high": 1.0}, "sleep": sleep_s / 2},
-                }
-            )
+        config = write_sweep(
+            Path(tmp, "bench.yaml"),
+            n_trials=trials,
+            hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": sleep_s / 2},
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SMPTUNE_")}
-        supervisor = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "smptune.workers",
-                "start",
-                "--broker",
-                redis.url,
-                "--cpu",
-                str(workers),
-                "--loglevel",
-                "WARNING",
-                *extra,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
+        supervisor = start_workers(redis.url, "--cpu", str(workers), *extra, env=env)
         try:
             time.sleep(3)  # let the workers come up: start-up is not per-trial overhead
-            submitted = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "smptune.producer",
-                    "submit",
-                    str(config),
-                    "--broker",
-                    redis.url,
-                    "--wait",
-                    "--artifacts",
-                    tmp,
-                ],
-                capture_output=True,
-                text=True,
-                env=env,
-                check=True,
-            )
-            sweep_id = submitted.stdout.split()[0]
+            sweep_id = submit(config, redis.url, env, "--wait", "--artifacts", tmp)
             trials_done = SweepStore.from_url(redis.url).trials(sweep_id)
             start = min(t["started"] for t in trials_done)
             end = max(t["finished"] for t in trials_done)
             return end - start
         finally:
-            supervisor.send_signal(signal.SIGTERM)
-            supervisor.wait(60)
+            stop(supervisor)
 
 
 def main() -> None:
