@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from smptune.broker import EmbeddedRedis
 from smptune.store import SweepStore
 
 from conftest import run_cli, write_config
@@ -461,9 +462,10 @@ def test_unreachable_broker_with_a_password_exits_3_without_it(command: tuple[st
     assert "s3cret-pw" not in result.stderr + result.stdout
 
 
-def test_broker_that_refuses_the_password_exits_3_without_it(tmp_path: Path, redis_server):
-    url = f"redis://:s3cret-pw@127.0.0.1:{redis_server.port}/0"
-    result = run_cli("producer", "submit", write_config(tmp_path / "ok.yaml"), "--broker", url)
-    _one_line_error(result, 3, "refused the credentials", f"127.0.0.1:{redis_server.port}")
-    assert "s3cret-pw" not in result.stderr + result.stdout
-    _nothing_enqueued(redis_server.url)
+def test_broker_that_refuses_the_password_exits_3_without_it(tmp_path: Path):
+    with EmbeddedRedis(tmp_path / "redis", extra_args=("--requirepass", "right-pw")) as redis:
+        url = f"redis://:s3cret-pw@127.0.0.1:{redis.port}/0"
+        result = run_cli("producer", "submit", write_config(tmp_path / "ok.yaml"), "--broker", url)
+        _one_line_error(result, 3, "refused the credentials", f"127.0.0.1:{redis.port}")
+        assert "s3cret-pw" not in result.stderr + result.stdout
+        _nothing_enqueued(f"redis://:right-pw@127.0.0.1:{redis.port}/0")

@@ -189,6 +189,7 @@ def test_the_sweep_finishes_without_the_producer(tmp_path, redis_server, store, 
     )
     producer = _submit(config, redis_server.url, tmp_path / "a")
     sweep_id = _sweep_id_of(store)
+    wait_for(lambda: store.running(sweep_id), 60, 0.05)  # submitted: the chord is queued
     os.killpg(producer.pid, signal.SIGKILL)
     producer.wait()
 
