@@ -166,6 +166,21 @@ def _release() -> None:
         torch.cuda.empty_cache()
 
 
+def _prepare(
+    p: dict[str, Any], rs: RunSettings, data: SegmentationData, split: Any, seed: int
+) -> tuple[SegmentationModule, DataLoader, DataLoader]:
+    """Seed everything, build the model, and the loaders of ``split.train``/``.evaluate``."""
+    seed_all(seed)
+    module = SegmentationModule(build_model(p, data.in_channels), p)
+    train = _loader(
+        data, split.train, p["batch_size"], shuffle=True, seed=seed, num_workers=rs.num_workers
+    )
+    evaluate = _loader(
+        data, split.evaluate, p["batch_size"], shuffle=False, seed=seed, num_workers=rs.num_workers
+    )
+    return module, train, evaluate
+
+
 def train_fold(params: dict[str, Any], context: FoldContext) -> FoldResult:
     """Train on every fold but ``context.fold``, validate on it each epoch."""
     _release()  # whatever a failed run before this one left behind
@@ -181,15 +196,7 @@ def _train_fold(params: dict[str, Any], context: FoldContext) -> FoldResult:
     rs = run_settings(context.settings)
     data = load_data(rs.data)
     split = fold_split(data.n, rs.seed, rs.data.test_fraction, context.n_folds, context.fold)
-    seed = rs.seed + context.fold
-    seed_all(seed)
-    module = SegmentationModule(build_model(p, data.in_channels), p)
-    train = _loader(
-        data, split.train, p["batch_size"], shuffle=True, seed=seed, num_workers=rs.num_workers
-    )
-    val = _loader(
-        data, split.evaluate, p["batch_size"], shuffle=False, seed=seed, num_workers=rs.num_workers
-    )
+    module, train, val = _prepare(p, rs, data, split, rs.seed + context.fold)
     callbacks: list[pl.Callback] = []
     if rs.patience > 0:
         from lightning.pytorch.callbacks import EarlyStopping
@@ -227,15 +234,8 @@ def _retrain_and_test(
     rs = run_settings(context.settings)
     data = load_data(rs.data)
     split = retrain_split(data.n, rs.seed, rs.data.test_fraction)
-    seed = rs.seed + max(context.fold, 0)  # the task layer passes fold -1 for the retrain
-    seed_all(seed)
-    module = SegmentationModule(build_model(p, data.in_channels), p)
-    train = _loader(
-        data, split.train, p["batch_size"], shuffle=True, seed=seed, num_workers=rs.num_workers
-    )
-    test = _loader(
-        data, split.evaluate, p["batch_size"], shuffle=False, seed=seed, num_workers=rs.num_workers
-    )
+    # the task layer passes fold -1 for the retrain
+    module, train, test = _prepare(p, rs, data, split, rs.seed + max(context.fold, 0))
     trainer = _trainer(rs, context, epochs, [], "retrain")
     _run(lambda: trainer.fit(module, train_dataloaders=train))
     _run(lambda: trainer.validate(module, dataloaders=test, verbose=False))
