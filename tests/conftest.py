@@ -112,11 +112,16 @@ class WorkersProcess:
 
 @pytest.fixture
 def start_workers(
-    redis_server: EmbeddedRedis, tmp_path: Path
+    request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[Callable[..., WorkersProcess]]:
+    """Start ``workers start ARGS`` on ``broker`` (default: this test's ``redis_server``)."""
     started: list[WorkersProcess] = []
 
-    def start(*args: str, name: str = "workers", **env: str) -> WorkersProcess:
+    def start(
+        *args: str, name: str = "workers", broker: str | None = None, **env: str
+    ) -> WorkersProcess:
+        if broker is None:
+            broker = request.getfixturevalue("redis_server").url
         log_dir = tmp_path / f"{name}-logs"
         log_dir.mkdir()
         output = tmp_path / f"{name}.out"
@@ -128,7 +133,7 @@ def start_workers(
                     "smptune.workers",
                     "start",
                     "--broker",
-                    redis_server.url,
+                    broker,
                     "--logfile-dir",
                     str(log_dir),
                     "--shutdown-timeout",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,36 +12,14 @@ from smptune.broker import EmbeddedRedis
 from smptune.errors import BrokerError
 from smptune.store import SweepStore
 
-from conftest import cli_env, run_cli, submit_and_wait, write_config
+from conftest import run_cli, submit_and_wait, write_config
 
 PASSWORD = "s3cret-Pa55"
 
 
-def _workers(url: str, tmp_path: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "smptune.workers",
-            "start",
-            "--broker",
-            url,
-            "--cpu",
-            "1",
-            "--logfile-dir",
-            str(tmp_path / "logs"),
-        ],
-        stdout=(tmp_path / "workers.out").open("w"),
-        stderr=subprocess.STDOUT,
-        env=cli_env(),
-        start_new_session=True,
-    )
-
-
-def _sweep_through(url: str, tmp_path: Path) -> str:
+def _sweep_through(url: str, tmp_path: Path, start_workers) -> str:
     """Run a small sweep against ``url``; return everything the user saw, logs included."""
-    (tmp_path / "logs").mkdir()
-    workers = _workers(url, tmp_path)
+    workers = start_workers("--cpu", "1", broker=url)
     try:
         sweep_id, result = submit_and_wait(
             write_config(tmp_path / "s.yaml", n_trials=2), url, tmp_path / "a"
@@ -57,28 +34,21 @@ def _sweep_through(url: str, tmp_path: Path) -> str:
         )
         assert bad.returncode == 3
     finally:
-        workers.terminate()
-        workers.wait(60)
-    logs = "".join(p.read_text() for p in (tmp_path / "logs").glob("*.log"))
-    return (
-        result.stdout
-        + result.stderr
-        + status.stdout
-        + bad.stderr
-        + logs
-        + (tmp_path / "workers.out").read_text()
-    )
+        workers.stop()
+    return result.stdout + result.stderr + status.stdout + bad.stderr + workers.logs()
 
 
-def test_a_password_protected_redis_works_and_the_password_is_never_printed(tmp_path):
+def test_a_password_protected_redis_works_and_the_password_is_never_printed(
+    tmp_path, start_workers
+):
     with EmbeddedRedis(tmp_path / "redis", extra_args=("--requirepass", PASSWORD)) as redis:
         url = f"redis://:{PASSWORD}@127.0.0.1:{redis.port}/0"
-        seen = _sweep_through(url, tmp_path)
+        seen = _sweep_through(url, tmp_path, start_workers)
     assert PASSWORD not in seen
     assert "refused the credentials" in seen or "invalid" in seen.lower()
 
 
-def test_an_acl_user_works(tmp_path):
+def test_an_acl_user_works(tmp_path, start_workers):
     acl = (
         "--user",
         "default",
@@ -93,7 +63,7 @@ def test_an_acl_user_works(tmp_path):
     )
     with EmbeddedRedis(tmp_path / "redis", extra_args=acl) as redis:
         url = f"redis://smptune:{PASSWORD}@127.0.0.1:{redis.port}/0"
-        seen = _sweep_through(url, tmp_path)
+        seen = _sweep_through(url, tmp_path, start_workers)
     assert PASSWORD not in seen
 
 
@@ -150,7 +120,7 @@ def _tls_certificates(folder: Path) -> None:
     )
 
 
-def test_tls_with_a_password_works(tmp_path):
+def test_tls_with_a_password_works(tmp_path, start_workers):
     if shutil.which("redis-server") is None or shutil.which("openssl") is None:
         pytest.skip("TLS test needs redis-server (built with TLS) and openssl on PATH")
     certs = tmp_path / "certs"
@@ -180,7 +150,7 @@ def test_tls_with_a_password_works(tmp_path):
             f"rediss://:{PASSWORD}@127.0.0.1:{redis.port}/0?ssl_cert_reqs=required"
             f"&ssl_ca_certs={certs / 'ca.crt'}"
         )
-        seen = _sweep_through(url, tmp_path)
+        seen = _sweep_through(url, tmp_path, start_workers)
     finally:
         redis.stop()
     assert PASSWORD not in seen
