@@ -13,6 +13,7 @@ from PIL import Image
 from smptune.errors import ConfigError, TrialError
 from smptune.trainable import FoldContext, FoldResult, SweepSettings, Trainable
 from smptune.training import SegmentationTrainable, baseline_metrics
+from smptune.training.cache import CACHE_ENV
 from smptune.training.data import IGNORE, clear_cache, load_data
 from smptune.training.folds import fold_split, kfold, n_test_samples, train_test_split
 from smptune.training.metrics import METRICS, metrics_from_counts
@@ -37,7 +38,9 @@ def context(s: SweepSettings, fold: int = 0, output_dir: Path | None = None) -> 
 
 
 @pytest.fixture(autouse=True)
-def _fresh_data_cache():
+def _fresh_data_cache(tmp_path_factory, monkeypatch):
+    """Each test starts with an empty process cache and its own machine cache folder."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
     clear_cache()
     yield
     clear_cache()
@@ -130,10 +133,13 @@ def test_folder_of_png_and_npy_loads_padded_to_multiples_of_32(tmp_path):
     root = write_folder(tmp_path / "data")
     # When the folder is loaded
     data = load_data({"root": str(root)})
-    # Then every pair is there, channels first, scaled to [0, 1], padded to 64x64
+    # Then every pair is there, channels first, kept as bytes (read as x / 255), padded to 64x64
     assert data.names == ("extra", "tile0", "tile1", "tile2", "tile3", "tile4")
-    assert data.images.shape == (6, 3, 64, 64) and data.images.dtype == np.float32
-    assert data.images.min() >= 0.0 and data.images.max() <= 1.0
+    assert data.images.shape == (6, 3, 64, 64) and data.images.dtype == np.uint8
+    scaled = data.float_images(slice(None))
+    assert scaled.dtype == np.float32 and scaled.min() >= 0.0 and scaled.max() <= 1.0
+    first = np.asarray(Image.open(root / "images" / "tile0.png"))
+    assert np.allclose(scaled[1, :, :40, :48], np.moveaxis(first, -1, 0) / 255.0)
     assert (data.height, data.width) == (40, 48)
     # and mask pixels are 0/1 inside, IGNORE in the padding
     assert set(np.unique(data.masks[:, :40, :48])) == {0, 1}
@@ -200,7 +206,8 @@ def test_empty_or_incomplete_folders_are_config_errors_naming_the_folder(tmp_pat
 def test_segmentation_trainable_meets_the_protocol_and_accepts_its_defaults():
     trainable = SegmentationTrainable()
     assert isinstance(trainable, Trainable)
-    assert trainable.metrics == METRICS == ("iou", "f1", "precision", "recall", "accuracy")
+    assert trainable.metrics == METRICS
+    assert METRICS == ("iou", "f1", "precision", "recall", "accuracy", "loss")
     trainable.validate({}, settings())
     trainable.validate(dict(trainable.defaults), settings())
 
@@ -232,7 +239,6 @@ def test_bad_hyperparameters_are_config_errors_naming_the_key(params, message):
     ("sweep", "message"),
     [
         (SweepSettings(seed=0, metric="dice", mode="max", data=TINY), r"^metric: "),
-        (SweepSettings(seed=0, metric="iou", mode="up", data=TINY), r"^mode: "),
         (settings({"synthetic": {"n_image": 5}}), r"data\.synthetic\.n_image: unknown option"),
         (settings({"synthetic": {"size": -3}}), r"data\.synthetic\.size"),
         (settings({"synthetic": {}, "root": "/x"}), r"either root or synthetic"),
@@ -305,7 +311,8 @@ def test_train_fold_returns_metrics_of_the_best_epoch_and_is_reproducible():
     # Then it is a FoldResult with every metric in [0, 1] and a best epoch among those run
     assert isinstance(result, FoldResult)
     assert set(result.metrics) == set(METRICS)
-    assert all(0.0 <= v <= 1.0 for v in result.metrics.values())
+    assert all(0.0 <= v <= 1.0 for k, v in result.metrics.items() if k != "loss")
+    assert 0.0 < result.metrics["loss"] < 10.0
     assert 1 <= result.best_epoch <= result.epochs_run == 2
     assert result.duration_s > 0
     # and the same seed and fold give the same metrics
@@ -333,7 +340,7 @@ def test_retrain_and_test_saves_a_model_smp_loads(tmp_path):
     )
     # Then it returns the test metrics, and smp loads a model that predicts a mask per image
     assert set(metrics) == set(METRICS)
-    assert all(0.0 <= v <= 1.0 for v in metrics.values())
+    assert all(0.0 <= v <= 1.0 for k, v in metrics.items() if k != "loss")
     assert (tmp_path / "logs" / "retrain" / "metrics.csv").is_file()
     model = smp.from_pretrained(tmp_path / "model").eval()
     with torch.no_grad():

@@ -4,14 +4,23 @@ Importing this package imports no torch, smp or Lightning (the producer reads
 ``SegmentationTrainable.defaults`` from it); training imports them when it starts.
 
 Modules, one role each: :mod:`.params` (hyperparameters), :mod:`.settings` (sweep settings),
-:mod:`.data` and :mod:`.synthetic` (the data), :mod:`.folds` (test split and K folds),
-:mod:`.model` (smp look-ups and building), :mod:`.augment`, :mod:`.losses`,
-:mod:`.metrics`, :mod:`.module` (the LightningModule), :mod:`.engine` (the Trainer runs),
-:mod:`.trainable` (the :class:`~smptune.trainable.Trainable` itself).
+:mod:`.data`, :mod:`.cache` and :mod:`.synthetic` (the data), :mod:`.folds` and
+:mod:`.splits` (test split and folds), :mod:`.model` (smp look-ups and building),
+:mod:`.augment`, :mod:`.losses`, :mod:`.metrics` and :mod:`.evaluation` (metric definitions,
+torchmetrics), :mod:`.module` (the LightningModule), :mod:`.engine` (the Trainer runs),
+:mod:`.preview` (``predictions.png``), :mod:`.trainable` (the
+:class:`~smptune.trainable.Trainable` itself).
 """
 
-from smptune.training.metrics import METRICS
+from smptune.training.metrics import METRICS, metric_names
 from smptune.training.params import DEFAULTS
-from smptune.training.trainable import SegmentationTrainable, baseline_metrics
+from smptune.training.trainable import SegmentationTrainable, baseline_metrics, describe_splits
 
-__all__ = ["DEFAULTS", "METRICS", "SegmentationTrainable", "baseline_metrics"]
+__all__ = [
+    "DEFAULTS",
+    "METRICS",
+    "SegmentationTrainable",
+    "baseline_metrics",
+    "describe_splits",
+    "metric_names",
+]

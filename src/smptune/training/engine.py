@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import random
 import time
@@ -19,31 +20,38 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 
 from smptune.errors import ConfigError, SmptuneError, TrialError
 from smptune.trainable import FoldContext, FoldResult
-from smptune.training.data import SegmentationData, load_data
-from smptune.training.folds import fold_split, retrain_split
-from smptune.training.metrics import best_epoch
+from smptune.training.data import SegmentationData
+from smptune.training.folds import Split
 from smptune.training.model import build_model
 from smptune.training.module import SegmentationModule
 from smptune.training.params import resolve_params
-from smptune.training.settings import RunSettings, run_settings
+from smptune.training.preview import write_predictions
+from smptune.training.settings import RunSettings
+from smptune.training.splits import splits_for
 
+log = logging.getLogger(__name__)
 _QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
+PREVIEW_SAMPLES = 4
 
 
 class _Batches(Dataset):
-    """Whole batches by tensor indexing: ``dataset[[i, j, ...]]`` -> (images, masks)."""
+    """Whole batches by array indexing: ``dataset[[i, j, ...]]`` -> (images, masks) as stored
+    (uint8 or float32 images), read from the (memory-mapped) arrays."""
 
     def __init__(self, data: SegmentationData, indices: Sequence[int]) -> None:
-        self.images = torch.from_numpy(data.images)
-        self.masks = torch.from_numpy(data.masks)
-        self.indices = torch.as_tensor(list(indices), dtype=torch.long)
+        self.images = data.images
+        self.masks = data.masks
+        self.indices = np.asarray(list(indices), dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        chosen = self.indices[torch.as_tensor(positions, dtype=torch.long)]
-        return self.images[chosen], self.masks[chosen]
+        chosen = self.indices[np.asarray(positions, dtype=np.int64)]
+        return (
+            torch.from_numpy(np.ascontiguousarray(self.images[chosen])),
+            torch.from_numpy(np.ascontiguousarray(self.masks[chosen])),
+        )
 
 
 def _loader(
@@ -76,6 +84,19 @@ def seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def resolve_precision(requested: str) -> str:
+    """``auto``: ``bf16-mixed`` on a GPU that supports bfloat16, else ``32-true``; a bf16
+    precision on a GPU without bfloat16 falls back to ``32-true``."""
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    if requested == "auto":
+        return "bf16-mixed" if bf16 else "32-true"
+    if requested.startswith("bf16") and cuda and not bf16:
+        log.warning("training.precision %s: this GPU has no bfloat16; using 32-true", requested)
+        return "32-true"
+    return requested
 
 
 @contextlib.contextmanager
@@ -118,33 +139,23 @@ def _trainer(
         logger = CSVLogger(save_dir=str(context.output_dir), name="logs", version=log_name)
     try:
         with quiet():
-            return _make_trainer(rs, context, max_epochs, callbacks, logger)
+            return pl.Trainer(
+                accelerator="gpu" if torch.cuda.is_available() else "cpu",
+                devices=1,
+                max_epochs=max_epochs,
+                precision=resolve_precision(rs.precision),
+                logger=logger,
+                callbacks=[*callbacks, _StopWhenAsked(context.should_stop)],
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                num_sanity_val_steps=0,
+                log_every_n_steps=1,
+                use_distributed_sampler=False,
+                default_root_dir=str(context.output_dir) if context.output_dir else None,
+            )
     except Exception as exc:
         raise TrialError(f"cannot set up the Lightning trainer: {exc}") from exc
-
-
-def _make_trainer(
-    rs: RunSettings,
-    context: FoldContext,
-    max_epochs: int,
-    callbacks: list[pl.Callback],
-    logger: Any,
-) -> pl.Trainer:
-    return pl.Trainer(
-        accelerator="gpu" if torch.cuda.is_available() else "cpu",
-        devices=1,
-        max_epochs=max_epochs,
-        precision=rs.precision,
-        logger=logger,
-        callbacks=[*callbacks, _StopWhenAsked(context.should_stop)],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=1,
-        use_distributed_sampler=False,
-        default_root_dir=str(context.output_dir) if context.output_dir else None,
-    )
 
 
 def _run(action: Any) -> Any:
@@ -167,11 +178,35 @@ def _release() -> None:
 
 
 def _prepare(
-    p: dict[str, Any], rs: RunSettings, data: SegmentationData, split: Any, seed: int
+    p: dict[str, Any],
+    rs: RunSettings,
+    data: SegmentationData,
+    split: Split,
+    seed: int,
+    *,
+    keep_best: bool = False,
 ) -> tuple[SegmentationModule, DataLoader, DataLoader]:
-    """Seed everything, build the model, and the loaders of ``split.train``/``.evaluate``."""
+    """Seed the run's randomness (model init, shuffling, crops, augmentation) with ``seed``,
+    build the model, and the loaders of ``split.train``/``.evaluate``."""
     seed_all(seed)
-    module = SegmentationModule(build_model(p, data.in_channels), p)
+    channels_last = torch.cuda.is_available()
+    model = build_model(p, data.in_channels, data.classes)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    crop = None
+    if rs.data.resize == "crop":
+        assert rs.data.crop_size is not None
+        crop = (rs.data.crop_size, data.height, data.width)
+    module = SegmentationModule(
+        model,
+        p,
+        classes=data.classes,
+        scoring=rs.scoring,
+        scale=data.scale,
+        crop=crop,
+        keep_best=keep_best,
+        channels_last=channels_last,
+    )
     train = _loader(
         data, split.train, p["batch_size"], shuffle=True, seed=seed, num_workers=rs.num_workers
     )
@@ -190,24 +225,40 @@ def train_fold(params: dict[str, Any], context: FoldContext) -> FoldResult:
         _release()
 
 
+def run_name(context: FoldContext) -> str:
+    """``fold_<k>_seed_<r>``: the run's folder under ``<output_dir>/logs``."""
+    return f"fold_{context.fold}_seed_{context.repeat}"
+
+
 def _train_fold(params: dict[str, Any], context: FoldContext) -> FoldResult:
     started = time.monotonic()
     p = resolve_params(params)
-    rs = run_settings(context.settings)
-    data = load_data(rs.data)
-    split = fold_split(data.n, rs.seed, rs.data.test_fraction, context.n_folds, context.fold)
-    module, train, val = _prepare(p, rs, data, split, rs.seed + context.fold)
+    rs, data, plan = splits_for(context.settings)
+    keep_best = rs.save_checkpoints == "best" and context.output_dir is not None
+    module, train, val = _prepare(
+        p, rs, data, plan.fold(context.fold), context.run_seed, keep_best=keep_best
+    )
     callbacks: list[pl.Callback] = []
     if rs.patience > 0:
         from lightning.pytorch.callbacks import EarlyStopping
 
+        # NaN (an unstable epoch) counts as no improvement instead of stopping the run
         callbacks.append(
-            EarlyStopping(monitor=f"val_{rs.metric}", mode=rs.mode, patience=rs.patience)
+            EarlyStopping(
+                monitor="val_score",
+                mode=rs.scoring.mode,
+                patience=rs.patience,
+                check_finite=False,
+            )
         )
-    trainer = _trainer(rs, context, rs.max_epochs, callbacks, f"fold_{context.fold}")
+    trainer = _trainer(rs, context, rs.max_epochs, callbacks, run_name(context))
     _run(lambda: trainer.fit(module, train_dataloaders=train, val_dataloaders=val))
     history = module.history
-    best = best_epoch(history, rs.metric, rs.mode)
+    best = rs.scoring.best_index(history)
+    if keep_best and module.best_state is not None and context.output_dir is not None:
+        module.model.load_state_dict(module.best_state)
+        target = Path(context.output_dir) / "logs" / run_name(context) / "best_model"
+        save_model(module.model, target, p, rs, data, dict(history[best]), kind="validation")
     return FoldResult(
         metrics=dict(history[best]),
         best_epoch=best + 1,
@@ -231,45 +282,81 @@ def _retrain_and_test(
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"retrain_and_test: epochs must be an integer >= 1, got {epochs!r}")
     p = resolve_params(params)
-    rs = run_settings(context.settings)
-    data = load_data(rs.data)
-    split = retrain_split(data.n, rs.seed, rs.data.test_fraction)
-    # the task layer passes fold -1 for the retrain
-    module, train, test = _prepare(p, rs, data, split, rs.seed + max(context.fold, 0))
+    rs, data, plan = splits_for(context.settings)
+    split = plan.retrain()
+    module, train, test = _prepare(p, rs, data, split, context.run_seed)
     trainer = _trainer(rs, context, epochs, [], "retrain")
     _run(lambda: trainer.fit(module, train_dataloaders=train))
     _run(lambda: trainer.validate(module, dataloaders=test, verbose=False))
     metrics = dict(module.history[-1])
     if context.output_dir is not None:
-        save_model(module.model, Path(context.output_dir) / "model", p, data, metrics)
+        out = Path(context.output_dir)
+        save_model(module.model, out / "model", p, rs, data, metrics, kind="test")
+        preview(module.model, data, split.evaluate[:PREVIEW_SAMPLES], out / "predictions.png")
     return metrics
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, images: np.ndarray, classes: int) -> np.ndarray:
+    """Labels (N, H, W) for float images (N, C, H, W) with H, W multiples of 32."""
+    model = model.eval()
+    device = next(model.parameters()).device
+    logits = model(torch.from_numpy(np.ascontiguousarray(images)).to(device)).float()
+    labels = (logits[:, 0] > 0).long() if classes == 1 else logits.argmax(dim=1)
+    return labels.cpu().numpy()
+
+
+def preview(
+    model: torch.nn.Module, data: SegmentationData, indices: Sequence[int], path: Path
+) -> Path | None:
+    """``predictions.png`` of up to :data:`PREVIEW_SAMPLES` samples, without the padding."""
+    chosen = np.asarray(list(indices)[:PREVIEW_SAMPLES], dtype=np.int64)
+    if not len(chosen):
+        return None
+    images = data.float_images(chosen)
+    labels = predict(model, images, data.classes)
+    h, w = data.height, data.width
+    masks = np.asarray(data.masks[chosen])
+    return write_predictions(path, images[..., :h, :w], masks[:, :h, :w], labels[:, :h, :w])
 
 
 def save_model(
     model: torch.nn.Module,
     path: Any,
     params: dict[str, Any],
+    rs: RunSettings,
     data: SegmentationData,
     metrics: dict[str, float],
+    *,
+    kind: str = "test",
 ) -> None:
     """``model.save_pretrained(path)`` (load with ``smp.from_pretrained(path)``) plus
     ``smptune.json``: how to prepare an image for it and read its output."""
-    import json
-
     path = Path(path)
-    model = model.cpu().eval()
+    model = model.cpu().eval().to(memory_format=torch.contiguous_format)
     config = getattr(model, "config", None)
     if isinstance(config, dict):
         # The trained weights are in the file; loading must not download the pretrained ones.
         config["encoder_weights"] = None
     model.save_pretrained(str(path), metrics=metrics, dataset=data.source)
+    if data.classes == 1:
+        output = "one channel: the foreground logit; foreground where sigmoid(logit) > 0.5"
+    else:
+        output = f"{data.classes} channels: class logits; the label is their arg-max"
     info = {
         "in_channels": data.in_channels,
-        "classes": 1,
-        "output": "logits of the foreground class; foreground where sigmoid(logit) > 0.5",
-        "input": "float32 (N, C, H, W), H and W multiples of 32 (pad by reflection)",
+        "classes": data.classes,
+        "class_labels": list(range(max(2, data.classes))),
+        "ignore_index": rs.data.ignore_index,
+        "output": output,
+        "input": "float32 (N, C, H, W) in [0, 1] after the normalisation below; H and W "
+        "multiples of 32 (pad at the bottom and right by reflection)",
         "normalisation": data.normalisation,
+        "image_size": [data.height, data.width],
+        "resize": rs.data.resize,
+        "crop_size": rs.data.crop_size,
+        "dataset": data.source,
         "hyperparameters": params,
-        "test_metrics": metrics,
+        f"{kind}_metrics": metrics,
     }
     (path / "smptune.json").write_text(json.dumps(info, indent=2) + "\n")

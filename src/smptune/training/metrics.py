@@ -1,14 +1,34 @@
-"""Binary segmentation metrics from a confusion count (pure Python).
+"""Metric names and their definitions from confusion counts (pure Python, no torch).
 
+Training computes the metrics with torchmetrics (:mod:`smptune.training.evaluation`); these
+formulas are the same ones, for :func:`~smptune.training.baseline_metrics` and the tests.
 Counts are summed over every valid pixel of a whole evaluation set (not averaged per image or
-per batch); a prediction is foreground where ``sigmoid(logit) > 0.5``. A ratio whose
-denominator is 0 is 0 (torchmetrics' default ``zero_division=0``), so predicting all background
-scores iou = f1 = precision = recall = 0.
+per batch). A ratio whose denominator is 0 is 0 (torchmetrics' ``zero_division=0``).
+
+- Binary (``data.classes: 1``): the foreground class at ``sigmoid(logit) > 0.5``.
+- Multi-class (``classes: N``): the prediction is the arg-max class; ``iou``, ``f1``,
+  ``precision`` and ``recall`` are macro averages over the classes that occur in the
+  targets or the predictions (a class absent from both is left out, as torchmetrics does);
+  ``accuracy`` is the share of valid pixels predicted right; ``iou_class_<k>`` is class
+  ``k``'s IoU (0 when it is absent from both).
+
+``loss`` is the training loss on the evaluation set (mean over its batches, weighted by
+their sizes); lower is better.
 """
 
 from __future__ import annotations
 
-METRICS: tuple[str, ...] = ("iou", "f1", "precision", "recall", "accuracy")
+from collections.abc import Sequence
+
+METRICS: tuple[str, ...] = ("iou", "f1", "precision", "recall", "accuracy", "loss")
+"""The metrics of binary segmentation."""
+
+
+def metric_names(classes: int) -> tuple[str, ...]:
+    """The metrics reported for ``classes`` (1: binary)."""
+    if classes <= 1:
+        return METRICS
+    return (*METRICS, *(f"iou_class_{k}" for k in range(classes)))
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -26,13 +46,20 @@ def metrics_from_counts(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
     }
 
 
-def best_epoch(history: list[dict[str, float]], metric: str, mode: str) -> int:
-    """0-based index of the best entry (the first one among equals)."""
-    if not history:
-        raise ValueError("no epoch was evaluated")
-    best = 0
-    for i, entry in enumerate(history):
-        value, current = entry[metric], history[best][metric]
-        if (mode == "max" and value > current) or (mode == "min" and value < current):
-            best = i
-    return best
+def metrics_from_confusion(confusion: Sequence[Sequence[int]]) -> dict[str, float]:
+    """Multi-class metrics of a confusion matrix (``confusion[target][prediction]``)."""
+    k = len(confusion)
+    total = sum(sum(row) for row in confusion)
+    tp = [confusion[c][c] for c in range(k)]
+    fp = [sum(confusion[t][c] for t in range(k)) - tp[c] for c in range(k)]
+    fn = [sum(confusion[c]) - tp[c] for c in range(k)]
+    present = [c for c in range(k) if tp[c] + fp[c] + fn[c] > 0]
+    per_class = [metrics_from_counts(tp[c], fp[c], fn[c], 0) for c in range(k)]
+
+    def macro(name: str) -> float:
+        return _ratio(sum(per_class[c][name] for c in present), len(present))
+
+    out = {name: macro(name) for name in ("iou", "f1", "precision", "recall")}
+    out["accuracy"] = _ratio(sum(tp), total)
+    out.update({f"iou_class_{c}": per_class[c]["iou"] for c in range(k)})
+    return out

@@ -77,7 +77,7 @@ def check_encoder(name: str, weights: str | None) -> None:
     )
 
 
-def _create(arch: str, encoder: str, weights: Any, in_channels: int):
+def _create(arch: str, encoder: str, weights: Any, in_channels: int, classes: int = 1):
     import segmentation_models_pytorch as smp
 
     if weights is not None and _timm_name(encoder) is not None:
@@ -89,7 +89,7 @@ def _create(arch: str, encoder: str, weights: Any, in_channels: int):
             encoder_name=encoder,
             encoder_weights=weights,
             in_channels=in_channels,
-            classes=1,
+            classes=classes,
         )
 
 
@@ -127,11 +127,13 @@ def check_model(params: dict[str, Any], in_channels: int | None) -> None:
     check_combination(arch, params["model_encoder"], in_channels or 3)
 
 
-def build_model(params: dict[str, Any], in_channels: int):
-    """A fresh smp model with one output channel (logits of the foreground class)."""
+def build_model(params: dict[str, Any], in_channels: int, classes: int = 1):
+    """A fresh smp model: one output channel (the foreground logit) for binary data
+    (``classes == 1``), else one logit per class."""
     return _create(
         params["model_arch"],
         params["model_encoder"],
         params["model_encoder_weights"],
         in_channels,
+        classes,
     )

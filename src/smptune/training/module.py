@@ -1,4 +1,5 @@
-"""The LightningModule: focal loss, AdamW + ExponentialLR, batch augmentation, metrics."""
+"""The LightningModule: the loss, AdamW + ExponentialLR, crops and augmentation on the
+device, torchmetrics validation metrics and the run score of every epoch."""
 
 from __future__ import annotations
 
@@ -9,39 +10,54 @@ import lightning.pytorch as pl
 import torch
 
 from smptune.errors import TrialError
-from smptune.training.augment import augment_batch
-from smptune.training.data import IGNORE
-from smptune.training.losses import binary_focal_loss
-from smptune.training.metrics import metrics_from_counts
-
-
-def confusion_counts(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """[tp, fp, fn, tn] over the valid pixels; foreground where sigmoid(logit) > 0.5."""
-    pred = logits[:, 0] > 0
-    target = masks == 1
-    valid = masks != IGNORE
-    return torch.stack(
-        [
-            (pred & target).sum(),
-            (pred & ~target & valid).sum(),
-            (~pred & target).sum(),
-            (~pred & ~target & valid).sum(),
-        ]
-    )
+from smptune.scoring import Scoring
+from smptune.training.augment import augment_batch, random_crop
+from smptune.training.evaluation import SegmentationMetrics
+from smptune.training.losses import make_loss
 
 
 class SegmentationModule(pl.LightningModule):
-    """Trains ``model`` (an smp model with one output channel) with resolved ``params``."""
+    """Trains ``model`` (an smp model) with resolved ``params``.
 
-    def __init__(self, model: torch.nn.Module, params: dict[str, Any]) -> None:
+    Batches arrive as stored (``uint8`` images are multiplied by ``scale``); with ``crop``
+    (``(size, height, width)``) training batches are random ``size`` crops. Every validation
+    epoch appends its metrics to :attr:`history` and logs them (``val_<name>``) with the run
+    score (``val_score``); with ``keep_best`` the weights of the best epoch so far are kept
+    in :attr:`best_state`.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        params: dict[str, Any],
+        *,
+        classes: int = 1,
+        scoring: Scoring | None = None,
+        scale: float = 1.0,
+        crop: tuple[int, int, int] | None = None,
+        keep_best: bool = False,
+        channels_last: bool = False,
+    ) -> None:
         super().__init__()
         self.model = model
         self.hp = dict(params)
+        self.classes = classes
+        self.scoring = scoring or Scoring.from_config("iou", "max")
+        self.scale = scale
+        self.crop = crop
+        self.keep_best = keep_best
+        self.channels_last = channels_last
+        self.loss_fn = make_loss(
+            params["loss"], classes, params["focal_loss_alpha"], params["focal_loss_gamma"]
+        )
+        self.val_metrics = SegmentationMetrics(classes)
         self.history: list[dict[str, float]] = []
         self.train_losses: list[float] = []
+        self.best_state: dict[str, torch.Tensor] | None = None
         self._loss_sum = torch.zeros(())
         self._loss_batches = 0
-        self._counts = torch.zeros(4, dtype=torch.long)
+        self._val_loss = torch.zeros(())
+        self._val_samples = 0
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
@@ -58,20 +74,33 @@ class SegmentationModule(pl.LightningModule):
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "frequency": 1},
         }
 
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int):
+        images, masks = batch
+        # pinned host memory (the loaders pin on a GPU) lets these copies overlap compute
+        non_blocking = device.type == "cuda"
+        return (
+            images.to(device, non_blocking=non_blocking),
+            masks.to(device, non_blocking=non_blocking),
+        )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int):
+        images, masks = batch
+        images = images.float() * self.scale if images.dtype == torch.uint8 else images.float()
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images, masks
+
     def on_train_epoch_start(self) -> None:
         self._loss_sum = torch.zeros((), device=self.device)
         self._loss_batches = 0
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         images, masks = batch
+        if self.crop is not None:
+            images, masks = random_crop(images, masks, *self.crop)
         if self.hp["augment"]:
             images, masks = augment_batch(images, masks)
-        loss = binary_focal_loss(
-            self.model(images),
-            masks,
-            self.hp["focal_loss_alpha"],
-            self.hp["focal_loss_gamma"],
-        )
+        loss = self.loss_fn(self.model(images), masks)
         self._loss_sum += loss.detach()
         self._loss_batches += 1
         return loss
@@ -84,14 +113,25 @@ class SegmentationModule(pl.LightningModule):
         self.log("train_loss", mean)
 
     def on_validation_epoch_start(self) -> None:
-        self._counts = torch.zeros(4, dtype=torch.long, device=self.device)
+        self.val_metrics.reset()
+        self._val_loss = torch.zeros((), device=self.device)
+        self._val_samples = 0
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, masks = batch
-        self._counts += confusion_counts(self.model(images), masks)
+        logits = self.model(images)
+        self._val_loss += self.loss_fn(logits, masks).detach() * images.shape[0]
+        self._val_samples += images.shape[0]
+        self.val_metrics.update(logits, masks)
 
     def on_validation_epoch_end(self) -> None:
-        tp, fp, fn, tn = (int(c) for c in self._counts.tolist())
-        metrics = metrics_from_counts(tp, fp, fn, tn)
+        metrics = self.val_metrics.compute()
+        metrics["loss"] = float(self._val_loss.item()) / max(1, self._val_samples)
         self.history.append(metrics)
+        score = self.scoring.run_score(metrics)
         self.log_dict({f"val_{name}": value for name, value in metrics.items()})
+        self.log("val_score", score)
+        if self.keep_best and self.scoring.best_index(self.history) == len(self.history) - 1:
+            self.best_state = {
+                k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
+            }

@@ -23,7 +23,10 @@ DEFAULTS: dict[str, Any] = {
     "focal_loss_gamma": 2.0,
     "batch_size": 8,
     "weight_decay": 1e-2,
+    "loss": "focal",
 }
+LOSSES = ("focal", "dice", "focal+dice", "ce")
+"""``ce``: cross-entropy (binary: BCE on the foreground logit)."""
 
 
 def _key(name: str) -> str:
@@ -99,4 +102,11 @@ def resolve_params(params: Mapping[str, Any]) -> dict[str, Any]:
     if weight_decay < 0:
         raise ConfigError(f"{_key('weight_decay')}: must be >= 0, got {p['weight_decay']!r}")
     p["weight_decay"] = weight_decay
+
+    loss = p["loss"]
+    if isinstance(loss, str):
+        loss = loss.strip().lower().replace(" ", "")
+    if loss not in LOSSES:
+        raise ConfigError(f"{_key('loss')}: must be one of {', '.join(LOSSES)}, got {p['loss']!r}")
+    p["loss"] = loss
     return p

@@ -2,13 +2,14 @@
 
 Read from :class:`~smptune.trainable.SweepSettings`:
 
-- ``metric`` (one of :data:`~smptune.training.metrics.METRICS`), ``mode`` (``max``/``min``),
-  ``seed``;
+- ``scoring`` (every metric it names must be one this config reports, see
+  :func:`~smptune.training.metrics.metric_names`), ``seed``;
 - ``data``: see :mod:`smptune.training.data`;
-- ``cv.n_folds`` (default 5);
-- ``training``: ``max_epochs`` (default 10), ``early_stopping_patience`` (default 0 = off),
-  ``precision`` (default ``"32-true"``), ``num_workers`` (default 0). Other keys are left to
-  the task layer.
+- ``cv``: ``n_folds`` (default 5), ``fold_method`` (``kfold``), ``validation_fraction``
+  (0.2, for ``shuffle``), ``group_column`` (``group``); ``n_randoms`` is the task layer's;
+- ``training``: ``max_epochs`` (10), ``early_stopping_patience`` (0 = off), ``precision``
+  (``auto``: ``bf16-mixed`` on a GPU that supports it, else ``32-true``), ``num_workers`` (0),
+  ``save_checkpoints`` (``none`` or ``best``).
 """
 
 from __future__ import annotations
@@ -17,13 +18,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from smptune.errors import ConfigError
+from smptune.scoring import Scoring
 from smptune.trainable import SweepSettings
 from smptune.training.data import DataSpec, data_spec
-from smptune.training.metrics import METRICS
+from smptune.training.metrics import metric_names
 
 DEFAULT_MAX_EPOCHS = 10
 DEFAULT_N_FOLDS = 5
+DEFAULT_VALIDATION_FRACTION = 0.2
+FOLD_METHODS = ("kfold", "shuffle", "stratified", "group")
+CHECKPOINTS = ("none", "best")
+CV_KEYS = ("n_folds", "n_randoms", "fold_method", "validation_fraction", "group_column")
+TRAINING_KEYS = (
+    "max_epochs",
+    "early_stopping_patience",
+    "precision",
+    "num_workers",
+    "save_checkpoints",
+)
 PRECISIONS = (
+    "auto",
     "64-true",
     "32-true",
     "16-mixed",
@@ -40,16 +54,32 @@ PRECISIONS = (
 
 
 @dataclass(frozen=True)
+class CvSpec:
+    n_folds: int = DEFAULT_N_FOLDS
+    method: str = "kfold"
+    validation_fraction: float = DEFAULT_VALIDATION_FRACTION
+    group_column: str = "group"
+
+
+@dataclass(frozen=True)
 class RunSettings:
     seed: int
-    metric: str
-    mode: str
+    scoring: Scoring
     data: DataSpec
-    n_folds: int
+    cv: CvSpec
     max_epochs: int
     patience: int
     precision: str
     num_workers: int
+    save_checkpoints: str
+
+    @property
+    def n_folds(self) -> int:
+        return self.cv.n_folds
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return metric_names(self.data.classes)
 
 
 def _int(key: str, value: Any, low: int) -> int:
@@ -60,33 +90,79 @@ def _int(key: str, value: Any, low: int) -> int:
     return value
 
 
-def run_settings(settings: SweepSettings) -> RunSettings:
-    if settings.metric not in METRICS:
+def _unknown(section: str, values: dict[str, Any], known: tuple[str, ...]) -> None:
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{section}.{unknown[0]}: unknown setting; known: {', '.join(known)}")
+
+
+def cv_spec(cv: dict[str, Any] | None) -> CvSpec:
+    cv = dict(cv or {})
+    _unknown("cv", cv, CV_KEYS)
+    method = cv.get("fold_method", "kfold")
+    if method not in FOLD_METHODS:
         raise ConfigError(
-            f"metric: the segmentation trainable reports {', '.join(METRICS)}; "
-            f"got {settings.metric!r}"
+            f"cv.fold_method: must be one of {', '.join(FOLD_METHODS)}, got {method!r}"
         )
+    fraction = cv.get("validation_fraction", DEFAULT_VALIDATION_FRACTION)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ConfigError(
+            f"cv.validation_fraction: must be a number between 0 and 1 (exclusive), "
+            f"got {fraction!r}"
+        )
+    column = cv.get("group_column", "group")
+    if not isinstance(column, str) or not column.strip() or column.strip() == "name":
+        raise ConfigError(f"cv.group_column: expected a metadata column name, got {column!r}")
+    return CvSpec(
+        n_folds=_int("cv.n_folds", cv.get("n_folds", DEFAULT_N_FOLDS), 2),
+        method=method,
+        validation_fraction=float(fraction),
+        group_column=column.strip(),
+    )
+
+
+def run_settings(settings: SweepSettings) -> RunSettings:
+    scoring = settings.scoring
+    assert scoring is not None  # SweepSettings fills it in
     if settings.mode not in ("max", "min"):
         raise ConfigError(f"mode: must be 'max' or 'min', got {settings.mode!r}")
     seed = _int("seed", settings.seed, 0)
-    training = settings.training or {}
-    precision = training.get("precision", "32-true")
+    data = data_spec(settings.data)
+    reported = metric_names(data.classes)
+    missing = [name for name in scoring.names if name not in reported]
+    if missing:
+        kind = "binary" if data.classes == 1 else f"{data.classes}-class"
+        raise ConfigError(
+            f"metric: {missing[0]!r} is not a metric of the segmentation trainable; for "
+            f"{kind} data it reports {', '.join(reported)}"
+        )
+    training = dict(settings.training or {})
+    _unknown("training", training, TRAINING_KEYS)
+    precision = training.get("precision", "auto")
     if isinstance(precision, int) and not isinstance(precision, bool):
         precision = str(precision)
     if precision not in PRECISIONS:
         raise ConfigError(
             f"training.precision: must be one of {', '.join(PRECISIONS)}, got {precision!r}"
         )
+    checkpoints = training.get("save_checkpoints", "none")
+    if checkpoints is None or checkpoints is False:
+        checkpoints = "none"
+    if checkpoints not in CHECKPOINTS:
+        raise ConfigError(
+            f"training.save_checkpoints: must be one of {', '.join(CHECKPOINTS)}, "
+            f"got {checkpoints!r}"
+        )
     return RunSettings(
         seed=seed,
-        metric=settings.metric,
-        mode=settings.mode,
-        data=data_spec(settings.data),
-        n_folds=_int("cv.n_folds", (settings.cv or {}).get("n_folds", DEFAULT_N_FOLDS), 2),
+        scoring=scoring,
+        data=data,
+        cv=cv_spec(settings.cv),
         max_epochs=_int("training.max_epochs", training.get("max_epochs", DEFAULT_MAX_EPOCHS), 1),
         patience=_int(
             "training.early_stopping_patience", training.get("early_stopping_patience", 0), 0
         ),
         precision=precision,
         num_workers=_int("training.num_workers", training.get("num_workers", 0), 0),
+        save_checkpoints=checkpoints,
     )

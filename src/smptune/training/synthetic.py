@@ -4,6 +4,11 @@ Every image has its own smooth, multi-scale background texture with pixel noise;
 shapes (filled discs or axis-parallel rectangles, about 15 % of the pixels in all) are
 brighter and carry a finer texture of their own. A small Unet learns to find them in a few
 epochs, while predicting all background scores an IoU of 0.
+
+Options (``data.synthetic``): ``n_images``, ``size`` (any, e.g. 50: padded or cropped like
+real data), ``channels``, ``seed``, ``classes`` (1: binary; N >= 2: each shape gets a class in
+1..N-1, brighter for a higher class; 0 is background) and ``groups`` (0: none; G: sample ``i``
+is in group ``g<i % G>`` of the metadata column ``group``).
 """
 
 from __future__ import annotations
@@ -15,12 +20,22 @@ import numpy as np
 
 from smptune.errors import ConfigError
 
-SYNTHETIC_DEFAULTS: dict[str, int] = {"n_images": 64, "size": 64, "channels": 3, "seed": 0}
+SYNTHETIC_DEFAULTS: dict[str, int] = {
+    "n_images": 64,
+    "size": 64,
+    "channels": 3,
+    "seed": 0,
+    "classes": 1,
+    "groups": 0,
+}
+GROUP_COLUMN = "group"
 _LIMITS: dict[str, tuple[int, int]] = {
     "n_images": (4, 1_000_000),
     "size": (16, 4096),
     "channels": (1, 64),
     "seed": (0, 2**32 - 1),
+    "classes": (1, 32),
+    "groups": (0, 1_000_000),
 }
 
 
@@ -46,7 +61,17 @@ def synthetic_options(options: Mapping[str, Any] | bool | None) -> dict[str, int
                 f"data.synthetic.{key}: must be an integer in [{low}, {high}], got {value!r}"
             )
         resolved[key] = value
+    if resolved["groups"] > resolved["n_images"]:
+        raise ConfigError(
+            f"data.synthetic.groups: {resolved['groups']} groups need at least as many images, "
+            f"got n_images: {resolved['n_images']}"
+        )
     return resolved
+
+
+def synthetic_groups(n_images: int, groups: int) -> tuple[str, ...]:
+    """The ``group`` column of a synthetic set (empty when ``groups`` is 0)."""
+    return tuple(f"g{i % groups}" for i in range(n_images)) if groups else ()
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
@@ -59,29 +84,39 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
     return rows[:, i0] * (1 - t)[None, :] + rows[:, i0 + 1] * t[None, :]
 
 
-def _shape_mask(rng: np.random.Generator, size: int) -> np.ndarray:
+def _shape_labels(rng: np.random.Generator, size: int, classes: int) -> np.ndarray:
+    """1 to 4 shapes; each is labelled 1, or a random class in 1..classes-1 (later on top)."""
     yy, xx = np.mgrid[0:size, 0:size]
-    mask = np.zeros((size, size), dtype=bool)
+    labels = np.zeros((size, size), dtype=np.uint8)
     for _ in range(int(rng.integers(1, 5))):
         cy, cx = rng.uniform(0.1, 0.9, size=2) * size
         if rng.random() < 0.5:
             radius = rng.uniform(0.08, 0.18) * size
-            mask |= (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
+            region = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
         else:
             hy, hx = rng.uniform(0.06, 0.16, size=2) * size
-            mask |= (np.abs(yy - cy) <= hy) & (np.abs(xx - cx) <= hx)
-    return mask
+            region = (np.abs(yy - cy) <= hy) & (np.abs(xx - cx) <= hx)
+        labels[region] = int(rng.integers(1, classes)) if classes > 2 else 1
+    return labels
 
 
 def make_synthetic(
-    n_images: int = 64, size: int = 64, channels: int = 3, seed: int = 0
+    n_images: int = 64,
+    size: int = 64,
+    channels: int = 3,
+    seed: int = 0,
+    classes: int = 1,
+    groups: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, C, S, S) float32 in [0, 1] and masks (N, S, S) uint8 in {0, 1}."""
+    """Images (N, C, S, S) float32 in [0, 1] and masks (N, S, S) uint8 with labels
+    0..max(1, classes - 1). ``groups`` only labels samples (:func:`synthetic_groups`)."""
+    del groups
     rng = np.random.default_rng(seed)
     images = np.empty((n_images, channels, size, size), dtype=np.float32)
     masks = np.empty((n_images, size, size), dtype=np.uint8)
     for i in range(n_images):
-        mask = _shape_mask(rng, size)
+        labels = _shape_labels(rng, size, classes)
+        mask = labels > 0
         fine = _smooth_noise(rng, size, max(2, size // 4))
         for c in range(channels):
             background = (
@@ -89,9 +124,12 @@ def make_synthetic(
                 + 0.3 * _smooth_noise(rng, size, 3)
                 + 0.1 * _smooth_noise(rng, size, max(2, size // 8))
             )
-            foreground = rng.uniform(0.65, 0.85) + 0.15 * (fine - 0.5)
+            level: Any = rng.uniform(0.65, 0.85)
+            if classes > 2:
+                level = level - 0.35 + 0.5 * labels / (classes - 1)
+            foreground = level + 0.15 * (fine - 0.5)
             image = np.where(mask, foreground, background)
             image += rng.normal(0.0, 0.06, size=(size, size))
             images[i, c] = np.clip(image, 0.0, 1.0)
-        masks[i] = mask
+        masks[i] = labels
     return images, masks

@@ -16,14 +16,16 @@ from smptune.training.params import DEFAULTS, resolve_params
 
 
 class SegmentationTrainable:
-    """Binary segmentation with segmentation-models-pytorch, one fold at a time.
+    """Binary or multi-class segmentation with segmentation-models-pytorch, one run at a time.
 
     Hyperparameters (:attr:`defaults`): ``model_arch`` and ``model_encoder`` (any smp
     architecture and encoder, ``tu-<timm model>`` included), ``model_encoder_weights``,
     ``augment`` (random flips/rotations), ``learning_rate`` and ``weight_decay`` (AdamW),
-    ``gamma`` (ExponentialLR per epoch), ``focal_loss_alpha`` and ``focal_loss_gamma``,
-    ``batch_size``. Metrics (:attr:`metrics`), computed on the whole validation set at
-    threshold 0.5: iou, f1, precision, recall, accuracy.
+    ``gamma`` (ExponentialLR per epoch), ``loss`` (focal, dice, focal+dice, ce),
+    ``focal_loss_alpha`` and ``focal_loss_gamma``, ``batch_size``. Metrics (:attr:`metrics`
+    for binary data; see :func:`~smptune.training.metrics.metric_names`), computed on the
+    whole validation set: iou, f1, precision, recall, accuracy, loss (and ``iou_class_<k>``
+    for multi-class data).
     """
 
     defaults: ClassVar[dict[str, Any]] = dict(DEFAULTS)
@@ -32,21 +34,19 @@ class SegmentationTrainable:
     def validate(self, params: Mapping[str, Any], settings: SweepSettings) -> None:
         """Raise :class:`~smptune.errors.ConfigError` naming the key of the first bad value.
 
-        Reads the data (once per process) to check it and the number of folds.
+        Reads the data (once per process) to check it, the splits and the scoring metrics.
         """
-        from smptune.training.data import load_data
-        from smptune.training.folds import fold_split
         from smptune.training.model import check_model
-        from smptune.training.settings import run_settings
+        from smptune.training.splits import splits_for
 
         resolved = resolve_params(params)
-        rs = run_settings(settings)
-        data = load_data(rs.data)
-        fold_split(data.n, rs.seed, rs.data.test_fraction, rs.n_folds, 0)
+        _, data, _ = splits_for(settings)
         check_model(resolved, data.in_channels)
 
     def train_fold(self, params: Mapping[str, Any], context: FoldContext) -> FoldResult:
-        """Train on all folds but ``context.fold``; metrics of the best epoch on that fold."""
+        """Train on the train split less fold ``context.fold`` with seed ``context.run_seed``;
+        metrics of the best epoch on that fold. With ``context.output_dir`` the epoch log goes
+        to ``output_dir/logs/fold_<k>_seed_<r>/metrics.csv``."""
         from smptune.training.engine import train_fold
 
         return train_fold(dict(params), context)
@@ -58,33 +58,47 @@ class SegmentationTrainable:
 
         With ``context.output_dir`` set, the model is saved to ``output_dir/model``
         (``segmentation_models_pytorch.from_pretrained`` loads it; ``smptune.json`` beside it
-        says how to prepare inputs) and the epoch logs to ``output_dir/logs/retrain``.
+        says how to prepare inputs), the epoch logs to ``output_dir/logs/retrain`` and up to
+        four test samples with their predictions to ``output_dir/predictions.png``.
         """
         from smptune.training.engine import retrain_and_test
 
         return retrain_and_test(dict(params), epochs, context)
 
+    def describe_splits(self, settings: SweepSettings) -> dict[str, Any]:
+        """See :func:`describe_splits`."""
+        return describe_splits(settings)
+
+
+def describe_splits(settings: SweepSettings) -> dict[str, Any]:
+    """The names of the test samples and of each fold's validation samples (JSON data, for
+    ``splits.json``); see :func:`smptune.training.splits.describe_splits`."""
+    from smptune.training.splits import describe_splits as describe
+
+    return describe(settings)
+
 
 def baseline_metrics(settings: SweepSettings, fold: int | None = None) -> dict[str, float]:
-    """Metrics of predicting all background (iou 0, ...) on validation data, without torch.
+    """Metrics of predicting all background (class 0) on validation data, without torch
+    (``loss`` is left out: it is undefined for a constant prediction).
 
-    ``fold=None``: over the whole train split (the union of every fold's validation set);
-    otherwise over fold ``fold``'s validation set.
+    ``fold=None``: over the whole train split; otherwise over fold ``fold``'s validation set.
     """
-    from smptune.training.data import IGNORE, load_data
-    from smptune.training.folds import fold_split, train_test_split
-    from smptune.training.metrics import metrics_from_counts
-    from smptune.training.settings import run_settings
+    import numpy as np
 
-    rs = run_settings(settings)
-    data = load_data(rs.data)
-    if fold is None:
-        indices = list(train_test_split(data.n, rs.seed, rs.data.test_fraction).train)
-    else:
-        indices = list(
-            fold_split(data.n, rs.seed, rs.data.test_fraction, rs.n_folds, fold).evaluate
-        )
-    masks = data.masks[indices]
-    foreground = int((masks == 1).sum())
-    background = int((masks != IGNORE).sum()) - foreground
-    return metrics_from_counts(tp=0, fp=0, fn=foreground, tn=background)
+    from smptune.training.data import IGNORE
+    from smptune.training.metrics import metrics_from_confusion, metrics_from_counts
+    from smptune.training.splits import splits_for
+
+    _, data, plan = splits_for(settings)
+    indices = list(plan.train if fold is None else plan.fold(fold).evaluate)
+    counts = np.zeros(IGNORE + 1, dtype=np.int64)
+    for i in indices:
+        counts += np.bincount(np.asarray(data.masks[i]).ravel(), minlength=IGNORE + 1)
+    if data.classes == 1:
+        foreground, background = int(counts[1]), int(counts[0])
+        return metrics_from_counts(tp=0, fp=0, fn=foreground, tn=background)
+    confusion = [[0] * data.classes for _ in range(data.classes)]
+    for k in range(data.classes):
+        confusion[k][0] = int(counts[k])
+    return metrics_from_confusion(confusion)

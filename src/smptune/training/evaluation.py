@@ -1,0 +1,64 @@
+"""Validation metrics with torchmetrics over a whole evaluation set (definitions:
+:mod:`smptune.training.metrics`); pixels with the value :data:`IGNORE` are left out."""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics import MetricCollection
+from torchmetrics import classification as tmc
+
+from smptune.training.data import IGNORE
+
+
+class SegmentationMetrics(torch.nn.Module):
+    """Accumulates predictions batch by batch; :meth:`compute` gives the named metrics."""
+
+    def __init__(self, classes: int) -> None:
+        super().__init__()
+        self.classes = classes
+        if classes == 1:
+            self.collection = MetricCollection(
+                {
+                    "iou": tmc.BinaryJaccardIndex(ignore_index=IGNORE),
+                    "f1": tmc.BinaryF1Score(ignore_index=IGNORE),
+                    "precision": tmc.BinaryPrecision(ignore_index=IGNORE),
+                    "recall": tmc.BinaryRecall(ignore_index=IGNORE),
+                    "accuracy": tmc.BinaryAccuracy(ignore_index=IGNORE),
+                },
+                compute_groups=False,
+            )
+        else:
+            common = {"num_classes": classes, "ignore_index": IGNORE}
+            self.collection = MetricCollection(
+                {
+                    "iou": tmc.MulticlassJaccardIndex(average="macro", **common),
+                    "f1": tmc.MulticlassF1Score(average="macro", **common),
+                    "precision": tmc.MulticlassPrecision(average="macro", **common),
+                    "recall": tmc.MulticlassRecall(average="macro", **common),
+                    "accuracy": tmc.MulticlassAccuracy(average="micro", **common),
+                    "iou_class": tmc.MulticlassJaccardIndex(average="none", **common),
+                },
+                compute_groups=False,
+            )
+
+    def predict(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class labels (N, H, W): foreground at sigmoid > 0.5, or the arg-max class."""
+        if self.classes == 1:
+            return (logits[:, 0] > 0).long()
+        return logits.argmax(dim=1)
+
+    def update(self, logits: torch.Tensor, masks: torch.Tensor) -> None:
+        self.collection.update(self.predict(logits.detach()), masks.long())
+
+    def compute(self) -> dict[str, float]:
+        values = self.collection.compute()
+        out: dict[str, float] = {}
+        for name, value in values.items():
+            if value.ndim == 0:
+                out[name] = float(value)
+            else:
+                out.update({f"{name}_{k}": float(v) for k, v in enumerate(value.tolist())})
+        return out
+
+    def reset(self) -> None:
+        self.collection.reset()

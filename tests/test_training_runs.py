@@ -1,0 +1,272 @@
+"""The segmentation trainable's runs: losses, seeds per repeat, epoch logs, early stopping,
+checkpoints, the final model and its preview (short real trainings on tiny data)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smptune.scoring import Scoring
+from smptune.trainable import FoldContext, SweepSettings
+from smptune.training import SegmentationTrainable, baseline_metrics
+from smptune.training.cache import CACHE_ENV
+from smptune.training.data import IGNORE, clear_cache, load_data
+from smptune.training.splits import splits_for
+
+BINARY = {"synthetic": {"n_images": 16, "size": 32, "seed": 3}, "test_fraction": 0.25}
+FAST = {"batch_size": 4, "learning_rate": 3e-3}
+
+
+@pytest.fixture(autouse=True)
+def _cache_folder(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
+    clear_cache()
+    yield
+    clear_cache()
+
+
+def sweep(data=None, metric="iou", n_folds=2, cv=None, **training) -> SweepSettings:
+    scoring = Scoring.from_config(metric)
+    return SweepSettings(
+        seed=7,
+        metric=scoring.names[0],
+        mode=scoring.mode,
+        scoring=scoring,
+        data=BINARY if data is None else data,
+        cv={"n_folds": n_folds, **(cv or {})},
+        training={"max_epochs": 2, "early_stopping_patience": 0, **training},
+    )
+
+
+def run(s: SweepSettings, fold=0, repeat=0, out: Path | None = None) -> FoldContext:
+    return FoldContext("sweep", 0, fold, s.cv["n_folds"], s, output_dir=out, repeat=repeat)
+
+
+def epochs_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSVLogger file that hold validation metrics."""
+    with path.open() as handle:
+        return [row for row in csv.DictReader(handle) if row.get("val_iou")]
+
+
+# --- losses -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["focal", "dice", "focal+dice", "ce"])
+@pytest.mark.parametrize("classes", [1, 3])
+def test_every_loss_leaves_out_ignored_pixels_and_learns_from_the_others(name, classes):
+    import torch
+
+    from smptune.training.losses import make_loss
+
+    # Given masks whose right half is ignored
+    gen = torch.Generator().manual_seed(0)
+    masks = torch.randint(0, max(2, classes), (2, 8, 8), generator=gen).to(torch.uint8)
+    masks[:, :, 4:] = IGNORE
+    channels = 1 if classes == 1 else classes
+    logits = torch.randn(2, channels, 8, 8, generator=gen)
+    loss = make_loss(name, classes, alpha=0.25, gamma=2.0)
+    # When logits change where pixels are ignored, the loss stays; where they count, it moves
+    ignored = logits.clone()
+    ignored[..., 4:] = 40.0
+    counted = logits.clone()
+    counted[..., :4] = 40.0
+    base = float(loss(logits, masks))
+    assert math.isfinite(base) and base > 0
+    assert float(loss(ignored, masks)) == pytest.approx(base, rel=1e-5)
+    assert float(loss(counted, masks)) != pytest.approx(base, rel=1e-3)
+
+
+def test_focal_plus_dice_is_their_sum():
+    import torch
+
+    from smptune.training.losses import make_loss
+
+    logits = torch.randn(2, 3, 8, 8)
+    masks = torch.randint(0, 3, (2, 8, 8))
+    parts = [make_loss(n, 3, None, 2.0)(logits, masks) for n in ("focal", "dice")]
+    assert float(make_loss("focal+dice", 3, None, 2.0)(logits, masks)) == pytest.approx(
+        float(sum(parts))
+    )
+
+
+def test_unknown_loss_is_a_config_error():
+    from smptune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"hyperparameters\.loss: must be one of focal, dice"):
+        SegmentationTrainable().validate({"loss": "hinge"}, sweep())
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+def test_repeats_of_a_fold_differ_by_seed_and_each_is_reproducible(tmp_path):
+    # Given one fold run with seeds 0 and 1, each twice
+    s = sweep()
+    trainable = SegmentationTrainable()
+    first = trainable.train_fold(FAST, run(s, repeat=0, out=tmp_path))
+    second = trainable.train_fold(FAST, run(s, repeat=1, out=tmp_path))
+    first_again = trainable.train_fold(FAST, run(s, repeat=0))
+    second_again = trainable.train_fold(FAST, run(s, repeat=1))
+    # Then the same seed gives the same metrics, the other seed others (same validation set)
+    assert first_again.metrics == pytest.approx(first.metrics)
+    assert second_again.metrics == pytest.approx(second.metrics)
+    assert first.metrics["loss"] != pytest.approx(second.metrics["loss"], rel=1e-4)
+    # and each run logs its epochs to logs/fold_<k>_seed_<r>/metrics.csv, with the run score
+    for repeat, result in ((0, first), (1, second)):
+        rows = epochs_csv(tmp_path / "logs" / f"fold_0_seed_{repeat}" / "metrics.csv")
+        assert len(rows) == result.epochs_run == 2
+        best = rows[result.best_epoch - 1]
+        assert float(best["val_iou"]) == pytest.approx(result.metrics["iou"])
+        assert float(best["val_score"]) == pytest.approx(result.metrics["iou"])
+
+
+def test_the_best_epoch_follows_the_scoring_direction(tmp_path):
+    # Given scoring by the validation loss, lower is better
+    s = sweep(metric="loss:lower", max_epochs=3)
+    result = SegmentationTrainable().train_fold(FAST, run(s, out=tmp_path))
+    # Then the best epoch is the one with the lowest loss in the epoch log
+    losses = [float(r["val_loss"]) for r in epochs_csv(tmp_path / "logs/fold_0_seed_0/metrics.csv")]
+    assert result.best_epoch == 1 + int(np.argmin(losses))
+    assert result.metrics["loss"] == pytest.approx(min(losses))
+
+
+def test_an_unstable_run_score_stops_early_without_crashing(tmp_path):
+    # Given 3-class masks where class 2 never occurs: iou_class_2 is 0, so the combined score
+    # harmonic(iou, iou_class_2) is NaN (unstable) every epoch
+    masks = [np.zeros((32, 32), np.uint8) for _ in range(12)]
+    for m in masks:
+        m[8:20, 8:20] = 1
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i, m in enumerate(masks):
+        np.save(tmp_path / "images" / f"{i}.npy", rng.integers(0, 256, (32, 32), np.uint8))
+        np.save(tmp_path / "masks" / f"{i}.npy", m)
+    data = {"root": str(tmp_path), "classes": 3}
+    s = sweep(data, metric=["iou", "iou_class_2"], max_epochs=4, early_stopping_patience=2)
+    # When a fold is trained with early stopping
+    result = SegmentationTrainable().train_fold(FAST, run(s))
+    # Then NaN counts as no improvement: it stops after `patience` epochs, reporting epoch 1
+    assert result.epochs_run == 2 and result.best_epoch == 1
+    assert result.metrics["iou_class_2"] == 0.0
+    assert math.isnan(s.scoring.run_score(result.metrics))
+
+
+def test_multiclass_crops_and_group_folds_train(tmp_path):
+    # Given 3-class, 2-channel synthetic images of 50 px in 4 groups, cropped to 32 for training
+    data = {
+        "synthetic": {"n_images": 16, "size": 50, "channels": 2, "classes": 3, "groups": 4},
+        "resize": "crop",
+        "crop_size": 32,
+        "test_groups": ["g3"],
+    }
+    s = sweep(data, cv={"fold_method": "group"}, max_epochs=1)
+    result = SegmentationTrainable().train_fold({**FAST, "loss": "focal+dice"}, run(s))
+    # Then it reports macro metrics and one IoU per class, all in [0, 1]
+    names = {"iou", "f1", "precision", "recall", "accuracy", "loss"}
+    assert set(result.metrics) == names | {"iou_class_0", "iou_class_1", "iou_class_2"}
+    assert all(0.0 <= v <= 1.0 for k, v in result.metrics.items() if k != "loss")
+    # (every class occurs in the validation masks, so iou is the mean of the three)
+    per_class = [result.metrics[f"iou_class_{k}"] for k in range(3)]
+    assert result.metrics["iou"] == pytest.approx(np.mean(per_class))
+
+
+def test_best_checkpoints_are_saved_per_run_in_smp_format(tmp_path):
+    import segmentation_models_pytorch as smp
+
+    s = sweep(max_epochs=2, save_checkpoints="best")
+    result = SegmentationTrainable().train_fold(FAST, run(s, fold=1, repeat=1, out=tmp_path))
+    saved = tmp_path / "logs" / "fold_1_seed_1" / "best_model"
+    info = json.loads((saved / "smptune.json").read_text())
+    assert info["validation_metrics"] == pytest.approx(result.metrics)
+    assert smp.from_pretrained(saved) is not None
+    # and none are saved by default
+    SegmentationTrainable().train_fold(FAST, run(sweep(), out=tmp_path / "plain"))
+    assert not list((tmp_path / "plain").rglob("best_model"))
+
+
+# --- the final model --------------------------------------------------------------------------
+
+
+def test_final_model_loads_with_smp_predicts_better_than_background_and_is_previewed(tmp_path):
+    import segmentation_models_pytorch as smp
+    import torch
+    from PIL import Image
+
+    # Given 24 binary 3-channel images of 48 px (padded to 64) and a few epochs of training
+    data = {"synthetic": {"n_images": 24, "size": 48, "seed": 1}, "test_fraction": 0.25}
+    s = sweep(data)
+    params = {"batch_size": 4, "learning_rate": 1e-2, "gamma": 1.0, "loss": "focal+dice"}
+    metrics = SegmentationTrainable().retrain_and_test(
+        params, 5, FoldContext("sweep", 0, -1, 2, s, output_dir=tmp_path)
+    )
+    # Then smp loads the model, smptune.json says how to use it
+    model = smp.from_pretrained(tmp_path / "model").eval()
+    info = json.loads((tmp_path / "model" / "smptune.json").read_text())
+    assert info["classes"] == 1 and info["ignore_index"] is None and info["in_channels"] == 3
+    assert info["normalisation"] == {"method": "none"} and info["image_size"] == [48, 48]
+    assert info["hyperparameters"]["loss"] == "focal+dice"
+    assert info["hyperparameters"]["model_arch"] == "Unet"
+    assert info["test_metrics"] == pytest.approx(metrics)
+    # and its predictions on the test images have the image size and beat all background
+    _, loaded, plan = splits_for(s)
+    test = list(plan.test)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(loaded.float_images(test)))
+    assert logits.shape == (len(test), 1, 64, 64)
+    pred = (logits[:, 0] > 0).numpy()[:, :48, :48]
+    truth = np.asarray(loaded.masks[test])[:, :48, :48] == 1
+    iou = (pred & truth).sum() / max(1, (pred | truth).sum())
+    background = baseline_metrics(s)
+    assert background["iou"] == 0.0 and iou > 0.2
+    assert metrics["iou"] == pytest.approx(iou, abs=1e-6)
+    # and predictions.png shows 4 rows of image | truth | prediction
+    with Image.open(tmp_path / "predictions.png") as png:
+        assert png.size == (3 * 48 + 2 * 4, 4 * 48 + 3 * 4)
+
+
+def test_final_multiclass_model_has_one_output_per_class(tmp_path):
+    import segmentation_models_pytorch as smp
+    import torch
+
+    data = {"synthetic": {"n_images": 12, "size": 32, "classes": 4}, "ignore_index": 255}
+    s = sweep(data)
+    metrics = SegmentationTrainable().retrain_and_test(
+        {**FAST, "loss": "ce"}, 1, FoldContext("sweep", 0, -1, 2, s, output_dir=tmp_path)
+    )
+    assert {"iou_class_3", "loss"} <= set(metrics)
+    model = smp.from_pretrained(tmp_path / "model").eval()
+    info = json.loads((tmp_path / "model" / "smptune.json").read_text())
+    assert info["classes"] == 4 and info["ignore_index"] == 255
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 32, 32)).shape == (1, 4, 32, 32)
+    assert (tmp_path / "predictions.png").is_file()
+
+
+def test_multiclass_baseline_predicts_class_zero():
+    s = sweep({"synthetic": {"n_images": 12, "size": 32, "classes": 3}})
+    baseline = baseline_metrics(s)
+    masks = np.asarray(load_data(s.data).masks)[list(splits_for(s)[2].train)]
+    share = float((masks == 0).sum() / (masks != IGNORE).sum())
+    assert baseline["iou_class_0"] == pytest.approx(share)
+    assert baseline["iou_class_1"] == baseline["iou_class_2"] == 0.0
+    assert baseline["iou"] == pytest.approx(share / 3) and baseline["accuracy"] == pytest.approx(
+        share
+    )
+
+
+def test_auto_precision_is_full_precision_without_a_gpu():
+    import torch
+
+    from smptune.training.engine import resolve_precision
+
+    expected = (
+        "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+    )
+    assert resolve_precision("auto") == expected
+    assert resolve_precision("16-mixed") == "16-mixed"
