@@ -2,50 +2,125 @@
 
 from __future__ import annotations
 
+import math
+import statistics
 import time
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from smptune.store import TERMINAL_SWEEP_STATES, SweepStore
+from smptune.store import TERMINAL_SWEEP_STATES, TRIAL_OUTCOMES, SweepStore
+
+FINISHED_TRIAL_STATES = frozenset(TRIAL_OUTCOMES)
+
+
+#: Trial outcomes counted in the sweep hash, in the order they are shown.
+OUTCOMES = ("complete", "failed", "pruned", "stopped", "skipped", "cancelled")
 
 
 def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
-    """The sweep's state now: counts, best so far, running trials, ETA."""
+    """The sweep's state now: counts, best so far, who runs which trial and fold, ETA."""
+    now = time.time()
     sweep = store.get_sweep(sweep_id)
-    mode = sweep["config"].get("mode", "max")
-    total = sweep["n_trials"] * sweep["n_folds"]
-    done = sweep["folds_done"]
-    finished = sweep["trials_complete"] + sweep["trials_failed"] + sweep["trials_cancelled"]
+    config = sweep["config"]
+    mode = config.get("mode", "max")
+    n_runs = int(sweep.get("n_runs") or sweep["n_folds"])  # folds × seeds of one trial
+    counts = {f"trials_{o}": int(sweep.get(f"trials_{o}", 0)) for o in OUTCOMES}
+    finished = sum(counts.values())
     started = float(sweep.get("started") or 0)
-    elapsed = (sweep.get("finished") or time.time()) - started if started else 0.0
+    elapsed = (float(sweep.get("finished") or 0) or now) - started if started else 0.0
     running = store.running(sweep_id)
-    # folds of unfinished trials still to run, at the rate measured so far
-    remaining = (sweep["n_trials"] - finished) * sweep["n_folds"] - sum(r["fold"] for r in running)
-    eta = elapsed / done * max(0, remaining) if done and sweep["status"] == "running" else None
+    eta: dict[str, Any] = {"eta_s": None, "eta_basis": None}
+    if sweep["status"] not in TERMINAL_SWEEP_STATES and running:
+        trials = store.trials(sweep_id)
+        eta = estimate_eta(trials, running, n_runs, now, sweep.get("deadline"))
+        by_number = {t["trial"]: t for t in trials}
+        names = list(config.get("hyperparameters") or {})
+        for r in running:
+            t = by_number.get(r["trial"], {})
+            r["runs_done"] = len(t.get("folds") or {})
+            r["params"] = ", ".join(
+                f"{n}={_short(t['params'][n])}" for n in names if n in (t.get("params") or {})
+            )
+    for r in running:
+        r.setdefault("runs_done", None)
+        r.setdefault("params", "")
+        r["running_s"] = round(now - r["started"], 1) if r["started"] else None
     best = store.best_score(sweep_id, mode)
     return {
         "sweep_id": sweep_id,
         "name": sweep["name"],
         "status": sweep["status"],
-        "folds_done": done,
-        "folds_total": total,
+        "folds_done": sweep["folds_done"],
+        "folds_total": sweep["n_trials"] * n_runs,
+        "n_folds": sweep["n_folds"],
+        "n_runs": n_runs,
         "trials_total": sweep["n_trials"],
-        "trials_complete": sweep["trials_complete"],
-        "trials_failed": sweep["trials_failed"],
-        "trials_cancelled": sweep["trials_cancelled"],
+        **counts,
         "trials_finished": finished,
         "best": None if best is None else {"trial": best[0], "score": best[1]},
-        "metric": sweep["config"].get("metric"),
+        "metric": config.get("metric"),
         "mode": mode,
         "elapsed_s": round(elapsed, 1),
-        "eta_s": None if eta is None else round(eta, 1),
+        **eta,
         "running": running,
         "test_metrics": sweep.get("test_metrics"),
         "error": sweep.get("error"),
         "finalize_runs": sweep["finalize_runs"],
     }
+
+
+def estimate_eta(
+    trials: list[dict[str, Any]],
+    running: list[dict[str, Any]],
+    n_runs: int,
+    now: float,
+    deadline: float | None = None,
+) -> dict[str, Any]:
+    """Seconds until every trial has finished, from the measured run (fold) times.
+
+    Each running trial has its runs left to do at its worker's mean run time (the sweep's
+    mean for a worker not measured yet), less the part of the run under way; trials not
+    started yet take ``n_runs`` runs at the sweep's mean. The work is shared by the workers
+    busy now, and no sooner than the longest running trial ends; a time budget caps it.
+    None until a run has finished. Returns ``eta_s`` and what it rests on.
+    """
+    measured: dict[str, list[float]] = {}
+    every: list[float] = []
+    for t in trials:
+        for run in (t.get("folds") or {}).values():
+            d = run.get("duration_s")
+            if isinstance(d, int | float) and math.isfinite(d) and d >= 0:
+                every.append(float(d))
+                measured.setdefault(t.get("worker") or "", []).append(float(d))
+    basis: dict[str, Any] = {
+        "runs_measured": len(every),
+        "mean_run_s": round(statistics.fmean(every), 3) if every else None,
+        "workers_busy": len(running),
+    }
+    if not every or not running:
+        return {"eta_s": None, "eta_basis": basis}
+    mean = statistics.fmean(every)
+    by_number = {t["trial"]: t for t in trials}
+    on_workers: list[float] = []
+    for r in running:
+        per_run = statistics.fmean(measured.get(r["worker"] or "") or [mean])
+        runs = (by_number.get(r["trial"]) or {}).get("folds") or {}
+        left = max(1, n_runs - len(runs))  # the run under way counts
+        spent = sum(float(x.get("duration_s") or 0) for x in runs.values())
+        in_run = now - r["started"] - spent if r["started"] else 0.0
+        on_workers.append(left * per_run - min(max(in_run, 0.0), 0.95 * per_run))
+    busy = {r["trial"] for r in running}
+    waiting = sum(
+        max(0, n_runs - len(t.get("folds") or {})) * mean
+        for t in trials
+        if t["trial"] not in busy and t.get("status") not in FINISHED_TRIAL_STATES
+    )
+    eta = max((sum(on_workers) + waiting) / len(running), max(on_workers))
+    if deadline is not None:
+        eta = min(eta, max(0.0, float(deadline) - now))
+    return {"eta_s": round(eta, 1), "eta_basis": basis}
 
 
 def format_duration(seconds: float | None) -> str:
@@ -57,17 +132,48 @@ def format_duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def trials_text(snap: dict[str, Any]) -> str:
+    """``4 done, 1 failed, 2 pruned of 10``: every outcome that happened."""
+    parts = [f"{snap['trials_complete']} done", f"{snap['trials_failed']} failed"]
+    parts += [f"{snap[f'trials_{o}']} {o}" for o in OUTCOMES[2:] if snap.get(f"trials_{o}")]
+    return ", ".join(parts) + f" of {snap['trials_total']}"
+
+
 def progress_line(snap: dict[str, Any]) -> str:
     best = snap["best"]
     best_text = f"{snap['metric']}={best['score']:.4f} (trial {best['trial']})" if best else "--"
     return (
         f"[{snap['status']}] folds {snap['folds_done']}/{snap['folds_total']} | "
-        f"trials {snap['trials_complete']} done, {snap['trials_failed']} failed"
-        + (f", {snap['trials_cancelled']} cancelled" if snap["trials_cancelled"] else "")
-        + " "
-        f"of {snap['trials_total']} | best {best_text} | "
+        f"trials {trials_text(snap)} | best {best_text} | "
         f"elapsed {format_duration(snap['elapsed_s'])} | ETA {format_duration(snap['eta_s'])}"
     )
+
+
+def status_lines(snap: dict[str, Any]) -> list[str]:
+    """What ``producer status`` prints: the progress line, how the ETA was measured, then
+    one line per busy worker with its trial, fold and parameters."""
+    lines = [f"sweep {snap['sweep_id']} ({snap['name']})", progress_line(snap)]
+    basis = snap.get("eta_basis")
+    if snap["eta_s"] is not None and basis:
+        lines.append(
+            f"ETA from {basis['runs_measured']} finished folds (mean "
+            f"{basis['mean_run_s']:.1f} s each) on {basis['workers_busy']} busy workers"
+        )
+    seeds = snap["n_runs"] // max(1, snap["n_folds"])
+    for r in sorted(snap["running"], key=lambda r: r["worker"] or ""):
+        fold = f"fold {r['fold']} ({_ordinal(r['fold'] + 1)} of {snap['n_folds']})"
+        if seeds > 1 and r["runs_done"] is not None:
+            fold += f", run {min(r['runs_done'] + 1, snap['n_runs'])} of {snap['n_runs']}"
+        line = f"  {r['worker']}: trial {r['trial']} {fold}, "
+        line += f"{format_duration(r['running_s'])} in this trial"
+        lines.append(line + (f" | {r['params']}" if r["params"] else ""))
+    if snap["test_metrics"]:
+        lines.append(
+            "test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in snap["test_metrics"].items())
+        )
+    if snap["error"]:
+        lines.append(f"error: {snap['error']}")
+    return lines
 
 
 def _snapshot_through_outages(
@@ -152,6 +258,11 @@ def ranking_table(results: dict[str, Any], limit: int = 20) -> Table:
         detail = t.get("error") or ", ".join(f"{k}={_short(t['params'].get(k))}" for k in shown)
         table.add_row(str(t["rank"]), str(t["trial"]), t["status"], score, std, folds, detail)
     return table
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _short(value: Any) -> str:
