@@ -1,0 +1,360 @@
+"""report.html: one self-contained page (CSS inline, images as data URIs, no scripts, no
+external URLs) with the sweep's summary, best configuration, test metrics, sample
+predictions of the final model, plots and ranking; the plots also go to ``plots/*.png``.
+
+:func:`write_report_safely` is what the results writer calls: a report that cannot be
+written logs a warning and never fails the sweep.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("smptune.report")
+
+#: Rows of the ranking table; every trial is in trials.csv.
+MAX_RANKING_ROWS = 100
+PREDICTIONS = Path("final") / "predictions.png"
+_OUTCOMES = ("complete", "pruned", "stopped", "skipped", "failed", "cancelled")
+
+_CSS = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
+ color:#1d2330;background:#f5f6f8}
+main{max-width:1120px;margin:0 auto;padding:24px 28px 48px}
+header{background:#1d2330;color:#fff;padding:20px 28px}
+header h1{margin:0 0 4px;font-size:24px}header p{margin:0;color:#c4cad6}
+section{background:#fff;border:1px solid #e1e4ea;border-radius:8px;padding:16px 20px;
+ margin:18px 0}
+h2{font-size:18px;margin:0 0 12px}
+nav a{margin-right:14px;color:#3451b2;text-decoration:none}
+table{border-collapse:collapse;font-size:13px}
+th,td{padding:4px 10px;border-bottom:1px solid #eceef2;text-align:left;vertical-align:top}
+th{background:#f0f2f6;font-weight:600}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.facts{display:grid;grid-template-columns:repeat(auto-fit,minmax(200px,1fr));gap:10px}
+.fact{background:#f5f6f8;border-radius:6px;padding:8px 12px}
+.fact b{display:block;font-size:12px;color:#5b6475;font-weight:600}
+.score{font-size:20px;font-weight:600}
+figure{margin:0}figure img{max-width:100%;height:auto;border:1px solid #eceef2}
+figcaption,.note{color:#5b6475;font-size:13px;margin-top:6px}
+.note{font-style:italic}
+.badge{display:inline-block;padding:0 7px;border-radius:9px;font-size:12px;color:#fff}
+.complete{background:#2e7d32}.pruned{background:#6b7280}.stopped{background:#d97706}
+.failed{background:#c62828}.cancelled,.skipped,.pending,.running{background:#9ca3af}
+.unstable{background:#b91c1c}
+.scroll{overflow-x:auto}
+td.err{max-width:280px;color:#8a1c1c;font-size:12px}
+code{font-size:13px}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if _finite(value):
+        return f"{value:.{digits}g}"
+    return "–" if value is None else _e(value)
+
+
+def _value(value: Any) -> str:
+    """A parameter value for a table cell."""
+    if isinstance(value, float):
+        return _num(value)
+    if isinstance(value, list | dict) or value is None or isinstance(value, bool):
+        return _e(json.dumps(value))
+    return _e(value)
+
+
+def _badge(status: Any) -> str:
+    status = str(status or "pending")
+    css = status if status.isidentifier() else "pending"
+    return f'<span class="badge {css}">{_e(status)}</span>'
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
+
+
+def _table(header: list[str], rows: list[list[str]], classes: dict[int, str] | None = None) -> str:
+    """A table; ``classes`` gives a column (by index) a CSS class."""
+    classes = classes or {}
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="{classes[i]}">{cell}</td>' if i in classes else f"<td>{cell}</td>"
+            for i, cell in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
+
+
+def _searched(results: Mapping[str, Any], config: Mapping[str, Any]) -> list[str]:
+    """The hyperparameters the sweep searches (not fixed), in config order."""
+    space = config.get("hyperparameters") or {}
+    names = list(results.get("hyperparameters") or space)
+    return [
+        n
+        for n in names
+        if not (isinstance(space.get(n), Mapping) and space[n].get("distribution") == "value")
+    ]
+
+
+def _summary(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
+    counts = ", ".join(
+        f"{results[f'trials_{s}']} {s}" for s in _OUTCOMES if results.get(f"trials_{s}")
+    )
+    n_randoms = int(results.get("n_randoms") or 1)
+    cv = f"{results.get('n_folds', '?')} folds" + (f" × {n_randoms} seeds" if n_randoms > 1 else "")
+    better = "lower" if results.get("mode") == "min" else "higher"
+    facts = [
+        ("metric", f"{_e(results.get('metric', '?'))} ({better} is better)"),
+        ("trials", f"{_e(results.get('n_trials', '?'))}" + (f" ({_e(counts)})" if counts else "")),
+        ("cross-validation", _e(cv)),
+        ("sampler", _e(results.get("sampler") or config.get("sampler") or "random")),
+        ("pruner", _e(results.get("pruner") or config.get("pruner") or "none")),
+        ("seed", _e(config.get("seed", "–"))),
+    ]
+    return (
+        '<section id="summary"><h2>Summary</h2><div class="facts">'
+        + "".join(f'<div class="fact"><b>{k}</b>{v}</div>' for k, v in facts)
+        + "</div></section>"
+    )
+
+
+def _best(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
+    best = results.get("best")
+    if not best:
+        return (
+            '<section id="best"><h2>Best configuration</h2>'
+            '<p class="note">no trial has a stable score: there is no best configuration</p>'
+            "</section>"
+        )
+    searched = _searched(results, config)
+    params = best.get("params") or {}
+    rows = [[f"<b>{_e(n)}</b>", _value(params[n])] for n in searched if n in params]
+    fixed = [[_e(n), _value(v)] for n, v in params.items() if n not in searched]
+    std = f" ± {_num(best.get('score_std'))}" if _finite(best.get("score_std")) else ""
+    facts = [
+        ("trial", f"#{_e(best.get('trial'))} {_badge(best.get('status', 'complete'))}"),
+        (_e(results.get("metric", "score")), f'<span class="score">{_num(best["score"])}</span>'),
+        ("std over runs", std[3:] or "–"),
+        ("epochs for the final model", _e(best.get("epochs", "–"))),
+    ]
+    out = [
+        '<section id="best"><h2>Best configuration</h2><div class="facts">',
+        "".join(f'<div class="fact"><b>{k}</b>{v}</div>' for k, v in facts),
+        "</div><h3>Searched parameters</h3>",
+        _table(["parameter", "value"], rows) if rows else '<p class="note">none</p>',
+    ]
+    if fixed:
+        out += [
+            f"<details><summary>{len(fixed)} fixed parameters</summary>",
+            _table(["parameter", "value"], fixed),
+            "</details>",
+        ]
+    out.append(
+        '<p class="note">best_config.yaml in this folder trains this configuration again.</p>'
+        "</section>"
+    )
+    return "".join(out)
+
+
+def _test(test_metrics: Mapping[str, Any] | None) -> str:
+    if not test_metrics:
+        body = (
+            '<p class="note">no test metrics: the final model has not been trained and tested '
+            "(retrain_and_test is off, still running, or failed)</p>"
+        )
+    else:
+        rows = [[_e(k), _num(v)] for k, v in test_metrics.items()]
+        body = _table(["metric", "test split"], rows, {1: "num"})
+    return f'<section id="test"><h2>Test metrics of the final model</h2>{body}</section>'
+
+
+def _predictions(png: bytes | None, test_metrics: Mapping[str, Any] | None) -> str:
+    if png:
+        body = (
+            f"<figure>{_img(png, 'sample predictions of the final model')}<figcaption>Test "
+            "images, their masks and the final model's predictions "
+            f"({PREDICTIONS.as_posix()}).</figcaption></figure>"
+        )
+    elif test_metrics:
+        body = '<p class="note">the final model wrote no sample predictions</p>'
+    else:
+        body = '<p class="note">no final model</p>'
+    return f'<section id="predictions"><h2>Sample predictions</h2>{body}</section>'
+
+
+def _plot(plot: Any) -> str:
+    if plot.png:
+        body = (
+            f"<figure>{_img(plot.png, plot.title)}<figcaption>{_e(plot.caption)} "
+            f"(plots/{plot.key}.png)</figcaption></figure>"
+        )
+    else:
+        body = f'<p class="note">{_e(plot.note)}</p>'
+    return f'<section id="{plot.key}"><h2>{_e(plot.title)}</h2>{body}</section>'
+
+
+def _ranking(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
+    trials = sorted(results.get("ranking") or [], key=lambda t: t.get("rank") or math.inf)
+    searched = _searched(results, config)
+    header = ["rank", "trial", "status", "score", "std", "runs", *map(_e, searched)]
+    header += ["duration", "worker", "error"]
+    rows = []
+    for t in trials[:MAX_RANKING_ROWS]:
+        scores = t.get("fold_scores") or []
+        stable = sum(1 for s in scores if _finite(s))
+        status = _badge(t.get("status")) + (" " + _badge("unstable") if t.get("unstable") else "")
+        params = t.get("params") or {}
+        duration = t.get("duration_s")
+        rows.append(
+            [
+                _e(t.get("rank", "")),
+                f"#{_e(t.get('trial'))}",
+                status,
+                _num(t.get("score")),
+                _num(t.get("score_std"), 3),
+                f"{stable}/{len(scores)}" if stable < len(scores) else str(len(scores)),
+                *(_value(params[n]) if n in params else "–" for n in searched),
+                f"{duration:.1f} s" if _finite(duration) else "–",
+                _e(t.get("worker") or "–"),
+                f'<span title="{_e(t.get("error") or "")}">{_e((t.get("error") or "")[:120])}'
+                "</span>",
+            ]
+        )
+    classes = {i: "num" for i in (0, 3, 4, 5)} | {len(header) - 1: "err"}
+    more = (
+        f'<p class="note">the best {MAX_RANKING_ROWS} of {len(trials)} trials; trials.csv '
+        "has every one</p>"
+        if len(trials) > MAX_RANKING_ROWS
+        else ""
+    )
+    table = _table(header, rows, classes)
+    return f'<section id="ranking"><h2>Ranking</h2>{table}{more}</section>'
+
+
+def _space(config: Mapping[str, Any]) -> str:
+    space = config.get("hyperparameters") or {}
+    rows = []
+    for name, entry in space.items():
+        if isinstance(entry, Mapping) and "distribution" in entry:
+            rest = ", ".join(
+                f"{k}={json.dumps(v)}" for k, v in entry.items() if k != "distribution"
+            )
+            text = f"<b>{_e(entry['distribution'])}</b> {_e(rest)}"
+        else:
+            text = _e(json.dumps(entry))
+        rows.append([_e(name), text])
+    body = _table(["parameter", "distribution"], rows) if rows else '<p class="note">none</p>'
+    return f'<section id="space"><h2>Search space</h2>{body}</section>'
+
+
+def render_html(
+    results: Mapping[str, Any],
+    config: Mapping[str, Any],
+    test_metrics: Mapping[str, Any] | None,
+    plots: list[Any],
+    predictions_png: bytes | None,
+) -> str:
+    """The page, as one string."""
+    name = results.get("name") or config.get("name") or "sweep"
+    sweep_id = results.get("sweep_id", "")
+    by_key = {p.key: p for p in plots}
+    sections = [
+        _summary(results, config),
+        _best(results, config),
+        _test(test_metrics),
+        _predictions(predictions_png, test_metrics),
+        *(_plot(p) for p in plots),
+        _ranking(results, config),
+        _space(config),
+    ]
+    links = [
+        ("best", "Best"),
+        ("test", "Test"),
+        ("predictions", "Predictions"),
+        *((k, p.title) for k, p in by_key.items()),
+        ("ranking", "Ranking"),
+        ("space", "Search space"),
+    ]
+    nav = "<nav>" + "".join(f'<a href="#{k}">{_e(t)}</a>' for k, t in links) + "</nav>"
+    generated = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(name)} · smptune report</title><style>{_CSS}</style></head><body>"
+        f"<header><h1>{_e(name)}</h1><p>sweep <code>{_e(sweep_id)}</code> · report "
+        f"written {_e(generated)} by smptune</p></header><main>{nav}"
+        + "".join(sections)
+        + "</main></body></html>\n"
+    )
+
+
+def write_report(
+    results: Mapping[str, Any],
+    config: Mapping[str, Any],
+    out_dir: Path,
+    test_metrics: Mapping[str, Any] | None = None,
+) -> Path:
+    """Draw the plots into ``out_dir/plots/`` and write ``out_dir/report.html``; returns the
+    page's path. The final model's sample predictions are read from
+    ``out_dir/final/predictions.png`` when it exists."""
+    from smptune.plots import render_plots
+
+    if test_metrics is None:
+        test_metrics = results.get("test_metrics")
+    plots = render_plots(results, config)
+    plots_dir = out_dir / "plots"
+    try:
+        plots_dir.mkdir(parents=True, exist_ok=True)
+        for plot in plots:
+            path = plots_dir / f"{plot.key}.png"
+            if plot.png:
+                path.write_bytes(plot.png)
+            else:
+                path.unlink(missing_ok=True)  # no stale plot from an earlier write
+    except OSError as exc:  # the page still carries every plot
+        log.warning("cannot write the plots to %s: %s", plots_dir, exc)
+    predictions = out_dir / PREDICTIONS
+    png = predictions.read_bytes() if predictions.is_file() else None
+    page = out_dir / "report.html"
+    page.write_text(render_html(results, config, test_metrics, plots, png), encoding="utf-8")
+    return page
+
+
+def write_report_safely(
+    results: Mapping[str, Any],
+    config: Mapping[str, Any],
+    out_dir: Path,
+    test_metrics: Mapping[str, Any] | None = None,
+) -> Path | None:
+    """:func:`write_report`, but a failure only logs a warning (the sweep goes on)."""
+    try:
+        return write_report(results, config, out_dir, test_metrics)
+    except Exception as exc:
+        log.warning(
+            "cannot write the report in %s (%s: %s); the other results files are written",
+            out_dir,
+            type(exc).__name__,
+            exc,
+        )
+        return None

@@ -1,0 +1,425 @@
+"""The report's plots, drawn with matplotlib's Agg canvas (no display, no pyplot state).
+
+Each plot reads the results as :func:`smptune.report.summarize` returns them (or as
+results.json holds them) and the sweep's config. :func:`render_plots` draws them all to PNG
+bytes; a plot that cannot say anything yet (too few trials) or fails to draw carries a note
+instead, so the report always has every section.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from smptune.optuna_export import direction, observe, run_scores, search_space, study_trials
+
+log = logging.getLogger("smptune.report")
+
+SCORED = ("complete", "pruned", "stopped")
+#: Trials shown in the per-run plot (best first); every trial is in trials.csv.
+MAX_FOLD_TRIALS = 30
+#: Lines in the parallel-coordinates plot at most (the best trial and a seeded sample).
+MAX_LINES = 1000
+#: Above this many complete trials fANOVA's trees are limited to depth 6 (about 2 s, however
+#: many trials; Optuna's default depth takes about 20 ms per trial).
+FANOVA_FULL_DEPTH_TRIALS = 200
+#: Complete trials fANOVA is fitted to at most (a seeded random sample beyond that).
+MAX_IMPORTANCE_TRIALS = 2000
+_STATUS_STYLE = {
+    "complete": ("tab:blue", "o"),
+    "pruned": ("tab:gray", "v"),
+    "stopped": ("tab:orange", "s"),
+    "unstable": ("tab:red", "X"),
+}
+
+
+class NoPlot(Exception):
+    """Why a plot is not drawn (shown in the report in its place)."""
+
+
+@dataclass
+class Plot:
+    """One plot of the report: PNG bytes, or a note saying why there are none."""
+
+    key: str
+    title: str
+    caption: str = ""
+    png: bytes | None = None
+    note: str = ""
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _scored(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Trials with a score (complete, pruned or stopped), in ranking order."""
+    return [
+        t
+        for t in results.get("ranking") or []
+        if t.get("status") in SCORED and _finite(t.get("score"))
+    ]
+
+
+def _style(trial: Mapping[str, Any]) -> tuple[str, str]:
+    key = "unstable" if trial.get("unstable") else str(trial.get("status"))
+    return _STATUS_STYLE.get(key, ("tab:purple", "o"))
+
+
+def _better(results: Mapping[str, Any]) -> str:
+    return "lower is better" if results.get("mode") == "min" else "higher is better"
+
+
+def _metric(results: Mapping[str, Any]) -> str:
+    return str(results.get("metric") or "score")
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def png_bytes(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _legend(ax: Any, present: set[str]) -> None:
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=color, marker=marker, linestyle="", label=status)
+        for status, (color, marker) in _STATUS_STYLE.items()
+        if status in present
+    ]
+    if len(handles) > 1:
+        ax.legend(handles=handles, loc="best", fontsize=8)
+
+
+def history(results: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[Any, str]:
+    """Score of each trial in the order the trials finished, and the best so far."""
+    from matplotlib.ticker import MaxNLocator
+
+    scored = sorted(
+        _scored(results),
+        key=lambda t: (t["finished"] if _finite(t.get("finished")) else math.inf, t["trial"]),
+    )
+    if not scored:
+        raise NoPlot("no trial has a score yet")
+    fig = _figure(8, 4.2)
+    ax = fig.add_subplot()
+    groups: dict[str, list[tuple[int, float]]] = {}
+    for x, t in enumerate(scored, start=1):
+        groups.setdefault("unstable" if t.get("unstable") else t["status"], []).append(
+            (x, t["score"])
+        )
+    for status, points in groups.items():
+        color, marker = _style({"status": status, "unstable": status == "unstable"})
+        xs, ys = zip(*points, strict=True)
+        ax.scatter(xs, ys, color=color, marker=marker, s=28, zorder=3)
+    sign = -1.0 if results.get("mode") == "min" else 1.0
+    best_x, best_y, best = [], [], None
+    for x, t in enumerate(scored, start=1):
+        improves = best is None or sign * t["score"] > sign * best
+        if t["status"] == "complete" and not t.get("unstable") and improves:
+            best = t["score"]
+        if best is not None:
+            best_x.append(x)
+            best_y.append(best)
+    if best_x:
+        ax.step(best_x, best_y, where="post", color="tab:green", lw=2, label="best so far")
+    chosen = (results.get("best") or {}).get("trial")
+    for x, t in enumerate(scored, start=1):
+        if t["trial"] == chosen:
+            ax.scatter([x], [t["score"]], marker="*", s=220, color="gold", ec="black", zorder=4)
+            ax.annotate(
+                f"best: trial {chosen}",
+                (x, t["score"]),
+                textcoords="offset points",
+                xytext=(6, 8),
+                fontsize=8,
+            )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trials, in the order they finished")
+    ax.set_ylabel(f"{_metric(results)} ({_better(results)})")
+    ax.grid(alpha=0.3)
+    _legend(ax, set(groups))
+    unscored = len(results.get("ranking") or []) - len(scored)
+    caption = (
+        f"Score of each of the {len(scored)} scored trials in the order they finished; the "
+        "green line is the best complete trial so far, the star the trial chosen as best."
+    )
+    if unscored:
+        caption += f" {unscored} trial(s) without a score (failed, skipped, ...) are not shown."
+    return fig, caption
+
+
+def fold_scores(results: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[Any, str]:
+    """Each run's score (fold × seed) per trial, best trials first."""
+    import numpy as np
+
+    ranked = [t for t in results.get("ranking") or [] if run_scores(t)]
+    if not ranked:
+        raise NoPlot("no run has finished yet")
+    shown = ranked[:MAX_FOLD_TRIALS]
+    fig = _figure(max(6.0, 1.0 + 0.36 * len(shown)), 4.4)
+    ax = fig.add_subplot()
+    unstable_runs = 0
+    for i, t in enumerate(shown):
+        scores = list(run_scores(t).values())
+        finite = [s for s in scores if math.isfinite(s)]
+        color, _ = _style({**t, "unstable": False})
+        if len(finite) >= 3:
+            ax.boxplot(
+                [finite],
+                positions=[i],
+                widths=0.55,
+                showfliers=False,
+                manage_ticks=False,
+                medianprops={"color": "tab:gray"},
+            )
+        offsets = np.linspace(-0.15, 0.15, len(finite)) if len(finite) > 1 else [0.0]
+        ax.scatter(i + np.asarray(offsets), finite, s=14, color=color, alpha=0.8, zorder=3)
+        if _finite(t.get("score")):
+            ax.scatter([i], [t["score"]], marker="D", s=30, color="black", zorder=4)
+        bad = len(scores) - len(finite)
+        if bad:
+            unstable_runs += bad
+            ax.scatter(
+                [i] * bad,
+                [0.03] * bad,
+                marker="x",
+                color="tab:red",
+                transform=ax.get_xaxis_transform(),
+                zorder=4,
+            )
+    ax.set_xticks(range(len(shown)), [f"#{t['trial']}" for t in shown], fontsize=8)
+    ax.set_xlim(-0.7, len(shown) - 0.3)
+    ax.set_xlabel("trials, best first (#trial number)")
+    ax.set_ylabel(f"run {_metric(results)} ({_better(results)})")
+    ax.grid(axis="y", alpha=0.3)
+    caption = (
+        "Each dot is one run (a fold, or a fold with one seed) at its best epoch; a box spans "
+        "the quartiles of a trial's runs, the black diamond is the trial's score (the mean of "
+        "its stable runs)."
+    )
+    statuses = {t.get("status") for t in shown}
+    if "pruned" in statuses:
+        caption += " Grey dots: pruned trials."
+    if "stopped" in statuses:
+        caption += " Orange dots: trials stopped by the time budget."
+    if statuses - set(SCORED):
+        caption += " Purple dots: runs of trials that failed or were cancelled later."
+    if unstable_runs:
+        caption += f" Red crosses at the bottom: {unstable_runs} unstable run(s) (NaN or ±inf)."
+    if len(ranked) > len(shown):
+        caption += f" The best {len(shown)} of {len(ranked)} trials with runs are shown."
+    return fig, caption
+
+
+def _axis(
+    dist: Any, labels: Mapping[str, str]
+) -> tuple[Callable[[Any], float], list[tuple[float, str]]]:
+    """Map a parameter's Optuna-internal value to [0, 1], and the ticks of its axis
+    (``labels``: the user's value of an internal one, by ``repr``)."""
+    from optuna.distributions import CategoricalDistribution
+
+    if isinstance(dist, CategoricalDistribution):
+        choices = list(dist.choices)
+        step = 1.0 / (len(choices) - 1)
+        index = {repr(c): i for i, c in enumerate(choices)}
+        ticks = [(i * step, _short(labels.get(repr(c), c))) for i, c in enumerate(choices)]
+        return (lambda v: index.get(repr(v), math.nan) * step), ticks
+    low, high = float(dist.low), float(dist.high)
+    if dist.log:
+        lo, hi = math.log10(low), math.log10(high)
+
+        def scale(v: Any) -> float:
+            return (math.log10(float(v)) - lo) / (hi - lo)
+
+        mid = 10 ** ((lo + hi) / 2)
+    else:
+
+        def scale(v: Any) -> float:
+            return (float(v) - low) / (high - low)
+
+        mid = (low + high) / 2
+    return scale, [(0.0, f"{low:.3g}"), (0.5, f"{mid:.3g}"), (1.0, f"{high:.3g}")]
+
+
+def _short(value: Any, width: int = 16) -> str:
+    text = str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def parallel_coordinates(results: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[Any, str]:
+    """One line per scored, stable trial through its parameters and its score."""
+    import numpy as np
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.collections import LineCollection
+    from matplotlib.colors import Normalize
+
+    trials = [t for t in _scored(results) if not t.get("unstable")]
+    if not trials:
+        raise NoPlot("no stable trial has a score yet")
+    scored = len(trials)
+    if scored > MAX_LINES:  # ranked best first: keep the best, sample the rest
+        import random
+
+        trials = [trials[0], *random.Random(0).sample(trials[1:], MAX_LINES - 1)]
+    space = search_space(config)
+    observed = [observe(space, t.get("params") or {}) for t in trials]
+    axes: dict[str, Any] = {}
+    for _, distributions in observed:
+        for name, dist in distributions.items():
+            if name not in axes and not dist.single():
+                axes[name] = dist
+    if not axes:
+        raise NoPlot("no parameter varies in this search space")
+    names = list(axes)
+    labels: dict[str, dict[str, str]] = {name: {} for name in names}
+    for t, (values, _) in zip(trials, observed, strict=True):
+        for key, internal in values.items():
+            raw = t["params"].get(key.partition("|")[0])
+            text = json.dumps(raw) if isinstance(raw, list | dict | bool) or raw is None else raw
+            labels.setdefault(key, {})[repr(internal)] = str(text)
+    scales = {name: _axis(dist, labels[name]) for name, dist in axes.items()}
+    scores = np.array([t["score"] for t in trials], dtype=float)
+    lo, hi = float(scores.min()), float(scores.max())
+    span = hi - lo or 1.0
+    cmap = colormaps["viridis_r" if results.get("mode") == "min" else "viridis"]
+    norm = Normalize(lo, hi if hi > lo else lo + 1e-12)
+    order = np.argsort(scores if results.get("mode") != "min" else -scores)  # best on top
+    segments, colors = [], []
+    for k in order:
+        values, _ = observed[k]
+        ys = [scales[n][0](values[n]) if n in values else math.nan for n in names]
+        ys.append((scores[k] - lo) / span if hi > lo else 0.5)
+        for j in range(len(ys) - 1):
+            if math.isfinite(ys[j]) and math.isfinite(ys[j + 1]):
+                segments.append([(j, ys[j]), (j + 1, ys[j + 1])])
+                colors.append(cmap(norm(scores[k])))
+    fig = _figure(max(7.0, 1.9 * (len(names) + 1) + 1.5), 4.6)
+    ax = fig.add_subplot()
+    ax.add_collection(LineCollection(segments, colors=colors, linewidths=1.4, alpha=0.8))
+    score_ticks = [(0.0, f"{lo:.4g}"), (1.0, f"{hi:.4g}")] if hi > lo else [(0.5, f"{lo:.4g}")]
+    labels = [*names, _metric(results)]
+    for j, name in enumerate(labels):
+        ax.axvline(j, color="black", lw=0.8)
+        ticks = scales[name][1] if name in scales else score_ticks
+        for y, text in ticks:
+            ax.plot([j - 0.03, j], [y, y], color="black", lw=0.8)
+            ax.text(j + 0.04, y, text, fontsize=8, va="center", ha="left")
+    ax.set_xticks(range(len(labels)), [_short(n, 22) for n in labels], fontsize=9)
+    ax.tick_params(axis="x", length=0)
+    ax.xaxis.set_ticks_position("top")
+    ax.set_xlim(-0.15, len(labels) - 0.55)
+    ax.set_ylim(-0.06, 1.06)
+    ax.set_yticks([])
+    for side in ("left", "right", "top", "bottom"):
+        ax.spines[side].set_visible(False)
+    fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=_metric(results), shrink=0.9)
+    shown = str(scored)
+    if scored > len(trials):
+        shown = f"{len(trials)} of {scored}: the best and a random sample"
+    caption = (
+        f"One line per scored, stable trial ({shown}), coloured by {_metric(results)} "
+        f"(brightest is best); log-uniform parameters on a log axis, choices as evenly "
+        "spaced ticks."
+    )
+    return fig, caption
+
+
+def importance(results: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[Any, str]:
+    """Parameter importances by Optuna's fANOVA evaluator over the complete trials."""
+    import optuna
+    from optuna.importance import FanovaImportanceEvaluator
+    from optuna.trial import TrialState
+
+    complete = [
+        t for t in study_trials(results, config, details=False) if t.state == TrialState.COMPLETE
+    ]
+    if len(complete) < 3:
+        raise NoPlot(
+            f"not enough trials: parameter importances need at least 3 complete, stable "
+            f"trials, this sweep has {len(complete)}"
+        )
+    varying = [
+        name
+        for name in dict.fromkeys(n for t in complete for n in t.params)
+        if len({repr(t.params.get(name)) for t in complete}) > 1
+    ]
+    if len(varying) < 2:
+        which = f" ({varying[0]})" if varying else ""
+        raise NoPlot(
+            f"not enough varying parameters: only {len(varying)}{which} varies among the "
+            "complete trials; importances compare two or more"
+        )
+    fitted = f"the {len(complete)} complete, stable trials"
+    if len(complete) > MAX_IMPORTANCE_TRIALS:
+        import random
+
+        fitted = f"a random sample of {MAX_IMPORTANCE_TRIALS} of the {len(complete)} complete"
+        complete = random.Random(0).sample(complete, MAX_IMPORTANCE_TRIALS)
+    options: dict[str, Any] = {"seed": 0}
+    if len(complete) > FANOVA_FULL_DEPTH_TRIALS:
+        options["max_depth"] = 6
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction=direction(results))
+    study.add_trials(complete)
+    shares = optuna.importance.get_param_importances(
+        study, evaluator=FanovaImportanceEvaluator(**options)
+    )
+    if not shares:
+        raise NoPlot("Optuna's fANOVA found no parameter shared by the complete trials")
+    items = sorted(shares.items(), key=lambda kv: kv[1])
+    fig = _figure(7, 1.2 + 0.45 * len(items))
+    ax = fig.add_subplot()
+    bars = ax.barh([_short(n, 28) for n, _ in items], [v for _, v in items], color="tab:blue")
+    ax.bar_label(bars, labels=[f"{v:.2f}" for _, v in items], padding=3, fontsize=8)
+    ax.set_xlim(0, max(1.0, max(v for _, v in items) * 1.15))
+    ax.set_xlabel(f"importance for {_metric(results)} (shares sum to 1)")
+    ax.grid(axis="x", alpha=0.3)
+    depth = ", trees of depth 6" if "max_depth" in options else ""
+    caption = (
+        f"fANOVA (Optuna's FanovaImportanceEvaluator, seed 0{depth}): a random forest fitted "
+        f"to {fitted}; each bar is the share of the "
+        "score's variance that parameter explains on its own."
+    )
+    return fig, caption
+
+
+PLOTS: tuple[tuple[str, str, Callable[..., tuple[Any, str]]], ...] = (
+    ("history", "Optimisation history", history),
+    ("folds", "Scores of every run", fold_scores),
+    ("parallel", "Parallel coordinates", parallel_coordinates),
+    ("importance", "Parameter importances", importance),
+)
+
+
+def render_plots(results: Mapping[str, Any], config: Mapping[str, Any]) -> list[Plot]:
+    """Every plot of the report, as PNG bytes or a note; never raises for one plot."""
+    out = []
+    for key, title, draw in PLOTS:
+        plot = Plot(key, title)
+        try:
+            fig, plot.caption = draw(results, config)
+            plot.png = png_bytes(fig)
+        except NoPlot as reason:
+            plot.note = str(reason)
+        except Exception as exc:
+            log.warning("the %s plot could not be drawn: %s: %s", key, type(exc).__name__, exc)
+            plot.note = f"could not be drawn: {type(exc).__name__}: {exc}"
+        out.append(plot)
+    return out
