@@ -1,24 +1,62 @@
-"""What the benchmarks share: a quadratic-trainable sweep, worker supervisors, the producer."""
+"""What the benchmarks share: a quadratic-trainable sweep, worker supervisors, the producer,
+and :class:`Row`, one line of the table ``python -m benchmarks`` prints."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from celery.states import READY_STATES
+
+from smptune.store import SweepStore
 
 T = TypeVar("T")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Row:
+    """One measured figure next to its reference (an ideal, a baseline measured in the same
+    run, or a budget), their ratio, and the target for that ratio (``None``: for information).
+    """
+
+    figure: str
+    measured: float | None
+    reference: float | None = None
+    unit: str = "s"
+    reference_label: str = ""
+    max_ratio: float | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.measured is None or not self.reference:
+            return None
+        return self.measured / self.reference
+
+    @property
+    def verdict(self) -> str:
+        if self.max_ratio is None or self.ratio is None:
+            return ""
+        return "pass" if self.ratio <= self.max_ratio else "miss"
 
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This environment without SMPTUNE_* settings from outside, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMPTUNE_")}
+    # workers import benchmark trainables (``--allow-trainable benchmarks.x:Y``)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
 
@@ -64,6 +102,13 @@ def stop(process: subprocess.Popen) -> None:
         process.wait(60)
 
 
+def kill(process: subprocess.Popen) -> None:
+    """SIGKILL a supervisor's whole process group: teardown after the measurement is taken."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
 def submit(config: Path, broker: str, env: dict[str, str], *args: str) -> str:
     """``producer submit CONFIG --broker URL ARGS``; returns the sweep id."""
     done = subprocess.run(
@@ -94,3 +139,33 @@ def wait_for(predicate: Callable[[], T | None], timeout: float, interval: float 
             return value
         time.sleep(interval)
     raise TimeoutError(f"condition not met within {timeout} s")
+
+
+def finalized(store: SweepStore, sweep_id: str, timeout: float) -> dict[str, Any]:
+    """The sweep's hash once its ``finalize_sweep`` task has finished (results written, the
+    worker free again), with ``finalize_done``: when that task ended (its Celery result's
+    ``date_done``)."""
+
+    def done() -> dict[str, Any] | None:
+        raw = store.r.get(f"celery-task-meta-{sweep_id}-finalize")
+        if raw is None or json.loads(raw).get("status") not in READY_STATES:
+            return None
+        sweep = store.get_sweep(sweep_id)
+        date_done = datetime.fromisoformat(json.loads(raw)["date_done"])
+        if date_done.tzinfo is None:
+            date_done = date_done.replace(tzinfo=timezone.utc)
+        return {**sweep, "finalize_done": date_done.timestamp()}
+
+    return wait_for(done, timeout, interval=0.2)
+
+
+def warm_up(store: SweepStore, broker: str, env: dict[str, str], tmp: Path, workers: int) -> None:
+    """Run a sweep of ``2 * workers`` short trials to the end: every worker is up and its pool
+    child has imported the task path, so start-up is not counted as per-trial cost."""
+    config = write_sweep(
+        tmp / "warm-up.yaml",
+        name="warm-up",
+        n_trials=2 * workers,
+        hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": 0.1},
+    )
+    finalized(store, submit(config, broker, env, "--artifacts", str(tmp)), 120)

@@ -1,0 +1,53 @@
+"""``python -m benchmarks``: the table of ratios, on a cheap subset of the quick form.
+
+No timing is asserted (machines are noisy); the figures must be measured numbers.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from conftest import REPO, cli_env
+
+NUMBER = r"[\d.,]+(?:e[-+]?\d+)?"
+
+
+def run_benchmarks(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=cli_env(),
+    )
+
+
+def test_quick_recovery_and_gpu_print_a_table_of_measured_ratios():
+    # When the quick form of two cheap benchmarks runs
+    result = run_benchmarks("--quick", "--only", "recovery,gpu")
+
+    # Then it succeeds and prints the table's header
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert re.search(r"^figure\s+measured\s+reference\s+ratio\s+target\s+result$", out, re.M), out
+    # And the recovery row has a measured time, the TTL as reference, a numeric ratio and a verdict
+    row = next(line for line in out.splitlines() if line.startswith("recovery") and "TTL" in line)
+    match = re.search(
+        rf"({NUMBER}) s\s+({NUMBER}) s \(TTL\)\s+({NUMBER})\s+<= 2\s+(pass|miss)$", row
+    )
+    assert match, row
+    measured, ttl, ratio = (float(match.group(i).replace(",", "")) for i in (1, 2, 3))
+    assert measured > 0 and ttl == 3.0
+    assert abs(ratio - measured / ttl) < 0.01
+    # And the GPU row is either measured or says there is no GPU, without failing
+    gpu = [line for line in out.splitlines() if line.startswith("gpu")]
+    assert gpu and ("no GPU on this machine" in gpu[0] or re.search(NUMBER, gpu[0]))
+
+
+def test_an_unknown_benchmark_name_is_a_usage_error():
+    result = run_benchmarks("--only", "nonesuch", timeout=60)
+    assert result.returncode == 2
+    assert "unknown benchmark 'nonesuch'" in result.stderr
