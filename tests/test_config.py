@@ -173,7 +173,8 @@ def test_defaults():
     assert (config.metric, config.mode, config.queue) == ("iou", "max", "smptune")
     assert config.trial_timeout == DEFAULT_TRIAL_TIMEOUT_S == 6 * 3600
     assert config.data == {"synthetic": {}, "test_fraction": 0.2}
-    assert config.cv == {"n_folds": 5}
+    assert config.cv == {"n_folds": 5, "n_randoms": 1}
+    assert (config.pruner, config.time_budget, config.is_adaptive) == ("none", None, False)
     assert config.training == {
         "max_epochs": 10,
         "early_stopping_patience": 3,
@@ -195,7 +196,7 @@ def test_hyphens_become_underscores_everywhere():
     )
     assert config.n_trials == 2 and config.trial_timeout == 3600
     assert config.retrain_and_test is False
-    assert config.cv == {"n_folds": 4, "fold_method": "kfold"}
+    assert config.cv == {"n_folds": 4, "fold_method": "kfold", "n_randoms": 1}
     assert config.data["synthetic"] == {"n_images": 8}
     assert list(config.hyperparameters) == ["learning_rate", "focal_loss_alpha"]
 
@@ -263,7 +264,7 @@ def test_settings_for_the_trainable():
         metric="f1",
         mode="max",
         data=config.data,
-        cv={"n_folds": 3},
+        cv={"n_folds": 3, "n_randoms": 1},
         training=config.training,
     )
     settings.cv["n_folds"] = 99
@@ -323,7 +324,19 @@ def test_config_to_yaml_keeps_key_order():
         (_minimal(n_trials=True), "n_trials", "True"),
         (_minimal(sampler="grid", n_trials=5), "sampler", "conflicts with n_trials: 5"),
         (_minimal(sampler="random", n_trials="grid"), "sampler", "conflicts"),
-        (_minimal(sampler="tpe"), "sampler", "'tpe'"),
+        (_minimal(sampler="bayes"), "sampler", "'bayes'"),
+        (_minimal(sampler="tpe", n_trials="grid"), "sampler", "conflicts"),
+        (_minimal(sampler={"type": "tpe", "n_startup": 3}), "sampler.n_startup", "unknown"),
+        (_minimal(sampler={"n_startup_trials": 3}), "sampler", "needs 'type'"),
+        (_minimal(pruner="hyperband"), "pruner", "'hyperband'"),
+        (_minimal(pruner={"type": "wilcoxon", "p_threshold": 2}), "pruner.p_threshold", "(0, 1)"),
+        (_minimal(time_budget="soon"), "time_budget", "'soon'"),
+        (_minimal(cv={"n_randoms": 0}), "cv.n_randoms", ">= 1"),
+        (_minimal(metric=["iou", "iou"]), "metric", "twice"),
+        (_minimal(metric=["iou", "loss:less"]), "metric[1]", "':lower'"),
+        (_minimal(metric=["iou", "loss:lower"], mode="min"), "mode", ":lower"),
+        (_minimal(metric="iou:higher", mode="min"), "mode", "conflicts"),
+        (_minimal(metric=["iou", "f1"], combine="median"), "combine", "harmonic"),
         (_minimal(seed=-1), "seed", "got -1"),
         (_minimal(mode="maximize"), "mode", "'maximize'"),
         (_minimal(metric=""), "metric", "non-empty"),

@@ -86,6 +86,7 @@ def test_results_folder_from_a_summary(tmp_path):
     config = load_config(write_config(tmp_path / "s.yaml")).to_dict()
     results = {
         "n_folds": 2,
+        "metric": "score",
         "best": {"params": {"x": 1.0}},
         "ranking": [
             {
@@ -93,6 +94,7 @@ def test_results_folder_from_a_summary(tmp_path):
                 "rank": 1,
                 "status": "complete",
                 "params": {"x": 1.0},
+                "folds": {0: {"metrics": {"score": 0.5}}, 1: {"metrics": {"score": 0.7}}},
                 "fold_scores": [0.5, 0.7],
                 "score": 0.6,
                 "score_std": 0.1,
@@ -104,6 +106,58 @@ def test_results_folder_from_a_summary(tmp_path):
     out = write_results(results, config, tmp_path / "out", {"score": 0.61})
     assert (out / "trials.csv").read_text().splitlines()[1].startswith("0,1,complete,1.0,0.5,0.7")
     assert (out / "final" / "test_metrics.json").exists()
+
+
+def test_trials_csv_shows_every_run_and_each_combined_metric(tmp_path):
+    # Given a trial of two folds × two seeds scored by iou and loss combined, one run unstable
+    config = load_config(write_config(tmp_path / "s.yaml")).to_dict()
+    runs = {
+        0: {"metrics": {"iou": 0.5, "loss": 0.25}},
+        1: {"metrics": {"iou": 0.6, "loss": 0.5}},
+        2: {"metrics": {"iou": 0.0, "loss": 0.4}},
+        3: {"metrics": {"iou": 0.7, "loss": 0.2}},
+    }
+    results = {
+        "n_folds": 2,
+        "n_randoms": 2,
+        "metric": "harmonic(iou, 1/loss)",
+        "scoring": {"metrics": ["iou", "loss:lower"], "combine": "harmonic"},
+        "best": None,
+        "ranking": [
+            {
+                "trial": 0,
+                "rank": 1,
+                "status": "complete",
+                "params": {"x": 1.0},
+                "folds": runs,
+                "fold_scores": [0.8, 0.923, float("nan"), 1.1],
+                "score": 0.94,
+                "unstable": True,
+            }
+        ],
+    }
+    # When the results folder is written
+    out = write_results(results, config, tmp_path / "out")
+    # Then trials.csv has a score column per run and a column per metric of each run
+    header, row = (line.split(",") for line in (out / "trials.csv").read_text().splitlines())
+    cells = dict(zip(header, row, strict=True))
+    assert header[4:16] == [
+        "fold_0_seed_0",
+        "fold_0_seed_0:iou",
+        "fold_0_seed_0:loss",
+        "fold_0_seed_1",
+        "fold_0_seed_1:iou",
+        "fold_0_seed_1:loss",
+        "fold_1_seed_0",
+        "fold_1_seed_0:iou",
+        "fold_1_seed_0:loss",
+        "fold_1_seed_1",
+        "fold_1_seed_1:iou",
+        "fold_1_seed_1:loss",
+    ]
+    assert (cells["fold_0_seed_1"], cells["fold_0_seed_1:loss"]) == ("0.923", "0.5")
+    assert (cells["fold_1_seed_0"], cells["fold_1_seed_0:iou"]) == ("nan", "0.0")
+    assert cells["unstable"] == "yes"
 
 
 def test_urls_are_masked():

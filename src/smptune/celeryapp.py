@@ -6,9 +6,12 @@ visibility timeout any client sets), so they are built here from the environment
 
 from __future__ import annotations
 
+import gc
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 from smptune.urls import BROKER_ENV, tls_options
 
@@ -86,3 +89,11 @@ def create_app() -> Celery:
 
 
 app = create_app()
+
+
+@worker_process_init.connect
+def _freeze_inherited_objects(**_: Any) -> None:
+    """Keep what a pool child inherits from its parent (Celery, kombu, smptune) out of the
+    cyclic collector's scans, so the ``gc.collect()`` after every task (``smptune.tasks``)
+    scans only what the child created since: tens of ms less per trial."""
+    gc.freeze()

@@ -20,9 +20,12 @@ from typing import Any, Literal
 import yaml
 
 from smptune.errors import ConfigError
+from smptune.scoring import Scoring
+from smptune.search import PrunerSpec, SamplerSpec
 from smptune.space import (
     Distribution,
     Space,
+    check_space,
     grid_configurations,
     json_value,
     parse_distribution,
@@ -56,6 +59,9 @@ KNOWN_KEYS = (
     "seed",
     "metric",
     "mode",
+    "combine",
+    "pruner",
+    "time_budget",
     "queue",
     "trial_timeout",
     "data",
@@ -192,8 +198,12 @@ class SweepConfig:
     trainable: str = SEGMENTATION_TRAINABLE
     n_trials: int | Literal["grid"] = 10
     seed: int = 0
-    metric: str = "iou"
-    mode: Literal["max", "min"] = "max"
+    metric: str | list[str] = "iou"
+    mode: Literal["max", "min"] | None = None
+    combine: str | None = None
+    sampler: Any = None
+    pruner: Any = None
+    time_budget: float | str | None = None
     queue: str = "smptune"
     trial_timeout: float = DEFAULT_TRIAL_TIMEOUT_S
     data: dict[str, Any] = field(default_factory=lambda: {"synthetic": {}})
@@ -202,6 +212,9 @@ class SweepConfig:
     retrain_and_test: bool = True
     max_attempts: int = 3
     source: Path | None = field(default=None, compare=False, repr=False)
+    scoring: Scoring = field(init=False, compare=False, repr=False)
+    sampler_spec: SamplerSpec = field(init=False, compare=False, repr=False)
+    pruner_spec: PrunerSpec = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.name = _str("name", self.name)
@@ -217,9 +230,16 @@ class SweepConfig:
                 )
             self.n_trials = int(self.n_trials)
         self.seed = _int("seed", self.seed, 0)
-        self.metric = _str("metric", self.metric)
-        if self.mode not in ("max", "min"):
-            raise ConfigError(f"mode: must be 'max' or 'min', got {self.mode!r}")
+        self._resolve_search()
+        if isinstance(self.metric, (list, tuple)):
+            self.metric = [_str(f"metric[{i}]", m) for i, m in enumerate(self.metric)]
+            if len(self.metric) == 1:
+                self.metric = self.metric[0]
+        else:
+            self.metric = _str("metric", self.metric)
+        self.scoring = Scoring.from_config(self.metric, self.mode, self.combine)
+        self.mode = self.scoring.mode
+        self.combine = self.scoring.combine
         self.queue = _str("queue", self.queue)
         self.trial_timeout = parse_duration("trial_timeout", self.trial_timeout)
         if not isinstance(self.retrain_and_test, bool):
@@ -231,6 +251,25 @@ class SweepConfig:
         self.cv = self._resolve_cv(self.cv)
         self.training = self._resolve_training(self.training)
         self.hyperparameters = self._resolve_space(self.hyperparameters)
+
+    def _resolve_search(self) -> None:
+        """``sampler`` agrees with ``n_trials``; ``pruner`` and ``time_budget`` are valid."""
+        if self.sampler is None:
+            self.sampler = "grid" if self.n_trials == "grid" else "random"
+        spec = SamplerSpec.parse(self.sampler)
+        if spec.kind == "grid" and self.n_trials != "grid":
+            raise ConfigError(
+                f"sampler: 'grid' conflicts with n_trials: {self.n_trials!r} (a grid runs "
+                "every combination; drop n_trials or set it to 'grid')"
+            )
+        if spec.kind != "grid" and self.n_trials == "grid":
+            raise ConfigError(f"sampler: {spec.kind!r} conflicts with n_trials: 'grid'")
+        self.sampler_spec = spec
+        self.sampler = spec.kind
+        self.pruner_spec = PrunerSpec.parse(self.pruner)
+        self.pruner = self.pruner_spec.kind
+        if self.time_budget is not None:
+            self.time_budget = parse_duration("time_budget", self.time_budget)
 
     def _resolve_data(self, raw: Any) -> dict[str, Any]:
         data = _section("data", {"synthetic": {}} if raw is None else raw)
@@ -246,6 +285,7 @@ class SweepConfig:
     def _resolve_cv(raw: Any) -> dict[str, Any]:
         cv = _section("cv", raw)
         cv["n_folds"] = _int("cv.n_folds", cv.get("n_folds", 5), 2)
+        cv["n_randoms"] = _int("cv.n_randoms", cv.get("n_randoms", 1), 1)
         return cv
 
     @staticmethod
@@ -273,22 +313,29 @@ class SweepConfig:
             space[name] = (
                 entry if isinstance(entry, Distribution) else parse_distribution(name, entry)
             )
-        return space
+        return check_space(space)
 
     @property
     def is_grid(self) -> bool:
         return self.n_trials == "grid"
 
     @property
-    def sampler(self) -> Literal["random", "grid"]:
-        return "grid" if self.is_grid else "random"
+    def is_adaptive(self) -> bool:
+        """Configurations are chosen when each trial starts (``sampler: tpe | gp | cmaes``)."""
+        return self.sampler_spec.adaptive
+
+    @property
+    def n_runs(self) -> int:
+        """Runs per trial: folds × seeds per fold."""
+        return int(self.cv["n_folds"]) * int(self.cv["n_randoms"])
 
     def settings(self) -> SweepSettings:
         """What a trainable needs: seed, metric, mode and the data / cv / training sections."""
         return SweepSettings(
             seed=self.seed,
-            metric=self.metric,
+            metric=self.scoring.names[0],
             mode=self.mode,
+            scoring=self.scoring,
             data=copy.deepcopy(self.data),
             cv=copy.deepcopy(self.cv),
             training=copy.deepcopy(self.training),
@@ -306,10 +353,13 @@ class SweepConfig:
             "name": self.name,
             "trainable": self.trainable,
             "n_trials": self.n_trials,
-            "sampler": self.sampler,
+            "sampler": self.sampler_spec.to_config(),
+            "pruner": self.pruner_spec.to_config(),
+            "time_budget": self.time_budget,
             "seed": self.seed,
-            "metric": self.metric,
+            "metric": copy.deepcopy(self.metric),
             "mode": self.mode,
+            "combine": self.combine,
             "queue": self.queue,
             "trial_timeout": self.trial_timeout,
             "data": copy.deepcopy(self.data),
@@ -328,6 +378,10 @@ def config_from_dict(data: Mapping[str, Any], source: Path | None = None) -> Swe
         where = f"{source}" if source is not None else "config"
         raise ConfigError(f"{where}: the top level must be a mapping, got {type(data).__name__}")
     raw = _normalise_keys("config", data)
+    if "hp_space" in raw:  # OpenVINO Training Extensions' name for the search space
+        if "hyperparameters" in raw:
+            raise ConfigError("hp_space: give hyperparameters or hp_space (its alias), not both")
+        raw["hyperparameters"] = raw.pop("hp_space")
     unknown = [key for key in raw if key not in KNOWN_KEYS]
     if unknown:
         raise ConfigError(
@@ -338,20 +392,8 @@ def config_from_dict(data: Mapping[str, Any], source: Path | None = None) -> Swe
         )
     if "hyperparameters" not in raw:
         raise ConfigError("hyperparameters: missing; the config needs a hyperparameters mapping")
-    if "sampler" in raw:
-        sampler = raw.pop("sampler")
-        if sampler not in ("random", "grid"):
-            raise ConfigError(f"sampler: must be 'random' or 'grid', got {sampler!r}")
-        n_trials = raw.get("n_trials")
-        if sampler == "grid" and n_trials not in (None, "grid"):
-            raise ConfigError(
-                f"sampler: 'grid' conflicts with n_trials: {n_trials!r} (a grid runs every "
-                "combination; drop n_trials or set it to 'grid')"
-            )
-        if sampler == "random" and n_trials == "grid":
-            raise ConfigError("sampler: 'random' conflicts with n_trials: 'grid'")
-        if sampler == "grid":
-            raw["n_trials"] = "grid"
+    if SamplerSpec.parse(raw.get("sampler")).kind == "grid" and raw.get("n_trials") is None:
+        raw["n_trials"] = "grid"
     if "name" not in raw:
         raw["name"] = Path(source).stem if source is not None else "sweep"
     return SweepConfig(**raw, source=Path(source) if source is not None else None)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from smptune.errors import ConfigError, ExitCode, SmptuneError
-from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url, mask_secrets
+from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url, mask_secrets, mask_url
 
 DEFAULT_ARTIFACTS = "smptune-results"
 
@@ -60,14 +60,54 @@ def build_parser() -> argparse.ArgumentParser:
         help="local mode: N CPU workers (default: one per GPU, else one)",
     )
 
-    status = with_broker(sub.add_parser("status", help="progress of a sweep"))
+    status = with_broker(
+        sub.add_parser(
+            "status",
+            help="progress of a sweep: who runs what, trials done, best so far, ETA",
+            description="The ETA comes from the measured run (fold) times and the number of "
+            "workers busy. With --wait: show progress until the sweep ends; exit 0 if it "
+            "ended done, 1 if it failed or was cancelled.",
+        )
+    )
     status.add_argument("sweep")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="the snapshot as JSON")
+    status.add_argument("--wait", action="store_true", help="poll until the sweep ends")
+
+    flower = with_broker(
+        sub.add_parser(
+            "flower",
+            help="start Flower (web UI of tasks and workers) on this broker",
+            description="Runs `celery --app smptune.celeryapp flower`, so Flower loads the "
+            "same transport options as the workers. Listening beyond this machine "
+            "(--address 0.0.0.0) needs --basic-auth.",
+        )
+    )
+    flower.add_argument("--port", type=int, default=5555, help="default: 5555")
+    flower.add_argument("--address", default="127.0.0.1", help="default: 127.0.0.1")
+    flower.add_argument(
+        "--basic-auth",
+        metavar="USER:PASSWORD",
+        help="ask for this login (comma-separate several); default: $FLOWER_BASIC_AUTH",
+    )
 
     results = with_broker(sub.add_parser("results", help="ranking and test metrics of a sweep"))
     results.add_argument("sweep")
     results.add_argument("--json", action="store_true")
-    results.add_argument("--out", type=Path, help="write the results folder to DIR")
+    results.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write the results folder (tables, report.html, plots) to DIR",
+    )
+    results.add_argument(
+        "--optuna-storage",
+        metavar="URL",
+        help="also write the sweep as an Optuna study: an RDB URL (sqlite:///sweeps.db) or a "
+        "journal file path",
+    )
+    results.add_argument(
+        "--optuna-study", metavar="NAME", help="the Optuna study's name (default: the sweep id)"
+    )
 
     cancel = with_broker(
         sub.add_parser(
@@ -82,12 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _console() -> Any:
+def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, stderr=stderr)
     if not console.is_terminal:  # logs and pipes: no wrapping of ids at 80 columns
-        console = Console(highlight=False, width=200)
+        console = Console(highlight=False, width=200, stderr=stderr)
     return console
 
 
@@ -117,6 +157,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configurations = plan_configurations(config)
     if args.dry_run:
+        if config.is_adaptive:
+            print(
+                f"sampler {config.sampler}: the {config.n_trials} configurations are chosen at "
+                "run time, each when its trial starts on a worker, from the trials finished "
+                "by then; nothing to list. The search space:"
+            )
+            for name, dist in config.hyperparameters.items():
+                print(f"  {name}: {json.dumps(dist.to_dict())}")
         for n, params in enumerate(configurations):
             print(json.dumps({"trial": n, "params": params}))
         return ExitCode.OK
@@ -174,35 +222,66 @@ def _submit_local(args: argparse.Namespace, config: Any, configurations: list) -
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from smptune.progress import format_duration, progress_line, snapshot
+    from smptune.progress import snapshot, status_lines
+    from smptune.progress import wait as wait_for
 
-    snap = snapshot(_store(args), args.sweep)
+    store = _store(args)
+    snap = snapshot(store, args.sweep)
+    if args.wait:
+        snap = wait_for(store, args.sweep, _console(stderr=args.json))
     if args.json:
         print(json.dumps(snap, indent=2))
-        return ExitCode.OK
-    console = _console()
-    console.print(f"sweep {snap['sweep_id']} ({snap['name']})")
-    console.print(progress_line(snap), markup=False)
-    for r in snap["running"]:
-        running_for = format_duration(time.time() - r["started"]) if r["started"] else "--"
-        console.print(f"  {r['worker']}: trial {r['trial']} fold {r['fold']} ({running_for})")
-    if snap["test_metrics"]:
-        console.print(
-            "test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in snap["test_metrics"].items())
-        )
-    if snap["error"]:
-        console.print(f"error: {snap['error']}")
+    else:
+        console = _console()
+        for line in status_lines(snap):
+            console.print(line, markup=False)
+    if args.wait and snap["status"] != "done":
+        return ExitCode.FAILURE
     return ExitCode.OK
+
+
+def cmd_flower(args: argparse.Namespace) -> int:
+    import os
+
+    from smptune.flower import BASIC_AUTH_ENV, check_options, exec_flower
+    from smptune.store import connect
+
+    url = _broker_url(args)
+    if url is None:
+        raise ConfigError(f"flower: no broker: pass --broker URL or set {BROKER_ENV}")
+    basic_auth = args.basic_auth or os.environ.get(BASIC_AUTH_ENV) or None
+    check_options(args.port, args.address, basic_auth)
+    connect(url).close()  # an unreachable broker: exit 3 now, not a Flower that retries
+    login = "with a login" if basic_auth else "without a login"
+    print(
+        f"Flower on http://{args.address}:{args.port}/ ({login}) for {mask_url(url)}",
+        file=sys.stderr,
+    )
+    exec_flower(url, args.port, args.address, basic_auth)
+    return ExitCode.FAILURE  # not reached: exec_flower replaces this process
 
 
 def cmd_results(args: argparse.Namespace) -> int:
     from smptune.progress import ranking_table
     from smptune.report import summarize, write_results
 
+    if args.optuna_study is not None and not args.optuna_storage:
+        raise ConfigError("--optuna-study: needs --optuna-storage URL")
     store = _store(args)
     sweep = store.get_sweep(args.sweep)
     results = sweep.get("results") or summarize(store, args.sweep)
+    exported = None
+    if args.optuna_storage is not None:
+        from smptune.optuna_export import export_study
+
+        study = args.optuna_study or args.sweep
+        count = export_study(results, sweep["config"], args.optuna_storage, study)
+        where = mask_url(args.optuna_storage)
+        exported = f"Optuna study {study!r}: {count} trials written to {where}"
+        if args.json:
+            print(exported, file=sys.stderr)
     if args.out:
+        _copy_predictions(sweep, args.out)
         write_results(results, sweep["config"], args.out, sweep.get("test_metrics"))
     if args.json:
         print(
@@ -220,8 +299,31 @@ def cmd_results(args: argparse.Namespace) -> int:
             "test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sweep["test_metrics"].items())
         )
     if args.out:
-        console.print(f"results written to {args.out}")
+        console.print(f"results written to {args.out} (report: {args.out / 'report.html'})")
+    if exported:
+        console.print(exported, markup=False)
     return ExitCode.OK
+
+
+def _copy_predictions(sweep: dict[str, Any], out: Path) -> None:
+    """Put the final model's sample predictions into ``out/final/`` for the report: from the
+    sweep's ``predictions_png`` (base64), else from its final folder when this machine sees it."""
+    import base64
+    import binascii
+    import shutil
+
+    target = out / "final" / "predictions.png"
+    source = Path(sweep.get("final_model_dir") or "") / "predictions.png"
+    if sweep.get("predictions_png"):
+        try:
+            data = base64.b64decode(sweep["predictions_png"], validate=True)
+        except (binascii.Error, ValueError):
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    elif sweep.get("final_model_dir") and source.is_file() and not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -264,6 +366,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 COMMANDS = {
     "submit": cmd_submit,
     "status": cmd_status,
+    "flower": cmd_flower,
     "results": cmd_results,
     "cancel": cmd_cancel,
     "list": cmd_list,

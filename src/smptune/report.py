@@ -6,13 +6,14 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from smptune.config import config_from_dict, config_to_yaml
-from smptune.scoring import best_epochs, fold_scores, rank_trials
-from smptune.store import SweepStore
+from smptune.scoring import SCORED_STATUSES, best_epochs, rank_trials, run_index, run_scores
+from smptune.store import TRIAL_OUTCOMES, SweepStore
 
 
 def summarize(db: SweepStore, sweep_id: str) -> dict[str, Any]:
@@ -21,23 +22,26 @@ def summarize(db: SweepStore, sweep_id: str) -> dict[str, Any]:
     config = config_from_dict(sweep["config"])
     ranked = rank_trials(db.trials(sweep_id), config.mode)
     for t in ranked:
-        t["fold_scores"] = fold_scores(t["folds"], config.metric) if t["folds"] else []
-    best = ranked[0] if ranked and ranked[0]["status"] == "complete" else None
+        t["fold_scores"] = run_scores(t["folds"], config.scoring)
+    best = next((t for t in ranked if _can_be_best(t)), None)
     return {
         "sweep_id": sweep_id,
         "name": config.name,
-        "metric": config.metric,
+        "metric": config.scoring.label,
         "mode": config.mode,
         "n_trials": sweep["n_trials"],
         "n_folds": sweep["n_folds"],
         "hyperparameters": list(config.hyperparameters),
-        "trials_complete": sweep["trials_complete"],
-        "trials_failed": sweep["trials_failed"],
-        "trials_cancelled": sweep["trials_cancelled"],
+        "n_randoms": int(config.cv["n_randoms"]),
+        "scoring": config.scoring.to_dict(),
+        "sampler": config.sampler,
+        "pruner": config.pruner,
+        **{f"trials_{s}": sweep[f"trials_{s}"] for s in TRIAL_OUTCOMES},
         "best": None
         if best is None
         else {
             "trial": best["trial"],
+            "status": best["status"],
             "score": best["score"],
             "score_std": best["score_std"],
             "params": best["params"],
@@ -45,6 +49,18 @@ def summarize(db: SweepStore, sweep_id: str) -> dict[str, Any]:
         },
         "ranking": ranked,
     }
+
+
+def _can_be_best(trial: Mapping[str, Any]) -> bool:
+    """A stable trial with a score: complete, else (when none is) pruned or stopped early
+    by the time budget, as ranked."""
+    score = trial.get("score")
+    return (
+        trial["status"] in SCORED_STATUSES
+        and not trial.get("unstable")
+        and score is not None
+        and math.isfinite(score)
+    )
 
 
 def best_config(config: Mapping[str, Any], best_params: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,18 +82,37 @@ def _param_names(results: Mapping[str, Any]) -> list[str]:
     return list(names)
 
 
+def _run_columns(results: Mapping[str, Any]) -> list[tuple[int, str, str | None]]:
+    """``(run index, column, metric)``: the score of every run and, when several metrics
+    combine, each of its metrics (``fold_0``, ``fold_0_seed_1``, ``fold_0:iou``, ...)."""
+    n_folds, n_randoms = int(results["n_folds"]), int(results.get("n_randoms", 1))
+    scoring = results.get("scoring") or {"metrics": [results["metric"]]}
+    metrics = [m.partition(":")[0] for m in scoring["metrics"]]
+    columns: list[tuple[int, str, str | None]] = []
+    for fold in range(n_folds):
+        for repeat in range(n_randoms):
+            run = run_index(fold, repeat, n_randoms)
+            name = f"fold_{fold}" if n_randoms == 1 else f"fold_{fold}_seed_{repeat}"
+            columns.append((run, name, None))
+            if len(metrics) > 1:
+                columns += [(run, f"{name}:{m}", m) for m in metrics]
+    return columns
+
+
 def write_trials_csv(results: Mapping[str, Any], path: Path) -> None:
-    """A row per trial: number, status, parameters, per-fold scores, mean, std, duration."""
+    """A row per trial: number, status, parameters, every run's score (and each metric of it
+    when several combine), mean, std, unstable flag, duration, worker, error."""
     params = _param_names(results)
-    n_folds = int(results["n_folds"])
+    runs = _run_columns(results)
     header = [
         "trial",
         "rank",
         "status",
         *params,
-        *(f"fold_{k}" for k in range(n_folds)),
+        *(column for _, column, _ in runs),
         "mean",
         "std",
+        "unstable",
         "duration_s",
         "worker",
         "error",
@@ -86,7 +121,16 @@ def write_trials_csv(results: Mapping[str, Any], path: Path) -> None:
         writer = csv.writer(fh)
         writer.writerow(header)
         for t in sorted(results["ranking"], key=lambda t: t["trial"]):
-            scores = dict(enumerate(t.get("fold_scores", [])))
+            folds = {int(k): v for k, v in t.get("folds", {}).items()}  # JSON keys are str
+            scores = dict(zip(sorted(folds), t.get("fold_scores", []), strict=False))
+            cells = []
+            for run, _, metric in runs:
+                if run not in scores:
+                    cells.append("")
+                elif metric is None:
+                    cells.append(scores[run])
+                else:
+                    cells.append(folds[run]["metrics"].get(metric, ""))
             writer.writerow(
                 [
                     t["trial"],
@@ -98,9 +142,10 @@ def write_trials_csv(results: Mapping[str, Any], path: Path) -> None:
                         else t["params"].get(p)
                         for p in params
                     ),
-                    *(scores.get(k, "") for k in range(n_folds)),
+                    *cells,
                     "" if t.get("score") is None else t["score"],
                     "" if t.get("score_std") is None else t["score_std"],
+                    "yes" if t.get("unstable") else "",
                     "" if t.get("duration_s") is None else round(t["duration_s"], 3),
                     t.get("worker") or "",
                     t.get("error") or "",
@@ -130,4 +175,7 @@ def write_results(
         final = out_dir / "final"
         final.mkdir(exist_ok=True)
         (final / "test_metrics.json").write_text(json.dumps(dict(test_metrics), indent=2))
+    from smptune.html_report import write_report_safely  # matplotlib only when writing
+
+    write_report_safely(results, config, out_dir, test_metrics)  # never fails the sweep
     return out_dir

@@ -1,16 +1,194 @@
-"""Trial scores and the ranking: a trial's score is the mean over its folds of the scoring
-metric at each fold's best epoch; failed trials rank below every complete one."""
+"""Scores and the ranking.
+
+A run (one fold with one seed) scores its metrics at its best epoch. With one metric the
+run's score is that metric; with several they are combined per run first (harmonic,
+arithmetic, geometric or min; a ``:lower`` metric enters as ``1/v``), and the combined score
+is higher-is-better. A trial's score is the mean of its runs' scores.
+
+A run whose combined metrics hold NaN, ±inf (or, when combining, 0) is *unstable*; a trial
+with an unstable run ranks below every stable one and is flagged.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from smptune.errors import ConfigError
+
+COMBINES = ("harmonic", "arithmetic", "geometric", "min")
+
+#: Trial statuses in ranking order of their tiers (see :func:`rank_trials`).
+SCORED_STATUSES = ("complete", "pruned", "stopped")
 
 
-def fold_scores(folds: Mapping[int, Mapping[str, Any]], metric: str) -> list[float]:
-    """The scoring metric of each fold, in fold order."""
-    return [float(folds[k]["metrics"][metric]) for k in sorted(folds)]
+@dataclass(frozen=True)
+class MetricSpec:
+    """One scoring metric and its direction."""
+
+    name: str
+    higher: bool = True
+
+    @classmethod
+    def parse(cls, text: Any, where: str = "metric") -> MetricSpec:
+        """``"iou"``, ``"iou:higher"`` or ``"loss:lower"``."""
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError(f"{where}: must be a metric name, got {text!r}")
+        name, sep, direction = text.strip().partition(":")
+        name = name.strip()
+        if not name:
+            raise ConfigError(f"{where}: {text!r} names no metric")
+        if not sep:
+            return cls(name)
+        direction = direction.strip().lower()
+        if direction not in ("higher", "lower"):
+            raise ConfigError(
+                f"{where}: {text!r} has suffix {direction!r}; use ':higher' or ':lower'"
+            )
+        return cls(name, direction == "higher")
+
+    def label(self) -> str:
+        return self.name if self.higher else f"{self.name}:lower"
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How a run's metrics become one score; JSON round-trip with :meth:`to_dict`."""
+
+    metrics: tuple[MetricSpec, ...]
+    combine: str = "harmonic"
+
+    def __post_init__(self) -> None:
+        if not self.metrics:
+            raise ConfigError("metric: name at least one metric")
+        names = [m.name for m in self.metrics]
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate is not None:
+            raise ConfigError(f"metric: {duplicate!r} is named twice")
+        if self.combine not in COMBINES:
+            raise ConfigError(
+                f"combine: must be one of {', '.join(COMBINES)}, got {self.combine!r}"
+            )
+
+    @classmethod
+    def from_config(cls, metric: Any, mode: Any = None, combine: Any = None) -> Scoring:
+        """Read the config's ``metric`` (a name or a list), ``mode`` and ``combine``."""
+        if isinstance(metric, (list, tuple)):
+            specs = tuple(MetricSpec.parse(m, f"metric[{i}]") for i, m in enumerate(metric))
+        else:
+            specs = (MetricSpec.parse(metric),)
+        if mode is not None and mode not in ("max", "min"):
+            raise ConfigError(f"mode: must be 'max' or 'min', got {mode!r}")
+        if len(specs) == 1:
+            text = metric[0] if isinstance(metric, (list, tuple)) else metric
+            suffixed = ":" in str(text)
+            if mode == "min" and suffixed and specs[0].higher:
+                raise ConfigError(f"mode: 'min' conflicts with metric {text!r}")
+            if mode == "max" and suffixed and not specs[0].higher:
+                raise ConfigError(f"mode: 'max' conflicts with metric {text!r}")
+            if mode == "min" and not suffixed:
+                specs = (MetricSpec(specs[0].name, higher=False),)
+        elif mode == "min":
+            raise ConfigError(
+                "mode: several metrics combine into one higher-is-better score; mark the "
+                "metrics where lower is better with ':lower' instead of mode: min"
+            )
+        if combine is None:
+            combine = "harmonic"
+        if not isinstance(combine, str):
+            raise ConfigError(f"combine: must be one of {', '.join(COMBINES)}, got {combine!r}")
+        return cls(specs, combine.strip().lower())
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.metrics)
+
+    @property
+    def combined(self) -> bool:
+        return len(self.metrics) > 1
+
+    @property
+    def mode(self) -> Literal["max", "min"]:
+        """Direction of :meth:`run_score`: a single metric's own, else ``max``."""
+        if not self.combined and not self.metrics[0].higher:
+            return "min"
+        return "max"
+
+    @property
+    def label(self) -> str:
+        """``iou`` for one metric, ``harmonic(iou, 1/loss)`` for several."""
+        if not self.combined:
+            return self.metrics[0].name
+        parts = [m.name if m.higher else f"1/{m.name}" for m in self.metrics]
+        return f"{self.combine}({', '.join(parts)})"
+
+    def _values(self, metrics: Mapping[str, Any]) -> list[float]:
+        try:
+            return [float(metrics[m.name]) for m in self.metrics]
+        except KeyError as exc:
+            raise ConfigError(
+                f"metric: {exc.args[0]!r} is not among the reported metrics ({', '.join(metrics)})"
+            ) from None
+
+    def is_stable(self, metrics: Mapping[str, Any]) -> bool:
+        """False for NaN or ±inf among the scoring metrics, or 0 where they combine."""
+        values = self._values(metrics)
+        if not all(math.isfinite(v) for v in values):
+            return False
+        return not (self.combined and any(v == 0.0 for v in values))
+
+    def run_score(self, metrics: Mapping[str, Any]) -> float:
+        """The run's score (NaN when unstable); compare with :attr:`mode`."""
+        values = self._values(metrics)
+        if not self.is_stable(metrics):
+            return math.nan
+        if not self.combined:
+            return values[0]
+        terms = [v if m.higher else 1.0 / v for v, m in zip(values, self.metrics, strict=True)]
+        if self.combine == "arithmetic":
+            return sum(terms) / len(terms)
+        if self.combine == "min":
+            return min(terms)
+        if self.combine == "geometric":
+            if any(t < 0 for t in terms):
+                return math.nan
+            return math.exp(sum(math.log(t) for t in terms) / len(terms))
+        return len(terms) / sum(1.0 / t for t in terms)
+
+    def best_index(self, history: Sequence[Mapping[str, Any]]) -> int:
+        """0-based index of the best epoch of ``history`` (the first among equals; an
+        unstable epoch is never preferred to a stable one)."""
+        if not history:
+            raise ValueError("no epoch was evaluated")
+        sign = 1.0 if self.mode == "max" else -1.0
+        best, best_key = 0, (False, -math.inf)
+        for i, entry in enumerate(history):
+            score = self.run_score(entry)
+            key = (not math.isnan(score), sign * score if not math.isnan(score) else -math.inf)
+            if key > best_key:
+                best, best_key = i, key
+        return best
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metrics": [m.label() for m in self.metrics], "combine": self.combine}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Scoring:
+        return cls(
+            tuple(MetricSpec.parse(m) for m in data["metrics"]), data.get("combine", "harmonic")
+        )
+
+
+def run_index(fold: int, repeat: int, n_repeats: int) -> int:
+    """The key of a run (fold ``fold``, seed ``repeat``) in a trial's run records."""
+    return fold * n_repeats + repeat
+
+
+def run_scores(runs: Mapping[int, Mapping[str, Any]], scoring: Scoring) -> list[float]:
+    """The score of each run, in run order (NaN for an unstable run)."""
+    return [scoring.run_score(runs[k]["metrics"]) for k in sorted(runs)]
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -19,14 +197,37 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
 
 
+def trial_score(
+    runs: Mapping[int, Mapping[str, Any]], scoring: Scoring
+) -> tuple[float | None, float | None, bool]:
+    """``(mean, std, unstable)`` over the runs; the mean and std leave unstable runs out."""
+    scores = run_scores(runs, scoring)
+    stable = [s for s in scores if not math.isnan(s)]
+    unstable = len(stable) < len(scores)
+    if not stable:
+        return None, None, unstable
+    mean, std = mean_std(stable)
+    return mean, std, unstable
+
+
 def rank_trials(trials: Iterable[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
-    """Trials best first, each given a 1-based ``rank``; unscored trials come last."""
+    """Trials best first, each given a 1-based ``rank``.
+
+    Tiers: complete and stable, then pruned or stopped (by their partial score), then any
+    trial flagged ``unstable``, then trials without a score (failed, cancelled, skipped).
+    """
     sign = -1.0 if mode == "max" else 1.0
 
     def key(t: dict[str, Any]) -> tuple[int, float, int]:
         score = t.get("score")
-        scored = t.get("status") == "complete" and score is not None and math.isfinite(score)
-        return (0 if scored else 1, sign * score if scored else 0.0, int(t["trial"]))
+        scored = t.get("status") in SCORED_STATUSES and score is not None and math.isfinite(score)
+        if not scored:
+            tier = 3
+        elif t.get("unstable"):
+            tier = 2
+        else:
+            tier = 0 if t.get("status") == "complete" else 1
+        return (tier, sign * score if scored else 0.0, int(t["trial"]))
 
     ranked = sorted(trials, key=key)
     for i, t in enumerate(ranked, start=1):
@@ -35,6 +236,6 @@ def rank_trials(trials: Iterable[dict[str, Any]], mode: str) -> list[dict[str, A
 
 
 def best_epochs(folds: Mapping[int, Mapping[str, Any]]) -> int:
-    """Epochs for retrain-and-test: the rounded mean best epoch of the folds (at least 1)."""
+    """Epochs for retrain-and-test: the rounded mean best epoch of the runs (at least 1)."""
     epochs = [int(f["best_epoch"]) for f in folds.values()]
     return max(1, round(sum(epochs) / len(epochs))) if epochs else 1

@@ -5,9 +5,11 @@ Keys (``{id}`` is the sweep id)::
     smptune:sweeps                  zset   sweep id -> creation time
     smptune:active                  set    sweeps not yet finalized (the reaper watches these)
     smptune:sweep:{id}              hash   config, status, counters, results, test metrics
-    smptune:sweep:{id}:params       hash   trial number -> parameters (JSON)
+    smptune:sweep:{id}:params       hash   trial number -> parameters (JSON); for adaptive
+                                           samplers written when the trial starts
+    smptune:sweep:{id}:ask-lock     string held while a worker asks the sampler
     smptune:sweep:{id}:trial:{n}    hash   status, worker, device, fold, score, error, ...
-    smptune:sweep:{id}:folds:{n}    hash   fold index -> fold result (JSON)
+    smptune:sweep:{id}:folds:{n}    hash   run index (fold × seeds + seed) -> run result (JSON)
     smptune:sweep:{id}:finished     set    trial numbers whose final record is written
     smptune:sweep:{id}:running      set    trial numbers running now
     smptune:sweep:{id}:scores       zset   trial number -> score of complete trials
@@ -38,6 +40,10 @@ from smptune.urls import mask_url
 PREFIX = "smptune"
 
 TERMINAL_SWEEP_STATES = frozenset({"done", "failed", "cancelled"})
+
+#: Final trial statuses, each counted in the sweep hash as ``trials_<status>``.
+TRIAL_OUTCOMES = ("complete", "pruned", "stopped", "skipped", "failed", "cancelled")
+_COUNTERS = tuple(f"trials_{status}" for status in TRIAL_OUTCOMES)
 
 _FINISH_TRIAL = """
 local holder = redis.call('GET', KEYS[6])
@@ -157,8 +163,17 @@ class SweepStore:
         configurations: list[dict[str, Any]],
         n_folds: int,
         artifacts_dir: str,
+        *,
+        n_trials: int | None = None,
+        n_runs: int | None = None,
+        time_budget_s: float | None = None,
     ) -> None:
+        """Record a sweep; ``configurations`` may be empty when an adaptive sampler chooses
+        them at run time (``n_trials`` then says how many trials the sweep has)."""
         now = time.time()
+        extra: dict[str, Any] = {}
+        if time_budget_s is not None:
+            extra["deadline"] = now + time_budget_s
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(
             self._sweep(sweep_id),
@@ -168,17 +183,17 @@ class SweepStore:
                 "config": json.dumps(config),
                 "status": "queued",
                 "created": now,
-                "n_trials": len(configurations),
+                "n_trials": len(configurations) if n_trials is None else n_trials,
                 "n_folds": n_folds,
+                "n_runs": n_folds if n_runs is None else n_runs,
                 "artifacts_dir": artifacts_dir,
                 "folds_done": 0,
-                "trials_complete": 0,
-                "trials_failed": 0,
-                "trials_cancelled": 0,
+                **dict.fromkeys(_COUNTERS, 0),
                 "finalize_runs": 0,
+                **extra,
             },
         )
-        for start in range(0, len(configurations), 1000):
+        for start in range(0, len(configurations), 1000):  # none for adaptive samplers
             chunk = configurations[start : start + 1000]
             pipe.hset(
                 f"{self._sweep(sweep_id)}:params",
@@ -198,6 +213,11 @@ class SweepStore:
         self.get_sweep(sweep_id)  # raises for an unknown sweep
         self.r.hset(self._sweep(sweep_id), "cancel_requested", time.time())
 
+    def past_deadline(self, sweep_id: str) -> bool:
+        """Whether the sweep's time budget is spent (never, without a budget)."""
+        deadline = self.r.hget(self._sweep(sweep_id), "deadline")
+        return deadline is not None and time.time() >= float(deadline)
+
     def cancel_requested(self, sweep_id: str) -> bool:
         return bool(self.r.hexists(self._sweep(sweep_id), "cancel_requested"))
 
@@ -209,17 +229,10 @@ class SweepStore:
         for key in ("config", "results", "test_metrics"):
             if key in sweep:
                 sweep[key] = json.loads(sweep[key])
-        for key in (
-            "n_trials",
-            "n_folds",
-            "folds_done",
-            "trials_complete",
-            "trials_failed",
-            "trials_cancelled",
-            "finalize_runs",
-        ):
+        for key in ("n_trials", "n_folds", "folds_done", "finalize_runs", *_COUNTERS):
             sweep[key] = int(sweep.get(key, 0))
-        for key in ("created", "finished", "last_finished", "finalized_at"):
+        sweep["n_runs"] = int(sweep.get("n_runs") or sweep["n_folds"])
+        for key in ("created", "finished", "last_finished", "finalized_at", "deadline"):
             if key in sweep:
                 sweep[key] = float(sweep[key])
         return sweep
@@ -259,6 +272,25 @@ class SweepStore:
         if raw is None:
             raise SweepNotFoundError(f"sweep {sweep_id!r} has no trial {trial}")
         return json.loads(raw)
+
+    def params_or_none(self, sweep_id: str, trial: int) -> dict[str, Any] | None:
+        """The trial's configuration, or None while an adaptive sampler has not chosen it."""
+        raw = self.r.hget(f"{self._sweep(sweep_id)}:params", str(trial))
+        return None if raw is None else json.loads(raw)
+
+    def set_params_once(self, sweep_id: str, trial: int, params: Mapping[str, Any]) -> dict:
+        """Record the configuration chosen for a trial at run time, unless a copy of the
+        trial already did; returns the one recorded."""
+        key = f"{self._sweep(sweep_id)}:params"
+        self.r.hsetnx(key, str(trial), json.dumps(params))
+        return json.loads(self.r.hget(key, str(trial)))
+
+    def ask_lock(self, sweep_id: str, timeout_s: float = 60.0) -> Any:
+        """A lock that serialises asking the sampler across the fleet, so each ask sees the
+        configurations of the trials that started before it."""
+        return self.r.lock(
+            f"{self._sweep(sweep_id)}:ask-lock", timeout=timeout_s, blocking_timeout=timeout_s
+        )
 
     def is_finished(self, sweep_id: str, trial: int) -> bool:
         return bool(self.r.sismember(f"{self._sweep(sweep_id)}:finished", trial))
@@ -422,6 +454,7 @@ def _trial_record(
         "finished": float(state["finished"]) if state.get("finished") else None,
     }
     record["requeues"] = int(state.get("requeues", 0))
+    record["unstable"] = state.get("unstable") == "True"
     for key in ("score", "score_std", "duration_s", "requeued_at"):
         value = state.get(key)
         record[key] = float(value) if value not in (None, "") else None

@@ -36,7 +36,24 @@ def plan_configurations(config: SweepConfig) -> list[dict[str, Any]]:
                 f"hyperparameters.{name}: unknown hyperparameter for {config.trainable}; "
                 f"known: {', '.join(trainable.defaults)}"
             )
-    configurations = [{**trainable.defaults, **c} for c in config.configurations()]
+    if config.is_adaptive:
+        # chosen when each trial starts; check a sample that holds every listed value
+        _validate(trainable, config, [_complete(trainable, config, c) for c in probe(config)])
+        return []
+    configurations = [_complete(trainable, config, c) for c in config.configurations()]
+    _validate(trainable, config, configurations)
+    return configurations
+
+
+def _complete(trainable: Any, config: SweepConfig, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with the trainable's defaults for every name the space does not list (an
+    inactive conditional entry stays absent)."""
+    from smptune.space import with_defaults
+
+    return with_defaults(config.hyperparameters, trainable.defaults, params)
+
+
+def _validate(trainable: Any, config: SweepConfig, configurations: list[dict[str, Any]]) -> None:
     settings = config.settings()
     seen: set[str] = set()
     for params in configurations:
@@ -44,7 +61,21 @@ def plan_configurations(config: SweepConfig) -> list[dict[str, Any]]:
         if key not in seen:
             seen.add(key)
             trainable.validate(params, settings)
-    return configurations
+
+
+def probe(config: SweepConfig, n: int = 16) -> list[dict[str, Any]]:
+    """Configurations an adaptive sampler may choose, to validate before anything is sent:
+    ``n`` random ones, plus one per listed value not among them."""
+    from smptune.space import sample_configurations
+
+    samples = sample_configurations(config.hyperparameters, n, config.seed)
+    for name, dist in config.hyperparameters.items():
+        for value in getattr(dist, "choices", ()):
+            if not any(s.get(name) == value for s in samples):
+                base = next((s for s in samples if name in s), None)
+                if base is not None:
+                    samples.append({**base, name: value})
+    return samples
 
 
 def new_sweep_id(name: str) -> str:
@@ -69,24 +100,34 @@ def submit(
     from smptune.celeryapp import HARD_LIMIT_GRACE_S, app
 
     sweep_id = new_sweep_id(config.name)
+    n_trials = int(config.n_trials) if config.is_adaptive else len(configurations)
     store.create_sweep(
         sweep_id,
         config.to_dict(),
         configurations,
         int(config.cv["n_folds"]),
         str(artifacts_dir.resolve()),
+        n_trials=n_trials,
+        n_runs=config.n_runs,
+        time_budget_s=config.time_budget,
     )
+    from smptune.flower import trial_argsrepr
+
     header = [
         app.signature(
             "smptune.cv_trial",
             args=(sweep_id, n),
+            # what Flower shows as args; an adaptive trial's parameters are chosen at run time
+            argsrepr=trial_argsrepr(
+                sweep_id, n, configurations[n] if configurations else None, config.hyperparameters
+            ),
             queue=config.queue,
             task_id=trial_task_id(sweep_id, n),
             soft_time_limit=config.trial_timeout,
             time_limit=config.trial_timeout + HARD_LIMIT_GRACE_S,
             priority=TRIAL_PRIORITY,
         )
-        for n in range(len(configurations))
+        for n in range(n_trials)
     ]
     callback = app.signature(
         "smptune.finalize_sweep",

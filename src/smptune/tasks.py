@@ -23,11 +23,11 @@ from celery.signals import task_postrun
 
 from smptune.celeryapp import app
 from smptune.config import SweepConfig, config_from_dict
-from smptune.errors import SmptuneError
+from smptune.errors import SmptuneError, TrialError
 from smptune.lease import Lease
 from smptune.report import summarize, write_results
-from smptune.scoring import fold_scores, mean_std
-from smptune.store import ALREADY_FINISHED, LEASE_LOST, RECORDED, SweepStore
+from smptune.scoring import run_index, trial_score
+from smptune.store import ALREADY_FINISHED, LEASE_LOST, RECORDED, TRIAL_OUTCOMES, SweepStore
 from smptune.trainable import FoldContext, allowed_trainables, load_trainable
 
 log = logging.getLogger("smptune.tasks")
@@ -71,10 +71,6 @@ def _request_info(request: Any, config: SweepConfig) -> dict[str, Any]:
     }
 
 
-class _Cancelled(Exception):
-    """The sweep was cancelled: stop at this fold boundary."""
-
-
 @app.task(name="smptune.cv_trial", bind=True)
 def cv_trial(self: Any, sweep_id: str, trial: int) -> dict[str, Any]:
     """Run the folds of one configuration one after another; record each as it finishes.
@@ -100,6 +96,25 @@ def cv_trial(self: Any, sweep_id: str, trial: int) -> dict[str, Any]:
         lease.release()
 
 
+def _params_text(params: dict[str, Any], names: Any) -> str:
+    """``learning_rate=0.0012, model_arch=Unet`` for the names the sweep searches."""
+    shown = [n for n in names if n in params]
+    return ", ".join(
+        f"{n}={params[n]:.4g}" if isinstance(params[n], float) else f"{n}={params[n]}"
+        for n in shown
+    )
+
+
+def _not_started(db: SweepStore, sweep_id: str) -> dict[str, Any] | None:
+    """The record of a trial that must not start: the sweep was cancelled, or its time
+    budget is spent."""
+    if db.cancel_requested(sweep_id):
+        return {"status": "cancelled", "error": "sweep cancelled before the trial started"}
+    if db.past_deadline(sweep_id):
+        return {"status": "skipped", "error": "the sweep's time budget was spent before it started"}
+    return None
+
+
 def _run_trial(
     task: Any,
     db: SweepStore,
@@ -111,11 +126,12 @@ def _run_trial(
 ) -> dict[str, Any]:
     if db.is_finished(sweep_id, trial):
         raise Ignore()
-    if db.cancel_requested(sweep_id):  # queued when the sweep was cancelled: never starts
-        record = {"status": "cancelled", "error": "sweep cancelled before the trial started"}
+    record: dict[str, Any] | None = _not_started(db, sweep_id)
+    if record is not None:  # queued when the sweep was cancelled or ran out of time
         if db.finish_trial(sweep_id, trial, record, lease.value) != RECORDED:
             raise Ignore()
-        return {"trial": trial, "status": "cancelled", "score": None}
+        log.info("sweep %s trial %d %s: %s", sweep_id, trial, record["status"], record["error"])
+        return {"trial": trial, "status": record["status"], "score": None}
     attempts = db.trial_started(
         sweep_id,
         trial,
@@ -126,7 +142,6 @@ def _run_trial(
     lease.start_heartbeat()
     started = time.perf_counter()
     done = db.folds(sweep_id, trial)
-    record: dict[str, Any]
     if attempts > config.max_attempts:
         record = {
             "status": "failed",
@@ -136,16 +151,7 @@ def _run_trial(
             ),
         }
     else:
-        log.info(
-            "sweep %s trial %d starts on %s (attempt %d, %d of %d folds already done)",
-            sweep_id,
-            trial,
-            worker,
-            attempts,
-            len(done),
-            int(config.cv["n_folds"]),
-        )
-        record = _train_folds(db, config, lease, sweep_id, trial, done)
+        record = _train_runs(db, config, lease, sweep_id, trial, done, worker, attempts)
     record["duration_s"] = time.perf_counter() - started
     outcome = db.finish_trial(sweep_id, trial, record, lease.value)
     if outcome == LEASE_LOST:
@@ -155,50 +161,132 @@ def _run_trial(
         raise Ignore()
     if outcome == ALREADY_FINISHED:
         raise Ignore()
+    score = record.get("score")
     log.info(
-        "sweep %s trial %d %s in %.1f s", sweep_id, trial, record["status"], record["duration_s"]
+        "sweep %s trial %d %s: %s=%s over %d runs in %.1f s%s",
+        sweep_id,
+        trial,
+        record["status"],
+        config.scoring.label,
+        "--" if score is None else f"{score:.4f}",
+        len(done),
+        record["duration_s"],
+        f" ({record['error']})" if record.get("error") else "",
     )
-    return {"trial": trial, "status": record["status"], "score": record.get("score")}
+    return {"trial": trial, "status": record["status"], "score": score}
 
 
-def _train_folds(
+def _trial_dir(db: SweepStore, sweep_id: str, trial: int) -> Path | None:
+    """Where a run writes its epoch logs: ``<artifacts>/<sweep>/trials/<trial>``, when this
+    machine can write there."""
+    try:
+        out = Path(db.get_sweep(sweep_id)["artifacts_dir"]) / sweep_id / "trials" / str(trial)
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return out
+
+
+def _partial(
+    status: str, reason: str, config: SweepConfig, done: dict[int, dict[str, Any]]
+) -> dict[str, Any]:
+    """The record of a trial stopped before its last run (pruned, out of time, cancelled)."""
+    if status == "stopped" and not done:
+        status = "skipped"
+    record: dict[str, Any] = {"status": status, "error": reason}
+    if status in ("pruned", "stopped"):
+        score, std, unstable = trial_score(done, config.scoring)
+        record.update(score=score, score_std=std, unstable=unstable)
+    return record
+
+
+def _train_runs(
     db: SweepStore,
     config: SweepConfig,
     lease: Lease,
     sweep_id: str,
     trial: int,
     done: dict[int, dict[str, Any]],
+    worker: str,
+    attempts: int,
 ) -> dict[str, Any]:
-    """Train the unfinished folds; the trial's record (complete, failed or cancelled)."""
+    """Train the unfinished runs (folds × seeds); the trial's final record."""
+    n_folds, n_randoms = int(config.cv["n_folds"]), int(config.cv["n_randoms"])
     try:
-        params = db.params(sweep_id, trial)
         trainable = load_trainable(config.trainable, allowed=allowed_trainables())
-        n_folds = int(config.cv["n_folds"])
+        params = db.params_or_none(sweep_id, trial)
+        if params is None:
+            if not config.is_adaptive:
+                raise TrialError(f"sweep {sweep_id} has no configuration for trial {trial}")
+            from smptune.adaptive import ask
+
+            params = ask(db, config, sweep_id, trial, trainable.defaults)
+        log.info(
+            "sweep %s trial %d starts on %s (attempt %d, %d of %d runs done): %s",
+            sweep_id,
+            trial,
+            worker,
+            attempts,
+            len(done),
+            config.n_runs,
+            _params_text(params, config.hyperparameters),
+        )
+        settings = config.settings()
+        output_dir = _trial_dir(db, sweep_id, trial)
         for fold in range(n_folds):
-            if fold in done:
-                continue
-            if not lease.renew():  # another copy has it (we were cut off, then reaped)
-                raise Ignore()
-            if db.cancel_requested(sweep_id):
-                raise _Cancelled()
-            db.fold_started(sweep_id, trial, fold)
-            context = FoldContext(sweep_id, trial, fold, n_folds, config.settings())
-            result = trainable.train_fold(params, context).to_dict()
-            db.record_fold(sweep_id, trial, fold, result)
-            done[fold] = result
-            log.info(
-                "sweep %s trial %d fold %d: %s=%.4f (%.1f s)",
-                sweep_id,
-                trial,
-                fold,
-                config.metric,
-                result["metrics"][config.metric],
-                result["duration_s"],
-            )
+            ran = False
+            for repeat in range(n_randoms):
+                run = run_index(fold, repeat, n_randoms)
+                if run in done:
+                    continue
+                if not lease.renew():  # another copy has it (we were cut off, then reaped)
+                    raise Ignore()
+                if db.cancel_requested(sweep_id):
+                    return _partial(
+                        "cancelled", f"sweep cancelled after {len(done)} runs", config, done
+                    )
+                if db.past_deadline(sweep_id):
+                    return _partial(
+                        "stopped",
+                        f"the time budget ran out after {len(done)} of {config.n_runs} runs",
+                        config,
+                        done,
+                    )
+                db.fold_started(sweep_id, trial, fold)
+                context = FoldContext(
+                    sweep_id,
+                    trial,
+                    fold,
+                    n_folds,
+                    settings,
+                    output_dir=output_dir,
+                    repeat=repeat,
+                    n_repeats=n_randoms,
+                )
+                result = trainable.train_fold(params, context).to_dict()
+                result.update(fold=fold, repeat=repeat)
+                db.record_fold(sweep_id, trial, run, result)
+                done[run] = result
+                ran = True
+                log.info(
+                    "sweep %s trial %d fold %d seed %d: %s=%.4f in %.1f s",
+                    sweep_id,
+                    trial,
+                    fold,
+                    repeat,
+                    config.scoring.label,
+                    config.scoring.run_score(result["metrics"]),
+                    result["duration_s"],
+                )
+            last = fold == n_folds - 1
+            if ran and not last and config.pruner_spec.enabled:
+                from smptune.adaptive import should_prune
+
+                if should_prune(db, config, sweep_id, trial, params, done):
+                    reason = f"pruned by the {config.pruner} pruner after {fold + 1} of {n_folds}"
+                    return _partial("pruned", f"{reason} folds", config, done)
     except Ignore:
         raise
-    except _Cancelled:
-        return {"status": "cancelled", "error": f"sweep cancelled after {len(done)} folds"}
     except Exception as exc:  # a trial-level failure must never fail the chord
         log.warning(
             "sweep %s trial %d failed: %s\n%s",
@@ -208,8 +296,11 @@ def _train_folds(
             traceback.format_exc(),
         )
         return {"status": "failed", "error": _describe(exc)}
-    score, std = mean_std(fold_scores(done, config.metric))
-    return {"status": "complete", "score": score, "score_std": std}
+    score, std, unstable = trial_score(done, config.scoring)
+    record = {"status": "complete", "score": score, "score_std": std, "unstable": unstable}
+    if unstable:
+        record["error"] = "unstable: a run scored NaN, ±inf or 0"
+    return record
 
 
 def _write_results(sweep_id: str, results: dict[str, Any]) -> None:
@@ -241,13 +332,14 @@ def finalize_sweep(self: Any, trial_results: list[dict[str, Any]], sweep_id: str
     )
     db.deactivate(sweep_id)
     _write_results(sweep_id, results)
+    counts = ", ".join(
+        f"{results[f'trials_{s}']} {s}" for s in TRIAL_OUTCOMES if results[f"trials_{s}"]
+    )
     log.info(
-        "sweep %s finalized (%s): %d complete, %d failed, %d cancelled, best %s",
+        "sweep %s finalized (%s): %s; best trial %s",
         sweep_id,
         status,
-        results["trials_complete"],
-        results["trials_failed"],
-        results["trials_cancelled"],
+        counts or "no trials",
         results["best"] and results["best"]["trial"],
     )
     if retrain:

@@ -2,13 +2,16 @@
 
 Its score peaks at ``x = 1, y = -2``; ``sleep`` seconds pass per fold; ``fail`` makes the
 trial raise, as a configuration that cannot train would; ``crash`` kills the worker process
-that runs it, as a segfault or the OOM killer would.
+that runs it, as a segfault or the OOM killer would; ``noise`` adds Gaussian noise of that
+standard deviation to each run's score, drawn from the run's seed (a fold noise model:
+reproducible per trial, fold and seed).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -27,11 +30,12 @@ class QuadraticTrainable:
         "fail": False,
         "crash": False,
         "fold_noise": 0.0,
+        "noise": 0.0,
     }
     metrics = ("score", "loss")
 
     def validate(self, params: Mapping[str, Any], settings: SweepSettings) -> None:
-        for key in ("x", "y", "sleep", "fold_noise"):
+        for key in ("x", "y", "sleep", "fold_noise", "noise"):
             value = params[key]
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"hyperparameters.{key}: must be a number, got {value!r}")
@@ -57,6 +61,9 @@ class QuadraticTrainable:
         if params["sleep"]:
             time.sleep(float(params["sleep"]))
         offset = float(params["fold_noise"]) * ((context.fold % 3) - 1)
+        if params["noise"]:
+            draw = random.Random(f"{context.sweep_id}/{context.trial}/{context.run_seed}")
+            offset += draw.gauss(0.0, float(params["noise"]))
         return FoldResult(
             metrics=self._evaluate(params, offset),
             best_epoch=1 + context.fold % 2,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from smptune.errors import ConfigError, TrialError
+from smptune.scoring import Scoring
 
 SEGMENTATION_TRAINABLE = "smptune.training:SegmentationTrainable"
 QUADRATIC_TRAINABLE = "smptune.testing:QuadraticTrainable"
@@ -31,7 +32,12 @@ def allowed_trainables() -> list[str]:
 
 @dataclass
 class SweepSettings:
-    """The parts of a sweep config a trainable needs, as plain JSON-able mappings."""
+    """The parts of a sweep config a trainable needs, as plain JSON-able mappings.
+
+    ``scoring`` says how a run's metrics become its score: a trainable picks each run's best
+    epoch with ``scoring.best_index(history)`` and must report every ``scoring.names``.
+    ``metric`` and ``mode`` are the first scoring metric and :attr:`Scoring.mode`.
+    """
 
     seed: int
     metric: str
@@ -39,11 +45,17 @@ class SweepSettings:
     data: dict[str, Any] = field(default_factory=dict)
     cv: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    scoring: Scoring | None = None
+
+    def __post_init__(self) -> None:
+        if self.scoring is None:
+            self.scoring = Scoring.from_config(self.metric, self.mode)
 
 
 @dataclass
 class FoldContext:
-    """Where and how one fold (or the final retrain) runs."""
+    """Where and how one run (fold ``fold`` with seed number ``repeat``) or the final
+    retrain (``fold == -1``) runs."""
 
     sweep_id: str
     trial: int
@@ -52,6 +64,13 @@ class FoldContext:
     settings: SweepSettings
     output_dir: Path | None = None
     should_stop: Callable[[], bool] = lambda: False
+    repeat: int = 0
+    n_repeats: int = 1
+
+    @property
+    def run_seed(self) -> int:
+        """The seed of this run's training randomness (the fold split uses the sweep seed)."""
+        return self.settings.seed + max(self.fold, 0) + 7919 * self.repeat
 
 
 @dataclass
