@@ -26,6 +26,7 @@ BENCHMARKS: tuple[str, ...] = (
     "training_loop",
     "scale",
     "recovery",
+    "search",
     "gpu",
 )
 

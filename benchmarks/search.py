@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import clean_env, start_workers, stop, submit, write_sweep
+from benchmarks.harness import Row, clean_env, start_workers, stop, submit, write_sweep
 from smptune.broker import EmbeddedRedis
 from smptune.store import SweepStore
 
@@ -117,6 +117,35 @@ def table(outcomes: dict[str, list[Outcome]]) -> list[dict[str, Any]]:
         row["regret_vs_random"] = row["regret"] / base["regret"] if base["regret"] else 1.0
         row["device_vs_random"] = row["device_s"] / base["device_s"]
     return rows
+
+
+def rows(quick: bool) -> list[Row]:
+    """The table rows: per strategy, the best configuration's true score and the device time,
+    each next to random search's in the same run."""
+    out = table(measure(quick))
+    base = out[0]
+    result = []
+    for r in out:
+        note = f"regret {r['regret']:.4f} vs random's {base['regret']:.4f}"
+        if r["pruned"]:
+            note += f"; {r['pruned']:.1f} trials pruned"
+        result += [
+            Row(
+                f"search {r['strategy']}: best true score",
+                r["best_true_score"],
+                base["best_true_score"],
+                unit="",
+                reference_label="random",
+                note=note,
+            ),
+            Row(
+                f"search {r['strategy']}: device time",
+                r["device_s"],
+                base["device_s"],
+                reference_label="random",
+            ),
+        ]
+    return result
 
 
 def main() -> None:

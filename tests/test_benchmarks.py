@@ -51,3 +51,24 @@ def test_an_unknown_benchmark_name_is_a_usage_error():
     result = run_benchmarks("--only", "nonesuch", timeout=60)
     assert result.returncode == 2
     assert "unknown benchmark 'nonesuch'" in result.stderr
+
+
+def test_quick_search_benchmark_compares_strategies_at_equal_trials():
+    # When the quick form of the search benchmark runs (real workers, real Redis)
+    result = run_benchmarks("--quick", "--only", "search")
+
+    # Then each strategy has its best true score and its device time next to random search's
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {
+        line.split(":")[0] + ":" + line.split(":")[1].split("  ")[0]: line
+        for line in result.stdout.splitlines()
+        if line.startswith("search ") and "(random)" in line
+    }
+    for strategy in ("random", "tpe", "tpe + median pruning"):
+        for figure in ("best true score", "device time"):
+            row = rows[f"search {strategy}: {figure}"]
+            assert re.search(rf"{NUMBER}(?: s)?\s+{NUMBER}(?: s)? \(random\)\s+{NUMBER}", row), row
+    # and a true score is a score of the known objective, in (0, 1]
+    score = re.search(rf"score\s+({NUMBER})\s", rows["search tpe: best true score"])
+    assert score and 0 < float(score.group(1)) <= 1
+    assert "trials pruned" in result.stdout

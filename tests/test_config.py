@@ -178,7 +178,7 @@ def test_defaults():
     assert config.training == {
         "max_epochs": 10,
         "early_stopping_patience": 3,
-        "precision": "32-true",
+        "precision": "auto",
     }
     assert config.retrain_and_test is True
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from smptune.store import SweepStore
+from smptune.sweep import trial_task_id
 
 from conftest import cli_env, run_cli, submit_and_wait, wait_for, write_config
 
@@ -158,6 +159,41 @@ def test_redis_killed_and_restarted_mid_sweep_loses_nothing(
     assert producer.returncode == 0, stderr
     assert_every_trial_once(store, sweep_id)
     assert store.get_sweep(sweep_id)["status"] == "done"
+
+
+def _drop_message(client, task_id: str) -> int:
+    """Remove the queued message of ``task_id`` from every queue list, as a lost one."""
+    removed = 0
+    for key in client.scan_iter(match="smptune*", _type="list"):
+        for item in client.lrange(key, 0, -1):
+            if json.loads(item)["headers"]["id"] == task_id:
+                removed += client.lrem(key, 1, item)
+    return removed
+
+
+def test_a_trial_whose_message_vanished_before_it_started_is_queued_again(
+    tmp_path, redis_server, store, start_workers
+):
+    # Given a queued sweep that lost one trial's message before a worker took it (kombu pops
+    # a message, then records it as unacknowledged: a Redis that dies in between drops it)
+    config = write_config(
+        tmp_path / "s.yaml", n_trials=4, hyperparameters={"x": [0.0, 1.0, 2.0, 3.0]}
+    )
+    submitted = run_cli(
+        "producer", "submit", config, "--broker", redis_server.url, "--artifacts", tmp_path / "a"
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    sweep_id = submitted.stdout.split()[0]
+    assert _drop_message(store.r, trial_task_id(sweep_id, 2)) == 1
+
+    # When workers run the sweep
+    workers = start_workers("--cpu", "1", SMPTUNE_LEASE_TTL=LEASE_TTL)
+
+    # Then once the queue has drained the reaper queues the lost trial again under its chord,
+    # and the sweep completes with every trial once
+    wait_for(lambda: store.get_sweep(sweep_id)["status"] == "done", 120)
+    assert_every_trial_once(store, sweep_id)
+    assert f"sweep {sweep_id} trial 2: its message was lost before it started" in workers.logs()
 
 
 def test_a_trial_that_kills_its_worker_every_time_fails_after_three_attempts(

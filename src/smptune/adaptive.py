@@ -17,7 +17,7 @@ from typing import Any
 
 from smptune.config import SweepConfig
 from smptune.scoring import run_scores
-from smptune.space import Distribution, is_active, leaf
+from smptune.space import Distribution, is_active, leaf, with_defaults
 from smptune.store import SweepStore
 
 log = logging.getLogger("smptune.adaptive")
@@ -152,7 +152,7 @@ def ask(
                 continue
             internal = _suggest(asked, optuna_name(name, dist, chosen), entry.to_optuna())
             chosen[name] = entry.from_optuna(internal)
-        params = {**defaults, **chosen}
+        params = with_defaults(config.hyperparameters, defaults, chosen)
         return db.set_params_once(sweep_id, trial, params)
 
 

@@ -32,7 +32,7 @@ from smptune.space import (
     sample_configurations,
     space_to_dict,
 )
-from smptune.trainable import SEGMENTATION_TRAINABLE, SweepSettings
+from smptune.trainable import SEGMENTATION_TRAINABLE, SweepSettings, data_root_base
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -72,6 +72,7 @@ KNOWN_KEYS = (
     "hyperparameters",
 )
 PRECISIONS = (
+    "auto",
     "32-true",
     "64-true",
     "16-true",
@@ -275,10 +276,19 @@ class SweepConfig:
         data = _section("data", {"synthetic": {}} if raw is None else raw)
         if "root" in data:
             root = Path(_str("data.root", data["root"])).expanduser()
-            if not root.is_absolute() and self.source is not None:
+            # A relative root stays relative when this machine sets $SMPTUNE_DATA_ROOT: each
+            # machine then reads it below its own data folder.
+            if not root.is_absolute() and self.source is not None and data_root_base() is None:
                 root = (Path(self.source).parent / root).resolve()
             data["root"] = str(root)
-        data["test_fraction"] = _fraction("data.test_fraction", data.get("test_fraction", 0.2))
+        explicit = [k for k in ("test_names", "test_list", "test_groups") if k in data]
+        if explicit and "test_fraction" in data:
+            raise ConfigError(
+                f"data.test_fraction: conflicts with data.{explicit[0]}; the test split is "
+                "either a fraction or an explicit set, not both"
+            )
+        if not explicit:
+            data["test_fraction"] = _fraction("data.test_fraction", data.get("test_fraction", 0.2))
         return data
 
     @staticmethod
@@ -295,7 +305,7 @@ class SweepConfig:
         training["early_stopping_patience"] = _int(
             "training.early_stopping_patience", training.get("early_stopping_patience", 3), 0
         )
-        training["precision"] = _precision(training.get("precision", "32-true"))
+        training["precision"] = _precision(training.get("precision", "auto"))
         return training
 
     @staticmethod

@@ -282,7 +282,13 @@ def cmd_results(args: argparse.Namespace) -> int:
             print(exported, file=sys.stderr)
     if args.out:
         _copy_predictions(sweep, args.out)
-        write_results(results, sweep["config"], args.out, sweep.get("test_metrics"))
+        write_results(
+            results,
+            sweep["config"],
+            args.out,
+            sweep.get("test_metrics"),
+            splits=sweep.get("splits"),
+        )
     if args.json:
         print(
             json.dumps(

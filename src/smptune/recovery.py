@@ -6,6 +6,12 @@ again under the same task id, group and chord, so the chord still counts it once
 copy resumes from its first unrecorded fold. Without this, Redis would redeliver the
 message only after the broker's visibility timeout (12 h by default).
 
+A trial can also lose its message before it starts: kombu's Redis transport pops a message
+(BRPOP) and only then records it as unacknowledged, so a Redis that dies between the two, or
+a reply that never reaches the worker, drops it. When a sweep's queue is empty and no worker
+holds its message, yet the trial is neither running nor finished in two scans
+``finalize_grace_s`` apart, the reaper queues it again the same way.
+
 The reaper also finalizes a sweep whose every trial is recorded but whose chord did not fire
 within ``finalize_grace_s`` (Celery's chord counter lives in Redis too, and a result stored
 during a Redis restart can miss it); ``finalize_sweep`` does its work once either way.
@@ -13,6 +19,7 @@ during a Redis restart can miss it); ``finalize_sweep`` does its work once eithe
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -38,6 +45,7 @@ class Reaper:
         self.grace_s = grace_s
         self.finalize_grace_s = finalize_grace_s
         self._missing_since: dict[tuple[str, int], float] = {}
+        self._unqueued_since: dict[tuple[str, int], float] = {}
 
     def scan(self, now: float | None = None) -> list[tuple[str, int]]:
         """One pass over the active sweeps; returns the trials queued again."""
@@ -59,7 +67,88 @@ class Reaper:
                     self.requeue(sweep_id, trial)
                     requeued.append(key)
         self._missing_since = {k: v for k, v in self._missing_since.items() if k in seen}
+        requeued += self._requeue_lost_messages(now)
         return requeued
+
+    def _requeue_lost_messages(self, now: float) -> list[tuple[str, int]]:
+        """Queue again the trials whose message vanished before they started."""
+        unqueued: set[tuple[str, int]] = set()
+        held: set[str] | None = None  # task ids of messages workers hold, read once a pass
+        n_trials_of: dict[str, int] = {}
+        for sweep_id in self.store.active_sweeps():
+            sweep = self.store.get_sweep(sweep_id)
+            n_trials = n_trials_of[sweep_id] = sweep["n_trials"]
+            if "submitted_at" not in sweep or sweep.get("finalized_at"):
+                continue  # still being sent, or done
+            if self.store.accounted_count(sweep_id) >= n_trials:
+                continue
+            queue = sweep["config"].get("queue", "smptune")
+            if self._queued(queue):
+                continue  # the rest may still be waiting; checked again once it drains
+            if held is None:
+                held = self._held_task_ids()
+            for trial in self.store.unaccounted(sweep_id, n_trials):
+                if self._task_id(sweep_id, trial) not in held:
+                    unqueued.add((sweep_id, trial))
+        for key in unqueued:
+            self._unqueued_since.setdefault(key, now)
+        self._unqueued_since = {k: v for k, v in self._unqueued_since.items() if k in unqueued}
+        requeued = []
+        for (sweep_id, trial), since in sorted(self._unqueued_since.items()):
+            if now - since < self.finalize_grace_s or sweep_id not in n_trials_of:
+                continue
+            if self.store.claim_lost(sweep_id, trial, hold_s=2 * self.finalize_grace_s):
+                self.requeue_unstarted(sweep_id, trial, n_trials_of[sweep_id])
+                requeued.append((sweep_id, trial))
+            del self._unqueued_since[(sweep_id, trial)]
+        return requeued
+
+    @staticmethod
+    def _task_id(sweep_id: str, trial: int) -> str:
+        from smptune.sweep import trial_task_id
+
+        return trial_task_id(sweep_id, trial)
+
+    def _queued(self, queue: str) -> int:
+        """Messages waiting in ``queue`` (every priority)."""
+        with self.app.connection_for_write() as conn:
+            return int(conn.default_channel._size(queue))  # kombu: LLEN over the priorities
+
+    def _held_task_ids(self) -> set[str]:
+        """Task ids of the messages workers have taken and not yet acknowledged."""
+        with self.app.connection_for_write() as conn:
+            channel = conn.default_channel
+            raw = channel.client.hvals(channel.unacked_key)
+        ids = set()
+        for value in raw:
+            try:
+                ids.add(json.loads(value)[0]["headers"]["id"])
+            except (ValueError, KeyError, IndexError, TypeError):
+                continue
+        return ids
+
+    def requeue_unstarted(self, sweep_id: str, trial: int, n_trials: int) -> None:
+        """Queue a trial whose message was lost, under its task id, group and chord (taken
+        from its own earlier start, or from another trial of the sweep)."""
+        request = self.store.trial_request(sweep_id, trial)
+        if not request:
+            others = [*self.store.running_numbers(sweep_id), *range(n_trials)]
+            template = self.store.any_trial_request(sweep_id, others)
+            if not template:
+                log.warning(
+                    "sweep %s trial %d: its message was lost and no trial has started to "
+                    "copy the chord from; it waits for Redis to redeliver it",
+                    sweep_id,
+                    trial,
+                )
+                return
+            request = {**template, "id": self._task_id(sweep_id, trial), "group_index": trial}
+        log.warning(
+            "sweep %s trial %d: its message was lost before it started; queueing it again",
+            sweep_id,
+            trial,
+        )
+        self._send(sweep_id, trial, request)
 
     def _finalize_if_stuck(self, sweep_id: str) -> None:
         sweep = self.store.get_sweep(sweep_id)
@@ -83,6 +172,9 @@ class Reaper:
             trial,
             request.get("id"),
         )
+        self._send(sweep_id, trial, request)
+
+    def _send(self, sweep_id: str, trial: int, request: dict[str, Any]) -> None:
         self.app.send_task(
             "smptune.cv_trial",
             args=(sweep_id, trial),
@@ -96,4 +188,5 @@ class Reaper:
             soft_time_limit=request.get("soft_time_limit"),
             time_limit=request.get("time_limit"),
             priority=REQUEUE_PRIORITY,
+            argsrepr=f"trial {trial} (sweep={sweep_id}, queued again)",
         )

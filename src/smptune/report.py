@@ -158,9 +158,13 @@ def write_results(
     config: Mapping[str, Any],
     out_dir: Path,
     test_metrics: Mapping[str, float] | None = None,
+    splits: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write the results folder ``out_dir``; returns it."""
+    """Write the results folder ``out_dir``; returns it. ``splits``: the samples of the test
+    split and of each fold's validation set, as the trainable recorded them."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    if splits:
+        (out_dir / "splits.json").write_text(json.dumps(dict(splits), indent=2))
     (out_dir / "config.yaml").write_text(config_to_yaml(dict(config)))
     write_trials_csv(results, out_dir / "trials.csv")
     payload = dict(results)

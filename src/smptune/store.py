@@ -226,13 +226,20 @@ class SweepStore:
         if not raw:
             raise SweepNotFoundError(f"no sweep {sweep_id!r} in this broker")
         sweep: dict[str, Any] = dict(raw)
-        for key in ("config", "results", "test_metrics"):
+        for key in ("config", "results", "test_metrics", "splits"):
             if key in sweep:
                 sweep[key] = json.loads(sweep[key])
         for key in ("n_trials", "n_folds", "folds_done", "finalize_runs", *_COUNTERS):
             sweep[key] = int(sweep.get(key, 0))
         sweep["n_runs"] = int(sweep.get("n_runs") or sweep["n_folds"])
-        for key in ("created", "finished", "last_finished", "finalized_at", "deadline"):
+        for key in (
+            "created",
+            "submitted_at",
+            "finished",
+            "last_finished",
+            "finalized_at",
+            "deadline",
+        ):
             if key in sweep:
                 sweep[key] = float(sweep[key])
         return sweep
@@ -330,6 +337,34 @@ class SweepStore:
     def trial_request(self, sweep_id: str, trial: int) -> dict[str, Any]:
         raw = self.r.hget(self._trial(sweep_id, trial), "request")
         return json.loads(raw) if raw else {}
+
+    def accounted_count(self, sweep_id: str) -> int:
+        """Trials finished or running: the rest are queued, or their message was lost."""
+        base = self._sweep(sweep_id)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.scard(f"{base}:finished").scard(f"{base}:running")
+        return sum(int(n) for n in pipe.execute())
+
+    def unaccounted(self, sweep_id: str, n_trials: int) -> set[int]:
+        """Trials neither finished nor running."""
+        base = self._sweep(sweep_id)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.smembers(f"{base}:finished").smembers(f"{base}:running")
+        seen = {int(n) for members in pipe.execute() for n in members}
+        return set(range(n_trials)) - seen
+
+    def any_trial_request(self, sweep_id: str, trials: Iterable[int]) -> dict[str, Any]:
+        """The recorded request of the first of ``trials`` that has one, else {}."""
+        for trial in trials:
+            request = self.trial_request(sweep_id, trial)
+            if request:
+                return request
+        return {}
+
+    def claim_lost(self, sweep_id: str, trial: int, hold_s: float) -> bool:
+        """The right, for ``hold_s`` seconds fleet-wide, to queue a lost trial again."""
+        key = f"{self._sweep(sweep_id)}:lost:{trial}"
+        return bool(self.r.set(key, time.time(), nx=True, ex=max(1, math.ceil(hold_s))))
 
     def running_numbers(self, sweep_id: str) -> list[int]:
         return sorted(int(n) for n in self.r.smembers(f"{self._sweep(sweep_id)}:running"))

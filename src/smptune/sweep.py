@@ -70,12 +70,34 @@ def probe(config: SweepConfig, n: int = 16) -> list[dict[str, Any]]:
 
     samples = sample_configurations(config.hyperparameters, n, config.seed)
     for name, dist in config.hyperparameters.items():
-        for value in getattr(dist, "choices", ()):
+        for value, base in _listed_values(name, dist, samples):
             if not any(s.get(name) == value for s in samples):
-                base = next((s for s in samples if name in s), None)
-                if base is not None:
-                    samples.append({**base, name: value})
+                samples.append({**base, name: value})
     return samples
+
+
+def _listed_values(
+    name: str, dist: Any, samples: list[dict[str, Any]]
+) -> list[tuple[Any, dict[str, Any]]]:
+    """Each value listed by entry ``name`` (in every case of a case table), with a sample in
+    which the entry takes that list (None when no sample has the entry active)."""
+    from smptune.space import Cases, is_active
+
+    if isinstance(dist, Cases):
+        lists = [
+            (
+                case,
+                [
+                    s
+                    for s in samples
+                    if is_active(dist, s) and dist.case_for(s[dist.parent]) is case
+                ],
+            )
+            for _, case in dist.cases
+        ]
+    else:
+        lists = [(dist, [s for s in samples if name in s])]
+    return [(value, bases[0]) for d, bases in lists if bases for value in getattr(d, "choices", ())]
 
 
 def new_sweep_id(name: str) -> str:
@@ -136,4 +158,6 @@ def submit(
         task_id=f"{sweep_id}-finalize",
     )
     chord(header)(callback)
+    # every trial's message is sent: from now on the reaper may treat a missing one as lost
+    store.set_sweep_fields(sweep_id, submitted_at=time.time())
     return sweep_id

@@ -8,6 +8,7 @@ configuration on the whole train split and evaluates it on the test split.
 
 from __future__ import annotations
 
+import base64
 import gc
 import logging
 import os
@@ -307,9 +308,23 @@ def _write_results(sweep_id: str, results: dict[str, Any]) -> None:
     sweep = store().get_sweep(sweep_id)
     out = Path(sweep["artifacts_dir"]) / sweep_id
     try:
-        write_results(results, sweep["config"], out, sweep.get("test_metrics"))
+        write_results(
+            results, sweep["config"], out, sweep.get("test_metrics"), splits=sweep.get("splits")
+        )
     except OSError as exc:  # another machine's path: the results stay in Redis
         log.warning("cannot write results to %s (%s); use `producer results --out`", out, exc)
+
+
+def _describe_splits(config: SweepConfig) -> dict[str, Any] | None:
+    """The trainable's record of its splits (sample names of test and validation sets), for
+    ``splits.json``; None when it keeps none or its data cannot be read here."""
+    try:
+        trainable = load_trainable(config.trainable, allowed=allowed_trainables())
+        describe = getattr(trainable, "describe_splits", None)
+        return None if describe is None else describe(config.settings())
+    except (SmptuneError, OSError, ValueError) as exc:
+        log.warning("cannot record the splits: %s", _describe(exc))
+        return None
 
 
 @app.task(name="smptune.finalize_sweep", bind=True)
@@ -324,14 +339,12 @@ def finalize_sweep(self: Any, trial_results: list[dict[str, Any]], sweep_id: str
     cancelled = db.cancel_requested(sweep_id)
     retrain = config.retrain_and_test and results["best"] is not None and not cancelled
     status = "retraining" if retrain else "cancelled" if cancelled else "done"
-    db.set_sweep_fields(
-        sweep_id,
-        results=results,
-        status=status,
-        **({} if retrain else {"finished": time.time()}),
-    )
-    db.deactivate(sweep_id)
+    splits = _describe_splits(config)
+    db.set_sweep_fields(sweep_id, results=results, **({"splits": splits} if splits else {}))
+    # the folder first: whoever sees the status change finds the results written
     _write_results(sweep_id, results)
+    db.set_sweep_fields(sweep_id, status=status, **({} if retrain else {"finished": time.time()}))
+    db.deactivate(sweep_id)
     counts = ", ".join(
         f"{results[f'trials_{s}']} {s}" for s in TRIAL_OUTCOMES if results[f"trials_{s}"]
     )
@@ -382,9 +395,8 @@ def retrain_and_test(self: Any, sweep_id: str) -> dict[str, Any]:
         db.set_sweep_fields(
             sweep_id,
             test_metrics=metrics,
-            status="done",
             final_model_dir=str(out),
-            finished=time.time(),
+            **_predictions_field(out),
         )
     except Exception as exc:
         log.warning(
@@ -401,13 +413,29 @@ def retrain_and_test(self: Any, sweep_id: str) -> dict[str, Any]:
         )
         return {"sweep_id": sweep_id, "status": "failed"}
     _write_results(sweep_id, sweep["results"])
+    db.set_sweep_fields(sweep_id, status="done", finished=time.time())
     return {"sweep_id": sweep_id, "status": "done", "test_metrics": metrics}
+
+
+def _predictions_field(final_dir: Path) -> dict[str, str]:
+    """The final model's sample predictions as base64 PNG in the sweep record, so that
+    ``producer results --out`` on another machine can put them into its report."""
+    png = final_dir / "predictions.png"
+    if not png.is_file():
+        return {}
+    return {"predictions_png": base64.b64encode(png.read_bytes()).decode("ascii")}
 
 
 @task_postrun.connect
 def _free_device_memory(**_: Any) -> None:
-    """Free what a trial left behind so the long-lived child starts the next one clean."""
-    gc.collect()
+    """Free the GPU memory a trial left behind so the long-lived child starts the next one
+    clean, then freeze what survives so later collections scan only new objects.
+
+    Without CUDA in use there is no memory to hand back and the interpreter's own collector
+    suffices: a full collection with torch loaded costs ~0.2 s (docs/performance.md)."""
     torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return
+    gc.collect()
+    torch.cuda.empty_cache()
+    gc.freeze()

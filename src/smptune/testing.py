@@ -34,7 +34,12 @@ class QuadraticTrainable:
     }
     metrics = ("score", "loss")
 
+    def _complete(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` with the defaults for the names it lacks (an inactive conditional)."""
+        return {**self.defaults, **params}
+
     def validate(self, params: Mapping[str, Any], settings: SweepSettings) -> None:
+        params = self._complete(params)
         for key in ("x", "y", "sleep", "fold_noise", "noise"):
             value = params[key]
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -54,6 +59,7 @@ class QuadraticTrainable:
 
     def train_fold(self, params: Mapping[str, Any], context: FoldContext) -> FoldResult:
         start = time.perf_counter()
+        params = self._complete(params)
         if params["crash"]:
             os._exit(70)
         if params["fail"]:
@@ -74,7 +80,7 @@ class QuadraticTrainable:
     def retrain_and_test(
         self, params: Mapping[str, Any], epochs: int, context: FoldContext
     ) -> dict[str, float]:
-        metrics = self._evaluate(params, 0.0)
+        metrics = self._evaluate(self._complete(params), 0.0)
         if context.output_dir is not None:
             context.output_dir.mkdir(parents=True, exist_ok=True)
             model = {"params": dict(params), "epochs": epochs}

@@ -23,6 +23,14 @@ QUADRATIC_TRAINABLE = "smptune.testing:QuadraticTrainable"
 BUILTIN_TRAINABLES: tuple[str, ...] = (SEGMENTATION_TRAINABLE, QUADRATIC_TRAINABLE)
 #: Comma-separated trainables a worker runs beyond the built-ins (``--allow-trainable``).
 ALLOWED_TRAINABLES_ENV = "SMPTUNE_ALLOWED_TRAINABLES"
+#: The folder below which a relative ``data.root`` is read, on the machine that reads it.
+DATA_ROOT_ENV = "SMPTUNE_DATA_ROOT"
+
+
+def data_root_base() -> Path | None:
+    """``$SMPTUNE_DATA_ROOT`` of this machine, when set: relative data roots live below it."""
+    base = os.environ.get(DATA_ROOT_ENV, "").strip()
+    return Path(base).expanduser() if base else None
 
 
 def allowed_trainables() -> list[str]:

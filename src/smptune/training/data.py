@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from smptune.errors import ConfigError
+from smptune.trainable import data_root_base
 from smptune.training.cache import Allocate, cache_key, cached, folder_listing
 from smptune.training.synthetic import (
     GROUP_COLUMN,
@@ -202,7 +203,11 @@ def data_spec(data: Mapping[str, Any] | None) -> DataSpec:
         raw_root = data["root"]
         if not isinstance(raw_root, (str, Path)) or not str(raw_root).strip():
             raise ConfigError(f"data.root: expected a folder path, got {raw_root!r}")
-        root = Path(raw_root).expanduser().resolve()
+        root = Path(raw_root).expanduser()
+        base = data_root_base()
+        if not root.is_absolute() and base is not None:
+            root = base / root
+        root = root.resolve()
     else:
         synthetic = synthetic_options(data["synthetic"])
     classes = _int_key("data.classes", data.get("classes", 1), 1, MAX_CLASSES)

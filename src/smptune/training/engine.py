@@ -172,8 +172,10 @@ def _run(action: Any) -> Any:
 
 
 def _release() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
+    """Hand a run's GPU memory back (tensors in reference cycles need a collection first);
+    nothing to do without CUDA in use."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        gc.collect()
         torch.cuda.empty_cache()
 
 
