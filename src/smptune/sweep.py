@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from smptune.config import SweepConfig
-from smptune.errors import ConfigError
+from smptune.errors import BrokerError, ConfigError
 from smptune.recovery import TRIAL_PRIORITY
 from smptune.store import SweepStore
 from smptune.trainable import load_trainable
@@ -100,6 +100,12 @@ def _listed_values(
     return [(value, bases[0]) for d, bases in lists if bases for value in getattr(d, "choices", ())]
 
 
+#: Messages per Redis round trip when a sweep is sent.
+PUBLISH_BATCH = 2000
+#: Larger sweeps are sent without task-sent events (see :func:`send_chord`).
+SENT_EVENTS_MAX_TRIALS = 1000
+
+
 def new_sweep_id(name: str) -> str:
     slug = re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-").lower()[:40] or "sweep"
     return f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
@@ -117,7 +123,7 @@ def submit(
     artifacts_dir: Path,
 ) -> str:
     """Record the sweep and send one chord: a ``cv_trial`` per configuration → finalize."""
-    from celery import chord
+    from kombu.exceptions import BatchPublishError
 
     from smptune.celeryapp import HARD_LIMIT_GRACE_S, app
 
@@ -157,7 +163,45 @@ def submit(
         queue=config.queue,
         task_id=f"{sweep_id}-finalize",
     )
-    chord(header)(callback)
+    try:
+        send_chord(app, header, callback, config.queue)
+    except BatchPublishError as exc:  # Redis went away part-way: some trials may be queued
+        raise BrokerError(
+            f"sending sweep {sweep_id} failed part-way ({exc.__cause__ or exc}); cancel it "
+            f"(producer cancel {sweep_id}) and submit again"
+        ) from exc
     # every trial's message is sent: from now on the reaper may treat a missing one as lost
     store.set_sweep_fields(sweep_id, submitted_at=time.time())
     return sweep_id
+
+
+def send_chord(app: Any, header: list[Any], callback: Any, queue: str) -> None:
+    """Send ``header`` as one chord whose callback is ``callback``, as ``celery.chord`` does,
+    but through one producer that pipelines its publishes to Redis in batches (one round
+    trip per :data:`PUBLISH_BATCH` messages instead of one per message).
+
+    Sweeps of more than :data:`SENT_EVENTS_MAX_TRIALS` trials are sent without Celery's
+    task-sent events: Flower keeps 10,000 tasks in memory, and the events cost a third of
+    the time to submit; their trials show in Flower once a worker receives them.
+    """
+    from celery import group
+    from celery.utils import uuid
+
+    group_id = uuid()
+    callback.freeze(callback.options["task_id"], group_id=group_id)
+    trials = group(
+        [sig.clone(declare=[], retry=False) for sig in header], app=app
+    )  # declared once below; a batch is sent at its flush, where retrying is unsafe
+    trials.freeze(_id=group_id, chord=callback)
+    sent_events = app.conf.task_send_sent_event
+    app.conf.task_send_sent_event = sent_events and len(header) <= SENT_EVENTS_MAX_TRIALS
+    try:
+        # kombu batches only on a connection that never replays a write on its own
+        options = {"retry_on_timeout": False}
+        with app.connection_for_write(transport_options=options) as conn:
+            producer = app.amqp.Producer(conn)
+            producer.maybe_declare(app.amqp.queues[queue])
+            with producer.batch(PUBLISH_BATCH):
+                trials.apply_async(producer=producer, task_id=group_id)
+    finally:
+        app.conf.task_send_sent_event = sent_events

@@ -238,7 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run this trainable (repeatable); built-ins always run",
     )
     start.add_argument("--hostname", help="host part of worker names (default: this host)")
-    start.add_argument("--loglevel", default="INFO")
+    start.add_argument(
+        "--loglevel",
+        default="INFO",
+        help="INFO (default): a line per trial start, run end and trial end with sweep id, "
+        "trial, fold, score and duration; WARNING: problems only",
+    )
     start.add_argument("--logfile-dir", help="write each worker's log to DIR/<worker>.log")
     start.add_argument(
         "--max-tasks-per-child",
