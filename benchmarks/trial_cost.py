@@ -13,6 +13,9 @@ and its last step (training or validation) ends; the rest comes from the sweep s
   the script that records the trial);
 - imports: the time the wrapper spends importing the training engine, on its first fold.
 
+Then a worker started with ``--preload --max-tasks-per-child 1`` runs the same two trials,
+each in a new pool child forked after the worker imported torch, Lightning and smp.
+
     python -m benchmarks.trial_cost
 """
 
@@ -104,12 +107,15 @@ class TimedSegmentationTrainable(SegmentationTrainable):
         )
 
 
-def measure() -> dict[str, float]:
+def measure(*worker_args: str) -> dict[str, float]:
+    """Two tiny trials on one CPU worker started with ``worker_args``."""
     with tempfile.TemporaryDirectory() as tmp_name, EmbeddedRedis() as redis:
         tmp = Path(tmp_name)
         env = clean_env(SMPTUNE_CACHE_DIR=str(tmp / "cache"))
         store = SweepStore.from_url(redis.url)
-        supervisor = start_workers(redis.url, "--cpu", "1", "--allow-trainable", TRAINABLE, env=env)
+        supervisor = start_workers(
+            redis.url, "--cpu", "1", "--allow-trainable", TRAINABLE, *worker_args, env=env
+        )
         try:
             warm_up(store, redis.url, env, tmp, 1)  # the worker is up; torch not imported
             config = tmp / "trial-cost.yaml"
@@ -150,10 +156,19 @@ def measure() -> dict[str, float]:
 
 
 def rows(quick: bool) -> list[Row]:
-    """The same in both forms: two tiny trials on one worker."""
+    """The same in both forms: two tiny trials on one worker, then two on a worker that
+    preloads the training stack and gives each trial a fresh pool child."""
     m = measure()
+    fresh = measure("--preload", "--max-tasks-per-child", "1")
     head = "trial cost (16 imgs x 32 px, 1 epoch):"
     return [
+        Row(
+            f"{head} start -> first step, fresh child of a --preload worker",
+            (fresh["cold_start_s"] + fresh["warm_start_s"]) / 2,
+            m["warm_start_s"],
+            reference_label="warm child",
+            note="each trial in a new pool child forked after the imports",
+        ),
         Row(
             f"{head} start -> first step, fresh process",
             m["cold_start_s"],

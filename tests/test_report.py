@@ -22,7 +22,7 @@ from smptune.report import summarize, write_results
 from smptune.store import SweepStore
 from smptune.testing import QuadraticTrainable
 
-from conftest import run_cli, submit_and_wait, wait_for, write_config
+from conftest import run_cli, submit_and_wait, write_config
 
 PLOTS = ("history", "folds", "parallel", "importance")
 _PROBE = (

@@ -6,6 +6,8 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from smptune.config import load_config
 from smptune.store import SweepStore
 from smptune.testing import QuadraticTrainable
@@ -120,6 +122,35 @@ def test_an_allowed_trainable_runs(tmp_path, redis_server, store, start_workers)
     assert result.returncode == 0, result.stderr
     assert [t["status"] for t in store.trials(sweep_id)] == ["complete", "complete"]
     assert len(list(markers.iterdir())) == 2 * 3
+
+
+@pytest.mark.parametrize("preload", [True, False])
+def test_preload_imports_the_training_stack_before_each_fresh_pool_child(
+    preload, tmp_path, redis_server, store, start_workers
+):
+    # Given CPU workers that start a fresh pool child for every trial, with or without --preload
+    start_workers(
+        "--cpu",
+        "1",
+        "--preload" if preload else "--no-preload",
+        "--max-tasks-per-child",
+        "1",
+        "--allow-trainable",
+        "trainables:ImportReporter",
+    )
+    config = write_config(
+        tmp_path / "s.yaml", n_trials=2, trainable="trainables:ImportReporter", cv={"n_folds": 2}
+    )
+
+    # When a sweep runs
+    sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "a")
+
+    # Then each trial ran in its own child, which found torch and the engine imported only
+    # when the worker preloaded them
+    assert result.returncode == 0, result.stderr
+    metrics = [f["metrics"] for t in store.trials(sweep_id) for f in t["folds"].values()]
+    assert len({m["pid"] for m in metrics}) == 2
+    assert {m["preloaded"] for m in metrics} == {1.0 if preload else 0.0}
 
 
 def test_the_supervisor_restarts_a_crashed_worker(tmp_path, redis_server, store, start_workers):

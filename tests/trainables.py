@@ -26,3 +26,17 @@ class MarkingTrainable(QuadraticTrainable):
         if marker_dir:
             Path(marker_dir, f"{context.sweep_id}-{context.trial}-{context.fold}").touch()
         return super().train_fold(params, context)
+
+
+class ImportReporter(QuadraticTrainable):
+    """The quadratic trainable, reporting whether its process had the training stack
+    imported when the fold started (``preloaded``) and which process ran it (``pid``)."""
+
+    def train_fold(self, params: Mapping[str, Any], context: FoldContext) -> FoldResult:
+        import os
+        import sys
+
+        preloaded = float("torch" in sys.modules and "smptune.training.engine" in sys.modules)
+        result = super().train_fold(params, context)
+        result.metrics.update(preloaded=preloaded, pid=float(os.getpid()))
+        return result

@@ -23,6 +23,10 @@ QUADRATIC_TRAINABLE = "smptune.testing:QuadraticTrainable"
 BUILTIN_TRAINABLES: tuple[str, ...] = (SEGMENTATION_TRAINABLE, QUADRATIC_TRAINABLE)
 #: Comma-separated trainables a worker runs beyond the built-ins (``--allow-trainable``).
 ALLOWED_TRAINABLES_ENV = "SMPTUNE_ALLOWED_TRAINABLES"
+#: Comma-separated modules a worker imports before forking its pool child (``--preload``).
+PRELOAD_ENV = "SMPTUNE_PRELOAD"
+#: What ``--preload`` imports: the segmentation trainable's engine (torch, Lightning, smp).
+PRELOAD_MODULES = "smptune.training.engine"
 #: The folder below which a relative ``data.root`` is read, on the machine that reads it.
 DATA_ROOT_ENV = "SMPTUNE_DATA_ROOT"
 
