@@ -52,8 +52,11 @@ class Reaper:
         now = time.monotonic() if now is None else now
         requeued: list[tuple[str, int]] = []
         seen: set[tuple[str, int]] = set()
-        for sweep_id in self.store.active_sweeps():
-            self._finalize_if_stuck(sweep_id)
+        sweeps = {
+            sweep_id: self.store.get_sweep(sweep_id) for sweep_id in self.store.active_sweeps()
+        }
+        for sweep_id, sweep in sweeps.items():
+            self._finalize_if_stuck(sweep_id, sweep)
             for trial in self.store.running_numbers(sweep_id):
                 key = (sweep_id, trial)
                 if self.store.lease_exists(sweep_id, trial):
@@ -67,17 +70,17 @@ class Reaper:
                     self.requeue(sweep_id, trial)
                     requeued.append(key)
         self._missing_since = {k: v for k, v in self._missing_since.items() if k in seen}
-        requeued += self._requeue_lost_messages(now)
+        requeued += self._requeue_lost_messages(sweeps, now)
         return requeued
 
-    def _requeue_lost_messages(self, now: float) -> list[tuple[str, int]]:
+    def _requeue_lost_messages(
+        self, sweeps: dict[str, dict[str, Any]], now: float
+    ) -> list[tuple[str, int]]:
         """Queue again the trials whose message vanished before they started."""
         unqueued: set[tuple[str, int]] = set()
         held: set[str] | None = None  # task ids of messages workers hold, read once a pass
-        n_trials_of: dict[str, int] = {}
-        for sweep_id in self.store.active_sweeps():
-            sweep = self.store.get_sweep(sweep_id)
-            n_trials = n_trials_of[sweep_id] = sweep["n_trials"]
+        for sweep_id, sweep in sweeps.items():
+            n_trials = sweep["n_trials"]
             if "submitted_at" not in sweep or sweep.get("finalized_at"):
                 continue  # still being sent, or done
             if self.store.accounted_count(sweep_id) >= n_trials:
@@ -95,10 +98,10 @@ class Reaper:
         self._unqueued_since = {k: v for k, v in self._unqueued_since.items() if k in unqueued}
         requeued = []
         for (sweep_id, trial), since in sorted(self._unqueued_since.items()):
-            if now - since < self.finalize_grace_s or sweep_id not in n_trials_of:
+            if now - since < self.finalize_grace_s:
                 continue
             if self.store.claim_lost(sweep_id, trial, hold_s=2 * self.finalize_grace_s):
-                self.requeue_unstarted(sweep_id, trial, n_trials_of[sweep_id])
+                self.requeue_unstarted(sweep_id, trial, sweeps[sweep_id]["n_trials"])
                 requeued.append((sweep_id, trial))
             del self._unqueued_since[(sweep_id, trial)]
         return requeued
@@ -150,8 +153,7 @@ class Reaper:
         )
         self._send(sweep_id, trial, request)
 
-    def _finalize_if_stuck(self, sweep_id: str) -> None:
-        sweep = self.store.get_sweep(sweep_id)
+    def _finalize_if_stuck(self, sweep_id: str, sweep: dict[str, Any]) -> None:
         if sweep.get("finalized_at") or self.store.finished_count(sweep_id) < sweep["n_trials"]:
             return
         if time.time() - sweep.get("last_finished", time.time()) < self.finalize_grace_s:
