@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from smptune.store import SweepStore
 from smptune.sweep import trial_task_id
 
@@ -171,8 +173,9 @@ def _drop_message(client, task_id: str) -> int:
     return removed
 
 
+@pytest.mark.parametrize("lost", [(2,), (0, 1, 2, 3)], ids=["one", "all"])
 def test_a_trial_whose_message_vanished_before_it_started_is_queued_again(
-    tmp_path, redis_server, store, start_workers
+    lost, tmp_path, redis_server, store, start_workers
 ):
     # Given a queued sweep that lost one trial's message before a worker took it (kombu pops
     # a message, then records it as unacknowledged: a Redis that dies in between drops it)
@@ -184,16 +187,19 @@ def test_a_trial_whose_message_vanished_before_it_started_is_queued_again(
     )
     assert submitted.returncode == 0, submitted.stderr
     sweep_id = submitted.stdout.split()[0]
-    assert _drop_message(store.r, trial_task_id(sweep_id, 2)) == 1
+    for trial in lost:
+        assert _drop_message(store.r, trial_task_id(sweep_id, trial)) == 1
 
     # When workers run the sweep
     workers = start_workers("--cpu", "1", SMPTUNE_LEASE_TTL=LEASE_TTL)
 
-    # Then once the queue has drained the reaper queues the lost trial again under its chord,
-    # and the sweep completes with every trial once
+    # Then once the queue has drained the reaper queues the lost trials again under their
+    # chord, and the sweep completes with every trial once
     wait_for(lambda: store.get_sweep(sweep_id)["status"] == "done", 120)
     assert_every_trial_once(store, sweep_id)
-    assert f"sweep {sweep_id} trial 2: its message was lost before it started" in workers.logs()
+    logs = workers.logs()
+    for trial in lost:
+        assert f"sweep {sweep_id} trial {trial}: its message was lost before it started" in logs
 
 
 def test_a_trial_that_kills_its_worker_every_time_fails_after_three_attempts(

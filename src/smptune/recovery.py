@@ -81,7 +81,7 @@ class Reaper:
         held: set[str] | None = None  # task ids of messages workers hold, read once a pass
         for sweep_id, sweep in sweeps.items():
             n_trials = sweep["n_trials"]
-            if "submitted_at" not in sweep or sweep.get("finalized_at"):
+            if "trial_request" not in sweep or sweep.get("finalized_at"):
                 continue  # still being sent, or done
             if self.store.accounted_count(sweep_id) >= n_trials:
                 continue
@@ -101,7 +101,7 @@ class Reaper:
             if now - since < self.finalize_grace_s:
                 continue
             if self.store.claim_lost(sweep_id, trial, hold_s=2 * self.finalize_grace_s):
-                self.requeue_unstarted(sweep_id, trial, sweeps[sweep_id]["n_trials"])
+                self.requeue_unstarted(sweep_id, sweeps[sweep_id], trial)
                 requeued.append((sweep_id, trial))
             del self._unqueued_since[(sweep_id, trial)]
         return requeued
@@ -130,22 +130,14 @@ class Reaper:
                 continue
         return ids
 
-    def requeue_unstarted(self, sweep_id: str, trial: int, n_trials: int) -> None:
-        """Queue a trial whose message was lost, under its task id, group and chord (taken
-        from its own earlier start, or from another trial of the sweep)."""
-        request = self.store.trial_request(sweep_id, trial)
-        if not request:
-            others = [*self.store.running_numbers(sweep_id), *range(n_trials)]
-            template = self.store.any_trial_request(sweep_id, others)
-            if not template:
-                log.warning(
-                    "sweep %s trial %d: its message was lost and no trial has started to "
-                    "copy the chord from; it waits for Redis to redeliver it",
-                    sweep_id,
-                    trial,
-                )
-                return
-            request = {**template, "id": self._task_id(sweep_id, trial), "group_index": trial}
+    def requeue_unstarted(self, sweep_id: str, sweep: dict[str, Any], trial: int) -> None:
+        """Queue a trial whose message was lost, under its task id, group and chord (from
+        its own earlier start, else from the request template recorded at submit)."""
+        request = self.store.trial_request(sweep_id, trial) or {
+            **sweep["trial_request"],
+            "id": self._task_id(sweep_id, trial),
+            "group_index": trial,
+        }
         log.warning(
             "sweep %s trial %d: its message was lost before it started; queueing it again",
             sweep_id,

@@ -226,7 +226,7 @@ class SweepStore:
         if not raw:
             raise SweepNotFoundError(f"no sweep {sweep_id!r} in this broker")
         sweep: dict[str, Any] = dict(raw)
-        for key in ("config", "results", "test_metrics", "splits"):
+        for key in ("config", "results", "test_metrics", "splits", "trial_request"):
             if key in sweep:
                 sweep[key] = json.loads(sweep[key])
         for key in ("n_trials", "n_folds", "folds_done", "finalize_runs", *_COUNTERS):
@@ -352,14 +352,6 @@ class SweepStore:
         pipe.smembers(f"{base}:finished").smembers(f"{base}:running")
         seen = {int(n) for members in pipe.execute() for n in members}
         return set(range(n_trials)) - seen
-
-    def any_trial_request(self, sweep_id: str, trials: Iterable[int]) -> dict[str, Any]:
-        """The recorded request of the first of ``trials`` that has one, else {}."""
-        for trial in trials:
-            request = self.trial_request(sweep_id, trial)
-            if request:
-                return request
-        return {}
 
     def claim_lost(self, sweep_id: str, trial: int, hold_s: float) -> bool:
         """The right, for ``hold_s`` seconds fleet-wide, to queue a lost trial again."""

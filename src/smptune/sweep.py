@@ -162,20 +162,29 @@ def submit(
         task_id=f"{sweep_id}-finalize",
     )
     try:
-        send_chord(app, "smptune.cv_trial", trials, callback, config.queue)
+        group_id = send_chord(app, "smptune.cv_trial", trials, callback, config.queue)
     except BatchPublishError as exc:  # Redis went away part-way: some trials may be queued
         raise BrokerError(
             f"sending sweep {sweep_id} failed part-way ({exc.__cause__ or exc}); cancel it "
             f"(producer cancel {sweep_id}) and submit again"
         ) from exc
-    # every trial's message is sent: from now on the reaper may treat a missing one as lost
-    store.set_sweep_fields(sweep_id, submitted_at=time.time())
+    # every trial's message is sent: from now on the reaper may treat a missing one as lost,
+    # and queue it again with this request (its own task id and group index added)
+    template = {
+        "group": group_id,
+        "chord": callback,
+        "queue": config.queue,
+        "soft_time_limit": config.trial_timeout,
+        "time_limit": config.trial_timeout + HARD_LIMIT_GRACE_S,
+    }
+    store.set_sweep_fields(sweep_id, submitted_at=time.time(), trial_request=template)
     return sweep_id
 
 
-def send_chord(app: Any, name: str, calls: list[dict[str, Any]], callback: Any, queue: str) -> None:
+def send_chord(app: Any, name: str, calls: list[dict[str, Any]], callback: Any, queue: str) -> str:
     """Send a chord: a ``name`` task per entry of ``calls`` (options of ``send_task``:
     args, task_id, ...) to ``queue``, whose results go to ``callback`` once all are in.
+    Returns the chord's group id.
 
     It sends what ``celery.chord`` sends for a group of plain tasks on the Redis backend (the
     chord size, then each task with its group id, group index and the callback), but through
@@ -215,3 +224,4 @@ def send_chord(app: Any, name: str, calls: list[dict[str, Any]], callback: Any, 
                     )
     finally:
         app.conf.task_send_sent_event = sent_events
+    return str(group_id)
