@@ -134,6 +134,10 @@ CASES = {
     "negative seed": ({"seed": -1}, ["seed", "-1"]),
     "test_fraction above 1": ({"data": {"test_fraction": 1.5}}, ["data.test_fraction", "1.5"]),
     "test_fraction 0": ({"data": {"test_fraction": 0}}, ["data.test_fraction", "(0, 1)"]),
+    "test_fraction beside test_names": (
+        {"data": {"synthetic": {}, "test_fraction": 0.3, "test_names": ["synthetic_00001"]}},
+        ["data.test_fraction", "data.test_names"],
+    ),
     "n_folds not an integer": ({"cv": {"n_folds": 2.5}}, ["cv.n_folds", "2.5"]),
     "n_folds as a string": ({"cv": {"n_folds": "3"}}, ["cv.n_folds", "'3'"]),
     "a key given with hyphen and underscore": ({"n-trials": 4}, ["n-trials", "n_trials"]),

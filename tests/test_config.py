@@ -166,6 +166,11 @@ def test_missing_file_names_the_path(tmp_path):
 # --- defaults and normalisation ----------------------------------------------------------
 
 
+def test_an_explicit_test_split_takes_no_test_fraction():
+    config = config_from_dict(_minimal(data={"synthetic": {}, "test_groups": ["a"]}))
+    assert config.data == {"synthetic": {}, "test_groups": ["a"]}
+
+
 def test_defaults():
     config = config_from_dict(_minimal())
     assert config.trainable == SEGMENTATION_TRAINABLE

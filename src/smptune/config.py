@@ -281,7 +281,9 @@ class SweepConfig:
             if not root.is_absolute() and self.source is not None and data_root_base() is None:
                 root = (Path(self.source).parent / root).resolve()
             data["root"] = str(root)
-        explicit = [k for k in ("test_names", "test_list", "test_groups") if k in data]
+        explicit = [
+            k for k in ("test_names", "test_list", "test_groups") if data.get(k) is not None
+        ]
         if explicit and "test_fraction" in data:
             raise ConfigError(
                 f"data.test_fraction: conflicts with data.{explicit[0]}; the test split is "
