@@ -13,7 +13,6 @@ Only where ``nvidia-smi`` works; elsewhere one row says there is no GPU. With on
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 import subprocess
@@ -25,7 +24,16 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.harness import Row, clean_env, finalized, kill, start_workers, submit, warm_up
+from benchmarks.harness import (
+    Row,
+    clean_env,
+    finalized,
+    kill,
+    run_alone,
+    start_workers,
+    submit,
+    warm_up,
+)
 from smptune.broker import EmbeddedRedis
 from smptune.store import SweepStore
 
@@ -168,12 +176,7 @@ def rows(quick: bool) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    from benchmarks.__main__ import print_table
-
-    print_table(rows(args.quick))
+    run_alone(rows, __doc__)
 
 
 if __name__ == "__main__":

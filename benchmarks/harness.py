@@ -3,6 +3,7 @@ and :class:`Row`, one line of the table ``python -m benchmarks`` prints."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -169,3 +170,13 @@ def warm_up(store: SweepStore, broker: str, env: dict[str, str], tmp: Path, work
         hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": 0.1},
     )
     finalized(store, submit(config, broker, env, "--artifacts", str(tmp)), 120)
+
+
+def run_alone(rows: Callable[[bool], list[Row]], doc: str | None, quick_help: str = "") -> None:
+    """``python -m benchmarks.<name> [--quick]``: one benchmark's rows as the table."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help or "the short form")
+    args = parser.parse_args()
+    from benchmarks.__main__ import print_table
+
+    print_table(rows(args.quick))

@@ -14,7 +14,6 @@ same absolute allowance per fold.
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import tempfile
 import time
@@ -26,6 +25,7 @@ from benchmarks.harness import (
     clean_env,
     finalized,
     kill,
+    run_alone,
     start_workers,
     submit,
     warm_up,
@@ -135,12 +135,7 @@ def rows(quick: bool) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="16 trials x 3 x 0.5 s, 2 workers")
-    args = parser.parse_args()
-    from benchmarks.__main__ import print_table
-
-    print_table(rows(args.quick))
+    run_alone(rows, __doc__, "16 trials x 3 x 0.5 s, 2 workers")
 
 
 if __name__ == "__main__":

@@ -12,14 +12,13 @@ run of each; the medians are compared. Target: the trainable ≤ 1.10× the plai
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
 import time
 from typing import Any
 
-from benchmarks.harness import Row
+from benchmarks.harness import Row, run_alone
 
 ENCODER = "tu-regnetx_002"
 PARAMS = {
@@ -157,12 +156,7 @@ def rows(quick: bool) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    from benchmarks.__main__ import print_table
-
-    print_table(rows(args.quick))
+    run_alone(rows, __doc__)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Keys (``{id}`` is the sweep id)::
     smptune:sweep:{id}:params       hash   trial number -> parameters (JSON); for adaptive
                                            samplers written when the trial starts
     smptune:sweep:{id}:ask-lock     string held while a worker asks the sampler
+    smptune:sweep:{id}:lost:{n}     string short-lived claim to queue a lost trial again
     smptune:sweep:{id}:trial:{n}    hash   status, worker, device, fold, score, error, ...
     smptune:sweep:{id}:folds:{n}    hash   run index (fold × seeds + seed) -> run result (JSON)
     smptune:sweep:{id}:finished     set    trial numbers whose final record is written
@@ -213,10 +214,15 @@ class SweepStore:
         self.get_sweep(sweep_id)  # raises for an unknown sweep
         self.r.hset(self._sweep(sweep_id), "cancel_requested", time.time())
 
-    def past_deadline(self, sweep_id: str) -> bool:
-        """Whether the sweep's time budget is spent (never, without a budget)."""
-        deadline = self.r.hget(self._sweep(sweep_id), "deadline")
-        return deadline is not None and time.time() >= float(deadline)
+    def stop_reason(self, sweep_id: str) -> str | None:
+        """Why no further run of the sweep may start, in one read: ``"cancelled"``,
+        ``"out of time"`` (its time budget is spent), or None."""
+        cancelled, deadline = self.r.hmget(self._sweep(sweep_id), "cancel_requested", "deadline")
+        if cancelled is not None:
+            return "cancelled"
+        if deadline is not None and time.time() >= float(deadline):
+            return "out of time"
+        return None
 
     def cancel_requested(self, sweep_id: str) -> bool:
         return bool(self.r.hexists(self._sweep(sweep_id), "cancel_requested"))
@@ -234,7 +240,6 @@ class SweepStore:
         sweep["n_runs"] = int(sweep.get("n_runs") or sweep["n_folds"])
         for key in (
             "created",
-            "submitted_at",
             "finished",
             "last_finished",
             "finalized_at",

@@ -177,7 +177,7 @@ def submit(
         "soft_time_limit": config.trial_timeout,
         "time_limit": config.trial_timeout + HARD_LIMIT_GRACE_S,
     }
-    store.set_sweep_fields(sweep_id, submitted_at=time.time(), trial_request=template)
+    store.set_sweep_fields(sweep_id, trial_request=template)
     return sweep_id
 
 

@@ -109,9 +109,10 @@ def _params_text(params: dict[str, Any], names: Any) -> str:
 def _not_started(db: SweepStore, sweep_id: str) -> dict[str, Any] | None:
     """The record of a trial that must not start: the sweep was cancelled, or its time
     budget is spent."""
-    if db.cancel_requested(sweep_id):
+    reason = db.stop_reason(sweep_id)
+    if reason == "cancelled":
         return {"status": "cancelled", "error": "sweep cancelled before the trial started"}
-    if db.past_deadline(sweep_id):
+    if reason == "out of time":
         return {"status": "skipped", "error": "the sweep's time budget was spent before it started"}
     return None
 
@@ -242,11 +243,12 @@ def _train_runs(
                     continue
                 if not lease.renew():  # another copy has it (we were cut off, then reaped)
                     raise Ignore()
-                if db.cancel_requested(sweep_id):
+                reason = db.stop_reason(sweep_id)
+                if reason == "cancelled":
                     return _partial(
                         "cancelled", f"sweep cancelled after {len(done)} runs", config, done
                     )
-                if db.past_deadline(sweep_id):
+                if reason == "out of time":
                     return _partial(
                         "stopped",
                         f"the time budget ran out after {len(done)} of {config.n_runs} runs",
