@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from smptune.errors import ConfigError
+from smptune.space import param_text
 from smptune.urls import BROKER_ENV
 
 #: The parameter part of a trial's label is cut to about this many characters.
@@ -42,8 +43,7 @@ def trial_argsrepr(
     for name in names if params else ():
         if name not in params:
             continue
-        value = params[name]
-        item = f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+        item = param_text(name, params[name])
         candidate = f"{text}, {item}" if text else item
         if len(candidate) > PARAMS_MAX_CHARS:
             text = (text + ", …") if text else item[: PARAMS_MAX_CHARS - 1] + "…"

@@ -18,12 +18,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from smptune.store import TRIAL_OUTCOMES
+
 log = logging.getLogger("smptune.report")
 
 #: Rows of the ranking table; every trial is in trials.csv.
 MAX_RANKING_ROWS = 100
 PREDICTIONS = Path("final") / "predictions.png"
-_OUTCOMES = ("complete", "pruned", "stopped", "skipped", "failed", "cancelled")
 
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
@@ -119,7 +120,7 @@ def _searched(results: Mapping[str, Any], config: Mapping[str, Any]) -> list[str
 
 def _summary(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
     counts = ", ".join(
-        f"{results[f'trials_{s}']} {s}" for s in _OUTCOMES if results.get(f"trials_{s}")
+        f"{results[f'trials_{s}']} {s}" for s in TRIAL_OUTCOMES if results.get(f"trials_{s}")
     )
     n_randoms = int(results.get("n_randoms") or 1)
     cv = f"{results.get('n_folds', '?')} folds" + (f" × {n_randoms} seeds" if n_randoms > 1 else "")

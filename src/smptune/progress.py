@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from smptune.space import param_text
 from smptune.store import TERMINAL_SWEEP_STATES, TRIAL_OUTCOMES, SweepStore
 
 FINISHED_TRIAL_STATES = frozenset(TRIAL_OUTCOMES)
@@ -41,7 +42,7 @@ def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
             t = by_number.get(r["trial"], {})
             r["runs_done"] = len(t.get("folds") or {})
             r["params"] = ", ".join(
-                f"{n}={_short(t['params'][n])}" for n in names if n in (t.get("params") or {})
+                param_text(n, t["params"][n]) for n in names if n in (t.get("params") or {})
             )
     for r in running:
         r.setdefault("runs_done", None)
@@ -255,7 +256,7 @@ def ranking_table(results: dict[str, Any], limit: int = 20) -> Table:
         std = "" if t.get("score_std") is None else f"{t['score_std']:.4f}"
         folds = " ".join(f"{s:.3f}" for s in t.get("fold_scores", []))
         shown = results.get("hyperparameters") or list(t["params"])
-        detail = t.get("error") or ", ".join(f"{k}={_short(t['params'].get(k))}" for k in shown)
+        detail = t.get("error") or ", ".join(param_text(k, t["params"].get(k)) for k in shown)
         table.add_row(str(t["rank"]), str(t["trial"]), t["status"], score, std, folds, detail)
     return table
 
@@ -263,7 +264,3 @@ def ranking_table(results: dict[str, Any], limit: int = 20) -> Table:
 def _ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
-
-
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -980,6 +980,12 @@ def leaf(dist: Distribution, config: Mapping[str, Any]) -> Distribution:
     return chosen
 
 
+def param_text(name: str, value: Any) -> str:
+    """``name=value`` as logs, status and Flower show a parameter: floats to 4 significant
+    digits."""
+    return f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+
+
 def with_defaults(
     space: Mapping[str, Any], defaults: Mapping[str, Any], config: Mapping[str, Any]
 ) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from smptune.errors import SmptuneError, TrialError
 from smptune.lease import Lease
 from smptune.report import summarize, write_results
 from smptune.scoring import run_index, trial_score
+from smptune.space import param_text
 from smptune.store import ALREADY_FINISHED, LEASE_LOST, RECORDED, TRIAL_OUTCOMES, SweepStore
 from smptune.trainable import FoldContext, allowed_trainables, load_trainable
 
@@ -95,15 +96,6 @@ def cv_trial(self: Any, sweep_id: str, trial: int) -> dict[str, Any]:
         return _run_trial(self, db, config, lease, sweep_id, trial, worker)
     finally:
         lease.release()
-
-
-def _params_text(params: dict[str, Any], names: Any) -> str:
-    """``learning_rate=0.0012, model_arch=Unet`` for the names the sweep searches."""
-    shown = [n for n in names if n in params]
-    return ", ".join(
-        f"{n}={params[n]:.4g}" if isinstance(params[n], float) else f"{n}={params[n]}"
-        for n in shown
-    )
 
 
 def _not_started(db: SweepStore, sweep_id: str) -> dict[str, Any] | None:
@@ -231,7 +223,7 @@ def _train_runs(
             attempts,
             len(done),
             config.n_runs,
-            _params_text(params, config.hyperparameters),
+            ", ".join(param_text(n, params[n]) for n in config.hyperparameters if n in params),
         )
         settings = config.settings()
         output_dir = _trial_dir(db, sweep_id, trial)
