@@ -6,13 +6,12 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from smptune.config import config_from_dict, config_to_yaml
-from smptune.scoring import SCORED_STATUSES, best_epochs, rank_trials, run_index, run_scores
+from smptune.scoring import BEST_TIER, best_epochs, rank_tier, rank_trials, run_index, run_scores
 from smptune.store import TRIAL_OUTCOMES, SweepStore
 
 
@@ -23,7 +22,7 @@ def summarize(db: SweepStore, sweep_id: str) -> dict[str, Any]:
     ranked = rank_trials(db.trials(sweep_id), config.mode)
     for t in ranked:
         t["fold_scores"] = run_scores(t["folds"], config.scoring)
-    best = next((t for t in ranked if _can_be_best(t)), None)
+    best = next((t for t in ranked if rank_tier(t) <= BEST_TIER), None)
     return {
         "sweep_id": sweep_id,
         "name": config.name,
@@ -49,18 +48,6 @@ def summarize(db: SweepStore, sweep_id: str) -> dict[str, Any]:
         },
         "ranking": ranked,
     }
-
-
-def _can_be_best(trial: Mapping[str, Any]) -> bool:
-    """A stable trial with a score: complete, else (when none is) pruned or stopped early
-    by the time budget, as ranked."""
-    score = trial.get("score")
-    return (
-        trial["status"] in SCORED_STATUSES
-        and not trial.get("unstable")
-        and score is not None
-        and math.isfinite(score)
-    )
 
 
 def best_config(config: Mapping[str, Any], best_params: Mapping[str, Any]) -> dict[str, Any]:

@@ -210,24 +210,29 @@ def trial_score(
     return mean, std, unstable
 
 
-def rank_trials(trials: Iterable[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
-    """Trials best first, each given a 1-based ``rank``.
+#: Rank tiers up to this one hold trials that may be the best: stable, with a score.
+BEST_TIER = 1
 
-    Tiers: complete and stable, then pruned or stopped (by their partial score), then any
-    trial flagged ``unstable``, then trials without a score (failed, cancelled, skipped).
-    """
+
+def rank_tier(t: Mapping[str, Any]) -> int:
+    """0: complete and stable; 1: pruned or stopped (a partial score); 2: flagged
+    ``unstable``; 3: no score (failed, cancelled, skipped)."""
+    score = t.get("score")
+    if t.get("status") not in SCORED_STATUSES or score is None or not math.isfinite(score):
+        return 3
+    if t.get("unstable"):
+        return 2
+    return 0 if t.get("status") == "complete" else 1
+
+
+def rank_trials(trials: Iterable[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
+    """Trials best first by :func:`rank_tier`, then score, then number; each given a
+    1-based ``rank``."""
     sign = -1.0 if mode == "max" else 1.0
 
     def key(t: dict[str, Any]) -> tuple[int, float, int]:
-        score = t.get("score")
-        scored = t.get("status") in SCORED_STATUSES and score is not None and math.isfinite(score)
-        if not scored:
-            tier = 3
-        elif t.get("unstable"):
-            tier = 2
-        else:
-            tier = 0 if t.get("status") == "complete" else 1
-        return (tier, sign * score if scored else 0.0, int(t["trial"]))
+        tier = rank_tier(t)
+        return (tier, sign * t["score"] if tier < 3 else 0.0, int(t["trial"]))
 
     ranked = sorted(trials, key=key)
     for i, t in enumerate(ranked, start=1):
