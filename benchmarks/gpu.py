@@ -34,8 +34,8 @@ from benchmarks.harness import (
     submit,
     warm_up,
 )
-from smptune.broker import EmbeddedRedis
-from smptune.store import SweepStore
+from smptune.queue.embedded_redis import EmbeddedRedis
+from smptune.queue.store import SweepStore
 
 NO_GPU = "no GPU on this machine"
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import yaml
 from celery.states import READY_STATES
 
-from smptune.store import SweepStore
+from smptune.queue.store import SweepStore
 
 T = TypeVar("T")
 

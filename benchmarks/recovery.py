@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from benchmarks.harness import Row, clean_env, kill, start_workers, submit, wait_for, write_sweep
-from smptune.broker import EmbeddedRedis
 from smptune.celeryapp import VISIBILITY_TIMEOUT_S
-from smptune.store import SweepStore
+from smptune.queue.embedded_redis import EmbeddedRedis
+from smptune.queue.store import SweepStore
 
 
 def one_run(lease_ttl: float) -> float:

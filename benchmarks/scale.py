@@ -30,8 +30,8 @@ from benchmarks.harness import (
     warm_up,
     write_sweep,
 )
-from smptune.broker import EmbeddedRedis
-from smptune.store import SweepStore
+from smptune.queue.embedded_redis import EmbeddedRedis
+from smptune.queue.store import SweepStore
 
 FULL_TRIALS = 10_000
 SUBMIT_BUDGET_S = 5.0
@@ -44,7 +44,7 @@ def timed_submit(config: Path, broker: str, artifacts: Path) -> dict[str, float 
     """What ``producer submit`` does, timed in this process: load, plan, record and send."""
     from smptune.celeryapp import app, configure
     from smptune.config import load_config
-    from smptune.sweep import plan_configurations, submit
+    from smptune.queue.submit import plan_configurations, submit
 
     started = time.perf_counter()
     loaded = load_config(config)

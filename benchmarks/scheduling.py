@@ -31,8 +31,8 @@ from benchmarks.harness import (
     warm_up,
     write_sweep,
 )
-from smptune.broker import EmbeddedRedis
-from smptune.store import SweepStore
+from smptune.queue.embedded_redis import EmbeddedRedis
+from smptune.queue.store import SweepStore
 from smptune.testing import QuadraticTrainable
 from smptune.trainable import FoldContext, SweepSettings
 

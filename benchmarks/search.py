@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import Row, clean_env, start_workers, stop, submit, write_sweep
-from smptune.broker import EmbeddedRedis
-from smptune.store import SweepStore
+from smptune.queue.embedded_redis import EmbeddedRedis
+from smptune.queue.store import SweepStore
 
 STRATEGIES: dict[str, dict[str, Any]] = {
     "random": {"sampler": "random"},

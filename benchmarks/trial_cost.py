@@ -32,8 +32,8 @@ from typing import Any
 import yaml
 
 from benchmarks.harness import Row, clean_env, finalized, kill, start_workers, submit, warm_up
-from smptune.broker import EmbeddedRedis
-from smptune.store import SweepStore
+from smptune.queue.embedded_redis import EmbeddedRedis
+from smptune.queue.store import SweepStore
 from smptune.trainable import FoldContext, FoldResult
 from smptune.training.trainable import SegmentationTrainable
 

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from benchmarks.harness import clean_env, start_workers, stop, submit, write_sweep
-from smptune.broker import EmbeddedRedis
-from smptune.store import SweepStore
+from smptune.queue.embedded_redis import EmbeddedRedis
+from smptune.queue.store import SweepStore
 
 
 def run_once(trials: int, sleep_s: float, workers: int, extra: list[str]) -> float:

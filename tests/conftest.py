@@ -16,9 +16,9 @@ import pytest
 import yaml
 from celery import Celery
 
-from smptune.broker import EmbeddedRedis
 from smptune.celeryapp import configure, create_app
-from smptune.store import SweepStore
+from smptune.queue.embedded_redis import EmbeddedRedis
+from smptune.queue.store import SweepStore
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO = TESTS_DIR.parent

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from smptune.broker import EmbeddedRedis
-from smptune.store import SweepStore
+from smptune.queue.embedded_redis import EmbeddedRedis
+from smptune.queue.store import SweepStore
 
 from conftest import run_cli, write_config
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from smptune.broker import EmbeddedRedis, free_port
 from smptune.flower import PARAMS_MAX_CHARS, trial_argsrepr
-from smptune.store import SweepStore
+from smptune.queue.embedded_redis import EmbeddedRedis, free_port
+from smptune.queue.store import SweepStore
 
 from conftest import cli_env, run_cli, submit_and_wait, wait_for, write_config
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from smptune.config import load_config
-from smptune.store import SweepStore
+from smptune.queue.store import SweepStore
 from smptune.testing import QuadraticTrainable
 
 from conftest import run_cli, submit_and_wait, wait_for, write_config

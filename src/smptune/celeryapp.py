@@ -49,7 +49,7 @@ def configure(app: Celery, broker_url: str, send_only: bool = False) -> None:
     """
     backend = broker_url
     if send_only:
-        backend = f"smptune.backend:SendOnlyRedisBackend+{broker_url}"
+        backend = f"smptune.queue.backend:SendOnlyRedisBackend+{broker_url}"
     app.conf.update(broker_url=broker_url, result_backend=backend)
     tls = tls_options(broker_url)
     if tls is not None:  # rediss://: the same TLS settings for the broker and the backend

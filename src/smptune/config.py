@@ -20,9 +20,8 @@ from typing import Any, Literal
 import yaml
 
 from smptune.errors import ConfigError
-from smptune.scoring import Scoring
-from smptune.search import PrunerSpec, SamplerSpec
-from smptune.space import (
+from smptune.search.scoring import Scoring
+from smptune.search.space import (
     Distribution,
     Space,
     check_space,
@@ -32,6 +31,7 @@ from smptune.space import (
     sample_configurations,
     space_to_dict,
 )
+from smptune.search.specs import PrunerSpec, SamplerSpec
 from smptune.trainable import SEGMENTATION_TRAINABLE, SweepSettings, data_root_base
 
 if sys.version_info >= (3, 11):
@@ -191,7 +191,7 @@ class SweepConfig:
     """A validated sweep config with every default resolved.
 
     Construction validates and normalises (idempotently); hyperparameter entries may be
-    :class:`~smptune.space.Distribution` objects or raw darts entries.
+    :class:`~smptune.search.space.Distribution` objects or raw darts entries.
     """
 
     hyperparameters: Space

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from smptune.errors import ConfigError
-from smptune.space import param_text
+from smptune.search.space import param_text
 from smptune.urls import BROKER_ENV
 
 #: The parameter part of a trial's label is cut to about this many characters.

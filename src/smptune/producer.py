@@ -140,7 +140,7 @@ def _broker_url(args: argparse.Namespace) -> str | None:
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from smptune.store import SweepStore
+    from smptune.queue.store import SweepStore
 
     url = _broker_url(args)
     if url is None:
@@ -150,7 +150,7 @@ def _store(args: argparse.Namespace) -> Any:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from smptune.config import load_config
-    from smptune.sweep import plan_configurations
+    from smptune.queue.submit import plan_configurations
 
     if args.local_workers is not None and args.local_workers < 1:
         raise ConfigError(f"--local-workers: must be >= 1, got {args.local_workers}")
@@ -171,7 +171,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     url = _broker_url(args)
     if url is None:
         return _submit_local(args, config, configurations)
-    from smptune.store import SweepStore
+    from smptune.queue.store import SweepStore
 
     store = SweepStore.from_url(url)
     return _submit_and_maybe_wait(args, store, url, config, configurations, wait=args.wait)
@@ -181,8 +181,8 @@ def _submit_and_maybe_wait(
     args: argparse.Namespace, store: Any, url: str, config: Any, configurations: list, wait: bool
 ) -> int:
     from smptune.celeryapp import app, configure
-    from smptune.progress import wait as wait_for
-    from smptune.sweep import submit
+    from smptune.queue.submit import submit
+    from smptune.results.progress import wait as wait_for
 
     configure(app, url, send_only=True)
     sweep_id = submit(store, config, configurations, args.artifacts)
@@ -195,7 +195,7 @@ def _submit_and_maybe_wait(
 
 
 def _print_outcome(console: Any, store: Any, sweep_id: str, snap: dict[str, Any]) -> int:
-    from smptune.progress import ranking_table
+    from smptune.results.progress import ranking_table
 
     sweep = store.get_sweep(sweep_id)
     if sweep.get("results"):
@@ -211,8 +211,8 @@ def _print_outcome(console: Any, store: Any, sweep_id: str, snap: dict[str, Any]
 
 
 def _submit_local(args: argparse.Namespace, config: Any, configurations: list) -> int:
-    from smptune.local import LocalCluster
-    from smptune.store import SweepStore
+    from smptune.queue.local import LocalCluster
+    from smptune.queue.store import SweepStore
 
     log_dir = args.artifacts / "logs" / time.strftime("%Y%m%d-%H%M%S")
     print(f"local mode: embedded Redis and local workers (logs in {log_dir})", file=sys.stderr)
@@ -222,8 +222,8 @@ def _submit_local(args: argparse.Namespace, config: Any, configurations: list) -
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from smptune.progress import snapshot, status_lines
-    from smptune.progress import wait as wait_for
+    from smptune.results.progress import snapshot, status_lines
+    from smptune.results.progress import wait as wait_for
 
     store = _store(args)
     snap = snapshot(store, args.sweep)
@@ -244,7 +244,7 @@ def cmd_flower(args: argparse.Namespace) -> int:
     import os
 
     from smptune.flower import BASIC_AUTH_ENV, check_options, exec_flower
-    from smptune.store import connect
+    from smptune.queue.store import connect
 
     url = _broker_url(args)
     if url is None:
@@ -262,8 +262,8 @@ def cmd_flower(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from smptune.progress import ranking_table
-    from smptune.report import summarize, write_results
+    from smptune.results.folder import summarize, write_results
+    from smptune.results.progress import ranking_table
 
     if args.optuna_study is not None and not args.optuna_storage:
         raise ConfigError("--optuna-study: needs --optuna-storage URL")
@@ -272,7 +272,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     results = sweep.get("results") or summarize(store, args.sweep)
     exported = None
     if args.optuna_storage is not None:
-        from smptune.optuna_export import export_study
+        from smptune.results.optuna_export import export_study
 
         study = args.optuna_study or args.sweep
         count = export_study(results, sweep["config"], args.optuna_storage, study)
@@ -354,7 +354,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from smptune.store import TERMINAL_SWEEP_STATES
+    from smptune.queue.store import TERMINAL_SWEEP_STATES
 
     store = _store(args)
     status = store.get_sweep(args.sweep)["status"]

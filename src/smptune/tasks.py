@@ -1,7 +1,7 @@
 """The three Celery tasks. Thin: they read the sweep store, call the trainable, record.
 
 ``cv_trial`` never fails: a trial-level error comes back as a failed-trial record, so the
-chord always fires, and a duplicate copy is ignored (see :mod:`smptune.lease`).
+chord always fires, and a duplicate copy is ignored (see :mod:`smptune.queue.lease`).
 ``finalize_sweep`` is the chord callback; ``retrain_and_test`` trains the best
 configuration on the whole train split and evaluates it on the test split.
 """
@@ -25,11 +25,11 @@ from celery.signals import task_postrun
 from smptune.celeryapp import app
 from smptune.config import SweepConfig, config_from_dict
 from smptune.errors import SmptuneError, TrialError
-from smptune.lease import Lease
-from smptune.report import summarize, write_results
-from smptune.scoring import run_index, trial_score
-from smptune.space import param_text
-from smptune.store import ALREADY_FINISHED, LEASE_LOST, RECORDED, TRIAL_OUTCOMES, SweepStore
+from smptune.queue.lease import Lease
+from smptune.queue.store import ALREADY_FINISHED, LEASE_LOST, RECORDED, TRIAL_OUTCOMES, SweepStore
+from smptune.results.folder import summarize, write_results
+from smptune.search.scoring import run_index, trial_score
+from smptune.search.space import param_text
 from smptune.trainable import FoldContext, allowed_trainables, load_trainable
 
 log = logging.getLogger("smptune.tasks")
@@ -58,7 +58,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _request_info(request: Any, config: SweepConfig) -> dict[str, Any]:
-    """What :mod:`smptune.recovery` needs to queue this trial again, chord and all."""
+    """What :mod:`smptune.queue.recovery` needs to queue this trial again, chord and all."""
     soft, hard = (request.timelimit or (None, None))[::-1]
     return {
         "id": request.id,
@@ -212,7 +212,7 @@ def _train_runs(
         if params is None:
             if not config.is_adaptive:
                 raise TrialError(f"sweep {sweep_id} has no configuration for trial {trial}")
-            from smptune.adaptive import ask
+            from smptune.search.adaptive import ask
 
             params = ask(db, config, sweep_id, trial, trainable.defaults)
         log.info(
@@ -275,7 +275,7 @@ def _train_runs(
                 )
             last = fold == n_folds - 1
             if ran and not last and config.pruner_spec.enabled:
-                from smptune.adaptive import should_prune
+                from smptune.search.adaptive import should_prune
 
                 if should_prune(db, config, sweep_id, trial, params, done):
                     reason = f"pruned by the {config.pruner} pruner after {fold + 1} of {n_folds}"

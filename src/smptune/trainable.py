@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from smptune.errors import ConfigError, TrialError
-from smptune.scoring import Scoring
+from smptune.search.scoring import Scoring
 
 SEGMENTATION_TRAINABLE = "smptune.training:SegmentationTrainable"
 QUADRATIC_TRAINABLE = "smptune.testing:QuadraticTrainable"

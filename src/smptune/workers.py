@@ -28,12 +28,12 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from smptune.errors import ConfigError, ExitCode, SmptuneError
-from smptune.lease import lease_ttl_s
+from smptune.queue.lease import lease_ttl_s
 from smptune.trainable import ALLOWED_TRAINABLES_ENV, PRELOAD_ENV, PRELOAD_MODULES
 from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url, mask_url
 
 if TYPE_CHECKING:
-    from smptune.recovery import Reaper
+    from smptune.queue.recovery import Reaper
 
 log = logging.getLogger("smptune.workers")
 
@@ -287,8 +287,8 @@ def start(args: argparse.Namespace) -> int:
     if args.cpu is not None and args.cpu < 1:
         raise ConfigError(f"--cpu: must be >= 1, got {args.cpu}")
     from smptune.celeryapp import configure, create_app
-    from smptune.recovery import Reaper
-    from smptune.store import SweepStore
+    from smptune.queue.recovery import Reaper
+    from smptune.queue.store import SweepStore
 
     store = SweepStore.from_url(broker_url)
     app = create_app()

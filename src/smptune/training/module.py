@@ -10,7 +10,7 @@ import lightning.pytorch as pl
 import torch
 
 from smptune.errors import TrialError
-from smptune.scoring import Scoring
+from smptune.search.scoring import Scoring
 from smptune.training.augment import augment_batch, random_crop
 from smptune.training.evaluation import SegmentationMetrics
 from smptune.training.losses import make_loss

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from smptune.errors import ConfigError
-from smptune.scoring import Scoring
+from smptune.search.scoring import Scoring
 from smptune.trainable import SweepSettings
 from smptune.training.data import DataSpec, data_spec
 from smptune.training.metrics import metric_names

@@ -24,11 +24,11 @@ import logging
 import time
 from typing import Any
 
-from smptune.store import SweepStore
+from smptune.queue.store import SweepStore
 
 log = logging.getLogger("smptune.recovery")
 
-#: Trials are queued at priority 5 (see :mod:`smptune.sweep`); a lost trial goes back at 0,
+#: Trials are queued at priority 5 (see :mod:`smptune.queue.submit`); a lost trial goes back at 0,
 #: ahead of the trials that never started.
 TRIAL_PRIORITY = 5
 REQUEUE_PRIORITY = 0
@@ -108,7 +108,7 @@ class Reaper:
 
     @staticmethod
     def _task_id(sweep_id: str, trial: int) -> str:
-        from smptune.sweep import trial_task_id
+        from smptune.queue.submit import trial_task_id
 
         return trial_task_id(sweep_id, trial)
 

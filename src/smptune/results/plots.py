@@ -1,6 +1,6 @@
 """The report's plots, drawn with matplotlib's Agg canvas (no display, no pyplot state).
 
-Each plot reads the results as :func:`smptune.report.summarize` returns them (or as
+Each plot reads the results as :func:`smptune.results.folder.summarize` returns them (or as
 results.json holds them) and the sweep's config. :func:`render_plots` draws them all to PNG
 bytes; a plot that cannot say anything yet (too few trials) or fails to draw carries a note
 instead, so the report always has every section.
@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from smptune.optuna_export import direction, observe, run_scores, search_space, study_trials
+from smptune.results.optuna_export import direction, observe, run_scores, search_space, study_trials
 
 log = logging.getLogger("smptune.report")
 

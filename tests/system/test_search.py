@@ -13,9 +13,9 @@ import pytest
 
 from smptune.config import config_from_dict, load_config
 from smptune.errors import ConfigError
-from smptune.scoring import Scoring
-from smptune.store import RECORDED, SweepStore
-from smptune.sweep import plan_configurations
+from smptune.queue.store import RECORDED, SweepStore
+from smptune.queue.submit import plan_configurations
+from smptune.search.scoring import Scoring
 
 from conftest import run_cli, submit_and_wait, wait_for, write_config
 
@@ -34,7 +34,7 @@ def _finish(store: SweepStore, sweep_id: str, trial: int, params: dict, score: f
 
 
 def test_tpe_asks_from_the_finished_trials_and_keeps_parallel_trials_apart(store: SweepStore):
-    import smptune.adaptive as adaptive
+    import smptune.search.adaptive as adaptive
 
     # Given a TPE sweep whose 20 finished trials score best near x = 1
     config = config_from_dict(

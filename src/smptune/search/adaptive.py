@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from smptune.config import SweepConfig
-from smptune.scoring import run_scores
-from smptune.space import Distribution, is_active, leaf, with_defaults
-from smptune.store import SweepStore
+from smptune.queue.store import SweepStore
+from smptune.search.scoring import run_scores
+from smptune.search.space import Distribution, is_active, leaf, with_defaults
 
 log = logging.getLogger("smptune.adaptive")
 

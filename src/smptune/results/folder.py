@@ -11,8 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from smptune.config import config_from_dict, config_to_yaml
-from smptune.scoring import BEST_TIER, best_epochs, rank_tier, rank_trials, run_index, run_scores
-from smptune.store import TRIAL_OUTCOMES, SweepStore
+from smptune.queue.store import TRIAL_OUTCOMES, SweepStore
+from smptune.search.scoring import (
+    BEST_TIER,
+    best_epochs,
+    rank_tier,
+    rank_trials,
+    run_index,
+    run_scores,
+)
 
 
 def summarize(db: SweepStore, sweep_id: str) -> dict[str, Any]:
@@ -166,7 +173,7 @@ def write_results(
         final = out_dir / "final"
         final.mkdir(exist_ok=True)
         (final / "test_metrics.json").write_text(json.dumps(dict(test_metrics), indent=2))
-    from smptune.html_report import write_report_safely  # matplotlib only when writing
+    from smptune.results.html import write_report_safely  # matplotlib only when writing
 
     write_report_safely(results, config, out_dir, test_metrics)  # never fails the sweep
     return out_dir

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smptune.scoring import Scoring
+from smptune.search.scoring import Scoring
 from smptune.trainable import FoldContext, SweepSettings
 from smptune.training import SegmentationTrainable, baseline_metrics
 from smptune.training.cache import CACHE_ENV

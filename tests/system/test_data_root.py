@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from smptune.store import SweepStore
+from smptune.queue.store import SweepStore
 
 from conftest import run_cli, wait_for
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
-from smptune.broker import EmbeddedRedis
+from smptune.queue.embedded_redis import EmbeddedRedis
 from smptune.trainable import BUILTIN_TRAINABLES
 
 

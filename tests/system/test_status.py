@@ -7,7 +7,7 @@ import json
 import re
 import socket
 
-from smptune.store import SweepStore
+from smptune.queue.store import SweepStore
 
 from conftest import run_cli, wait_for, write_config
 

@@ -7,9 +7,9 @@ import math
 import yaml
 
 from smptune.config import config_from_dict, load_config
-from smptune.report import best_config, write_results
-from smptune.scoring import best_epochs, rank_trials
-from smptune.store import ALREADY_FINISHED, RECORDED, SweepStore
+from smptune.queue.store import ALREADY_FINISHED, RECORDED, SweepStore
+from smptune.results.folder import best_config, write_results
+from smptune.search.scoring import best_epochs, rank_trials
 from smptune.testing import QuadraticTrainable
 from smptune.urls import mask_secrets, mask_url
 

@@ -7,8 +7,8 @@ import math
 import pytest
 
 from smptune.errors import ConfigError
-from smptune.scoring import Scoring, rank_trials, trial_score
-from smptune.search import PrunerSpec, SamplerSpec
+from smptune.search.scoring import Scoring, rank_trials, trial_score
+from smptune.search.specs import PrunerSpec, SamplerSpec
 
 
 def _runs(*metrics: dict[str, float]) -> dict[int, dict]:

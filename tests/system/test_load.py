@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from smptune.store import SweepStore
+from smptune.queue.store import SweepStore
 
 from conftest import submit_and_wait, write_config
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from smptune.broker import EmbeddedRedis
 from smptune.errors import BrokerError
-from smptune.store import SweepStore
+from smptune.queue.embedded_redis import EmbeddedRedis
+from smptune.queue.store import SweepStore
 
 from conftest import run_cli, submit_and_wait, write_config
 

@@ -38,10 +38,10 @@ from pathlib import Path
 
 import pytest
 import redis
-
-from smptune.broker import find_redis_server
-from smptune.store import SweepStore
 from test_reliability import assert_every_trial_once
+
+from smptune.queue.embedded_redis import find_redis_server
+from smptune.queue.store import SweepStore
 
 from conftest import cli_env, wait_for, write_config
 

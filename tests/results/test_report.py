@@ -18,8 +18,8 @@ import pytest
 from PIL import Image
 
 from smptune.config import load_config
-from smptune.report import summarize, write_results
-from smptune.store import SweepStore
+from smptune.queue.store import SweepStore
+from smptune.results.folder import summarize, write_results
 from smptune.testing import QuadraticTrainable
 
 from conftest import run_cli, submit_and_wait, write_config

@@ -11,8 +11,8 @@ from typing import Any
 
 from smptune.config import SweepConfig
 from smptune.errors import BrokerError, ConfigError
-from smptune.recovery import TRIAL_PRIORITY
-from smptune.store import SweepStore
+from smptune.queue.recovery import TRIAL_PRIORITY
+from smptune.queue.store import SweepStore
 from smptune.trainable import load_trainable
 
 
@@ -48,7 +48,7 @@ def plan_configurations(config: SweepConfig) -> list[dict[str, Any]]:
 def _complete(trainable: Any, config: SweepConfig, params: dict[str, Any]) -> dict[str, Any]:
     """``params`` with the trainable's defaults for every name the space does not list (an
     inactive conditional entry stays absent)."""
-    from smptune.space import with_defaults
+    from smptune.search.space import with_defaults
 
     return with_defaults(config.hyperparameters, trainable.defaults, params)
 
@@ -66,7 +66,7 @@ def _validate(trainable: Any, config: SweepConfig, configurations: list[dict[str
 def probe(config: SweepConfig, n: int = 16) -> list[dict[str, Any]]:
     """Configurations an adaptive sampler may choose, to validate before anything is sent:
     ``n`` random ones, plus one per listed value not among them."""
-    from smptune.space import sample_configurations
+    from smptune.search.space import sample_configurations
 
     samples = sample_configurations(config.hyperparameters, n, config.seed)
     for name, dist in config.hyperparameters.items():
@@ -81,7 +81,7 @@ def _listed_values(
 ) -> list[tuple[Any, dict[str, Any]]]:
     """Each value listed by entry ``name`` (in every case of a case table), with a sample in
     which the entry takes that list; a list no sample reaches is left out."""
-    from smptune.space import Cases, is_active
+    from smptune.search.space import Cases, is_active
 
     if isinstance(dist, Cases):
         lists = [

@@ -13,7 +13,7 @@ import pytest
 import tifffile
 
 from smptune.errors import ConfigError
-from smptune.scoring import Scoring
+from smptune.search.scoring import Scoring
 from smptune.trainable import SweepSettings
 from smptune.training import SegmentationTrainable, describe_splits
 from smptune.training import data as data_module

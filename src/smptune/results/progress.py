@@ -10,8 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from smptune.space import param_text
-from smptune.store import TERMINAL_SWEEP_STATES, TRIAL_OUTCOMES, SweepStore
+from smptune.queue.store import TERMINAL_SWEEP_STATES, TRIAL_OUTCOMES, SweepStore
+from smptune.search.space import param_text
 
 FINISHED_TRIAL_STATES = frozenset(TRIAL_OUTCOMES)
 

@@ -26,14 +26,14 @@ EXPORTED_STATUSES = ("complete", "pruned", "failed")
 
 
 def search_space(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The sweep's distributions by name (:mod:`smptune.space` objects), in config order."""
+    """The sweep's distributions by name (:mod:`smptune.search.space` objects), in config order."""
     from smptune.config import config_from_dict
 
     return dict(config_from_dict(config).hyperparameters)
 
 
 def user_view(dist: Any, value: Any) -> tuple[Any, Any]:
-    """The Optuna distribution of a plain :mod:`smptune.space` entry and ``value`` in it, in
+    """The Optuna distribution of a plain :mod:`smptune.search.space` entry and ``value`` in it, in
     the user's terms: ``to_optuna()``, except where that works in another space (the adaptive
     samplers' reversed-loguniform ``n - x``, choices held as indices) — there a
     reversed-loguniform is ``FloatDistribution(low, high)`` and such choices JSON strings."""
@@ -55,8 +55,8 @@ def observe(space: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[dict, 
     """Optuna's view of a configuration: ``(values, distributions)`` of its searched (not
     fixed), active parameters, keyed by Optuna parameter name (as the adaptive samplers
     name them)."""
-    from smptune.adaptive import optuna_name
-    from smptune.space import is_active, leaf
+    from smptune.search.adaptive import optuna_name
+    from smptune.search.space import is_active, leaf
 
     values: dict[str, Any] = {}
     distributions: dict[str, Any] = {}

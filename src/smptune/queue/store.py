@@ -35,7 +35,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from smptune.errors import BrokerError, SweepNotFoundError
-from smptune.lease import Lease
+from smptune.queue.lease import Lease
 from smptune.urls import mask_url
 
 PREFIX = "smptune"
@@ -318,7 +318,7 @@ class SweepStore:
         """Mark a trial running on ``worker``; returns how many times it has started.
 
         ``request`` holds what is needed to queue the trial again under its task id and
-        chord (see :mod:`smptune.recovery`).
+        chord (see :mod:`smptune.queue.recovery`).
         """
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from smptune.store import TRIAL_OUTCOMES
+from smptune.queue.store import TRIAL_OUTCOMES
 
 log = logging.getLogger("smptune.report")
 
@@ -319,7 +319,7 @@ def write_report(
     """Draw the plots into ``out_dir/plots/`` and write ``out_dir/report.html``; returns the
     page's path. The final model's sample predictions are read from
     ``out_dir/final/predictions.png`` when it exists."""
-    from smptune.plots import render_plots
+    from smptune.results.plots import render_plots
 
     if test_metrics is None:
         test_metrics = results.get("test_metrics")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from smptune.store import SweepStore
-from smptune.sweep import trial_task_id
+from smptune.queue.store import SweepStore
+from smptune.queue.submit import trial_task_id
 
 from conftest import cli_env, run_cli, submit_and_wait, wait_for, write_config
 

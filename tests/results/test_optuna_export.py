@@ -13,7 +13,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from smptune.store import SweepStore
+from smptune.queue.store import SweepStore
 
 from conftest import run_cli, submit_and_wait, write_config
 

@@ -12,7 +12,7 @@ import scipy.stats
 import yaml
 
 from smptune.errors import ConfigError
-from smptune.space import (
+from smptune.search.space import (
     Cases,
     Choice,
     IntUniform,
@@ -1105,7 +1105,7 @@ def test_every_example_in_the_search_space_docs_parses():
 
     from smptune.config import _Loader
 
-    text = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
     section = text[text.index("## Search space") : text.index("## Search\n")]
     examples = [e for e in re.findall(r"`(\{[^`]*\})`", section) if e != "{low, high}"]
     assert len(examples) >= 25
