@@ -124,8 +124,8 @@ def busy_fraction(quick: bool) -> float | None:
             trials = store.trials(sweep_id)
         finally:
             kill(supervisor)
-    start = min(t["started"] for t in trials if t["started"])
-    end = max(t["finished"] for t in trials if t["finished"])
+    start = min(t.started for t in trials if t.started)
+    end = max(t.finished for t in trials if t.finished)
     return sampler.mean(start, end)
 
 

@@ -20,6 +20,7 @@ import yaml
 from celery.states import READY_STATES
 
 from smptune.queue.store import SweepStore
+from smptune.records import SweepRecord
 
 T = TypeVar("T")
 
@@ -142,12 +143,11 @@ def wait_for(predicate: Callable[[], T | None], timeout: float, interval: float 
     raise TimeoutError(f"condition not met within {timeout} s")
 
 
-def finalized(store: SweepStore, sweep_id: str, timeout: float) -> dict[str, Any]:
-    """The sweep's hash once its ``finalize_sweep`` task has finished (results written, the
-    worker free again), with ``finalize_done``: when that task ended (its Celery result's
-    ``date_done``)."""
+def finalized(store: SweepStore, sweep_id: str, timeout: float) -> tuple[SweepRecord, float]:
+    """The sweep once its ``finalize_sweep`` task has finished (results written, the worker
+    free again), and when that task ended (its Celery result's ``date_done``)."""
 
-    def done() -> dict[str, Any] | None:
+    def done() -> tuple[SweepRecord, float] | None:
         raw = store.r.get(f"celery-task-meta-{sweep_id}-finalize")
         if raw is None or json.loads(raw).get("status") not in READY_STATES:
             return None
@@ -155,7 +155,7 @@ def finalized(store: SweepStore, sweep_id: str, timeout: float) -> dict[str, Any
         date_done = datetime.fromisoformat(json.loads(raw)["date_done"])
         if date_done.tzinfo is None:
             date_done = date_done.replace(tzinfo=timezone.utc)
-        return {**sweep, "finalize_done": date_done.timestamp()}
+        return sweep, date_done.timestamp()
 
     return wait_for(done, timeout, interval=0.2)
 

@@ -46,8 +46,8 @@ def one_run(lease_ttl: float) -> float:
 
             def moved() -> float | None:
                 t = store.trials(sweep_id, [0])[0]
-                on_other = t["worker"] and not t["worker"].endswith("@" + victim)
-                return t["started"] if on_other and t["status"] == "running" else None
+                on_other = t.worker and not t.worker.endswith("@" + victim)
+                return t.started if on_other and t.status == "running" else None
 
             return wait_for(moved, 10 * lease_ttl + 60) - killed
         finally:

@@ -101,11 +101,11 @@ def smptune_makespan(trials: int, folds: int, fold_s: float, workers: int) -> fl
                 hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": fold_s},
             )
             sweep_id = submit(config, redis.url, env, "--artifacts", str(tmp))
-            sweep = finalized(store, sweep_id, trials * folds * fold_s + 300)
+            sweep, _ = finalized(store, sweep_id, trials * folds * fold_s + 300)
         finally:
             kill(supervisor)
-    assert sweep["trials_complete"] == trials, sweep
-    return sweep["finalized_at"] - sweep["created"]
+    assert sweep.count("complete") == trials and sweep.finalized_at is not None, sweep
+    return sweep.finalized_at - sweep.created
 
 
 def rows(quick: bool) -> list[Row]:

@@ -138,20 +138,20 @@ def measure(*worker_args: str) -> dict[str, float]:
         finally:
             kill(supervisor)
     for t in (cold, warm):
-        assert t["status"] == "complete", t
+        assert t.status == "complete", t
 
     def fold_steps(t: dict[str, Any]) -> float:
-        return sum(f["last_step_at"] - f["first_step_at"] for f in t["folds"].values())
+        return sum(f["last_step_at"] - f["first_step_at"] for f in t.folds.values())
 
     def tail(t: dict[str, Any]) -> float:
-        return t["finished"] - t["folds"][max(t["folds"])]["last_step_at"]
+        return t.finished - t.folds[max(t.folds)]["last_step_at"]
 
     return {
-        "cold_start_s": cold["folds"][0]["first_step_at"] - cold["started"],
-        "warm_start_s": warm["folds"][0]["first_step_at"] - warm["started"],
-        "import_s": cold["folds"][0]["import_s"],
+        "cold_start_s": cold.folds[0]["first_step_at"] - cold.started,
+        "warm_start_s": warm.folds[0]["first_step_at"] - warm.started,
+        "import_s": cold.folds[0]["import_s"],
         "tail_s": (tail(cold) + tail(warm)) / 2,
-        "steps_s": fold_steps(warm) / len(warm["folds"]),
+        "steps_s": fold_steps(warm) / len(warm.folds),
     }
 
 

@@ -34,8 +34,8 @@ def run_once(trials: int, sleep_s: float, workers: int, extra: list[str]) -> flo
             time.sleep(3)  # let the workers come up: start-up is not per-trial overhead
             sweep_id = submit(config, redis.url, env, "--wait", "--artifacts", tmp)
             trials_done = SweepStore.from_url(redis.url).trials(sweep_id)
-            start = min(t["started"] for t in trials_done)
-            end = max(t["finished"] for t in trials_done)
+            start = min(t.started for t in trials_done)
+            end = max(t.finished for t in trials_done)
             return end - start
         finally:
             stop(supervisor)

@@ -16,7 +16,14 @@ from smptune.config import (
     parse_duration,
 )
 from smptune.errors import ConfigError
-from smptune.search.space import Choice, IntUniform, LogUniform, ReversedLogUniform, Uniform, Value
+from smptune.search.distributions import (
+    Choice,
+    IntUniform,
+    LogUniform,
+    ReversedLogUniform,
+    Uniform,
+    Value,
+)
 from smptune.trainable import SEGMENTATION_TRAINABLE, SweepSettings
 
 YAML_SWEEP = """\

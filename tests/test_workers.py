@@ -58,9 +58,9 @@ def test_each_worker_sees_only_its_own_device(tmp_path, redis_server, store, sta
 
     # Then every trial reports the CUDA_VISIBLE_DEVICES of the worker that ran it
     trials = store.trials(sweep_id)
-    assert {t["worker"] for t in trials} == {"gpu0@node", "gpu1@node"}
+    assert {t.worker for t in trials} == {"gpu0@node", "gpu1@node"}
     for t in trials:
-        assert t["device"] == t["worker"][len("gpu") :].split("@")[0]
+        assert t.device == t.worker[len("gpu") :].split("@")[0]
 
 
 def test_a_pickled_message_is_refused(tmp_path, celery_app, store, start_workers):
@@ -75,10 +75,10 @@ def test_a_pickled_message_is_refused(tmp_path, celery_app, store, start_workers
 
     # Then the worker refuses it and runs nothing
     wait_for(lambda: "untrusted content of type pickle" in workers.logs(), 60)
-    assert store.trials(sweep_id)[0]["status"] == "pending"
+    assert store.trials(sweep_id)[0].status == "pending"
     # while the same trial as JSON runs
     celery_app.send_task("smptune.cv_trial", args=(sweep_id, 0), queue="smptune")
-    wait_for(lambda: store.trials(sweep_id)[0]["status"] == "complete", 60)
+    wait_for(lambda: store.trials(sweep_id)[0].status == "complete", 60)
 
 
 def test_a_trainable_outside_the_allow_list_fails_and_runs_nothing(
@@ -93,16 +93,16 @@ def test_a_trainable_outside_the_allow_list_fails_and_runs_nothing(
 
     # Then every trial failed with the reason, no fold ran, and the sweep still finished
     trials = store.trials(sweep_id)
-    assert [t["status"] for t in trials] == ["failed", "failed"]
-    assert all("not allowed" in t["error"] and "--allow-trainable" in t["error"] for t in trials)
+    assert [t.status for t in trials] == ["failed", "failed"]
+    assert all("not allowed" in t.error and "--allow-trainable" in t.error for t in trials)
     assert list(markers.iterdir()) == []
-    assert store.get_sweep(sweep_id)["finalize_runs"] == 1
+    assert store.get_sweep(sweep_id).finalize_runs == 1
 
     # And a message naming os:system, written straight into Redis, is refused the same way
     crafted = _record_sweep(store, write_config(tmp_path / "c.yaml"), trainable="os:system")
     celery_app.send_task("smptune.cv_trial", args=(crafted, 0), queue="smptune")
-    wait_for(lambda: store.trials(crafted)[0]["status"] == "failed", 60)
-    assert "'os:system' is not allowed" in store.trials(crafted)[0]["error"]
+    wait_for(lambda: store.trials(crafted)[0].status == "failed", 60)
+    assert "'os:system' is not allowed" in store.trials(crafted)[0].error
     assert store.folds(crafted, 0) == {}
     workers.stop()
 
@@ -120,7 +120,7 @@ def test_an_allowed_trainable_runs(tmp_path, redis_server, store, start_workers)
     config = write_config(tmp_path / "s.yaml", n_trials=2, trainable="trainables:MarkingTrainable")
     sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "a")
     assert result.returncode == 0, result.stderr
-    assert [t["status"] for t in store.trials(sweep_id)] == ["complete", "complete"]
+    assert [t.status for t in store.trials(sweep_id)] == ["complete", "complete"]
     assert len(list(markers.iterdir())) == 2 * 3
 
 
@@ -148,7 +148,7 @@ def test_preload_imports_the_training_stack_before_each_fresh_pool_child(
     # Then each trial ran in its own child, which found torch and the engine imported only
     # when the worker preloaded them
     assert result.returncode == 0, result.stderr
-    metrics = [f["metrics"] for t in store.trials(sweep_id) for f in t["folds"].values()]
+    metrics = [f["metrics"] for t in store.trials(sweep_id) for f in t.folds.values()]
     assert len({m["pid"] for m in metrics}) == 2
     assert {m["preloaded"] for m in metrics} == {1.0 if preload else 0.0}
 

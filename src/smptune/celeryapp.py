@@ -14,11 +14,11 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
+from smptune.queue.messages import DEFAULT_QUEUE  # re-exported: smptune.celeryapp.DEFAULT_QUEUE
 from smptune.trainable import PRELOAD_ENV
 from smptune.urls import BROKER_ENV, tls_options
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
-DEFAULT_QUEUE = "smptune"
 
 #: Redis redelivers an unacknowledged message after this many seconds, even while it runs.
 VISIBILITY_TIMEOUT_S = int(os.environ.get("SMPTUNE_VISIBILITY_TIMEOUT", 12 * 3600))

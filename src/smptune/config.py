@@ -20,17 +20,11 @@ from typing import Any, Literal
 import yaml
 
 from smptune.errors import ConfigError
+from smptune.queue.messages import DEFAULT_QUEUE
+from smptune.search.dialects import parse_distribution
+from smptune.search.distributions import Distribution, Space, check_space, json_value, space_to_dict
+from smptune.search.sampling import grid_configurations, sample_configurations
 from smptune.search.scoring import Scoring
-from smptune.search.space import (
-    Distribution,
-    Space,
-    check_space,
-    grid_configurations,
-    json_value,
-    parse_distribution,
-    sample_configurations,
-    space_to_dict,
-)
 from smptune.search.specs import PrunerSpec, SamplerSpec
 from smptune.trainable import SEGMENTATION_TRAINABLE, SweepSettings, data_root_base
 
@@ -186,12 +180,32 @@ def _precision(value: Any) -> str:
 # --- the config --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CvSettings:
+    """What the queue and the search read of the ``cv`` section: folds, and seeds per fold
+    (``cv.n_randoms``, darts' name). The section itself, with the trainable's own keys
+    (``fold_method``, ``group_column``, ...), stays in :attr:`SweepConfig.cv`."""
+
+    n_folds: int = 5
+    n_randoms: int = 1
+
+    @property
+    def time_budget_s(self) -> float | None:
+        """The time budget in seconds (``time_budget`` is parsed into them), or None."""
+        return None if self.time_budget is None else float(self.time_budget)
+
+    @property
+    def n_runs(self) -> int:
+        """Runs per trial: folds × seeds per fold."""
+        return self.n_folds * self.n_randoms
+
+
 @dataclass
 class SweepConfig:
     """A validated sweep config with every default resolved.
 
     Construction validates and normalises (idempotently); hyperparameter entries may be
-    :class:`~smptune.search.space.Distribution` objects or raw darts entries.
+    :class:`~smptune.search.distributions.Distribution` objects or raw darts entries.
     """
 
     hyperparameters: Space
@@ -205,7 +219,7 @@ class SweepConfig:
     sampler: Any = None
     pruner: Any = None
     time_budget: float | str | None = None
-    queue: str = "smptune"
+    queue: str = DEFAULT_QUEUE
     trial_timeout: float = DEFAULT_TRIAL_TIMEOUT_S
     data: dict[str, Any] = field(default_factory=lambda: {"synthetic": {}})
     cv: dict[str, Any] = field(default_factory=dict)
@@ -216,6 +230,7 @@ class SweepConfig:
     scoring: Scoring = field(init=False, compare=False, repr=False)
     sampler_spec: SamplerSpec = field(init=False, compare=False, repr=False)
     pruner_spec: PrunerSpec = field(init=False, compare=False, repr=False)
+    cv_settings: CvSettings = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.name = _str("name", self.name)
@@ -250,6 +265,7 @@ class SweepConfig:
         self.max_attempts = _int("max_attempts", self.max_attempts, 1)
         self.data = self._resolve_data(self.data)
         self.cv = self._resolve_cv(self.cv)
+        self.cv_settings = CvSettings(self.cv["n_folds"], self.cv["n_randoms"])
         self.training = self._resolve_training(self.training)
         self.hyperparameters = self._resolve_space(self.hyperparameters)
 
@@ -337,16 +353,21 @@ class SweepConfig:
         return self.sampler_spec.adaptive
 
     @property
+    def time_budget_s(self) -> float | None:
+        """The time budget in seconds (``time_budget`` is parsed into them), or None."""
+        return None if self.time_budget is None else float(self.time_budget)
+
+    @property
     def n_runs(self) -> int:
         """Runs per trial: folds × seeds per fold."""
-        return int(self.cv["n_folds"]) * int(self.cv["n_randoms"])
+        return self.cv_settings.n_runs
 
     def settings(self) -> SweepSettings:
         """What a trainable needs: seed, metric, mode and the data / cv / training sections."""
         return SweepSettings(
             seed=self.seed,
             metric=self.scoring.names[0],
-            mode=self.mode,
+            mode=self.scoring.mode,
             scoring=self.scoring,
             data=copy.deepcopy(self.data),
             cv=copy.deepcopy(self.cv),

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from smptune.errors import ConfigError
-from smptune.search.space import param_text
+from smptune.search.distributions import param_text
 from smptune.urls import BROKER_ENV
 
 #: The parameter part of a trial's label is cut to about this many characters.
@@ -40,15 +40,16 @@ def trial_argsrepr(
     trial starts) gives ``trial 7 (sweep=<id>)``.
     """
     text = ""
-    for name in names if params else ():
-        if name not in params:
-            continue
-        item = param_text(name, params[name])
-        candidate = f"{text}, {item}" if text else item
-        if len(candidate) > PARAMS_MAX_CHARS:
-            text = (text + ", …") if text else item[: PARAMS_MAX_CHARS - 1] + "…"
-            break
-        text = candidate
+    if params:
+        for name in names:
+            if name not in params:
+                continue
+            item = param_text(name, params[name])
+            candidate = f"{text}, {item}" if text else item
+            if len(candidate) > PARAMS_MAX_CHARS:
+                text = (text + ", …") if text else item[: PARAMS_MAX_CHARS - 1] + "…"
+                break
+            text = candidate
     return f"trial {trial}{': ' + text if text else ''} (sweep={sweep_id})"
 
 

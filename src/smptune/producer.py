@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from smptune.errors import ConfigError, ExitCode, SmptuneError
+from smptune.records import SweepRecord
 from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url, mask_secrets, mask_url
 
 DEFAULT_ARTIFACTS = "smptune-results"
@@ -198,12 +199,12 @@ def _print_outcome(console: Any, store: Any, sweep_id: str, snap: dict[str, Any]
     from smptune.results.progress import ranking_table
 
     sweep = store.get_sweep(sweep_id)
-    if sweep.get("results"):
-        console.print(ranking_table(sweep["results"]))
-    if sweep.get("test_metrics"):
-        metrics = ", ".join(f"{k}={v:.4f}" for k, v in sweep["test_metrics"].items())
+    if sweep.results:
+        console.print(ranking_table(sweep.results))
+    if sweep.test_metrics:
+        metrics = ", ".join(f"{k}={v:.4f}" for k, v in sweep.test_metrics.items())
         console.print(f"test metrics of the best configuration: {metrics}")
-    console.print(f"results: {Path(sweep['artifacts_dir']) / sweep_id}")
+    console.print(f"results: {Path(sweep.artifacts_dir) / sweep_id}")
     if snap["status"] != "done":
         console.print(f"sweep {sweep_id} ended {snap['status']}: {snap.get('error') or ''}")
         return ExitCode.FAILURE
@@ -269,13 +270,13 @@ def cmd_results(args: argparse.Namespace) -> int:
         raise ConfigError("--optuna-study: needs --optuna-storage URL")
     store = _store(args)
     sweep = store.get_sweep(args.sweep)
-    results = sweep.get("results") or summarize(store, args.sweep)
+    results = sweep.results or summarize(store, args.sweep)
     exported = None
     if args.optuna_storage is not None:
         from smptune.results.optuna_export import export_study
 
         study = args.optuna_study or args.sweep
-        count = export_study(results, sweep["config"], args.optuna_storage, study)
+        count = export_study(results, sweep.config, args.optuna_storage, study)
         where = mask_url(args.optuna_storage)
         exported = f"Optuna study {study!r}: {count} trials written to {where}"
         if args.json:
@@ -284,15 +285,15 @@ def cmd_results(args: argparse.Namespace) -> int:
         _copy_predictions(sweep, args.out)
         write_results(
             results,
-            sweep["config"],
+            sweep.config,
             args.out,
-            sweep.get("test_metrics"),
-            splits=sweep.get("splits"),
+            sweep.test_metrics,
+            splits=sweep.splits,
         )
     if args.json:
         print(
             json.dumps(
-                {**results, "status": sweep["status"], "test_metrics": sweep.get("test_metrics")},
+                {**results, "status": sweep.status, "test_metrics": sweep.test_metrics},
                 indent=2,
                 default=str,
             )
@@ -300,9 +301,9 @@ def cmd_results(args: argparse.Namespace) -> int:
         return ExitCode.OK
     console = _console()
     console.print(ranking_table(results, limit=50))
-    if sweep.get("test_metrics"):
+    if sweep.test_metrics:
         console.print(
-            "test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sweep["test_metrics"].items())
+            "test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sweep.test_metrics.items())
         )
     if args.out:
         console.print(f"results written to {args.out} (report: {args.out / 'report.html'})")
@@ -311,7 +312,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _copy_predictions(sweep: dict[str, Any], out: Path) -> None:
+def _copy_predictions(sweep: SweepRecord, out: Path) -> None:
     """Put the final model's sample predictions into ``out/final/`` for the report: from the
     sweep's ``predictions_png`` (base64), else from its final folder when this machine sees it."""
     import base64
@@ -319,15 +320,15 @@ def _copy_predictions(sweep: dict[str, Any], out: Path) -> None:
     import shutil
 
     target = out / "final" / "predictions.png"
-    source = Path(sweep.get("final_model_dir") or "") / "predictions.png"
-    if sweep.get("predictions_png"):
+    source = Path(sweep.final_model_dir or "") / "predictions.png"
+    if sweep.predictions_png:
         try:
-            data = base64.b64decode(sweep["predictions_png"], validate=True)
+            data = base64.b64decode(sweep.predictions_png, validate=True)
         except (binascii.Error, ValueError):
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-    elif sweep.get("final_model_dir") and source.is_file() and not target.exists():
+    elif sweep.final_model_dir and source.is_file() and not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
 
@@ -354,11 +355,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from smptune.queue.store import TERMINAL_SWEEP_STATES
 
     store = _store(args)
-    status = store.get_sweep(args.sweep)["status"]
-    if status in TERMINAL_SWEEP_STATES:
+    status = store.get_sweep(args.sweep).status
+    if status.terminal:
         print(f"sweep {args.sweep} has already ended ({status}); nothing to cancel")
         return ExitCode.OK
     store.request_cancel(args.sweep)

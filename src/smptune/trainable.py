@@ -18,6 +18,23 @@ from typing import Any, Protocol, runtime_checkable
 from smptune.errors import ConfigError, TrialError
 from smptune.search.scoring import Scoring
 
+__all__ = [
+    "ALLOWED_TRAINABLES_ENV",
+    "BUILTIN_TRAINABLES",
+    "DATA_ROOT_ENV",
+    "PRELOAD_ENV",
+    "PRELOAD_MODULES",
+    "QUADRATIC_TRAINABLE",
+    "SEGMENTATION_TRAINABLE",
+    "FoldContext",
+    "FoldResult",
+    "SweepSettings",
+    "Trainable",
+    "allowed_trainables",
+    "data_root_base",
+    "load_trainable",
+]
+
 SEGMENTATION_TRAINABLE = "smptune.training:SegmentationTrainable"
 QUADRATIC_TRAINABLE = "smptune.testing:QuadraticTrainable"
 BUILTIN_TRAINABLES: tuple[str, ...] = (SEGMENTATION_TRAINABLE, QUADRATIC_TRAINABLE)

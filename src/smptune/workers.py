@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from smptune.errors import ConfigError, ExitCode, SmptuneError
 from smptune.queue.lease import lease_ttl_s
+from smptune.queue.messages import DEFAULT_QUEUE
 from smptune.trainable import ALLOWED_TRAINABLES_ENV, PRELOAD_ENV, PRELOAD_MODULES
 from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url, mask_url
 
@@ -233,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     where.add_argument("--cpu", type=int, metavar="N", help="N CPU workers instead of GPUs")
     start.add_argument("--broker", help=f"Redis URL (default: ${BROKER_ENV})")
-    start.add_argument("--queues", default="smptune", help="queues to consume (comma list)")
+    start.add_argument("--queues", default=DEFAULT_QUEUE, help="queues to consume (comma list)")
     start.add_argument(
         "--allow-trainable",
         action="append",

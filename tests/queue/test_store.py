@@ -8,6 +8,7 @@ import yaml
 
 from smptune.config import config_from_dict, load_config
 from smptune.queue.store import ALREADY_FINISHED, RECORDED, SweepStore
+from smptune.records import TrialRecord, TrialStatus
 from smptune.results.folder import best_config, write_results
 from smptune.search.scoring import best_epochs, rank_trials
 from smptune.testing import QuadraticTrainable
@@ -30,14 +31,14 @@ def test_a_fold_and_a_trial_are_recorded_once(store: SweepStore, tmp_path):
     assert store.record_fold(sweep_id, 0, 0, fold) is True
     assert store.record_fold(sweep_id, 0, 0, {**fold, "metrics": {"score": 0.9}}) is False
     assert store.folds(sweep_id, 0)[0]["metrics"]["score"] == 0.5
-    assert store.get_sweep(sweep_id)["folds_done"] == 1
+    assert store.get_sweep(sweep_id).folds_done == 1
 
     assert store.finish_trial(sweep_id, 0, {"status": "complete", "score": 0.5}) == RECORDED
     late = store.finish_trial(sweep_id, 0, {"status": "failed", "error": "late copy"})
     assert late == ALREADY_FINISHED
     sweep = store.get_sweep(sweep_id)
-    assert (sweep["trials_complete"], sweep["trials_failed"]) == (1, 0)
-    assert store.trials(sweep_id)[0]["status"] == "complete"
+    assert (sweep.count("complete"), sweep.count("failed")) == (1, 0)
+    assert store.trials(sweep_id)[0].status == "complete"
     assert store.best_score(sweep_id, "max") == (0, 0.5)
 
 
@@ -45,7 +46,7 @@ def test_a_nan_score_is_recorded_but_never_best(store: SweepStore, tmp_path):
     sweep_id = _sweep(store, tmp_path)
     assert store.finish_trial(sweep_id, 1, {"status": "complete", "score": math.nan})
     assert store.best_score(sweep_id, "max") is None
-    assert math.isnan(store.trials(sweep_id)[1]["score"])
+    assert math.isnan(store.trials(sweep_id)[1].score)
 
 
 def test_running_trials_show_worker_and_fold(store: SweepStore, tmp_path):
@@ -60,13 +61,13 @@ def test_running_trials_show_worker_and_fold(store: SweepStore, tmp_path):
 
 def test_ranking_puts_failed_and_nan_trials_last():
     trials = [
-        {"trial": 0, "status": "complete", "score": 0.2},
-        {"trial": 1, "status": "failed", "score": None},
-        {"trial": 2, "status": "complete", "score": 0.9},
-        {"trial": 3, "status": "complete", "score": math.nan},
+        TrialRecord(0, TrialStatus.COMPLETE, score=0.2),
+        TrialRecord(1, TrialStatus.FAILED, score=None),
+        TrialRecord(2, TrialStatus.COMPLETE, score=0.9),
+        TrialRecord(3, TrialStatus.COMPLETE, score=math.nan),
     ]
-    assert [t["trial"] for t in rank_trials([dict(t) for t in trials], "max")] == [2, 0, 1, 3]
-    assert [t["trial"] for t in rank_trials([dict(t) for t in trials], "min")] == [0, 2, 1, 3]
+    assert [t.trial for t in rank_trials(trials, "max")] == [2, 0, 1, 3]
+    assert [t.trial for t in rank_trials(trials, "min")] == [0, 2, 1, 3]
 
 
 def test_retrain_epochs_are_the_mean_best_epoch():
@@ -195,11 +196,11 @@ def test_a_redelivered_trial_resumes_from_its_first_unfinished_fold(
     # Then only folds 1 and 2 ran, and the score uses the recorded fold 0
     assert sorted(p.name for p in markers.iterdir()) == ["resume-0-1", "resume-0-2"]
     [trial] = store.trials("resume")
-    assert trial["score"] == (0.25 + 1.0 + 1.0) / 3
+    assert trial.score == (0.25 + 1.0 + 1.0) / 3
     # and a copy of the finished trial runs nothing and records nothing
     celery_app.send_task("smptune.cv_trial", args=("resume", 0), queue="smptune")
     wait_for(lambda: "trial 0 already finished" in workers.logs(), 60)
-    assert store.get_sweep("resume")["trials_complete"] == 1
+    assert store.get_sweep("resume").count("complete") == 1
     assert len(list(markers.iterdir())) == 2
 
 

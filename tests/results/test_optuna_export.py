@@ -45,7 +45,7 @@ def test_a_sweep_exported_to_optuna_reads_back_with_its_trials_values_and_best(
     tmp_path, redis_server, store: SweepStore, finished_sweep: str
 ):
     # Given a finished sweep with complete, pruned and failed trials
-    results = store.get_sweep(finished_sweep)["results"]
+    results = store.get_sweep(finished_sweep).results
     ours = {t["trial"]: t for t in results["ranking"]}
     statuses = {t["status"] for t in ours.values()}
     assert {"complete", "pruned", "failed"} <= statuses, statuses

@@ -124,9 +124,9 @@ def test_a_sweep_writes_a_self_contained_report_whose_images_load_in_a_browser(
     assert sorted(_images(page)) == sorted(pngs.values())
     # and it shows the best configuration, its test metrics and every trial
     sweep = store.get_sweep(sweep_id)
-    best = sweep["results"]["best"]
+    best = sweep.results["best"]
     assert f"#{best['trial']}" in page and f"{best['score']:.4g}" in page
-    assert f"{sweep['test_metrics']['score']:.4g}" in page
+    assert f"{sweep.test_metrics['score']:.4g}" in page
     assert all(f"#{t}" in page for t in range(8))
     assert "the final model wrote no sample predictions" in page
     assert "fANOVA" in page

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from smptune.errors import ConfigError
-from smptune.search.scoring import Scoring, rank_trials, trial_score
+from smptune.records import TrialRecord, TrialStatus
+from smptune.search.scoring import Scoring, rank_tier, rank_trials, trial_score
 from smptune.search.specs import PrunerSpec, SamplerSpec
 
 
@@ -80,17 +81,17 @@ def test_round_trip_and_errors():
 
 def test_ranking_tiers_complete_then_pruned_then_unstable_then_unscored():
     trials = [
-        {"trial": 0, "status": "failed", "score": None},
-        {"trial": 1, "status": "pruned", "score": 0.99},
-        {"trial": 2, "status": "complete", "score": 0.5},
-        {"trial": 3, "status": "complete", "score": 0.95, "unstable": True},
-        {"trial": 4, "status": "complete", "score": 0.7},
-        {"trial": 5, "status": "stopped", "score": 0.6},
-        {"trial": 6, "status": "skipped", "score": None},
+        TrialRecord(0, TrialStatus.FAILED, score=None),
+        TrialRecord(1, TrialStatus.PRUNED, score=0.99),
+        TrialRecord(2, TrialStatus.COMPLETE, score=0.5),
+        TrialRecord(3, TrialStatus.COMPLETE, score=0.95, unstable=True),
+        TrialRecord(4, TrialStatus.COMPLETE, score=0.7),
+        TrialRecord(5, TrialStatus.STOPPED, score=0.6),
+        TrialRecord(6, TrialStatus.SKIPPED, score=None),
     ]
     ranked = rank_trials(trials, "max")
-    assert [t["trial"] for t in ranked] == [4, 2, 1, 5, 3, 0, 6]
-    assert [t["rank"] for t in ranked] == list(range(1, 8))
+    assert [t.trial for t in ranked] == [4, 2, 1, 5, 3, 0, 6]
+    assert [rank_tier(t) for t in ranked] == [0, 0, 1, 1, 2, 3, 3]
 
 
 def test_sampler_and_pruner_specs_round_trip_with_their_defaults():

@@ -77,12 +77,12 @@ def test_a_relative_data_root_is_read_below_each_machines_data_root(
 
     # Then the trial and the final model train on the GPU host's copy, and the sweep records
     # the root relatively
-    wait_for(lambda: store.get_sweep(sweep_id)["status"] in ("done", "failed"), 300, 0.5)
+    wait_for(lambda: store.get_sweep(sweep_id).status in ("done", "failed"), 300, 0.5)
     sweep = store.get_sweep(sweep_id)
     trial = store.trials(sweep_id)[0]
-    assert trial["status"] == "complete", (trial.get("error"), workers.logs()[-3000:])
-    assert sweep["status"] == "done", sweep.get("error")
-    assert sweep["config"]["data"]["root"] == "buildings"
+    assert trial.status == "complete", (trial.error, workers.logs()[-3000:])
+    assert sweep.status == "done", sweep.error
+    assert sweep.config["data"]["root"] == "buildings"
     # and the results hold the splits by sample name: 3 test samples, two folds that
     # partition the other 9
     out = tmp_path / "out" / sweep_id
@@ -92,7 +92,7 @@ def test_a_relative_data_root_is_read_below_each_machines_data_root(
     assert sorted(validation) == sorted(splits["train"])
     assert not set(splits["test"]) & set(splits["train"])
     # and the final model's sample predictions travel in the sweep record for other machines
-    png = base64.b64decode(sweep["predictions_png"])
+    png = base64.b64decode(sweep.predictions_png)
     assert png == (out / "final" / "predictions.png").read_bytes()
     assert png.startswith(b"\x89PNG")
 

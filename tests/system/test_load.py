@@ -36,12 +36,12 @@ def test_ten_thousand_trials_each_recorded_once_and_the_chord_fires_once(
     # Then every trial is recorded exactly once and the chord callback ran once
     assert result.returncode == 0, result.stderr[-2000:]
     sweep = store.get_sweep(sweep_id)
-    assert sweep["finalize_runs"] == 1
-    assert "finalize_duplicates" not in sweep
-    assert sweep["trials_complete"] == N_TRIALS and sweep["trials_failed"] == 0
+    assert sweep.finalize_runs == 1
+    assert sweep.finalize_duplicates == 0
+    assert sweep.count("complete") == N_TRIALS and sweep.count("failed") == 0
     assert store.finished_count(sweep_id) == N_TRIALS
-    assert sweep["folds_done"] == 2 * N_TRIALS
-    ranking = sweep["results"]["ranking"]
+    assert sweep.folds_done == 2 * N_TRIALS
+    ranking = sweep.results["ranking"]
     assert sorted(t["trial"] for t in ranking) == list(range(N_TRIALS))
     assert all(t["attempts"] == 1 for t in ranking)
 

@@ -268,7 +268,7 @@ def _log_has(log_dir: Path, text: str) -> bool:
 def _snapshot(store: SweepStore, sweep_id: str) -> dict:
     """Everything a copy of a trial could record: counters, trial records, folds, scores."""
     base = f"smptune:sweep:{sweep_id}"
-    n = store.get_sweep(sweep_id)["n_trials"]
+    n = store.get_sweep(sweep_id).n_trials
     return {
         "sweep": store.r.hgetall(base),
         "finished": store.r.smembers(f"{base}:finished"),
@@ -316,17 +316,17 @@ def _partition_scenario(tmp_path: Path, lab: Lab) -> None:
 
     # Then the trial is queued again, completes on host-b, and the sweep is done with every
     # trial recorded once and finalize run once
-    requeued_at = wait_for(lambda: store.trials(sweep_id, [victim])[0]["requeued_at"], 15, 0.05)
+    requeued_at = wait_for(lambda: store.trials(sweep_id, [victim])[0].requeued_at, 15, 0.05)
     assert requeued_at - cut_at < 2 * float(LEASE_TTL) + 1
     assert producer.wait(60) == 0
     sweep = store.get_sweep(sweep_id)
-    assert sweep["status"] == "done", sweep
+    assert sweep.status == "done", sweep
     trials = assert_every_trial_once(store, sweep_id)
     moved = trials[victim]
-    assert moved["worker"].endswith("@host-b"), moved
-    assert moved["requeues"] == 1 and moved["attempts"] == 2, moved
-    assert sorted(moved["folds"]) == [0, 1]
-    assert sweep["folds_done"] == 4 * 2  # no fold counted twice
+    assert moved.worker.endswith("@host-b"), moved
+    assert moved.requeues == 1 and moved.attempts == 2, moved
+    assert sorted(moved.folds) == [0, 1]
+    assert sweep.folds_done == 4 * 2  # no fold counted twice
     assert "finalize_duplicates" not in store.r.hgetall(f"smptune:sweep:{sweep_id}")
     before = _snapshot(store, sweep_id)
 

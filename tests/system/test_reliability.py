@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from smptune.queue.messages import trial_task_id
 from smptune.queue.store import SweepStore
-from smptune.queue.submit import trial_task_id
+from smptune.records import TrialRecord
 
 from conftest import cli_env, run_cli, submit_and_wait, wait_for, write_config
 
@@ -28,13 +29,13 @@ LEASE_TTL = "3"  # seconds; production uses 30
 def assert_every_trial_once(store: SweepStore, sweep_id: str, statuses=("complete",)) -> list:
     sweep = store.get_sweep(sweep_id)
     trials = store.trials(sweep_id)
-    assert sweep["finalize_runs"] == 1, "the chord callback must run exactly once"
+    assert sweep.finalize_runs == 1, "the chord callback must run exactly once"
     finished = store.r.smembers(f"smptune:sweep:{sweep_id}:finished")
-    assert sorted(int(n) for n in finished) == list(range(sweep["n_trials"])), "a trial lost"
-    counted = sweep["trials_complete"] + sweep["trials_failed"] + sweep["trials_cancelled"]
-    assert counted == sweep["n_trials"], "a trial counted twice or not at all"
-    assert all(t["status"] in statuses for t in trials), [t["status"] for t in trials]
-    assert len(sweep["results"]["ranking"]) == sweep["n_trials"]
+    assert sorted(int(n) for n in finished) == list(range(sweep.n_trials)), "a trial lost"
+    counted = sweep.count("complete") + sweep.count("failed") + sweep.count("cancelled")
+    assert counted == sweep.n_trials, "a trial counted twice or not at all"
+    assert all(t.status in statuses for t in trials), [t.status for t in trials]
+    assert len(sweep.results["ranking"]) == sweep.n_trials
     return trials
 
 
@@ -64,7 +65,7 @@ def _sweep_id_of(store: SweepStore) -> str:
     return wait_for(lambda: store.active_sweeps() and store.active_sweeps()[0], 30)
 
 
-def _running_trial(store: SweepStore, sweep_id: str, min_fold: int = 0) -> dict:
+def _running_trial(store: SweepStore, sweep_id: str, min_fold: int = 0) -> TrialRecord:
     def find():
         for r in store.running(sweep_id):
             if r["fold"] >= min_fold:
@@ -87,16 +88,16 @@ def test_kill_9_of_the_worker_child_mid_fold_resumes_the_trial(
 
     # When the pool child running a trial is killed in the middle of its second fold
     victim = _running_trial(store, sweep_id, min_fold=1)
-    os.kill(victim["pid"], signal.SIGKILL)
+    os.kill(victim.pid, signal.SIGKILL)
     _, stderr = producer.communicate(timeout=120)
 
     # Then the trial ran again from its first unrecorded fold and the sweep completed
     assert producer.returncode == 0, stderr
     trials = assert_every_trial_once(store, sweep_id)
-    again = trials[victim["trial"]]
-    assert again["attempts"] == 2
-    assert sorted(again["folds"]) == [0, 1, 2]
-    assert store.get_sweep(sweep_id)["folds_done"] == 9  # fold 0 was not trained twice
+    again = trials[victim.trial]
+    assert again.attempts == 2
+    assert sorted(again.folds) == [0, 1, 2]
+    assert store.get_sweep(sweep_id).folds_done == 9  # fold 0 was not trained twice
 
 
 def test_kill_9_of_a_whole_workers_machine_moves_its_trial_to_another(
@@ -126,14 +127,14 @@ def test_kill_9_of_a_whole_workers_machine_moves_its_trial_to_another(
     # Then it is queued again within about two lease TTLs, runs on host-b, and the sweep
     # completes
     requeued_at = wait_for(
-        lambda: store.trials(sweep_id, [victim["trial"]])[0]["requeued_at"], 60, 0.05
+        lambda: store.trials(sweep_id, [victim["trial"]])[0].requeued_at, 60, 0.05
     )
     assert requeued_at - killed_at < 2 * float(LEASE_TTL) + 1
     _, stderr = producer.communicate(timeout=120)
     assert producer.returncode == 0, stderr
     trials = assert_every_trial_once(store, sweep_id)
-    assert trials[victim["trial"]]["worker"].endswith("@host-b")
-    assert trials[victim["trial"]]["requeues"] == 1
+    assert trials[victim["trial"]].worker.endswith("@host-b")
+    assert trials[victim["trial"]].requeues == 1
 
 
 def test_redis_killed_and_restarted_mid_sweep_loses_nothing(
@@ -149,7 +150,7 @@ def test_redis_killed_and_restarted_mid_sweep_loses_nothing(
     )
     producer = _submit(config, redis_server.url, tmp_path / "a")
     sweep_id = _sweep_id_of(store)
-    wait_for(lambda: store.get_sweep(sweep_id)["folds_done"] >= 3, 60, 0.05)
+    wait_for(lambda: store.get_sweep(sweep_id).folds_done >= 3, 60, 0.05)
 
     # When Redis is killed with -9 and comes back two seconds later on the same AOF
     redis_server.kill()
@@ -160,7 +161,7 @@ def test_redis_killed_and_restarted_mid_sweep_loses_nothing(
     _, stderr = producer.communicate(timeout=180)
     assert producer.returncode == 0, stderr
     assert_every_trial_once(store, sweep_id)
-    assert store.get_sweep(sweep_id)["status"] == "done"
+    assert store.get_sweep(sweep_id).status == "done"
 
 
 def _drop_message(client, task_id: str) -> int:
@@ -195,7 +196,7 @@ def test_a_trial_whose_message_vanished_before_it_started_is_queued_again(
 
     # Then once the queue has drained the reaper queues the lost trials again under their
     # chord, and the sweep completes with every trial once
-    wait_for(lambda: store.get_sweep(sweep_id)["status"] == "done", 120)
+    wait_for(lambda: store.get_sweep(sweep_id).status == "done", 120)
     assert_every_trial_once(store, sweep_id)
     logs = workers.logs()
     for trial in lost:
@@ -216,12 +217,12 @@ def test_a_trial_that_kills_its_worker_every_time_fails_after_three_attempts(
 
     assert result.returncode == 0, result.stderr
     trials = assert_every_trial_once(store, sweep_id, statuses=("complete", "failed"))
-    crashed = [t for t in trials if t["params"]["crash"]]
-    assert [t["status"] for t in crashed] == ["failed", "failed"]
+    crashed = [t for t in trials if t.params["crash"]]
+    assert [t.status for t in crashed] == ["failed", "failed"]
     for t in crashed:
-        assert "gave up after 3 attempts" in t["error"], t["error"]
-        assert t["attempts"] == 4
-    assert all(t["status"] == "complete" for t in trials if not t["params"]["crash"])
+        assert "gave up after 3 attempts" in t.error, t.error
+        assert t.attempts == 4
+    assert all(t.status == "complete" for t in trials if not t.params["crash"])
 
 
 def test_the_sweep_finishes_without_the_producer(tmp_path, redis_server, store, start_workers):
@@ -235,7 +236,7 @@ def test_the_sweep_finishes_without_the_producer(tmp_path, redis_server, store, 
     os.killpg(producer.pid, signal.SIGKILL)
     producer.wait()
 
-    wait_for(lambda: store.get_sweep(sweep_id)["status"] == "done", 60)
+    wait_for(lambda: store.get_sweep(sweep_id).status == "done", 60)
     status = run_cli("producer", "status", sweep_id, "--json", "--broker", redis_server.url)
     assert json.loads(status.stdout)["status"] == "done"
     assert_every_trial_once(store, sweep_id)
@@ -253,7 +254,7 @@ def test_cancel_mid_sweep_stops_at_a_fold_boundary_and_writes_partial_results(
     )
     producer = _submit(config, redis_server.url, tmp_path / "a")
     sweep_id = _sweep_id_of(store)
-    wait_for(lambda: store.get_sweep(sweep_id)["trials_complete"] >= 2, 60, 0.05)
+    wait_for(lambda: store.get_sweep(sweep_id).count("complete") >= 2, 60, 0.05)
     _running_trial(store, sweep_id, min_fold=1)
 
     # When it is cancelled
@@ -266,13 +267,13 @@ def test_cancel_mid_sweep_stops_at_a_fold_boundary_and_writes_partial_results(
     assert producer.returncode == 1, stderr
     assert "ended cancelled" in stdout
     sweep = store.get_sweep(sweep_id)
-    assert sweep["status"] == "cancelled"
+    assert sweep.status == "cancelled"
     trials = assert_every_trial_once(store, sweep_id, statuses=("complete", "cancelled"))
-    cancelled = [t for t in trials if t["status"] == "cancelled"]
+    cancelled = [t for t in trials if t.status == "cancelled"]
     assert len(cancelled) >= 7
-    assert sum(1 for t in cancelled if t["attempts"] == 0) >= 6  # never started
-    stopped = [t for t in cancelled if t["attempts"] == 1]
-    assert all(0 < len(t["folds"]) < 3 for t in stopped)
+    assert sum(1 for t in cancelled if t.attempts == 0) >= 6  # never started
+    stopped = [t for t in cancelled if t.attempts == 1]
+    assert all(0 < len(t.folds) < 3 for t in stopped)
     out = tmp_path / "a" / sweep_id
     results = json.loads((out / "results.json").read_text())
     assert results["trials_cancelled"] == len(cancelled)

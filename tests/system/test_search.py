@@ -34,7 +34,7 @@ def _finish(store: SweepStore, sweep_id: str, trial: int, params: dict, score: f
 
 
 def test_tpe_asks_from_the_finished_trials_and_keeps_parallel_trials_apart(store: SweepStore):
-    import smptune.search.adaptive as adaptive
+    from smptune.tasks import choose_params
 
     # Given a TPE sweep whose 20 finished trials score best near x = 1
     config = config_from_dict(
@@ -57,7 +57,7 @@ def test_tpe_asks_from_the_finished_trials_and_keeps_parallel_trials_apart(store
 
     # When ten more trials start, one after another as workers free up
     defaults = {"sleep": 0.0}
-    asked = [adaptive.ask(store, config, "s", n, defaults) for n in range(21, 31)]
+    asked = [choose_params(store, config, "s", n, defaults) for n in range(21, 31)]
 
     # Then the sampler learnt from the finished trials: its choices crowd around x = 1,
     # where uniform sampling on [-4, 6] would have a median distance of 2.5
@@ -69,7 +69,7 @@ def test_tpe_asks_from_the_finished_trials_and_keeps_parallel_trials_apart(store
     assert len({p["x"] for p in asked} | {1.0}) == 11
     assert [store.params("s", n) for n in range(21, 31)] == asked
     # and a second copy of a trial gets the configuration its first copy was given
-    assert adaptive.ask(store, config, "s", 25, defaults) == asked[4]
+    assert choose_params(store, config, "s", 25, defaults) == asked[4]
 
 
 def test_an_adaptive_sweep_chooses_each_configuration_when_its_trial_starts(
@@ -95,10 +95,10 @@ def test_an_adaptive_sweep_chooses_each_configuration_when_its_trial_starts(
 
     # When two workers run it
     start_workers("--cpu", "2")
-    wait_for(lambda: store.get_sweep(sweep_id)["status"] == "done", timeout=240)
+    wait_for(lambda: store.get_sweep(sweep_id).status == "done", timeout=240)
 
     # Then every trial ran once with a configuration chosen on a worker, all different
-    results = store.get_sweep(sweep_id)["results"]
+    results = store.get_sweep(sweep_id).results
     assert results["sampler"] == "tpe" and results["trials_complete"] == 10
     configs = [store.params(sweep_id, n) for n in range(10)]
     assert all(-2.0 <= c["x"] <= 3.0 and c["y"] in (-3.0, -2.0, 0.0, 1.0) for c in configs)
@@ -124,14 +124,14 @@ def test_hopeless_trials_are_pruned_after_a_fold_and_ranked_below_complete_ones(
 
     # Then the two hopeless trials stopped after their first fold, recorded as pruned
     sweep = store.get_sweep(sweep_id)
-    by_trial = {t["trial"]: t for t in sweep["results"]["ranking"]}
+    by_trial = {t["trial"]: t for t in sweep.results["ranking"]}
     assert [by_trial[n]["status"] for n in range(5)] == ["complete"] * 3 + ["pruned"] * 2
     assert [len(by_trial[n]["folds"]) for n in range(5)] == [3, 3, 3, 1, 1]
     assert "pruned by the median pruner after 1 of 3 folds" in by_trial[3]["error"]
-    assert sweep["trials_pruned"] == 2 and sweep["trials_complete"] == 3
+    assert sweep.count("pruned") == 2 and sweep.count("complete") == 3
     # and they rank below every complete trial; the best is a complete one
     assert sorted(by_trial[n]["rank"] for n in (3, 4)) == [4, 5]
-    assert sweep["results"]["best"]["trial"] == 0 and sweep["status"] == "done"
+    assert sweep.results["best"]["trial"] == 0 and sweep.status == "done"
     rows = _csv_rows(tmp_path / "artifacts" / sweep_id / "trials.csv")
     assert [(r["status"], r["fold_1"]) for r in rows[3:]] == [("pruned", ""), ("pruned", "")]
     # and the worker's log has one line per trial start, fold end and trial end
@@ -162,17 +162,17 @@ def test_no_trial_starts_after_the_time_budget_and_the_best_is_still_retrained(
     # Then the first trial stopped at a fold boundary past the deadline, with its runs kept
     sweep = store.get_sweep(sweep_id)
     trials = store.trials(sweep_id)
-    assert trials[0]["status"] == "stopped" and 1 <= len(trials[0]["folds"]) < 3
-    assert "time budget ran out" in trials[0]["error"]
+    assert trials[0].status == "stopped" and 1 <= len(trials[0].folds) < 3
+    assert "time budget ran out" in trials[0].error
     # and no other trial started: each was skipped
-    assert [t["status"] for t in trials[1:]] == ["skipped"] * 3
-    assert all(t["started"] is None for t in trials[1:])
-    assert trials[0]["started"] < sweep["deadline"]
-    assert sweep["trials_skipped"] == 3 and sweep["trials_stopped"] == 1
+    assert [t.status for t in trials[1:]] == ["skipped"] * 3
+    assert all(t.started is None for t in trials[1:])
+    assert trials[0].started < sweep.deadline
+    assert sweep.count("skipped") == 3 and sweep.count("stopped") == 1
     # and finalize ranked what finished, and retrain-and-test ran on it
-    assert sweep["status"] == "done" and sweep["results"]["best"]["trial"] == 0
-    assert sweep["results"]["best"]["status"] == "stopped"
-    assert set(sweep["test_metrics"]) == {"score", "loss"}
+    assert sweep.status == "done" and sweep.results["best"]["trial"] == 0
+    assert sweep.results["best"]["status"] == "stopped"
+    assert set(sweep.test_metrics) == {"score", "loss"}
 
 
 def test_several_metrics_and_seeds_per_fold_are_scored_per_run_and_unstable_runs_flagged(
@@ -195,7 +195,7 @@ def test_several_metrics_and_seeds_per_fold_are_scored_per_run_and_unstable_runs
     assert result.returncode == 0, result.stderr + result.stdout
 
     # Then every trial has 2 folds × 2 seeds, each recorded, the seeds of one fold differ
-    results = store.get_sweep(sweep_id)["results"]
+    results = store.get_sweep(sweep_id).results
     by_trial = {t["trial"]: t for t in results["ranking"]}
     for t in by_trial.values():
         assert [(r["fold"], r["repeat"]) for r in t["folds"].values()] == [

@@ -88,4 +88,4 @@ def test_status_shows_workers_trials_folds_and_an_eta_while_a_sweep_runs(
     assert final[-2].endswith("ETA --")
     assert final[-1].startswith("test metrics: score=")
     assert not [line for line in final if line.startswith("  cpu")]
-    assert store.get_sweep(sweep_id)["status"] == "done"
+    assert store.get_sweep(sweep_id).status == "done"

@@ -32,10 +32,10 @@ def test_sweep_runs_every_trial_once_and_retrains_the_best(
 
     # Then the chord fired once with every trial in the results, each with every fold
     sweep = store.get_sweep(sweep_id)
-    assert sweep["status"] == "done"
-    assert sweep["finalize_runs"] == 1
-    assert "finalize_duplicates" not in sweep and "finalize_fallback" not in sweep
-    results = sweep["results"]
+    assert sweep.status == "done"
+    assert sweep.finalize_runs == 1
+    assert sweep.finalize_duplicates == 0 and sweep.finalize_fallback is None
+    results = sweep.results
     assert sorted(t["trial"] for t in results["ranking"]) == list(range(6))
     assert all(t["status"] == "complete" and len(t["fold_scores"]) == 3 for t in results["ranking"])
     # and the ranking is by mean fold score, best first
@@ -45,7 +45,7 @@ def test_sweep_runs_every_trial_once_and_retrains_the_best(
     # and retrain-and-test ran on the best configuration
     best_params = results["best"]["params"]
     expected = 1 / (1 + (best_params["x"] - 1) ** 2 + (best_params["y"] + 2) ** 2)
-    assert abs(sweep["test_metrics"]["score"] - expected) < 1e-9
+    assert abs(sweep.test_metrics["score"] - expected) < 1e-9
     assert "test metrics of the best configuration" in output
 
     # and the results folder holds what a user reads
@@ -55,7 +55,7 @@ def test_sweep_runs_every_trial_once_and_retrains_the_best(
     assert [int(r["trial"]) for r in rows] == list(range(6))
     assert {"x", "y", "fold_0", "fold_1", "fold_2", "mean", "std", "worker"} <= set(rows[0])
     assert {r["worker"].split("@")[0] for r in rows} <= {"cpu0", "cpu1"}
-    assert json.loads((out / "final" / "test_metrics.json").read_text()) == sweep["test_metrics"]
+    assert json.loads((out / "final" / "test_metrics.json").read_text()) == sweep.test_metrics
     assert (
         json.loads((out / "results.json").read_text())["best"]["trial"] == results["best"]["trial"]
     )
@@ -85,7 +85,7 @@ def test_a_failing_configuration_is_recorded_and_the_sweep_completes(
     sweep_id, _ = _submit_and_wait(config, redis_server.url, tmp_path / "artifacts")
 
     # Then the failed trials carry their message and rank below every complete one
-    results = store.get_sweep(sweep_id)["results"]
+    results = store.get_sweep(sweep_id).results
     failed = [t for t in results["ranking"] if t["status"] == "failed"]
     complete = [t for t in results["ranking"] if t["status"] == "complete"]
     assert len(failed) == 3 and len(complete) == 3
@@ -96,7 +96,7 @@ def test_a_failing_configuration_is_recorded_and_the_sweep_completes(
     assert results["best"]["params"]["fail"] is False
     rows = list(csv.DictReader((tmp_path / "artifacts" / sweep_id / "trials.csv").open()))
     assert sorted(r["status"] for r in rows) == ["complete"] * 3 + ["failed"] * 3
-    assert store.get_sweep(sweep_id)["finalize_runs"] == 1
+    assert store.get_sweep(sweep_id).finalize_runs == 1
 
 
 def test_dry_run_prints_the_same_configurations_twice_and_queues_nothing(tmp_path):

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import redis
 
@@ -97,7 +98,9 @@ class Lease:
         """Take the lease if it is free or its holder on this host is gone."""
         if self.client.set(self.key, self.value, nx=True, px=self._ttl_ms):
             return True
-        holder = self.client.get(self.key)
+        # The store's client decodes responses (decode_responses=True); redis's types cannot
+        # tell that from a plain ``redis.Redis`` and give ``bytes | str``.
+        holder = cast("str | None", self.client.get(self.key))
         if holder is None:
             return bool(self.client.set(self.key, self.value, nx=True, px=self._ttl_ms))
         host, _, rest = holder.partition(":")

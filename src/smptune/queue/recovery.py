@@ -24,14 +24,18 @@ import logging
 import time
 from typing import Any
 
+from smptune.queue.messages import (
+    DEFAULT_QUEUE,
+    FINALIZE_SWEEP,
+    REQUEUE_PRIORITY,
+    TrialRequest,
+    send_trial,
+    trial_task_id,
+)
 from smptune.queue.store import SweepStore
+from smptune.records import SweepRecord
 
 log = logging.getLogger("smptune.recovery")
-
-#: Trials are queued at priority 5 (see :mod:`smptune.queue.submit`); a lost trial goes back at 0,
-#: ahead of the trials that never started.
-TRIAL_PRIORITY = 5
-REQUEUE_PRIORITY = 0
 
 
 class Reaper:
@@ -74,24 +78,24 @@ class Reaper:
         return requeued
 
     def _requeue_lost_messages(
-        self, sweeps: dict[str, dict[str, Any]], now: float
+        self, sweeps: dict[str, SweepRecord], now: float
     ) -> list[tuple[str, int]]:
         """Queue again the trials whose message vanished before they started."""
         unqueued: set[tuple[str, int]] = set()
         held: set[str] | None = None  # task ids of messages workers hold, read once a pass
         for sweep_id, sweep in sweeps.items():
-            n_trials = sweep["n_trials"]
-            if "trial_request" not in sweep or sweep.get("finalized_at"):
+            n_trials = sweep.n_trials
+            if sweep.trial_request is None or sweep.finalized_at:
                 continue  # still being sent, or done
             if self.store.accounted_count(sweep_id) >= n_trials:
                 continue
-            queue = sweep["config"].get("queue", "smptune")
+            queue = sweep.config.get("queue", DEFAULT_QUEUE)
             if self._queued(queue):
                 continue  # the rest may still be waiting; checked again once it drains
             if held is None:
                 held = self._held_task_ids()
             for trial in self.store.unaccounted(sweep_id, n_trials):
-                if self._task_id(sweep_id, trial) not in held:
+                if trial_task_id(sweep_id, trial) not in held:
                     unqueued.add((sweep_id, trial))
         for key in unqueued:
             self._unqueued_since.setdefault(key, now)
@@ -105,12 +109,6 @@ class Reaper:
                 requeued.append((sweep_id, trial))
             del self._unqueued_since[(sweep_id, trial)]
         return requeued
-
-    @staticmethod
-    def _task_id(sweep_id: str, trial: int) -> str:
-        from smptune.queue.submit import trial_task_id
-
-        return trial_task_id(sweep_id, trial)
 
     def _queued(self, queue: str) -> int:
         """Messages waiting in ``queue`` (every priority)."""
@@ -130,14 +128,15 @@ class Reaper:
                 continue
         return ids
 
-    def requeue_unstarted(self, sweep_id: str, sweep: dict[str, Any], trial: int) -> None:
+    def requeue_unstarted(self, sweep_id: str, sweep: SweepRecord, trial: int) -> None:
         """Queue a trial whose message was lost, under its task id, group and chord (from
         its own earlier start, else from the request template recorded at submit)."""
-        request = self.store.trial_request(sweep_id, trial) or {
-            **sweep["trial_request"],
-            "id": self._task_id(sweep_id, trial),
-            "group_index": trial,
-        }
+        started = self.store.trial_request(sweep_id, trial)
+        if started:
+            request = TrialRequest.from_dict(started)
+        else:
+            template = TrialRequest.from_dict(sweep.trial_request)
+            request = template.for_trial(sweep_id, trial)
         log.warning(
             "sweep %s trial %d: its message was lost before it started; queueing it again",
             sweep_id,
@@ -145,42 +144,31 @@ class Reaper:
         )
         self._send(sweep_id, trial, request)
 
-    def _finalize_if_stuck(self, sweep_id: str, sweep: dict[str, Any]) -> None:
-        if sweep.get("finalized_at") or self.store.finished_count(sweep_id) < sweep["n_trials"]:
+    def _finalize_if_stuck(self, sweep_id: str, sweep: SweepRecord) -> None:
+        if sweep.finalized_at or self.store.finished_count(sweep_id) < sweep.n_trials:
             return
-        if time.time() - sweep.get("last_finished", time.time()) < self.finalize_grace_s:
+        last_finished = time.time() if sweep.last_finished is None else sweep.last_finished
+        if time.time() - last_finished < self.finalize_grace_s:
             return
         if self.store.claim_finalize_fallback(sweep_id):
             log.warning(
                 "sweep %s: every trial is recorded but the chord did not fire; finalizing it",
                 sweep_id,
             )
-            queue = sweep["config"].get("queue", "smptune")
-            self.app.send_task("smptune.finalize_sweep", args=([], sweep_id), queue=queue)
+            queue = sweep.config.get("queue", DEFAULT_QUEUE)
+            self.app.send_task(FINALIZE_SWEEP, args=([], sweep_id), queue=queue)
 
     def requeue(self, sweep_id: str, trial: int) -> None:
-        request = self.store.trial_request(sweep_id, trial)
+        """Queue a trial that lost its worker, as it was sent when it last started."""
+        request = TrialRequest.from_dict(self.store.trial_request(sweep_id, trial))
         log.warning(
             "sweep %s trial %d lost its worker; queueing it again (task %s)",
             sweep_id,
             trial,
-            request.get("id"),
+            request.id,
         )
         self._send(sweep_id, trial, request)
 
-    def _send(self, sweep_id: str, trial: int, request: dict[str, Any]) -> None:
-        self.app.send_task(
-            "smptune.cv_trial",
-            args=(sweep_id, trial),
-            task_id=request.get("id"),
-            queue=request.get("queue") or "smptune",
-            group_id=request.get("group"),
-            group_index=request.get("group_index"),
-            chord=request.get("chord"),
-            root_id=request.get("root_id"),
-            parent_id=request.get("parent_id"),
-            soft_time_limit=request.get("soft_time_limit"),
-            time_limit=request.get("time_limit"),
-            priority=REQUEUE_PRIORITY,
-            argsrepr=f"trial {trial} (sweep={sweep_id}, queued again)",
-        )
+    def _send(self, sweep_id: str, trial: int, request: TrialRequest) -> None:
+        argsrepr = f"trial {trial} (sweep={sweep_id}, queued again)"
+        send_trial(self.app, sweep_id, trial, request, REQUEUE_PRIORITY, argsrepr)

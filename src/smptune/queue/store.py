@@ -36,15 +36,12 @@ from redis.retry import Retry
 
 from smptune.errors import BrokerError, SweepNotFoundError
 from smptune.queue.lease import Lease
+from smptune.records import OUTCOMES, SweepRecord, SweepStatus, TrialRecord, TrialStatus
 from smptune.urls import mask_url
 
 PREFIX = "smptune"
 
-TERMINAL_SWEEP_STATES = frozenset({"done", "failed", "cancelled"})
-
-#: Final trial statuses, each counted in the sweep hash as ``trials_<status>``.
-TRIAL_OUTCOMES = ("complete", "pruned", "stopped", "skipped", "failed", "cancelled")
-_COUNTERS = tuple(f"trials_{status}" for status in TRIAL_OUTCOMES)
+_COUNTERS = tuple(status.counter for status in OUTCOMES)
 
 _FINISH_TRIAL = """
 local holder = redis.call('GET', KEYS[6])
@@ -227,27 +224,11 @@ class SweepStore:
     def cancel_requested(self, sweep_id: str) -> bool:
         return bool(self.r.hexists(self._sweep(sweep_id), "cancel_requested"))
 
-    def get_sweep(self, sweep_id: str) -> dict[str, Any]:
+    def get_sweep(self, sweep_id: str) -> SweepRecord:
         raw = self.r.hgetall(self._sweep(sweep_id))
         if not raw:
             raise SweepNotFoundError(f"no sweep {sweep_id!r} in this broker")
-        sweep: dict[str, Any] = dict(raw)
-        for key in ("config", "results", "test_metrics", "splits", "trial_request"):
-            if key in sweep:
-                sweep[key] = json.loads(sweep[key])
-        for key in ("n_trials", "n_folds", "folds_done", "finalize_runs", *_COUNTERS):
-            sweep[key] = int(sweep.get(key, 0))
-        sweep["n_runs"] = int(sweep.get("n_runs") or sweep["n_folds"])
-        for key in (
-            "created",
-            "finished",
-            "last_finished",
-            "finalized_at",
-            "deadline",
-        ):
-            if key in sweep:
-                sweep[key] = float(sweep[key])
-        return sweep
+        return _sweep_record(raw)
 
     def list_sweeps(self) -> list[dict[str, Any]]:
         ids = self.r.zrevrange(f"{PREFIX}:sweeps", 0, -1)
@@ -448,13 +429,13 @@ class SweepStore:
             for n, (w, f, s) in zip(numbers, pipe.execute(), strict=True)
         ]
 
-    def trials(self, sweep_id: str, numbers: Iterable[int] | None = None) -> list[dict[str, Any]]:
+    def trials(self, sweep_id: str, numbers: Iterable[int] | None = None) -> list[TrialRecord]:
         """Every trial with its parameters, state and fold results, in trial order."""
         if numbers is None:
-            numbers = range(self.get_sweep(sweep_id)["n_trials"])
+            numbers = range(self.get_sweep(sweep_id).n_trials)
         numbers = list(numbers)
         params = self.r.hgetall(f"{self._sweep(sweep_id)}:params")
-        out: list[dict[str, Any]] = []
+        out: list[TrialRecord] = []
         for start in range(0, len(numbers), 1000):
             chunk = numbers[start : start + 1000]
             pipe = self.r.pipeline(transaction=False)
@@ -468,26 +449,68 @@ class SweepStore:
         return out
 
 
+def _float(value: str | None) -> float | None:
+    return float(value) if value not in (None, "") else None
+
+
+def _json(value: str | None) -> Any:
+    return json.loads(value) if value else None
+
+
+def _sweep_record(raw: Mapping[str, str]) -> SweepRecord:
+    """The sweep hash, decoded."""
+    n_folds = int(raw.get("n_folds", 0))
+    return SweepRecord(
+        id=raw["id"],
+        name=raw.get("name", raw["id"]),
+        config=json.loads(raw["config"]),
+        status=SweepStatus(raw.get("status", "queued")),
+        created=float(raw.get("created", 0)),
+        n_trials=int(raw.get("n_trials", 0)),
+        n_folds=n_folds,
+        n_runs=int(raw.get("n_runs") or n_folds),
+        artifacts_dir=raw.get("artifacts_dir", ""),
+        folds_done=int(raw.get("folds_done", 0)),
+        counts={status: int(raw.get(status.counter, 0)) for status in OUTCOMES},
+        finalize_runs=int(raw.get("finalize_runs", 0)),
+        finalize_duplicates=int(raw.get("finalize_duplicates", 0)),
+        finalize_fallback=_float(raw.get("finalize_fallback")),
+        started=_float(raw.get("started")),
+        finished=_float(raw.get("finished")),
+        last_finished=_float(raw.get("last_finished")),
+        finalized_at=_float(raw.get("finalized_at")),
+        deadline=_float(raw.get("deadline")),
+        cancel_requested=_float(raw.get("cancel_requested")),
+        error=raw.get("error") or None,
+        results=_json(raw.get("results")),
+        test_metrics=_json(raw.get("test_metrics")),
+        splits=_json(raw.get("splits")),
+        trial_request=_json(raw.get("trial_request")),
+        final_model_dir=raw.get("final_model_dir") or None,
+        predictions_png=raw.get("predictions_png") or None,
+    )
+
+
 def _trial_record(
     n: int, params: str | None, state: Mapping[str, str], folds: Mapping[str, str]
-) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "trial": n,
-        "status": state.get("status", "pending"),
-        "params": json.loads(params) if params else {},
-        "folds": {int(k): json.loads(v) for k, v in sorted(folds.items(), key=lambda i: int(i[0]))},
-        "worker": state.get("worker") or None,
-        "device": state.get("device") if "device" in state else None,
-        "fold": int(state["fold"]) if state.get("fold") else None,
-        "pid": int(state["pid"]) if state.get("pid") else None,
-        "attempts": int(state.get("attempts", 0)),
-        "error": state.get("error") or None,
-        "started": float(state["started"]) if state.get("started") else None,
-        "finished": float(state["finished"]) if state.get("finished") else None,
-    }
-    record["requeues"] = int(state.get("requeues", 0))
-    record["unstable"] = state.get("unstable") == "True"
-    for key in ("score", "score_std", "duration_s", "requeued_at"):
-        value = state.get(key)
-        record[key] = float(value) if value not in (None, "") else None
-    return record
+) -> TrialRecord:
+    return TrialRecord(
+        trial=n,
+        status=TrialStatus(state.get("status", "pending")),
+        params=json.loads(params) if params else {},
+        folds={int(k): json.loads(v) for k, v in sorted(folds.items(), key=lambda i: int(i[0]))},
+        worker=state.get("worker") or None,
+        device=state.get("device") if "device" in state else None,
+        fold=int(state["fold"]) if state.get("fold") else None,
+        pid=int(state["pid"]) if state.get("pid") else None,
+        attempts=int(state.get("attempts", 0)),
+        requeues=int(state.get("requeues", 0)),
+        error=state.get("error") or None,
+        started=_float(state.get("started")),
+        finished=_float(state.get("finished")),
+        requeued_at=_float(state.get("requeued_at")),
+        score=_float(state.get("score")),
+        score_std=_float(state.get("score_std")),
+        unstable=state.get("unstable") == "True",
+        duration_s=_float(state.get("duration_s")),
+    )

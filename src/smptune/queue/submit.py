@@ -6,12 +6,19 @@ import json
 import re
 import secrets
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from smptune.config import SweepConfig
 from smptune.errors import BrokerError, ConfigError
-from smptune.queue.recovery import TRIAL_PRIORITY
+from smptune.queue.messages import (
+    FINALIZE_SWEEP,
+    TRIAL_PRIORITY,
+    TrialRequest,
+    finalize_task_id,
+    send_trial,
+)
 from smptune.queue.store import SweepStore
 from smptune.trainable import load_trainable
 
@@ -48,7 +55,7 @@ def plan_configurations(config: SweepConfig) -> list[dict[str, Any]]:
 def _complete(trainable: Any, config: SweepConfig, params: dict[str, Any]) -> dict[str, Any]:
     """``params`` with the trainable's defaults for every name the space does not list (an
     inactive conditional entry stays absent)."""
-    from smptune.search.space import with_defaults
+    from smptune.search.distributions import with_defaults
 
     return with_defaults(config.hyperparameters, trainable.defaults, params)
 
@@ -66,7 +73,7 @@ def _validate(trainable: Any, config: SweepConfig, configurations: list[dict[str
 def probe(config: SweepConfig, n: int = 16) -> list[dict[str, Any]]:
     """Configurations an adaptive sampler may choose, to validate before anything is sent:
     ``n`` random ones, plus one per listed value not among them."""
-    from smptune.search.space import sample_configurations
+    from smptune.search.sampling import sample_configurations
 
     samples = sample_configurations(config.hyperparameters, n, config.seed)
     for name, dist in config.hyperparameters.items():
@@ -81,7 +88,7 @@ def _listed_values(
 ) -> list[tuple[Any, dict[str, Any]]]:
     """Each value listed by entry ``name`` (in every case of a case table), with a sample in
     which the entry takes that list; a list no sample reaches is left out."""
-    from smptune.search.space import Cases, is_active
+    from smptune.search.distributions import Cases, is_active
 
     if isinstance(dist, Cases):
         lists = [
@@ -111,11 +118,6 @@ def new_sweep_id(name: str) -> str:
     return f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
-def trial_task_id(sweep_id: str, trial: int) -> str:
-    """The Celery task id of a trial: stable, so a requeued copy keeps it."""
-    return f"{sweep_id}-trial-{trial}"
-
-
 def submit(
     store: SweepStore,
     config: SweepConfig,
@@ -133,36 +135,34 @@ def submit(
         sweep_id,
         config.to_dict(),
         configurations,
-        int(config.cv["n_folds"]),
+        config.cv_settings.n_folds,
         str(artifacts_dir.resolve()),
         n_trials=n_trials,
         n_runs=config.n_runs,
-        time_budget_s=config.time_budget,
+        time_budget_s=config.time_budget_s,
     )
     from smptune.flower import trial_argsrepr
 
-    trials = [
-        {
-            "args": (sweep_id, n),
-            # what Flower shows as args; an adaptive trial's parameters are chosen at run time
-            "argsrepr": trial_argsrepr(
-                sweep_id, n, configurations[n] if configurations else None, config.hyperparameters
-            ),
-            "task_id": trial_task_id(sweep_id, n),
-            "soft_time_limit": config.trial_timeout,
-            "time_limit": config.trial_timeout + HARD_LIMIT_GRACE_S,
-            "priority": TRIAL_PRIORITY,
-        }
+    # what Flower shows as args; an adaptive trial's parameters are chosen at run time
+    argsreprs = [
+        trial_argsrepr(
+            sweep_id, n, configurations[n] if configurations else None, config.hyperparameters
+        )
         for n in range(n_trials)
     ]
     callback = app.signature(
-        "smptune.finalize_sweep",
+        FINALIZE_SWEEP,
         args=(sweep_id,),
         queue=config.queue,
-        task_id=f"{sweep_id}-finalize",
+        task_id=finalize_task_id(sweep_id),
+    )
+    template = TrialRequest(
+        queue=config.queue,
+        soft_time_limit=config.trial_timeout,
+        time_limit=config.trial_timeout + HARD_LIMIT_GRACE_S,
     )
     try:
-        group_id = send_chord(app, "smptune.cv_trial", trials, callback, config.queue)
+        template = send_chord(app, sweep_id, template, argsreprs, callback)
     except BatchPublishError as exc:  # Redis went away part-way: some trials may be queued
         raise BrokerError(
             f"sending sweep {sweep_id} failed part-way ({exc.__cause__ or exc}); cancel it "
@@ -170,21 +170,16 @@ def submit(
         ) from exc
     # every trial's message is sent: from now on the reaper may treat a missing one as lost,
     # and queue it again with this request (its own task id and group index added)
-    template = {
-        "group": group_id,
-        "chord": callback,
-        "queue": config.queue,
-        "soft_time_limit": config.trial_timeout,
-        "time_limit": config.trial_timeout + HARD_LIMIT_GRACE_S,
-    }
-    store.set_sweep_fields(sweep_id, trial_request=template)
+    store.set_sweep_fields(sweep_id, trial_request=template.template_dict())
     return sweep_id
 
 
-def send_chord(app: Any, name: str, calls: list[dict[str, Any]], callback: Any, queue: str) -> str:
-    """Send a chord: a ``name`` task per entry of ``calls`` (options of ``send_task``:
-    args, task_id, ...) to ``queue``, whose results go to ``callback`` once all are in.
-    Returns the chord's group id.
+def send_chord(
+    app: Any, sweep_id: str, template: TrialRequest, argsreprs: list[str], callback: Any
+) -> TrialRequest:
+    """Send a sweep's chord: ``cv_trial`` for each trial ``n`` (shown as ``argsreprs[n]``)
+    as ``template`` says, whose results go to ``callback`` once all are in. Returns the
+    template completed with the chord's group id and callback.
 
     It sends what ``celery.chord`` sends for a group of plain tasks on the Redis backend (the
     chord size, then each task with its group id, group index and the callback), but through
@@ -200,28 +195,29 @@ def send_chord(app: Any, name: str, calls: list[dict[str, Any]], callback: Any, 
 
     group_id = uuid()
     callback.freeze(callback.options["task_id"], group_id=group_id)
-    app.backend.set_chord_size(group_id, len(calls))  # before any part can return
+    template = replace(template, group=group_id, chord=callback)
+    app.backend.set_chord_size(group_id, len(argsreprs))  # before any part can return
     sent_events = app.conf.task_send_sent_event
-    app.conf.task_send_sent_event = sent_events and len(calls) <= SENT_EVENTS_MAX_TRIALS
+    app.conf.task_send_sent_event = sent_events and len(argsreprs) <= SENT_EVENTS_MAX_TRIALS
     try:
         # kombu batches only on a connection that never replays a write on its own
         options = {"retry_on_timeout": False}
         with app.connection_for_write(transport_options=options) as conn:
             producer = app.amqp.Producer(conn)
-            producer.maybe_declare(app.amqp.queues[queue])  # once, not per message
+            producer.maybe_declare(app.amqp.queues[template.queue])  # once, not per message
             with producer.batch(PUBLISH_BATCH):
-                for index, call in enumerate(calls):
-                    app.send_task(
-                        name,
-                        **call,
-                        queue=queue,
-                        group_id=group_id,
-                        group_index=index,
-                        chord=callback,
+                for n, argsrepr in enumerate(argsreprs):
+                    send_trial(
+                        app,
+                        sweep_id,
+                        n,
+                        template.for_trial(sweep_id, n),
+                        TRIAL_PRIORITY,
+                        argsrepr,
                         producer=producer,
                         declare=[],
                         retry=False,  # a batch is sent at its flush, where retrying is unsafe
                     )
     finally:
         app.conf.task_send_sent_event = sent_events
-    return str(group_id)
+    return template

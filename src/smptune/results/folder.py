@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from smptune.config import config_from_dict, config_to_yaml
-from smptune.queue.store import TRIAL_OUTCOMES, SweepStore
+from smptune.queue.store import SweepStore
+from smptune.records import OUTCOMES
 from smptune.search.scoring import (
     BEST_TIER,
     best_epochs,
@@ -25,35 +26,36 @@ from smptune.search.scoring import (
 def summarize(db: SweepStore, sweep_id: str) -> dict[str, Any]:
     """The ranking and the best trial, as results.json holds them."""
     sweep = db.get_sweep(sweep_id)
-    config = config_from_dict(sweep["config"])
-    ranked = rank_trials(db.trials(sweep_id), config.mode)
-    for t in ranked:
-        t["fold_scores"] = run_scores(t["folds"], config.scoring)
+    config = config_from_dict(sweep.config)
+    ranked = rank_trials(db.trials(sweep_id), config.scoring.mode)
     best = next((t for t in ranked if rank_tier(t) <= BEST_TIER), None)
     return {
         "sweep_id": sweep_id,
         "name": config.name,
         "metric": config.scoring.label,
         "mode": config.mode,
-        "n_trials": sweep["n_trials"],
-        "n_folds": sweep["n_folds"],
+        "n_trials": sweep.n_trials,
+        "n_folds": sweep.n_folds,
         "hyperparameters": list(config.hyperparameters),
-        "n_randoms": int(config.cv["n_randoms"]),
+        "n_randoms": config.cv_settings.n_randoms,
         "scoring": config.scoring.to_dict(),
         "sampler": config.sampler,
         "pruner": config.pruner,
-        **{f"trials_{s}": sweep[f"trials_{s}"] for s in TRIAL_OUTCOMES},
+        **{status.counter: sweep.count(status) for status in OUTCOMES},
         "best": None
         if best is None
         else {
-            "trial": best["trial"],
-            "status": best["status"],
-            "score": best["score"],
-            "score_std": best["score_std"],
-            "params": best["params"],
-            "epochs": best_epochs(best["folds"]),
+            "trial": best.trial,
+            "status": best.status.value,
+            "score": best.score,
+            "score_std": best.score_std,
+            "params": dict(best.params),
+            "epochs": best_epochs(best.folds),
         },
-        "ranking": ranked,
+        "ranking": [
+            {**t.to_dict(), "rank": rank, "fold_scores": run_scores(t.folds, config.scoring)}
+            for rank, t in enumerate(ranked, start=1)
+        ],
     }
 
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from smptune.queue.store import TRIAL_OUTCOMES
+from smptune.records import OUTCOMES
 
 log = logging.getLogger("smptune.report")
 
@@ -119,9 +119,7 @@ def _searched(results: Mapping[str, Any], config: Mapping[str, Any]) -> list[str
 
 
 def _summary(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
-    counts = ", ".join(
-        f"{results[f'trials_{s}']} {s}" for s in TRIAL_OUTCOMES if results.get(f"trials_{s}")
-    )
+    counts = ", ".join(f"{results[s.counter]} {s}" for s in OUTCOMES if results.get(s.counter))
     n_randoms = int(results.get("n_randoms") or 1)
     cv = f"{results.get('n_folds', '?')} folds" + (f" × {n_randoms} seeds" if n_randoms > 1 else "")
     better = "lower" if results.get("mode") == "min" else "higher"

@@ -16,27 +16,28 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from smptune.errors import ConfigError
+from smptune.records import TrialStatus
+from smptune.search.adaptive import observe
 from smptune.urls import mask_url
-
-#: smptune statuses that become an Optuna trial; the others are left out.
-EXPORTED_STATUSES = ("complete", "pruned", "failed")
 
 
 def search_space(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The sweep's distributions by name (:mod:`smptune.search.space` objects), in config order."""
+    """The sweep's distributions by name (:mod:`smptune.search.distributions` objects), in
+    config order."""
     from smptune.config import config_from_dict
 
     return dict(config_from_dict(config).hyperparameters)
 
 
 def user_view(dist: Any, value: Any) -> tuple[Any, Any]:
-    """The Optuna distribution of a plain :mod:`smptune.search.space` entry and ``value`` in it, in
-    the user's terms: ``to_optuna()``, except where that works in another space (the adaptive
-    samplers' reversed-loguniform ``n - x``, choices held as indices) — there a
-    reversed-loguniform is ``FloatDistribution(low, high)`` and such choices JSON strings."""
+    """The Optuna distribution of a plain :mod:`smptune.search.distributions` entry and
+    ``value`` in it, in the user's terms: ``to_optuna()``, except where that works in another
+    space (the adaptive samplers' reversed-loguniform ``n - x``, choices held as indices) —
+    there a reversed-loguniform is ``FloatDistribution(low, high)`` and such choices JSON
+    strings."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
     if dist.kind == "reversed-loguniform":
@@ -49,26 +50,6 @@ def user_view(dist: Any, value: Any) -> tuple[Any, Any]:
         encoded = list(dict.fromkeys(json.dumps(c, sort_keys=True) for c in choices))
         return CategoricalDistribution(encoded), json.dumps(value, sort_keys=True)
     return optuna_dist, dist.to_optuna_value(value)
-
-
-def observe(space: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[dict, dict]:
-    """Optuna's view of a configuration: ``(values, distributions)`` of its searched (not
-    fixed), active parameters, keyed by Optuna parameter name (as the adaptive samplers
-    name them)."""
-    from smptune.search.adaptive import optuna_name
-    from smptune.search.space import is_active, leaf
-
-    values: dict[str, Any] = {}
-    distributions: dict[str, Any] = {}
-    for name, dist in space.items():
-        if name not in params or not is_active(dist, params):
-            continue
-        chosen = leaf(dist, params)
-        if chosen.kind == "value":
-            continue
-        key = optuna_name(name, dist, params)  # a case-dependent entry: one name per case
-        distributions[key], values[key] = user_view(chosen, params[name])
-    return values, distributions
 
 
 def run_scores(trial: Mapping[str, Any]) -> dict[int, float]:
@@ -111,19 +92,19 @@ def study_trials(
     space = search_space(config)
     out = []
     for t in sorted(results.get("ranking") or [], key=lambda t: int(t["trial"])):
-        status = t.get("status")
-        if status not in EXPORTED_STATUSES:
-            continue
+        status = TrialStatus(t.get("status", "pending"))
         score = t.get("score")
-        scores = run_scores(t)
         value = None
-        if status == "complete" and _finite(score) and not t.get("unstable"):
+        if status is TrialStatus.COMPLETE and _finite(score) and not t.get("unstable"):
             state, value = TrialState.COMPLETE, float(score)
-        elif status == "pruned":
+        elif status is TrialStatus.PRUNED:
             state = TrialState.PRUNED
-        else:  # failed, or complete but unstable / without a score
+        elif status in (TrialStatus.COMPLETE, TrialStatus.FAILED):  # unstable or no score
             state = TrialState.FAIL
-        values, distributions = observe(space, t.get("params") or {})
+        else:  # stopped, skipped, cancelled, unfinished: left out
+            continue
+        scores = run_scores(t)
+        values, distributions = observe(space, t.get("params") or {}, view=user_view)
         frozen = create_trial(
             state=state,
             value=value,
@@ -139,7 +120,7 @@ def study_trials(
     return out
 
 
-def direction(results: Mapping[str, Any]) -> str:
+def direction(results: Mapping[str, Any]) -> Literal["minimize", "maximize"]:
     return "minimize" if results.get("mode") == "min" else "maximize"
 
 

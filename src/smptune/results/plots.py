@@ -16,11 +16,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from smptune.results.optuna_export import direction, observe, run_scores, search_space, study_trials
+from smptune.records import TrialStatus
+from smptune.results.optuna_export import (
+    direction,
+    run_scores,
+    search_space,
+    study_trials,
+    user_view,
+)
+from smptune.search.adaptive import observe
 
 log = logging.getLogger("smptune.report")
 
-SCORED = ("complete", "pruned", "stopped")
 #: Trials shown in the per-run plot (best first); every trial is in trials.csv.
 MAX_FOLD_TRIALS = 30
 #: Lines in the parallel-coordinates plot at most (the best trial and a seeded sample).
@@ -62,7 +69,7 @@ def _scored(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [
         t
         for t in results.get("ranking") or []
-        if t.get("status") in SCORED and _finite(t.get("score"))
+        if TrialStatus(t.get("status", "pending")).scored and _finite(t.get("score"))
     ]
 
 
@@ -218,7 +225,7 @@ def fold_scores(results: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[
         caption += " Grey dots: pruned trials."
     if "stopped" in statuses:
         caption += " Orange dots: trials stopped by the time budget."
-    if statuses - set(SCORED):
+    if any(not TrialStatus(s or "pending").scored for s in statuses):
         caption += " Purple dots: runs of trials that failed or were cancelled later."
     if unstable_runs:
         caption += f" Red crosses at the bottom: {unstable_runs} unstable run(s) (NaN or ±inf)."
@@ -279,7 +286,7 @@ def parallel_coordinates(results: Mapping[str, Any], config: Mapping[str, Any]) 
 
         trials = [trials[0], *random.Random(0).sample(trials[1:], MAX_LINES - 1)]
     space = search_space(config)
-    observed = [observe(space, t.get("params") or {}) for t in trials]
+    observed = [observe(space, t.get("params") or {}, view=user_view) for t in trials]
     axes: dict[str, Any] = {}
     for _, distributions in observed:
         for name, dist in distributions.items():
@@ -314,17 +321,17 @@ def parallel_coordinates(results: Mapping[str, Any], config: Mapping[str, Any]) 
     ax = fig.add_subplot()
     ax.add_collection(LineCollection(segments, colors=colors, linewidths=1.4, alpha=0.8))
     score_ticks = [(0.0, f"{lo:.4g}"), (1.0, f"{hi:.4g}")] if hi > lo else [(0.5, f"{lo:.4g}")]
-    labels = [*names, _metric(results)]
-    for j, name in enumerate(labels):
+    columns = [*names, _metric(results)]
+    for j, name in enumerate(columns):
         ax.axvline(j, color="black", lw=0.8)
         ticks = scales[name][1] if name in scales else score_ticks
         for y, text in ticks:
             ax.plot([j - 0.03, j], [y, y], color="black", lw=0.8)
             ax.text(j + 0.04, y, text, fontsize=8, va="center", ha="left")
-    ax.set_xticks(range(len(labels)), [_short(n, 22) for n in labels], fontsize=9)
+    ax.set_xticks(range(len(columns)), [_short(n, 22) for n in columns], fontsize=9)
     ax.tick_params(axis="x", length=0)
     ax.xaxis.set_ticks_position("top")
-    ax.set_xlim(-0.15, len(labels) - 0.55)
+    ax.set_xlim(-0.15, len(columns) - 0.55)
     ax.set_ylim(-0.06, 1.06)
     ax.set_yticks([])
     for side in ("left", "right", "top", "bottom"):

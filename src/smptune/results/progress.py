@@ -10,40 +10,40 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from smptune.queue.store import TERMINAL_SWEEP_STATES, TRIAL_OUTCOMES, SweepStore
-from smptune.search.space import param_text
+from smptune.queue.store import SweepStore
+from smptune.records import OUTCOMES, SweepStatus, TrialRecord, TrialStatus
+from smptune.search.distributions import param_text
 
-FINISHED_TRIAL_STATES = frozenset(TRIAL_OUTCOMES)
-
-
-#: Trial outcomes counted in the sweep hash, in the order they are shown.
-OUTCOMES = ("complete", "failed", "pruned", "stopped", "skipped", "cancelled")
+#: Trial outcomes in the order they are shown: complete and failed first, always.
+SHOWN_OUTCOMES = (
+    TrialStatus.COMPLETE,
+    TrialStatus.FAILED,
+    *(s for s in OUTCOMES if s not in (TrialStatus.COMPLETE, TrialStatus.FAILED)),
+)
 
 
 def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
     """The sweep's state now: counts, best so far, who runs which trial and fold, ETA."""
     now = time.time()
     sweep = store.get_sweep(sweep_id)
-    config = sweep["config"]
+    config = sweep.config
     mode = config.get("mode", "max")
-    n_runs = int(sweep.get("n_runs") or sweep["n_folds"])  # folds × seeds of one trial
-    counts = {f"trials_{o}": int(sweep.get(f"trials_{o}", 0)) for o in OUTCOMES}
+    n_runs = sweep.n_runs  # folds × seeds of one trial
+    counts = {o.counter: sweep.count(o) for o in SHOWN_OUTCOMES}
     finished = sum(counts.values())
-    started = float(sweep.get("started") or 0)
-    elapsed = (float(sweep.get("finished") or 0) or now) - started if started else 0.0
+    started = sweep.started or 0.0
+    elapsed = (sweep.finished or now) - started if started else 0.0
     running = store.running(sweep_id)
     eta: dict[str, Any] = {"eta_s": None, "eta_basis": None}
-    if sweep["status"] not in TERMINAL_SWEEP_STATES and running:
+    if not sweep.status.terminal and running:
         trials = store.trials(sweep_id)
-        eta = estimate_eta(trials, running, n_runs, now, sweep.get("deadline"))
-        by_number = {t["trial"]: t for t in trials}
+        eta = estimate_eta(trials, running, n_runs, now, sweep.deadline)
+        by_number = {t.trial: t for t in trials}
         names = list(config.get("hyperparameters") or {})
         for r in running:
-            t = by_number.get(r["trial"], {})
-            r["runs_done"] = len(t.get("folds") or {})
-            r["params"] = ", ".join(
-                param_text(n, t["params"][n]) for n in names if n in (t.get("params") or {})
-            )
+            t = by_number.get(r["trial"]) or TrialRecord(r["trial"])
+            r["runs_done"] = len(t.folds)
+            r["params"] = ", ".join(param_text(n, t.params[n]) for n in names if n in t.params)
     for r in running:
         r.setdefault("runs_done", None)
         r.setdefault("params", "")
@@ -51,13 +51,13 @@ def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
     best = store.best_score(sweep_id, mode)
     return {
         "sweep_id": sweep_id,
-        "name": sweep["name"],
-        "status": sweep["status"],
-        "folds_done": sweep["folds_done"],
-        "folds_total": sweep["n_trials"] * n_runs,
-        "n_folds": sweep["n_folds"],
+        "name": sweep.name,
+        "status": sweep.status.value,
+        "folds_done": sweep.folds_done,
+        "folds_total": sweep.n_trials * n_runs,
+        "n_folds": sweep.n_folds,
         "n_runs": n_runs,
-        "trials_total": sweep["n_trials"],
+        "trials_total": sweep.n_trials,
         **counts,
         "trials_finished": finished,
         "best": None if best is None else {"trial": best[0], "score": best[1]},
@@ -66,14 +66,14 @@ def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
         "elapsed_s": round(elapsed, 1),
         **eta,
         "running": running,
-        "test_metrics": sweep.get("test_metrics"),
-        "error": sweep.get("error"),
-        "finalize_runs": sweep["finalize_runs"],
+        "test_metrics": sweep.test_metrics,
+        "error": sweep.error,
+        "finalize_runs": sweep.finalize_runs,
     }
 
 
 def estimate_eta(
-    trials: list[dict[str, Any]],
+    trials: list[TrialRecord],
     running: list[dict[str, Any]],
     n_runs: int,
     now: float,
@@ -90,11 +90,11 @@ def estimate_eta(
     measured: dict[str, list[float]] = {}
     every: list[float] = []
     for t in trials:
-        for run in (t.get("folds") or {}).values():
+        for run in t.folds.values():
             d = run.get("duration_s")
             if isinstance(d, int | float) and math.isfinite(d) and d >= 0:
                 every.append(float(d))
-                measured.setdefault(t.get("worker") or "", []).append(float(d))
+                measured.setdefault(t.worker or "", []).append(float(d))
     basis: dict[str, Any] = {
         "runs_measured": len(every),
         "mean_run_s": round(statistics.fmean(every), 3) if every else None,
@@ -103,20 +103,21 @@ def estimate_eta(
     if not every or not running:
         return {"eta_s": None, "eta_basis": basis}
     mean = statistics.fmean(every)
-    by_number = {t["trial"]: t for t in trials}
+    by_number = {t.trial: t for t in trials}
     on_workers: list[float] = []
     for r in running:
         per_run = statistics.fmean(measured.get(r["worker"] or "") or [mean])
-        runs = (by_number.get(r["trial"]) or {}).get("folds") or {}
+        known = by_number.get(r["trial"])
+        runs = known.folds if known is not None else {}
         left = max(1, n_runs - len(runs))  # the run under way counts
         spent = sum(float(x.get("duration_s") or 0) for x in runs.values())
         in_run = now - r["started"] - spent if r["started"] else 0.0
         on_workers.append(left * per_run - min(max(in_run, 0.0), 0.95 * per_run))
     busy = {r["trial"] for r in running}
     waiting = sum(
-        max(0, n_runs - len(t.get("folds") or {})) * mean
+        max(0, n_runs - len(t.folds)) * mean
         for t in trials
-        if t["trial"] not in busy and t.get("status") not in FINISHED_TRIAL_STATES
+        if t.trial not in busy and not t.status.finished
     )
     eta = max((sum(on_workers) + waiting) / len(running), max(on_workers))
     if deadline is not None:
@@ -136,7 +137,7 @@ def format_duration(seconds: float | None) -> str:
 def trials_text(snap: dict[str, Any]) -> str:
     """``4 done, 1 failed, 2 pruned of 10``: every outcome that happened."""
     parts = [f"{snap['trials_complete']} done", f"{snap['trials_failed']} failed"]
-    parts += [f"{snap[f'trials_{o}']} {o}" for o in OUTCOMES[2:] if snap.get(f"trials_{o}")]
+    parts += [f"{snap[o.counter]} {o}" for o in SHOWN_OUTCOMES[2:] if snap.get(o.counter)]
     return ", ".join(parts) + f" of {snap['trials_total']}"
 
 
@@ -220,7 +221,7 @@ def wait(
             if line.split(" | elapsed")[0] != last:
                 console.print(line, highlight=False, soft_wrap=True, markup=False)
                 last = line.split(" | elapsed")[0]
-            if snap["status"] in TERMINAL_SWEEP_STATES:
+            if SweepStatus(snap["status"]).terminal:
                 return snap
             time.sleep(poll_s)
     with Progress(
@@ -242,7 +243,7 @@ def wait(
                 info=info,
                 description=f"{snap['name']} [{snap['status']}]",
             )
-            if snap["status"] in TERMINAL_SWEEP_STATES:
+            if SweepStatus(snap["status"]).terminal:
                 return snap
             time.sleep(poll_s)
 

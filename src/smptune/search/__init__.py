@@ -1,1 +1,52 @@
-"""placeholder"""
+"""The search: pure, importing neither Redis nor Celery.
+
+:mod:`.distributions` (the search-space value objects), :mod:`.dialects` (reading every
+config dialect into them), :mod:`.sampling` (seeded random and grid configurations),
+:mod:`.specs` (sampler and pruner settings), :mod:`.scoring` (run and trial scores, the
+ranking), :mod:`.adaptive` (Optuna's samplers and pruners, handed the trials they need).
+"""
+
+from smptune.search.dialects import parse_distribution
+from smptune.search.distributions import (
+    Cases,
+    Choice,
+    Distribution,
+    FloatRange,
+    IntRange,
+    IntUniform,
+    LogUniform,
+    QLogUniform,
+    QUniform,
+    ReversedLogUniform,
+    Space,
+    Uniform,
+    Value,
+    check_space,
+)
+from smptune.search.sampling import grid_configurations, sample_configurations
+from smptune.search.scoring import MetricSpec, Scoring
+from smptune.search.specs import PrunerSpec, SamplerSpec
+
+__all__ = [
+    "Cases",
+    "Choice",
+    "Distribution",
+    "FloatRange",
+    "IntRange",
+    "IntUniform",
+    "LogUniform",
+    "MetricSpec",
+    "PrunerSpec",
+    "QLogUniform",
+    "QUniform",
+    "ReversedLogUniform",
+    "SamplerSpec",
+    "Scoring",
+    "Space",
+    "Uniform",
+    "Value",
+    "check_space",
+    "grid_configurations",
+    "parse_distribution",
+    "sample_configurations",
+]

@@ -1,10 +1,12 @@
 """Optuna on the worker: ask an adaptive sampler for a configuration when a trial starts, and
 ask a pruner after each fold whether the trial should stop.
 
-Nothing is kept in an Optuna storage: each decision rebuilds an in-memory study from the sweep
-store (finished trials with their values, running ones as RUNNING so that the sampler's
-constant liar keeps parallel trials apart), so any worker can decide and none can disagree
-with what Redis recorded. Asks are serialised per sweep by a Redis lock.
+Nothing is kept in an Optuna storage: each decision rebuilds an in-memory study from the
+trials it is handed (finished trials with their values, running ones as RUNNING so that the
+sampler's constant liar keeps parallel trials apart), so any worker can decide and none can
+disagree with what the sweep store recorded. The caller reads the store and serialises asks
+(see :func:`smptune.tasks.choose_params`); this module never opens it, as Optuna's samplers
+are handed a study and never open its storage.
 """
 
 from __future__ import annotations
@@ -12,17 +14,47 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
-from smptune.config import SweepConfig
-from smptune.queue.store import SweepStore
-from smptune.search.scoring import run_scores
-from smptune.search.space import Distribution, is_active, leaf, with_defaults
+from smptune.records import RunResults, TrialRecord, TrialStatus
+from smptune.search.distributions import Distribution, is_active, leaf, with_defaults
+from smptune.search.scoring import Scoring, run_scores
+from smptune.search.specs import PrunerSpec, SamplerSpec
+
+__all__ = [
+    "SearchSettings",
+    "ask",
+    "fold_values",
+    "intermediate_values",
+    "observe",
+    "optuna_name",
+    "sampler_view",
+    "should_prune",
+]
 
 log = logging.getLogger("smptune.adaptive")
 
 _STEP_MEAN_PRUNERS = ("median",)
+
+#: How a distribution and a value in it look to Optuna: ``(distribution, internal value)``.
+OptunaView = Callable[[Distribution, Any], tuple[Any, Any]]
+
+
+class SearchSettings(Protocol):
+    """What adaptive search reads of a sweep's config (a :class:`~smptune.config.SweepConfig`
+    is one)."""
+
+    @property
+    def hyperparameters(self) -> Mapping[str, Distribution]: ...
+    @property
+    def scoring(self) -> Scoring: ...
+    @property
+    def sampler_spec(self) -> SamplerSpec: ...
+    @property
+    def pruner_spec(self) -> PrunerSpec: ...
+    @property
+    def seed(self) -> int: ...
 
 
 def optuna_name(name: str, dist: Distribution, config: Mapping[str, Any]) -> str:
@@ -34,27 +66,33 @@ def optuna_name(name: str, dist: Distribution, config: Mapping[str, Any]) -> str
     return f"{name}|{parent}={json.dumps(config.get(parent), sort_keys=True)}"
 
 
-def _observed(config: SweepConfig, params: Mapping[str, Any]) -> tuple[dict, dict]:
-    """Optuna's view of a configuration: internal values and distributions of its active,
-    non-fixed entries."""
+def sampler_view(dist: Distribution, value: Any) -> tuple[Any, Any]:
+    """The distribution and value as the adaptive samplers search them."""
+    return dist.to_optuna(), dist.to_optuna_value(value)
+
+
+def observe(
+    space: Mapping[str, Distribution], params: Mapping[str, Any], view: OptunaView = sampler_view
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Optuna's view of a configuration: ``(values, distributions)`` of its active, searched
+    (not fixed) entries, keyed by Optuna parameter name; ``view`` converts each entry (the
+    export passes one in the user's terms)."""
     values: dict[str, Any] = {}
     distributions: dict[str, Any] = {}
-    for name, dist in config.hyperparameters.items():
-        if not is_active(dist, params) or name not in params:
+    for name, dist in space.items():
+        if name not in params or not is_active(dist, params):
             continue
         chosen = leaf(dist, params)
         if chosen.kind == "value":
             continue
-        key = optuna_name(name, dist, params)
-        distributions[key] = chosen.to_optuna()
-        values[key] = chosen.to_optuna_value(params[name])
+        key = optuna_name(name, dist, params)  # a case-dependent entry: one name per case
+        distributions[key], values[key] = view(chosen, params[name])
     return values, distributions
 
 
-def fold_values(runs: Mapping[int, Mapping[str, Any]], config: SweepConfig) -> dict[int, float]:
+def fold_values(runs: RunResults, scoring: Scoring, n_randoms: int) -> dict[int, float]:
     """Score of each fold (mean of its seeds' stable runs), by fold index."""
-    n_randoms = int(config.cv["n_randoms"])
-    scores = dict(zip(sorted(runs), run_scores(runs, config.scoring), strict=True))
+    scores = dict(zip(sorted(runs), run_scores(runs, scoring), strict=True))
     by_fold: dict[int, list[float]] = {}
     for run, score in scores.items():
         if not math.isnan(score):
@@ -63,12 +101,12 @@ def fold_values(runs: Mapping[int, Mapping[str, Any]], config: SweepConfig) -> d
 
 
 def intermediate_values(
-    runs: Mapping[int, Mapping[str, Any]], config: SweepConfig
+    runs: RunResults, search: SearchSettings, n_randoms: int
 ) -> dict[int, float]:
     """What the pruner sees at step ``fold``: the running mean over folds ``0..fold`` for the
     median pruner, each fold's own score for the Wilcoxon pruner (it pairs folds)."""
-    per_fold = fold_values(runs, config)
-    if config.pruner_spec.kind not in _STEP_MEAN_PRUNERS:
+    per_fold = fold_values(runs, search.scoring, n_randoms)
+    if search.pruner_spec.kind not in _STEP_MEAN_PRUNERS:
         return per_fold
     out: dict[int, float] = {}
     seen: list[float] = []
@@ -79,35 +117,35 @@ def intermediate_values(
 
 
 def _study(
-    db: SweepStore,
-    config: SweepConfig,
-    sweep_id: str,
+    trials: Iterable[TrialRecord],
+    search: SearchSettings,
+    n_randoms: int,
     sampler: Any = None,
     pruner: Any = None,
     exclude: int | None = None,
 ) -> Any:
-    """An in-memory study of the sweep's trials that have a configuration; trials not yet
-    finished enter only for a sampler (its constant liar), a pruner needs finished ones."""
+    """An in-memory study of the trials that have a configuration; trials not yet finished
+    enter only for a sampler (its constant liar), a pruner needs finished ones."""
     import optuna
     from optuna.trial import TrialState, create_trial
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        direction="maximize" if config.scoring.mode == "max" else "minimize",
+        direction="maximize" if search.scoring.mode == "max" else "minimize",
         sampler=sampler,
         pruner=pruner,
     )
-    for t in db.trials(sweep_id):
-        if t["trial"] == exclude or not t["params"]:
+    for t in trials:
+        if t.trial == exclude or not t.params:
             continue
-        values, distributions = _observed(config, t["params"])
-        steps = intermediate_values(t["folds"], config)
-        status, score = t["status"], t.get("score")
-        if status == "complete" and score is not None and math.isfinite(score):
+        values, distributions = observe(search.hyperparameters, t.params)
+        steps = intermediate_values(t.folds, search, n_randoms)
+        score = t.score
+        if t.status is TrialStatus.COMPLETE and score is not None and math.isfinite(score):
             state, value = TrialState.COMPLETE, score
-        elif status in ("pruned", "stopped") and steps:
+        elif t.status.partial and steps:
             state, value = TrialState.PRUNED, None
-        elif status in ("running", "requeued", "pending"):
+        elif not t.status.finished:
             if sampler is None:
                 continue
             state, value, steps = TrialState.RUNNING, None, {}
@@ -120,40 +158,35 @@ def _study(
                 params=values,
                 distributions=distributions,
                 intermediate_values=steps,
-                user_attrs={"trial": t["trial"]},
+                user_attrs={"trial": t.trial},
             )
         )
     return study
 
 
 def ask(
-    db: SweepStore,
-    config: SweepConfig,
-    sweep_id: str,
+    trials: Iterable[TrialRecord],
+    search: SearchSettings,
     trial: int,
     defaults: Mapping[str, Any],
+    n_randoms: int = 1,
 ) -> dict[str, Any]:
-    """The configuration of ``trial``, chosen now by the sweep's adaptive sampler from every
-    trial recorded so far (recorded once: a second copy of the trial gets the same)."""
-    with db.ask_lock(sweep_id):
-        recorded = db.params_or_none(sweep_id, trial)
-        if recorded is not None:
-            return recorded
-        sampler = config.sampler_spec.build(seed=config.seed * 100_003 + trial)
-        study = _study(db, config, sweep_id, sampler=sampler, exclude=trial)
-        asked = study.ask()
-        chosen: dict[str, Any] = {}
-        for name, dist in config.hyperparameters.items():
-            if not is_active(dist, chosen):
-                continue
-            entry = leaf(dist, chosen)
-            if entry.kind == "value":
-                chosen[name] = entry.sample(None)
-                continue
-            internal = _suggest(asked, optuna_name(name, dist, chosen), entry.to_optuna())
-            chosen[name] = entry.from_optuna(internal)
-        params = with_defaults(config.hyperparameters, defaults, chosen)
-        return db.set_params_once(sweep_id, trial, params)
+    """The configuration of ``trial``, chosen now by the sweep's adaptive sampler from the
+    other ``trials`` (finished and running), completed with the trainable's ``defaults``."""
+    sampler = search.sampler_spec.build(seed=search.seed * 100_003 + trial)
+    study = _study(trials, search, n_randoms, sampler=sampler, exclude=trial)
+    asked = study.ask()
+    chosen: dict[str, Any] = {}
+    for name, dist in search.hyperparameters.items():
+        if not is_active(dist, chosen):
+            continue
+        entry = leaf(dist, chosen)
+        if entry.kind == "value":
+            chosen[name] = entry.grid_values()[0]  # a fixed value
+            continue
+        internal = _suggest(asked, optuna_name(name, dist, chosen), entry.to_optuna())
+        chosen[name] = entry.from_optuna(internal)
+    return with_defaults(search.hyperparameters, defaults, chosen)
 
 
 def _suggest(trial: Any, name: str, distribution: Any) -> Any:
@@ -172,21 +205,22 @@ def _suggest(trial: Any, name: str, distribution: Any) -> Any:
 
 
 def should_prune(
-    db: SweepStore,
-    config: SweepConfig,
-    sweep_id: str,
+    trials: Iterable[TrialRecord],
+    search: SearchSettings,
     trial: int,
     params: Mapping[str, Any],
-    runs: Mapping[int, Mapping[str, Any]],
+    runs: RunResults,
+    n_randoms: int = 1,
 ) -> bool:
-    """Whether the sweep's pruner stops ``trial`` now, given the runs it has finished."""
+    """Whether the sweep's pruner stops ``trial`` now, given the runs it has finished and the
+    other ``trials``."""
     from optuna.trial import TrialState, create_trial
 
-    steps = intermediate_values(runs, config)
+    steps = intermediate_values(runs, search, n_randoms)
     if not steps:
         return False
-    study = _study(db, config, sweep_id, exclude=trial)
-    values, distributions = _observed(config, params)
+    study = _study(trials, search, n_randoms, exclude=trial)
+    values, distributions = observe(search.hyperparameters, params)
     study.add_trial(
         create_trial(
             state=TrialState.RUNNING,
@@ -195,4 +229,4 @@ def should_prune(
             intermediate_values=steps,
         )
     )
-    return bool(config.pruner_spec.build().prune(study, study.trials[-1]))
+    return bool(search.pruner_spec.build().prune(study, study.trials[-1]))

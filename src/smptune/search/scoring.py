@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from smptune.errors import ConfigError
+from smptune.records import TrialRecord, TrialStatus
 
 COMBINES = ("harmonic", "arithmetic", "geometric", "min")
-
-#: Trial statuses in ranking order of their tiers (see :func:`rank_trials`).
-SCORED_STATUSES = ("complete", "pruned", "stopped")
 
 
 @dataclass(frozen=True)
@@ -214,30 +212,26 @@ def trial_score(
 BEST_TIER = 1
 
 
-def rank_tier(t: Mapping[str, Any]) -> int:
+def rank_tier(t: TrialRecord) -> int:
     """0: complete and stable; 1: pruned or stopped (a partial score); 2: flagged
     ``unstable``; 3: no score (failed, cancelled, skipped)."""
-    score = t.get("score")
-    if t.get("status") not in SCORED_STATUSES or score is None or not math.isfinite(score):
+    if not t.status.scored or t.score is None or not math.isfinite(t.score):
         return 3
-    if t.get("unstable"):
+    if t.unstable:
         return 2
-    return 0 if t.get("status") == "complete" else 1
+    return 0 if t.status is TrialStatus.COMPLETE else 1
 
 
-def rank_trials(trials: Iterable[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
-    """Trials best first by :func:`rank_tier`, then score, then number; each given a
-    1-based ``rank``."""
+def rank_trials(trials: Iterable[TrialRecord], mode: str) -> list[TrialRecord]:
+    """Trials best first by :func:`rank_tier`, then score, then number (the first has
+    rank 1)."""
     sign = -1.0 if mode == "max" else 1.0
 
-    def key(t: dict[str, Any]) -> tuple[int, float, int]:
+    def key(t: TrialRecord) -> tuple[int, float, int]:
         tier = rank_tier(t)
-        return (tier, sign * t["score"] if tier < 3 else 0.0, int(t["trial"]))
+        return (tier, sign * t.score if tier < 3 and t.score is not None else 0.0, t.trial)
 
-    ranked = sorted(trials, key=key)
-    for i, t in enumerate(ranked, start=1):
-        t["rank"] = i
-    return ranked
+    return sorted(trials, key=key)
 
 
 def best_epochs(folds: Mapping[int, Mapping[str, Any]]) -> int:

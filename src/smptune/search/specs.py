@@ -13,7 +13,7 @@ import numbers
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from smptune.errors import ConfigError
 
@@ -23,12 +23,14 @@ SAMPLERS = ("random", "grid", *ADAPTIVE_SAMPLERS)
 PRUNERS = ("none", "median", "wilcoxon")
 
 # Option name -> (type check, description) of each Optuna class we expose.
+# (The casts: typeshed's numbers.Integral/Real declare no ``>=``/``>`` and no comparison
+# with an int on the left; every concrete integral and real type has them.)
 _INT = (
-    lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0,
+    lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and cast(int, v) >= 0,
     "an integer >= 0",
 )
 _PROB = (
-    lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 < v < 1,
+    lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 < cast(float, v) < 1,
     "a number in (0, 1)",
 )
 _BOOL = (lambda v: isinstance(v, bool), "true or false")

@@ -33,7 +33,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -308,10 +308,12 @@ def _array_options(spec: DataSpec) -> dict[str, Any]:
     }
 
 
-def _pad(image: np.ndarray, mask: np.ndarray, shape: tuple[int, int]):
+def _pad(
+    image: np.ndarray, mask: np.ndarray, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     pad_h, pad_w = shape[0] - image.shape[1], shape[1] - image.shape[2]
     if pad_h or pad_w:
-        mode = "reflect" if min(image.shape[1:]) > 1 else "edge"
+        mode: Literal["reflect", "edge"] = "reflect" if min(image.shape[1:]) > 1 else "edge"
         image = np.pad(image, ((0, 0), (0, pad_h), (0, pad_w)), mode=mode)
         mask = np.pad(mask, ((0, pad_h), (0, pad_w)), constant_values=IGNORE)
     return image, mask
@@ -422,7 +424,7 @@ def _labels(mask: np.ndarray, where: str, spec: DataSpec) -> np.ndarray:
             ignored = (
                 (planes == spec.ignore_index).all(axis=0) if spec.ignore_index is not None else None
             )
-            mask = planes.any(axis=0).astype(np.uint8)
+            mask = np.asarray(planes.any(axis=0), dtype=np.uint8)
             if ignored is not None:
                 mask[ignored] = IGNORE
                 return mask

@@ -16,7 +16,14 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+)
 
 from smptune.errors import ConfigError, SmptuneError, TrialError
 from smptune.trainable import FoldContext, FoldResult
@@ -26,7 +33,7 @@ from smptune.training.model import build_model
 from smptune.training.module import SegmentationModule
 from smptune.training.params import resolve_params
 from smptune.training.preview import write_predictions
-from smptune.training.settings import RunSettings
+from smptune.training.settings import Precision, RunSettings, TrainerPrecision
 from smptune.training.splits import splits_for
 
 log = logging.getLogger(__name__)
@@ -64,6 +71,7 @@ def _loader(
     num_workers: int,
 ) -> DataLoader:
     dataset = _Batches(data, indices)
+    sampler: Sampler[int]
     if shuffle:
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
     else:
@@ -86,7 +94,7 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def resolve_precision(requested: str) -> str:
+def resolve_precision(requested: Precision) -> TrainerPrecision:
     """``auto``: ``bf16-mixed`` on a GPU that supports bfloat16, else ``32-true``; a bf16
     precision on a GPU without bfloat16 falls back to ``32-true``."""
     cuda = torch.cuda.is_available()
@@ -340,7 +348,10 @@ def save_model(
     if isinstance(config, dict):
         # The trained weights are in the file; loading must not download the pretrained ones.
         config["encoder_weights"] = None
-    model.save_pretrained(str(path), metrics=metrics, dataset=data.source)
+    # save_pretrained comes from smp's hub mixin; smp has no types, so torch.nn.Module's
+    # do not know it.
+    smp_model: Any = model
+    smp_model.save_pretrained(str(path), metrics=metrics, dataset=data.source)
     if data.classes == 1:
         output = "one channel: the foreground logit; foreground where sigmoid(logit) > 0.5"
     else:

@@ -3,11 +3,18 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import torch
 from torchmetrics import MetricCollection
 from torchmetrics import classification as tmc
 
 from smptune.training.data import IGNORE
+
+
+class _MulticlassOptions(TypedDict):
+    num_classes: int
+    ignore_index: int
 
 
 class SegmentationMetrics(torch.nn.Module):
@@ -28,7 +35,7 @@ class SegmentationMetrics(torch.nn.Module):
                 compute_groups=False,
             )
         else:
-            common = {"num_classes": classes, "ignore_index": IGNORE}
+            common: _MulticlassOptions = {"num_classes": classes, "ignore_index": IGNORE}
             self.collection = MetricCollection(
                 {
                     "iou": tmc.MulticlassJaccardIndex(average="macro", **common),

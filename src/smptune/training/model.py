@@ -5,9 +5,12 @@ from __future__ import annotations
 import difflib
 import functools
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smptune.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 _ARCH_KEY = "hyperparameters.model_arch"
 _ENCODER_KEY = "hyperparameters.model_encoder"
@@ -77,7 +80,9 @@ def check_encoder(name: str, weights: str | None) -> None:
     )
 
 
-def _create(arch: str, encoder: str, weights: Any, in_channels: int, classes: int = 1):
+def _create(
+    arch: str, encoder: str, weights: Any, in_channels: int, classes: int = 1
+) -> torch.nn.Module:
     import segmentation_models_pytorch as smp
 
     if weights is not None and _timm_name(encoder) is not None:
@@ -127,7 +132,7 @@ def check_model(params: dict[str, Any], in_channels: int | None) -> None:
     check_combination(arch, params["model_encoder"], in_channels or 3)
 
 
-def build_model(params: dict[str, Any], in_channels: int, classes: int = 1):
+def build_model(params: dict[str, Any], in_channels: int, classes: int = 1) -> torch.nn.Module:
     """A fresh smp model: one output channel (the foreground logit) for binary data
     (``classes == 1``), else one logit per class."""
     return _create(

@@ -4,7 +4,7 @@ device, torchmetrics validation metrics and the run score of every epoch."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import torch
@@ -14,6 +14,9 @@ from smptune.search.scoring import Scoring
 from smptune.training.augment import augment_batch, random_crop
 from smptune.training.evaluation import SegmentationMetrics
 from smptune.training.losses import make_loss
+
+if TYPE_CHECKING:
+    from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
 
 class SegmentationModule(pl.LightningModule):
@@ -62,7 +65,7 @@ class SegmentationModule(pl.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         optimizer = torch.optim.AdamW(
             self.model.parameters(),
             lr=self.hp["learning_rate"],
@@ -74,7 +77,9 @@ class SegmentationModule(pl.LightningModule):
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "frequency": 1},
         }
 
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int):
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         images, masks = batch
         # pinned host memory (the loaders pin on a GPU) lets these copies overlap compute
         non_blocking = device.type == "cuda"
@@ -83,7 +88,9 @@ class SegmentationModule(pl.LightningModule):
             masks.to(device, non_blocking=non_blocking),
         )
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int):
+    def on_after_batch_transfer(
+        self, batch: Any, dataloader_idx: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         images, masks = batch
         images = images.float() * self.scale if images.dtype == torch.uint8 else images.float()
         if self.channels_last:
@@ -94,7 +101,9 @@ class SegmentationModule(pl.LightningModule):
         self._loss_sum = torch.zeros((), device=self.device)
         self._loss_batches = 0
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         images, masks = batch
         if self.crop is not None:
             images, masks = random_crop(images, masks, *self.crop)

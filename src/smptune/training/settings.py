@@ -15,7 +15,7 @@ Read from :class:`~smptune.trainable.SweepSettings`:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from smptune.errors import ConfigError
 from smptune.search.scoring import Scoring
@@ -36,7 +36,24 @@ TRAINING_KEYS = (
     "num_workers",
     "save_checkpoints",
 )
-PRECISIONS = (
+#: A ``Trainer(precision=...)`` string of Lightning.
+TrainerPrecision = Literal[
+    "64-true",
+    "32-true",
+    "16-mixed",
+    "bf16-mixed",
+    "16-true",
+    "bf16-true",
+    "64",
+    "32",
+    "16",
+    "bf16",
+    "transformer-engine",
+    "transformer-engine-float16",
+]
+#: ``training.precision``: a Lightning precision, or ``auto``.
+Precision = Literal["auto", TrainerPrecision]
+PRECISIONS: tuple[Precision, ...] = (
     "auto",
     "64-true",
     "32-true",
@@ -69,7 +86,7 @@ class RunSettings:
     cv: CvSpec
     max_epochs: int
     patience: int
-    precision: str
+    precision: Precision
     num_workers: int
     save_checkpoints: str
 

@@ -1,0 +1,138 @@
+"""Message identity: the names, ids, priorities, queue and request of every smptune task.
+
+Whatever a message carries on the wire is defined here once, so that a submitted trial, the
+same trial recorded at its start, and its copy queued again by the reaper agree. Imports
+nothing else of smptune: config, queue/, tasks and workers all read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+__all__ = [
+    "CV_TRIAL",
+    "DEFAULT_QUEUE",
+    "FINALIZE_SWEEP",
+    "REQUEUE_PRIORITY",
+    "RETRAIN_AND_TEST",
+    "TEMPLATE_FIELDS",
+    "TRIAL_PRIORITY",
+    "TrialRequest",
+    "finalize_task_id",
+    "send_trial",
+    "trial_task_id",
+]
+
+#: Task names on the wire.
+CV_TRIAL = "smptune.cv_trial"
+FINALIZE_SWEEP = "smptune.finalize_sweep"
+RETRAIN_AND_TEST = "smptune.retrain_and_test"
+
+#: The queue a sweep's tasks go to, and workers consume, unless the config names another.
+DEFAULT_QUEUE = "smptune"
+
+#: Trials are queued at priority 5; a lost trial goes back at 0, ahead of those never started.
+TRIAL_PRIORITY = 5
+REQUEUE_PRIORITY = 0
+
+#: The fields of a sweep's ``trial_request`` template: what all its trials share.
+TEMPLATE_FIELDS = ("group", "chord", "queue", "soft_time_limit", "time_limit")
+
+
+def trial_task_id(sweep_id: str, trial: int) -> str:
+    """The Celery task id of a trial: stable, so a requeued copy keeps it."""
+    return f"{sweep_id}-trial-{trial}"
+
+
+def finalize_task_id(sweep_id: str) -> str:
+    """The Celery task id of a sweep's chord callback."""
+    return f"{sweep_id}-finalize"
+
+
+@dataclass(frozen=True)
+class TrialRequest:
+    """What a trial's message carries besides its args: enough to send it again under the
+    same task id, group and chord, so that the chord still counts it once.
+
+    Stored as JSON twice: the sweep's ``trial_request`` template at submit
+    (:meth:`template_dict`, no task id or group index) and each trial's ``request`` at its
+    start (:meth:`to_dict`, every field).
+    """
+
+    id: str | None = None
+    group: str | None = None
+    group_index: int | None = None
+    chord: dict[str, Any] | None = None
+    root_id: str | None = None
+    parent_id: str | None = None
+    queue: str = DEFAULT_QUEUE
+    soft_time_limit: float | None = None
+    time_limit: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> TrialRequest:
+        """The request stored as ``data``; missing fields (an empty or absent record, a
+        template) are None, a missing queue the default one, unknown keys ignored."""
+        data = data or {}
+        known = {f.name for f in fields(cls)} - {"queue"}
+        values = {k: v for k, v in data.items() if k in known}
+        return cls(**values, queue=data.get("queue") or DEFAULT_QUEUE)
+
+    @classmethod
+    def from_celery(cls, request: Any, queue: str) -> TrialRequest:
+        """The request of the running task ``request`` (Celery's ``Task.request``)."""
+        soft, hard = (request.timelimit or (None, None))[::-1]
+        return cls(
+            id=request.id,
+            group=request.group,
+            group_index=request.group_index,
+            chord=request.chord,
+            root_id=request.root_id,
+            parent_id=request.parent_id,
+            queue=queue,
+            soft_time_limit=soft,
+            time_limit=hard,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form recorded with a started trial."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def template_dict(self) -> dict[str, Any]:
+        """The JSON form of the sweep's template: only :data:`TEMPLATE_FIELDS`."""
+        return {name: getattr(self, name) for name in TEMPLATE_FIELDS}
+
+    def for_trial(self, sweep_id: str, trial: int) -> TrialRequest:
+        """This template completed for ``trial``: its own task id and group index."""
+        return replace(self, id=trial_task_id(sweep_id, trial), group_index=trial)
+
+
+def send_trial(
+    app: Any,
+    sweep_id: str,
+    trial: int,
+    request: TrialRequest,
+    priority: int,
+    argsrepr: str,
+    **options: Any,
+) -> None:
+    """Send ``cv_trial(sweep_id, trial)`` as ``request`` says; ``options`` go to
+    ``send_task`` as they are (a batching producer, ...)."""
+    app.send_task(
+        CV_TRIAL,
+        args=(sweep_id, trial),
+        task_id=request.id,
+        queue=request.queue,
+        group_id=request.group,
+        group_index=request.group_index,
+        chord=request.chord,
+        root_id=request.root_id,
+        parent_id=request.parent_id,
+        soft_time_limit=request.soft_time_limit,
+        time_limit=request.time_limit,
+        priority=priority,
+        argsrepr=argsrepr,
+        **options,
+    )

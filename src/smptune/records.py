@@ -1,0 +1,170 @@
+"""The states and records of sweeps and trials: one status enum each, frozen typed records.
+
+The sweep store (:mod:`smptune.queue.store`) decodes what Redis holds into these records once;
+everything above it reads attributes, never raw hash fields. Like Optuna's ``TrialState``
+and ``FrozenTrial``: small value objects that know which states are final and which carry a
+score, so no module keeps its own tuple of status names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+__all__ = [
+    "OUTCOMES",
+    "RunResults",
+    "SweepRecord",
+    "SweepStatus",
+    "TrialRecord",
+    "TrialStatus",
+]
+
+#: A trial's recorded runs: run index (fold × seeds + seed) -> the run's result as recorded.
+RunResults = Mapping[int, Mapping[str, Any]]
+
+
+class _Status(str, Enum):
+    """A status that is its own string value: in JSON, Redis, f-strings and comparisons."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class TrialStatus(_Status):
+    """Where a trial stands. The last six are final and counted as ``trials_<status>``."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    REQUEUED = "requeued"
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    STOPPED = "stopped"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        """A final record is written; the trial never runs again."""
+        return self in OUTCOMES
+
+    @property
+    def scored(self) -> bool:
+        """The record carries a score: complete, or partial (pruned, stopped)."""
+        return self in (TrialStatus.COMPLETE, TrialStatus.PRUNED, TrialStatus.STOPPED)
+
+    @property
+    def partial(self) -> bool:
+        """Stopped before its last run, with a score from the runs it finished."""
+        return self in (TrialStatus.PRUNED, TrialStatus.STOPPED)
+
+    @property
+    def counter(self) -> str:
+        """The sweep hash field that counts trials ending in this status."""
+        return f"trials_{self.value}"
+
+
+#: The final trial statuses, in the order the sweep's counters and results list them.
+OUTCOMES: tuple[TrialStatus, ...] = (
+    TrialStatus.COMPLETE,
+    TrialStatus.PRUNED,
+    TrialStatus.STOPPED,
+    TrialStatus.SKIPPED,
+    TrialStatus.FAILED,
+    TrialStatus.CANCELLED,
+)
+
+
+class SweepStatus(_Status):
+    """Where a sweep stands; the last three are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRAINING = "retraining"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (SweepStatus.DONE, SweepStatus.FAILED, SweepStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as the store holds it: its configuration, state and recorded runs."""
+
+    trial: int
+    status: TrialStatus = TrialStatus.PENDING
+    params: Mapping[str, Any] = field(default_factory=dict)
+    folds: RunResults = field(default_factory=dict)
+    worker: str | None = None
+    device: str | None = None
+    fold: int | None = None
+    pid: int | None = None
+    attempts: int = 0
+    error: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    requeues: int = 0
+    unstable: bool = False
+    score: float | None = None
+    score_std: float | None = None
+    duration_s: float | None = None
+    requeued_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as ``results.json`` and ``trials.csv`` hold it (status as its string)."""
+        out = dataclasses.asdict(self)
+        out["status"] = self.status.value
+        out["params"] = dict(self.params)
+        out["folds"] = {k: dict(v) for k, v in self.folds.items()}
+        return out
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    """One sweep as the store holds it. ``counts`` has every final trial status."""
+
+    id: str
+    name: str
+    config: Mapping[str, Any]
+    status: SweepStatus
+    created: float
+    n_trials: int
+    n_folds: int
+    n_runs: int
+    artifacts_dir: str
+    folds_done: int = 0
+    counts: Mapping[TrialStatus, int] = field(default_factory=dict)
+    finalize_runs: int = 0
+    finalize_duplicates: int = 0
+    finalize_fallback: float | None = None
+    started: float | None = None
+    finished: float | None = None
+    last_finished: float | None = None
+    finalized_at: float | None = None
+    deadline: float | None = None
+    cancel_requested: float | None = None
+    error: str | None = None
+    results: Mapping[str, Any] | None = None
+    test_metrics: Mapping[str, Any] | None = None
+    splits: Mapping[str, Any] | None = None
+    trial_request: Mapping[str, Any] | None = None
+    final_model_dir: str | None = None
+    predictions_png: str | None = None
+
+    def count(self, status: TrialStatus | str) -> int:
+        """How many trials ended in ``status``."""
+        return int(self.counts.get(TrialStatus(status), 0))
+
+    @property
+    def n_finished(self) -> int:
+        return sum(self.counts.values())

@@ -1,0 +1,1040 @@
+"""Search-space distributions: small validated frozen value objects, and the conditions
+between them.
+
+Each distribution validates itself on construction (raising
+:class:`~smptune.errors.ConfigError` that names ``hyperparameters.<name>`` and quotes the bad
+value), samples plain JSON values from a :class:`numpy.random.Generator`, converts to and from
+Optuna, and writes itself in the canonical darts form with :meth:`Distribution.to_dict`
+(:mod:`smptune.search.dialects` reads it back).
+
+Ranges have one implementation each in Optuna's shape, :class:`FloatRange` and
+:class:`IntRange` (``low``, ``high``, ``log``, ``step``); the config kinds (:class:`Uniform`,
+:class:`LogUniform`, :class:`ReversedLogUniform`, :class:`QUniform`, :class:`QLogUniform`,
+:class:`IntUniform`) are thin subclasses that fix or carry those.
+
+Quantized entries (``quniform``, ``qloguniform``, ``intuniform`` with ``step``) take values on
+the lattice ``low, low + q, ..., low + K*q`` with ``K = floor((high - low) / q)``, computed in
+decimal so that ``0.1 + 2 * 0.1`` is ``0.3``; values are ints when ``low``, ``high`` and ``q``
+all are.
+
+Conditional entries: every distribution may carry ``when`` (the values earlier entries must
+have), and :class:`Cases` picks an entry by the value of an earlier one. :func:`is_active`
+and :func:`leaf` resolve both against the values chosen so far, and :func:`check_space`
+checks a space's dependencies; configurations never carry an inactive entry.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import numbers
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cached_property
+from typing import Any, ClassVar, cast
+
+import numpy as np
+
+from smptune.errors import ConfigError
+
+__all__ = [
+    "MAX_GRID_VALUES",
+    "Cases",
+    "Choice",
+    "Distribution",
+    "FloatRange",
+    "IntRange",
+    "IntUniform",
+    "LogUniform",
+    "QLogUniform",
+    "QUniform",
+    "ReversedLogUniform",
+    "Space",
+    "Uniform",
+    "Value",
+    "case_entry",
+    "case_items",
+    "case_parent",
+    "check_space",
+    "is_active",
+    "json_value",
+    "leaf",
+    "param_text",
+    "same_value",
+    "space_to_dict",
+    "with_defaults",
+]
+
+#: Most values one entry may contribute to a grid, and most lattice points of a quantized entry.
+MAX_GRID_VALUES = 100_000
+_MAX_LATTICE = 10**12
+
+Conditions = tuple[tuple[str, tuple[Any, ...]], ...]
+"""``when`` of a distribution: ``((parent, (value, ...)), ...)``; every parent must have one of
+its values."""
+
+
+def _where(name: str) -> str:
+    return f"hyperparameters.{name}" if name else "hyperparameters"
+
+
+def _number(where: str, key: str, value: Any) -> float:
+    """A finite real number; numeric strings (YAML reads ``1e-4`` as one) are converted."""
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: {key} ({value!r}) must be a number") from None
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise ConfigError(f"{where}: {key} ({value!r}) must be a number")
+    if not math.isfinite(number):
+        raise ConfigError(f"{where}: {key} ({value!r}) must be finite")
+    return number
+
+
+def _integer(where: str, key: str, value: Any) -> int:
+    """An integer; integral floats and numeric strings (``5.0``, ``"5"``) are accepted."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    number = _number(where, key, value)
+    if not number.is_integer():
+        raise ConfigError(f"{where}: {key} ({value!r}) must be an integer")
+    return int(number)
+
+
+def _int_or_float(where: str, key: str, value: Any) -> int | float:
+    """A number that keeps its type: ``32`` stays an int, ``32.0`` and ``"1e-3"`` are floats."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    return _number(where, key, value)
+
+
+def _optional_count(where: str, count: Any) -> int | None:
+    if count is None:
+        return None
+    number = _integer(where, "count", count)
+    if number < 2:
+        raise ConfigError(f"{where}: count ({count!r}) must be an integer >= 2")
+    return number
+
+
+def _check_bounds(where: str, low: float, high: float) -> None:
+    if low >= high:
+        raise ConfigError(f"{where}: low ({low!r}) must be < high ({high!r})")
+
+
+def _dec(value: int | float) -> Decimal:
+    """The decimal a number was written as (``0.1`` is ``Decimal('0.1')``, not its binary)."""
+    return Decimal(value) if isinstance(value, int) else Decimal(repr(value))
+
+
+def _clean(value: float) -> float:
+    """``value`` without binary noise in its last digits (12 significant digits)."""
+    return float(f"{value:.12g}")
+
+
+def json_value(where: str, value: Any) -> Any:
+    """Return ``value`` as plain JSON data (None, bool, int, float, str, list, str-keyed dict).
+
+    Tuples become lists and numpy scalars become Python numbers; anything else (a YAML date,
+    a set) raises :class:`ConfigError` naming ``where``.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [json_value(where, item) for item in value]
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"{where}: mapping key {key!r} must be a string")
+            out[key] = json_value(f"{where}.{key}", item)
+        return out
+    raise ConfigError(
+        f"{where}: {value!r} is not JSON data "
+        "(use null, a bool, a number, a string, a list or a mapping)"
+    )
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """JSON equality: ``8 == 8.0`` but ``True != 1`` and ``None`` only equals ``None``."""
+    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
+        return type(a) is type(b) and a == b
+    if isinstance(a, numbers.Real) and isinstance(b, numbers.Real):
+        return a == b
+    if isinstance(a, str) or isinstance(b, str):
+        return isinstance(a, str) and isinstance(b, str) and a == b
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    return False
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _conditions(where: str, raw: Any) -> Conditions:
+    """Normalise ``when``: ``{parent: value | [value, ...]}`` (a list means any of them)."""
+    if isinstance(raw, tuple) and all(
+        isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], tuple) for item in raw
+    ):
+        items: Any = [(parent, list(values)) for parent, values in raw]
+    elif isinstance(raw, Mapping):
+        items = list(raw.items())
+    elif raw is None:
+        items = []
+    else:
+        raise ConfigError(
+            f"{where}: when ({raw!r}) must be a mapping of an earlier entry's name to a value "
+            "or a list of values"
+        )
+    out = []
+    for parent, values in items:
+        if not isinstance(parent, str) or not parent.strip():
+            raise ConfigError(f"{where}: when: {parent!r} must be the name of an earlier entry")
+        listed = list(values) if isinstance(values, (list, tuple)) else [values]
+        if not listed:
+            raise ConfigError(f"{where}: when.{parent} must list at least one value")
+        normalised = tuple(json_value(f"{where}.when.{parent}", v) for v in listed)
+        out.append((parent.replace("-", "_"), normalised))
+    return tuple(out)
+
+
+def _when_dict(when: Conditions) -> dict[str, list[Any]]:
+    return {parent: copy.deepcopy(list(values)) for parent, values in when}
+
+
+def _clip(value: float, low: float, high: float) -> float:
+    return min(max(value, low), high)
+
+
+def _optuna_choices(choices: Sequence[Any]) -> tuple[Any, ...] | None:
+    """``choices`` as Optuna's CategoricalDistribution can hold them, or None where an index
+    must stand in: a list or mapping, or two choices Python calls equal (``True``, ``1``)."""
+    if not all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
+        return None
+    for i, a in enumerate(choices):
+        if any(a == b for b in choices[i + 1 :]):
+            return None
+    return tuple(choices)
+
+
+def _lattice_size(where: str, low: int | float, high: int | float, q: int | float) -> int:
+    """``K``: the lattice is ``low + k*q`` for ``k = 0..K``, the last point ``<= high``."""
+    if q <= 0:
+        raise ConfigError(f"{where}: q ({q!r}) must be > 0")
+    if q > high - low:
+        raise ConfigError(f"{where}: q ({q!r}) must be <= high - low ({high!r} - {low!r})")
+    size = int((_dec(high) - _dec(low)) // _dec(q))
+    if size >= _MAX_LATTICE:
+        raise ConfigError(
+            f"{where}: q ({q!r}) makes more than {_MAX_LATTICE} values; "
+            "use a continuous distribution"
+        )
+    return size
+
+
+def _lattice_value(low: int | float, q: int | float, k: int, integer: bool) -> int | float:
+    exact = _dec(low) + k * _dec(q)
+    return int(exact) if integer else float(exact)
+
+
+def _snap(x: float, low: float, q: float, size: int) -> int:
+    """The lattice index nearest to ``x``, within ``0..size``."""
+    return min(max(math.floor((x - low) / q + 0.5), 0), size)
+
+
+def _on_lattice(value: Any, low: int | float, q: int | float, size: int) -> bool:
+    if not _is_number(value) or not math.isfinite(value):
+        return False
+    steps = (_dec(value) - _dec(low)) / _dec(q)
+    return steps == steps.to_integral_value() and 0 <= steps <= size
+
+
+def _grid_guard(where: str, n: int) -> None:
+    if n > MAX_GRID_VALUES:
+        raise ConfigError(
+            f"{where}: {n} grid values is more than {MAX_GRID_VALUES}; use a larger step"
+        )
+
+
+@dataclass(frozen=True)
+class Distribution(ABC):
+    """Base of every hyperparameter distribution.
+
+    ``when`` (every kind) lists the values earlier entries must have for this one to apply;
+    ``name`` only labels error messages.
+    """
+
+    kind: ClassVar[str]
+    name: str = field(default="", compare=False, kw_only=True)
+    when: Conditions = field(default=(), kw_only=True)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "when", _conditions(self.where, self.when))
+        self._validate(self.where)
+
+    @property
+    def where(self) -> str:
+        """``hyperparameters.<name>``, the key error messages start with."""
+        return _where(self.name)
+
+    def _set(self, key: str, value: Any) -> None:
+        object.__setattr__(self, key, value)
+
+    @abstractmethod
+    def _validate(self, where: str) -> None:
+        """Check and normalise the fields (idempotent)."""
+
+    @abstractmethod
+    def sample(self, rng: np.random.Generator) -> Any:
+        """Draw one value (plain Python, JSON-serializable)."""
+
+    @abstractmethod
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is one this entry can produce (JSON-equal)."""
+
+    @property
+    def is_discrete(self) -> bool:
+        """Whether the entry is a finite list of values a grid search can enumerate."""
+        return False
+
+    def grid_values(self) -> list[Any]:
+        """The values a grid search enumerates; ConfigError for a non-discrete entry."""
+        raise ConfigError(
+            f"{self.where}: grid search needs a discrete entry (choice, value, a quantized "
+            f"range or a count); {self.kind} is continuous"
+        )
+
+    @abstractmethod
+    def _body(self) -> dict[str, Any]:
+        """The explicit form's keys after ``distribution``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical explicit darts form, e.g. ``{"distribution": "uniform", ...}``."""
+        out = {"distribution": self.kind, **self._body()}
+        if self.when:
+            out["when"] = _when_dict(self.when)
+        return out
+
+    @abstractmethod
+    def to_optuna(self) -> Any:
+        """The ``optuna.distributions.BaseDistribution`` an adaptive sampler searches."""
+
+    @abstractmethod
+    def from_optuna(self, internal: Any) -> Any:
+        """The configuration value for Optuna's ``internal`` (as :meth:`sample` would give)."""
+
+    @abstractmethod
+    def to_optuna_value(self, value: Any) -> Any:
+        """Optuna's value for configuration value ``value``; inverts :meth:`from_optuna`."""
+
+
+@dataclass(frozen=True)
+class FloatRange(Distribution):
+    """A float range in the shape of Optuna's ``FloatDistribution``: ``low``, ``high``, ``log``
+    and ``step``, plus ``base`` (the config's log base, only recorded), ``count`` (a grid of
+    ``count`` evenly, or for ``log`` geometrically, spaced points) and ``n`` (reversed:
+    ``x = n - y``, Optuna searching ``y`` on a log scale).
+
+    Validation, sampling, membership, grids and the Optuna conversions are written here once;
+    the kinds below fix ``log`` and carry as fields only what they vary (a float step is
+    written ``q``, as in darts).
+    """
+
+    log: ClassVar[bool] = False
+    quantized: ClassVar[bool] = False
+    """The kind carries a step ``q``: its values are the lattice ``low + k*q``."""
+    reflected: ClassVar[bool] = False
+    """The kind carries ``n``: ``x = n - y`` with ``y`` log-uniform on ``[n - high, n - low]``."""
+
+    low: int | float
+    high: int | float
+
+    @property
+    def step(self) -> int | float | None:
+        """The lattice spacing of a quantized kind (its ``q``), else None."""
+        return None
+
+    @property
+    def n(self) -> float | None:
+        """What a reversed kind subtracts from, else None."""
+        return None
+
+    @property
+    def base(self) -> float | None:
+        """The log base the config gave, if any; it does not change the distribution."""
+        return None
+
+    @property
+    def count(self) -> int | None:
+        """How many points a grid takes, if any."""
+        return None
+
+    def _validate(self, where: str) -> None:
+        read = _int_or_float if self.quantized else _number
+        low, high = read(where, "low", self.low), read(where, "high", self.high)
+        q = _int_or_float(where, "q", self.step) if self.quantized else None
+        n = _number(where, "n", self.n) if self.reflected else None
+        if self.log and n is None and low <= 0:
+            raise ConfigError(f"{where}: {self.kind} needs low > 0, got low ({low!r})")
+        _check_bounds(where, low, high)
+        if q is not None:
+            if not self.integer_valued(low, high, q):
+                low, high, q = float(low), float(high), float(q)
+            _lattice_size(where, low, high, q)
+            self._set("q", q)
+        if n is not None:
+            if high >= n:
+                raise ConfigError(
+                    f"{where}: {self.kind} needs high < n, got high ({high!r}) and n ({n!r})"
+                )
+            self._set("n", n)
+        self._set("low", low)
+        self._set("high", high)
+        if self.base is not None:
+            self._set("base", _number(where, "base", self.base))
+            if self.base <= 1:
+                raise ConfigError(f"{where}: base ({self.base!r}) must be > 1")
+        if self.count is not None:
+            self._set("count", _optional_count(where, self.count))
+
+    @staticmethod
+    def integer_valued(*numbers_: int | float) -> bool:
+        """Whether a lattice with these bounds and step holds ints."""
+        return all(isinstance(v, int) for v in numbers_)
+
+    @property
+    def _q(self) -> int | float:
+        """The step, where the kind is quantized."""
+        return cast("int | float", self.step)
+
+    @property
+    def _integer(self) -> bool:
+        return self.integer_valued(self.low, self.high, self._q)
+
+    @cached_property
+    def _size(self) -> int:
+        return _lattice_size(self.where, self.low, self.high, self._q)
+
+    def _value(self, k: int) -> int | float:
+        return _lattice_value(self.low, self._q, k, self._integer)
+
+    @property
+    def _searched(self) -> tuple[float, float]:
+        """The bounds Optuna searches: ``[n - high, n - low]`` for a reversed kind."""
+        n = self.n
+        return (n - self.high, n - self.low) if n is not None else (self.low, self.high)
+
+    def sample(self, rng: np.random.Generator) -> int | float:
+        if self.quantized and not self.log:
+            return self._value(int(rng.integers(0, self._size, endpoint=True)))
+        low, high = self._searched
+        if self.log:
+            return self.from_optuna(math.exp(rng.uniform(math.log(low), math.log(high))))
+        return self.from_optuna(rng.uniform(low, high))
+
+    def contains(self, value: Any) -> bool:
+        if self.quantized:
+            return _on_lattice(value, self.low, self._q, self._size)
+        return _is_number(value) and self.low <= value <= self.high
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.quantized or self.count is not None
+
+    def grid_values(self) -> list[Any]:
+        if self.quantized:
+            _grid_guard(self.where, self._size + 1)
+            return [self._value(k) for k in range(self._size + 1)]
+        if self.count is None:
+            return super().grid_values()
+        spaced = np.geomspace if self.log else np.linspace
+        points = spaced(self.low, self.high, self.count)
+        return [self.low, *(_clean(float(p)) for p in points[1:-1]), self.high]
+
+    def _body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"low": self.low, "high": self.high}
+        for key, value in (("q", self.step), ("n", self.n), ("base", self.base)):
+            if value is not None:
+                out[key] = value
+        if self.count is not None:
+            out["count"] = self.count
+        return out
+
+    def to_optuna(self) -> Any:
+        from optuna.distributions import FloatDistribution, IntDistribution
+
+        if self.quantized and not self.log:
+            top = self._value(self._size)
+            if self._integer:
+                return IntDistribution(int(self.low), int(top), step=int(self._q))
+            return FloatDistribution(self.low, top, step=self._q)
+        low, high = self._searched
+        return FloatDistribution(float(low), float(high), log=self.log)
+
+    def from_optuna(self, internal: Any) -> int | float:
+        n = self.n
+        if self.quantized:
+            return self._value(_snap(float(internal), self.low, self._q, self._size))
+        if n is not None:
+            return _clip(n - float(internal), self.low, self.high)
+        top = self.high if self.log else math.nextafter(self.high, self.low)
+        return _clip(float(internal), self.low, top)
+
+    def to_optuna_value(self, value: Any) -> int | float:
+        n = self.n
+        if n is None:
+            quantized_int = self.quantized and not self.log and self._integer
+            return int(value) if quantized_int else float(value)
+        low, high = self._searched
+        y = _clip(n - float(value), low, high)
+        # n - (n - x) may miss x by an ulp: step y until it maps back exactly
+        for _ in range(64):
+            back = self.from_optuna(y)
+            if back == value:
+                break
+            y = _clip(math.nextafter(y, math.inf if back > value else -math.inf), low, high)
+        return y
+
+
+@dataclass(frozen=True)
+class Uniform(FloatRange):
+    """Float uniform on ``[low, high)``; ``count`` (Determined) grids ``count`` evenly spaced
+    points from ``low`` to ``high``."""
+
+    kind: ClassVar[str] = "uniform"
+    count: int | None = field(default=None, kw_only=True)
+
+
+@dataclass(frozen=True)
+class LogUniform(FloatRange):
+    """Log-uniform on ``[low, high]``: ``exp(uniform(log low, log high))``, ``low > 0``.
+
+    In any base ``b`` this is the same distribution (``b**uniform(log_b low, log_b high)``);
+    ``base`` is kept only to write the entry back as given. ``count`` grids ``count``
+    geometrically spaced points.
+    """
+
+    kind: ClassVar[str] = "loguniform"
+    log: ClassVar[bool] = True
+    base: float | None = field(default=None, kw_only=True)
+    count: int | None = field(default=None, kw_only=True)
+
+
+@dataclass(frozen=True)
+class ReversedLogUniform(FloatRange):
+    """``X = n - Y`` with ``Y ~ loguniform(n - high, n - low)``; needs ``low < high < n``.
+
+    Equal mass per decade of ``n - x``: for ``gamma`` in ``[0.9, 0.999]`` as many samples land
+    in ``[0.9, 0.99]`` as in ``[0.99, 0.999]``. Optuna searches ``y = n - x`` on a log scale.
+    """
+
+    kind: ClassVar[str] = "reversed-loguniform"
+    log: ClassVar[bool] = True
+    reflected: ClassVar[bool] = True
+    n: float = 1.0
+
+
+@dataclass(frozen=True)
+class QUniform(FloatRange):
+    """Quantized uniform: ``low + k*q`` with ``k`` uniform on ``0..K``, ``K = floor((high -
+    low) / q)``: every lattice point equally likely (as Optuna's ``step``; hyperopt's
+    ``round(uniform(low, high) / q) * q`` would give the two ends half the weight). A grid
+    enumerates the lattice. Ints when ``low``, ``high`` and ``q`` are ints.
+    """
+
+    kind: ClassVar[str] = "quniform"
+    quantized: ClassVar[bool] = True
+    q: int | float
+
+    @property
+    def step(self) -> int | float:
+        return self.q
+
+
+@dataclass(frozen=True)
+class QLogUniform(FloatRange):
+    """Quantized log-uniform: ``x ~ loguniform(low, high)`` moved to the nearest lattice point
+    ``low + k*q`` (``k`` within ``0..K`` as for :class:`QUniform`), so point ``k`` has the
+    log-uniform mass of ``[x_k - q/2, x_k + q/2]`` cut to ``[low, high]`` (the top point also
+    takes what lies above it). ``base`` only records the config's log base.
+    """
+
+    kind: ClassVar[str] = "qloguniform"
+    log: ClassVar[bool] = True
+    quantized: ClassVar[bool] = True
+    q: int | float
+    base: float | None = field(default=None, kw_only=True)
+
+    @property
+    def step(self) -> int | float:
+        return self.q
+
+
+@dataclass(frozen=True)
+class IntRange(Distribution):
+    """Integers on ``[low, high]``, both ends inclusive, in the shape of Optuna's
+    ``IntDistribution`` (``low``, ``high``, ``log``, ``step``) plus Determined's ``count``.
+
+    ``step``: the lattice ``low, low + step, ...`` up to ``high``, each value equally likely,
+    and a grid enumerates it. ``log`` (``low >= 1``): ``round(exp(uniform(log(low - 0.5),
+    log(high + 0.5))))``, so ``k`` has probability ``log((k + 0.5) / (k - 0.5)) / log((high +
+    0.5) / (low - 0.5))``. ``count``: a grid of ``count`` evenly spaced points, rounded half
+    up, without duplicates. Without ``step`` or ``count`` it is a sampled range that a grid
+    refuses. :class:`IntUniform` is its kind.
+    """
+
+    low: int
+    high: int
+    step: int | None = field(default=None, kw_only=True)
+    log: bool = field(default=False, kw_only=True)
+    count: int | None = field(default=None, kw_only=True)
+
+    def _validate(self, where: str) -> None:
+        self._set("low", _integer(where, "low", self.low))
+        self._set("high", _integer(where, "high", self.high))
+        _check_bounds(where, self.low, self.high)
+        if not isinstance(self.log, bool):
+            raise ConfigError(f"{where}: log ({self.log!r}) must be true or false")
+        if self.step is not None:
+            self._set("step", _integer(where, "step", self.step))
+            if self.step < 1:
+                raise ConfigError(f"{where}: step ({self.step!r}) must be an integer >= 1")
+            if self.log and self.step != 1:
+                raise ConfigError(
+                    f"{where}: step ({self.step!r}) cannot be combined with log (as in Optuna)"
+                )
+        if self.log and self.low < 1:
+            raise ConfigError(f"{where}: an integer log range needs low >= 1, got {self.low!r}")
+        self._set("count", _optional_count(where, self.count))
+        if self.count is not None and (self.step is not None or self.log):
+            raise ConfigError(f"{where}: count cannot be combined with step or log")
+
+    @cached_property
+    def _size(self) -> int:
+        return (self.high - self.low) // (self.step or 1)
+
+    def sample(self, rng: np.random.Generator) -> int:
+        if self.log:
+            x = math.exp(rng.uniform(math.log(self.low - 0.5), math.log(self.high + 0.5)))
+            return self.from_optuna(x)
+        if self.step is not None:
+            return self.low + self.step * int(rng.integers(0, self._size, endpoint=True))
+        return int(rng.integers(self.low, self.high, endpoint=True))
+
+    def contains(self, value: Any) -> bool:
+        if not _is_number(value) or not float(value).is_integer():
+            return False
+        return self.low <= value <= self.high and (int(value) - self.low) % (self.step or 1) == 0
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.step is not None or self.count is not None
+
+    def grid_values(self) -> list[Any]:
+        if self.count is not None:
+            points = np.linspace(self.low, self.high, self.count)
+            return sorted({math.floor(float(p) + 0.5) for p in points})
+        if self.step is None:
+            raise ConfigError(
+                f"{self.where}: grid search needs a discrete entry; {self.kind} is a sampled "
+                "range, give it a step or list its values as a choice instead"
+            )
+        _grid_guard(self.where, self._size + 1)
+        return list(range(self.low, self.high + 1, self.step))
+
+    def _body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"low": self.low, "high": self.high}
+        if self.step is not None:
+            out["step"] = self.step
+        if self.log:
+            out["log"] = True
+        if self.count is not None:
+            out["count"] = self.count
+        return out
+
+    def to_optuna(self) -> Any:
+        from optuna.distributions import IntDistribution
+
+        step = self.step or 1
+        return IntDistribution(self.low, self.low + self._size * step, log=self.log, step=step)
+
+    def from_optuna(self, internal: Any) -> int:
+        step = self.step or 1
+        return self.low + step * _snap(float(internal), self.low, step, self._size)
+
+    def to_optuna_value(self, value: Any) -> int:
+        return int(value)
+
+
+@dataclass(frozen=True)
+class IntUniform(IntRange):
+    """Integers on ``[low, high]`` (darts ``intuniform``, Optuna ``int``, Determined ``int``);
+    ``step``, ``log`` and ``count`` as :class:`IntRange`."""
+
+    kind: ClassVar[str] = "intuniform"
+
+
+class _Categorical(Distribution):
+    """Choice and Value: Optuna holds them as a CategoricalDistribution."""
+
+    @property
+    @abstractmethod
+    def _options(self) -> tuple[Any, ...]:
+        """The values, in order."""
+
+    def contains(self, value: Any) -> bool:
+        return any(same_value(value, c) for c in self._options)
+
+    def to_optuna(self) -> Any:
+        from optuna.distributions import CategoricalDistribution
+
+        raw = _optuna_choices(self._options)
+        return CategoricalDistribution(raw if raw is not None else range(len(self._options)))
+
+    def _index(self, value: Any) -> int:
+        """Position of ``value``: the same type first (``1.0`` before ``1``), else JSON-equal."""
+        for i, option in enumerate(self._options):
+            if type(option) is type(value) and same_value(value, option):
+                return i
+        for i, option in enumerate(self._options):
+            if same_value(value, option):
+                return i
+        raise ConfigError(f"{self.where}: {value!r} is not one of {list(self._options)!r}")
+
+    def from_optuna(self, internal: Any) -> Any:
+        if _optuna_choices(self._options) is None:
+            return copy.deepcopy(self._options[int(internal)])
+        return copy.deepcopy(self._options[self._index(internal)])
+
+    def to_optuna_value(self, value: Any) -> Any:
+        i = self._index(value)
+        return self._options[i] if _optuna_choices(self._options) is not None else i
+
+
+@dataclass(frozen=True)
+class Choice(_Categorical):
+    """One of a non-empty list of values, each equally likely."""
+
+    kind: ClassVar[str] = "choice"
+    choices: tuple[Any, ...]
+
+    def _validate(self, where: str) -> None:
+        if isinstance(self.choices, (str, bytes, Mapping)) or not isinstance(
+            self.choices, Sequence
+        ):
+            raise ConfigError(f"{where}: choices ({self.choices!r}) must be a list")
+        if not self.choices:
+            raise ConfigError(f"{where}: choices must not be empty")
+        self._set("choices", tuple(json_value(where, c) for c in self.choices))
+
+    @property
+    def _options(self) -> tuple[Any, ...]:
+        return self.choices
+
+    @property
+    def is_discrete(self) -> bool:
+        return True
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        return copy.deepcopy(self.choices[int(rng.integers(len(self.choices)))])
+
+    def grid_values(self) -> list[Any]:
+        return copy.deepcopy(list(self.choices))
+
+    def _body(self) -> dict[str, Any]:
+        return {"choices": copy.deepcopy(list(self.choices))}
+
+
+@dataclass(frozen=True)
+class Value(_Categorical):
+    """A fixed value."""
+
+    kind: ClassVar[str] = "value"
+    value: Any
+
+    def _validate(self, where: str) -> None:
+        self._set("value", json_value(where, self.value))
+
+    @property
+    def _options(self) -> tuple[Any, ...]:
+        return (self.value,)
+
+    @property
+    def is_discrete(self) -> bool:
+        return True
+
+    def sample(self, rng: np.random.Generator | None) -> Any:
+        return copy.deepcopy(self.value)
+
+    def grid_values(self) -> list[Any]:
+        return [copy.deepcopy(self.value)]
+
+    def _body(self) -> dict[str, Any]:
+        return {"value": copy.deepcopy(self.value)}
+
+
+def _case_label(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def case_parent(where: str, parent: Any) -> str:
+    """A case table's ``depends_on``, normalised (``model-arch`` is ``model_arch``)."""
+    if not isinstance(parent, str) or not parent.strip():
+        raise ConfigError(f"{where}: depends_on ({parent!r}) must be the name of an earlier entry")
+    return parent.replace("-", "_")
+
+
+def case_items(where: str, name: str, parent: str, raw: Any) -> Iterator[tuple[Any, str, Any]]:
+    """``(value, label, entry)`` for each case of ``raw`` (``{value: entry}`` or a list of
+    pairs), in order; ``label`` (``<name>.cases.<value>``) names the case's entry. Each value is
+    checked as it comes: JSON data, and not listed twice."""
+    if isinstance(raw, Mapping):
+        pairs = list(raw.items())
+    elif isinstance(raw, (list, tuple)) and all(
+        isinstance(p, (list, tuple)) and len(p) == 2 for p in raw
+    ):
+        pairs = [(p[0], p[1]) for p in raw]
+    else:
+        raise ConfigError(f"{where}: cases ({raw!r}) must map each value of {parent!r} to an entry")
+    if not pairs:
+        raise ConfigError(f"{where}: cases must not be empty")
+    seen: list[Any] = []
+    for value, entry in pairs:
+        value = json_value(f"{where}.cases", value)
+        if any(same_value(value, earlier) for earlier in seen):
+            raise ConfigError(f"{where}: cases: {value!r} is listed twice")
+        seen.append(value)
+        yield value, f"{name}.cases.{_case_label(value)}", entry
+
+
+def case_entry(label: str, dist: Any) -> Distribution:
+    """``dist`` as the case ``label`` (a plain, unconditional distribution), named so."""
+    if not isinstance(dist, Distribution):
+        raise ConfigError(
+            f"{_where(label)}: {dist!r} is not a distribution; parse_distribution reads a raw case"
+        )
+    if isinstance(dist, Cases):
+        raise ConfigError(f"{_where(label)}: a case cannot be a case table itself")
+    if dist.when:
+        raise ConfigError(f"{_where(label)}: a case cannot have its own when; put it on the entry")
+    return dataclasses.replace(dist, name=label)
+
+
+@dataclass(frozen=True)
+class Cases(Distribution):
+    """An entry that depends on an earlier one, ``parent``: ``cases`` pairs a value of the
+    parent with the entry used then; a parent value without a case makes the entry inactive.
+
+    Each case is a distribution already (a dialect parses a raw case table's entries), but
+    neither a case table nor conditional itself. Resolve it with :func:`leaf`; it is not
+    sampled directly.
+    """
+
+    kind: ClassVar[str] = "cases"
+    parent: str
+    cases: tuple[tuple[Any, Distribution], ...]
+
+    def _validate(self, where: str) -> None:
+        self._set("parent", case_parent(where, self.parent))
+        items = case_items(where, self.name, self.parent, self.cases)
+        self._set("cases", tuple((value, case_entry(label, d)) for value, label, d in items))
+
+    def case_for(self, value: Any) -> Distribution | None:
+        """The entry used when the parent has ``value``, or None (inactive)."""
+        for case, dist in self.cases:
+            if same_value(case, value):
+                return dist
+        return None
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        raise ConfigError(
+            f"{self.where}: a case table is sampled through leaf(), "
+            f"with the value of {self.parent!r}"
+        )
+
+    def contains(self, value: Any) -> bool:
+        return any(dist.contains(value) for _, dist in self.cases)
+
+    @property
+    def is_discrete(self) -> bool:
+        return all(dist.is_discrete for _, dist in self.cases)
+
+    def grid_values(self) -> list[Any]:
+        for _, dist in self.cases:
+            dist.grid_values()  # names the first continuous case
+        raise ConfigError(
+            f"{self.where}: a case table's grid values depend on {self.parent!r}; use leaf()"
+        )
+
+    def _body(self) -> dict[str, Any]:
+        return {
+            "depends_on": self.parent,
+            "cases": [[copy.deepcopy(v), dist.to_dict()] for v, dist in self.cases],
+        }
+
+    def _unresolved(self) -> ConfigError:
+        return ConfigError(f"{self.where}: resolve the case table with leaf() before asking Optuna")
+
+    def to_optuna(self) -> Any:
+        raise self._unresolved()
+
+    def from_optuna(self, internal: Any) -> Any:
+        raise self._unresolved()
+
+    def to_optuna_value(self, value: Any) -> Any:
+        raise self._unresolved()
+
+
+Space = dict[str, Distribution]
+"""A space: hyperparameter name → distribution, in config order."""
+
+
+def is_active(dist: Distribution, config: Mapping[str, Any]) -> bool:
+    """Whether ``dist`` applies given ``config``, the values chosen so far in space order:
+    every ``when`` parent has one of its values, and a case table has a case for its parent's
+    value (a parent that is absent, being inactive itself, makes the entry inactive)."""
+    for parent, values in dist.when:
+        if parent not in config or not any(same_value(config[parent], v) for v in values):
+            return False
+    if isinstance(dist, Cases):
+        return dist.parent in config and dist.case_for(config[dist.parent]) is not None
+    return True
+
+
+def leaf(dist: Distribution, config: Mapping[str, Any]) -> Distribution:
+    """The plain distribution of ``dist`` given ``config``: a case table's case for its
+    parent's value; any other distribution itself. ConfigError for an inactive case table."""
+    if not isinstance(dist, Cases):
+        return dist
+    chosen = dist.case_for(config[dist.parent]) if dist.parent in config else None
+    if chosen is None:
+        state = (
+            f"{dist.parent} = {json.dumps(config[dist.parent])} has no case"
+            if dist.parent in config
+            else f"{dist.parent} is not set"
+        )
+        raise ConfigError(f"{dist.where}: inactive ({state}); check is_active() first")
+    return chosen
+
+
+def param_text(name: str, value: Any) -> str:
+    """``name=value`` as logs, status and Flower show a parameter: floats to 4 significant
+    digits."""
+    return f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+
+
+def with_defaults(
+    space: Mapping[str, Any], defaults: Mapping[str, Any], config: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``config`` completed with ``defaults`` for the names ``space`` does not list, in the
+    defaults' order: an entry of the space that is inactive stays absent."""
+    out = {k: config.get(k, v) for k, v in defaults.items() if k in config or k not in space}
+    out.update((k, v) for k, v in config.items() if k not in out)
+    return out
+
+
+# --- dependencies between entries --------------------------------------------------------
+
+
+def _finite(dist: Distribution) -> bool:
+    """Whether ``dist`` takes a finite set of values (a condition can name them)."""
+    if isinstance(dist, Cases):
+        return all(_finite(d) for _, d in dist.cases)
+    if isinstance(dist, FloatRange):
+        return dist.quantized
+    return isinstance(dist, (_Categorical, IntRange))
+
+
+def _parent_of(where: str, name: str, parent: str, earlier: Space, space: Mapping) -> Distribution:
+    if parent == name:
+        raise ConfigError(f"{where}: depends on itself")
+    if parent not in earlier:
+        if parent in space:
+            raise ConfigError(
+                f"{where}: depends on {parent!r}, which must come before it in hyperparameters"
+            )
+        raise ConfigError(
+            f"{where}: depends on {parent!r}, which is not an entry of hyperparameters "
+            f"(entries before it: {', '.join(earlier) or 'none'})"
+        )
+    dist = earlier[parent]
+    if not _finite(dist):
+        raise ConfigError(
+            f"{where}: depends on {parent!r}, a continuous {dist.kind} entry; a condition "
+            "needs a parent with a finite set of values (choice, value, integers or a "
+            "quantized range)"
+        )
+    return dist
+
+
+def _match(where: str, label: str, parent: str, dist: Distribution, value: Any) -> Any:
+    """``value`` as one of the parent's values; a string key (TOML, JSON) may spell a number,
+    a bool or null (``"8"`` matches ``8``)."""
+    if dist.contains(value):
+        return value
+    if isinstance(value, str):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            decoded = value
+        if not isinstance(decoded, str) and dist.contains(decoded):
+            return decoded
+    described = {k: v for k, v in dist.to_dict().items() if k != "when"}
+    raise ConfigError(
+        f"{where}: {label} {value!r} is not a value {parent!r} can take "
+        f"({parent} is {json.dumps(described)})"
+    )
+
+
+def check_space(space: Mapping[str, Distribution]) -> Space:
+    """Validate the dependencies between entries: each parent (``when`` keys, a case table's
+    ``depends_on``) is an earlier entry with a finite set of values, and each condition value
+    or case key is one of them. Returns the space with those values matched to the parent's
+    (so cycles cannot exist: a parent always comes first)."""
+    out: Space = {}
+    for name, dist in space.items():
+        where = _where(name)
+        if not isinstance(dist, Distribution):
+            raise ConfigError(f"{where}: {dist!r} is not a distribution")
+        when = tuple(
+            (
+                parent,
+                tuple(_match(where, f"when.{parent}", parent, parent_dist, v) for v in values),
+            )
+            for parent, values in dist.when
+            for parent_dist in [_parent_of(where, name, parent, out, space)]
+        )
+        changes: dict[str, Any] = {"when": when} if when != dist.when else {}
+        if isinstance(dist, Cases):
+            parent_dist = _parent_of(where, name, dist.parent, out, space)
+            cases = tuple(
+                (_match(where, "case", dist.parent, parent_dist, v), d) for v, d in dist.cases
+            )
+            if any(a is not b for (a, _), (b, _) in zip(cases, dist.cases, strict=True)):
+                changes["cases"] = cases
+        out[name] = dataclasses.replace(dist, **changes) if changes else dist
+    return out
+
+
+def space_to_dict(space: Mapping[str, Distribution]) -> dict[str, dict[str, Any]]:
+    """Every entry of ``space`` in canonical explicit form, in space order."""
+    return {name: dist.to_dict() for name, dist in space.items()}

@@ -1,0 +1,88 @@
+"""Sampling a hyperparameter space: seeded random configurations and grid expansion.
+
+Both check the space's dependencies first (:func:`~smptune.search.distributions.check_space`)
+and draw entries in space order; an inactive entry is left out of a configuration. Each
+distribution draws its own values (:meth:`~smptune.search.distributions.Distribution.sample`,
+:meth:`~smptune.search.distributions.Distribution.grid_values`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from smptune.errors import ConfigError
+from smptune.search.distributions import Cases, Distribution, check_space, is_active, leaf
+
+__all__ = ["grid_configurations", "sample_configurations"]
+
+
+def sample_configurations(
+    space: Mapping[str, Distribution], n: int, seed: int
+) -> list[dict[str, Any]]:
+    """``n`` random configurations from ``numpy.random.default_rng(seed)``.
+
+    Entries are drawn in space order; an inactive entry is left out and draws nothing.
+    Deterministic: the same space, ``n`` and ``seed`` give the same list in every process.
+    Configuration ``i`` does not depend on ``n`` (a longer run extends a shorter one).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ConfigError(f"n_trials: must be an integer >= 0, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed: must be an integer >= 0, got {seed!r}")
+    checked = check_space(space)
+    rng = np.random.default_rng(seed)
+    configurations = []
+    for _ in range(n):
+        config: dict[str, Any] = {}
+        for name, dist in checked.items():
+            if is_active(dist, config):
+                config[name] = leaf(dist, config).sample(rng)
+        configurations.append(config)
+    return configurations
+
+
+def grid_configurations(space: Mapping[str, Distribution]) -> list[dict[str, Any]]:
+    """Every combination of the entries' grid values, in space order (last key fastest).
+
+    With conditions, the union over the active branches: an entry is enumerated only where
+    it is active (a case table with its case's values) and is absent elsewhere; no
+    configuration appears twice.
+    """
+    checked = check_space(space)
+    axes: dict[str, list[list[Any]]] = {}
+    for name, dist in checked.items():
+        leaves = [d for _, d in dist.cases] if isinstance(dist, Cases) else [dist]
+        axes[name] = [d.grid_values() for d in leaves]
+    names = list(checked)
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+
+    def walk(i: int, config: dict[str, Any]) -> None:
+        if i == len(names):
+            key = json.dumps(config, sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                out.append(copy.deepcopy(config))
+            return
+        name, dist = names[i], checked[names[i]]
+        if not is_active(dist, config):
+            walk(i + 1, config)
+            return
+        chosen = leaf(dist, config)
+        values = (
+            axes[name][[d for _, d in dist.cases].index(chosen)]
+            if isinstance(dist, Cases)
+            else axes[name][0]
+        )
+        for value in values:
+            config[name] = value
+            walk(i + 1, config)
+        del config[name]
+
+    walk(0, {})
+    return out

@@ -1,0 +1,59 @@
+"""Trial and sweep states and records: one enum each, frozen records decoded by the store."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from smptune.records import OUTCOMES, SweepRecord, SweepStatus, TrialRecord, TrialStatus
+
+
+def test_final_and_scored_trial_statuses():
+    assert [s.value for s in OUTCOMES] == [
+        "complete",
+        "pruned",
+        "stopped",
+        "skipped",
+        "failed",
+        "cancelled",
+    ]
+    assert {s for s in TrialStatus if s.finished} == set(OUTCOMES)
+    assert {s.value for s in TrialStatus if s.scored} == {"complete", "pruned", "stopped"}
+    assert {s.value for s in TrialStatus if s.partial} == {"pruned", "stopped"}
+    assert TrialStatus.PRUNED.counter == "trials_pruned"
+    assert {s.value for s in SweepStatus if s.terminal} == {"done", "failed", "cancelled"}
+
+
+def test_a_status_reads_and_writes_as_its_string():
+    status = TrialStatus("complete")
+    assert status is TrialStatus.COMPLETE and status == "complete"
+    assert f"{status}" == str(status) == "complete" and f"{status:>9}" == " complete"
+    assert json.dumps({"status": status}) == '{"status": "complete"}'
+    assert {status: 1}["complete"] == 1
+    with pytest.raises(ValueError):
+        TrialStatus("exploded")
+
+
+def test_records_are_frozen_and_a_trial_record_becomes_plain_data():
+    trial = TrialRecord(3, TrialStatus.PRUNED, params={"x": 1}, folds={0: {"metrics": {}}})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        trial.score = 1.0  # type: ignore[misc]
+    row = trial.to_dict()
+    assert row["status"] == "pruned" and type(row["status"]) is str
+    assert json.loads(json.dumps(row))["folds"] == {"0": {"metrics": {}}}
+    sweep = SweepRecord(
+        id="s",
+        name="s",
+        config={},
+        status=SweepStatus.RUNNING,
+        created=0.0,
+        n_trials=4,
+        n_folds=2,
+        n_runs=2,
+        artifacts_dir="/tmp",
+        counts={TrialStatus.COMPLETE: 2, TrialStatus.FAILED: 1},
+    )
+    assert sweep.count("complete") == 2 and sweep.count(TrialStatus.PRUNED) == 0
+    assert sweep.n_finished == 3 and not sweep.status.terminal
