@@ -24,16 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.harness import (
-    Row,
-    clean_env,
-    finalized,
-    kill,
-    run_alone,
-    start_workers,
-    submit,
-    warm_up,
-)
+from benchmarks.harness import clean_env, finalized, kill, run_alone, start_workers, submit, warm_up
+from benchmarks.table import Row
 from smptune.queue.embedded_redis import EmbeddedRedis
 from smptune.queue.store import SweepStore
 

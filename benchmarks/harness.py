@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,39 +18,13 @@ from typing import Any, TypeVar
 import yaml
 from celery.states import READY_STATES
 
+from benchmarks.table import Row, print_table
 from smptune.queue.store import SweepStore
 from smptune.records import SweepRecord
 
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@dataclass
-class Row:
-    """One measured figure next to its reference (an ideal, a baseline measured in the same
-    run, or a budget), their ratio, and the target for that ratio (``None``: for information).
-    """
-
-    figure: str
-    measured: float | None
-    reference: float | None = None
-    unit: str = "s"
-    reference_label: str = ""
-    max_ratio: float | None = None
-    note: str = ""
-
-    @property
-    def ratio(self) -> float | None:
-        if self.measured is None or not self.reference:
-            return None
-        return self.measured / self.reference
-
-    @property
-    def verdict(self) -> str:
-        if self.max_ratio is None or self.ratio is None:
-            return ""
-        return "pass" if self.ratio <= self.max_ratio else "miss"
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -177,6 +150,4 @@ def run_alone(rows: Callable[[bool], list[Row]], doc: str | None, quick_help: st
     parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help=quick_help or "the short form")
     args = parser.parse_args()
-    from benchmarks.__main__ import print_table
-
     print_table(rows(args.quick))

@@ -21,15 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.harness import (
-    Row,
-    clean_env,
-    finalized,
-    kill,
-    start_workers,
-    warm_up,
-    write_sweep,
-)
+from benchmarks.harness import clean_env, finalized, kill, start_workers, warm_up, write_sweep
+from benchmarks.table import Row
 from smptune.queue.embedded_redis import EmbeddedRedis
 from smptune.queue.store import SweepStore
 
@@ -153,7 +146,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
     trials = args.trials or (1_000 if args.quick else FULL_TRIALS)
-    from benchmarks.__main__ import print_table
+    from benchmarks.harness import print_table
 
     print_table(_rows(trials, args.workers, measure(trials, args.workers)))
 

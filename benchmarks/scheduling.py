@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import (
-    Row,
     clean_env,
     finalized,
     kill,
@@ -31,6 +30,7 @@ from benchmarks.harness import (
     warm_up,
     write_sweep,
 )
+from benchmarks.table import Row
 from smptune.queue.embedded_redis import EmbeddedRedis
 from smptune.queue.store import SweepStore
 from smptune.testing import QuadraticTrainable

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import Row, clean_env, start_workers, stop, submit, write_sweep
+from benchmarks.harness import clean_env, start_workers, stop, submit, write_sweep
+from benchmarks.table import Row
 from smptune.queue.embedded_redis import EmbeddedRedis
 from smptune.queue.store import SweepStore
 

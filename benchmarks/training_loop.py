@@ -18,7 +18,8 @@ import tempfile
 import time
 from typing import Any
 
-from benchmarks.harness import Row, run_alone
+from benchmarks.harness import run_alone
+from benchmarks.table import Row
 
 ENCODER = "tu-regnetx_002"
 PARAMS = {

@@ -31,7 +31,8 @@ from typing import Any
 
 import yaml
 
-from benchmarks.harness import Row, clean_env, finalized, kill, start_workers, submit, warm_up
+from benchmarks.harness import clean_env, finalized, kill, start_workers, submit, warm_up
+from benchmarks.table import Row
 from smptune.queue.embedded_redis import EmbeddedRedis
 from smptune.queue.store import SweepStore
 from smptune.trainable import FoldContext, FoldResult
@@ -193,7 +194,7 @@ def rows(quick: bool) -> list[Row]:
 
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
-    from benchmarks.__main__ import print_table
+    from benchmarks.harness import print_table
 
     print_table(rows(quick=True))
 

@@ -14,7 +14,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
-from smptune.queue.messages import DEFAULT_QUEUE  # re-exported: smptune.celeryapp.DEFAULT_QUEUE
+from smptune.messages import DEFAULT_QUEUE  # re-exported: smptune.celeryapp.DEFAULT_QUEUE
 from smptune.trainable import PRELOAD_ENV
 from smptune.urls import BROKER_ENV, tls_options
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from smptune.errors import ConfigError
-from smptune.queue.messages import DEFAULT_QUEUE
+from smptune.messages import DEFAULT_QUEUE
 from smptune.search.dialects import parse_distribution
 from smptune.search.distributions import Distribution, Space, check_space, json_value, space_to_dict
 from smptune.search.sampling import grid_configurations, sample_configurations
@@ -188,11 +188,6 @@ class CvSettings:
 
     n_folds: int = 5
     n_randoms: int = 1
-
-    @property
-    def time_budget_s(self) -> float | None:
-        """The time budget in seconds (``time_budget`` is parsed into them), or None."""
-        return None if self.time_budget is None else float(self.time_budget)
 
     @property
     def n_runs(self) -> int:

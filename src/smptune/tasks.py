@@ -26,8 +26,8 @@ from celery.signals import task_postrun
 from smptune.celeryapp import app
 from smptune.config import SweepConfig, config_from_dict
 from smptune.errors import SmptuneError, TrialError
+from smptune.messages import CV_TRIAL, FINALIZE_SWEEP, RETRAIN_AND_TEST, TrialRequest
 from smptune.queue.lease import Lease
-from smptune.queue.messages import CV_TRIAL, FINALIZE_SWEEP, RETRAIN_AND_TEST, TrialRequest
 from smptune.queue.store import LEASE_LOST, RECORDED, SweepStore
 from smptune.records import OUTCOMES, SweepRecord, TrialStatus
 from smptune.results.folder import summarize, write_results

@@ -28,8 +28,8 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from smptune.errors import ConfigError, ExitCode, SmptuneError
+from smptune.messages import DEFAULT_QUEUE
 from smptune.queue.lease import lease_ttl_s
-from smptune.queue.messages import DEFAULT_QUEUE
 from smptune.trainable import ALLOWED_TRAINABLES_ENV, PRELOAD_ENV, PRELOAD_MODULES
 from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url, mask_url
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from smptune.queue.messages import trial_task_id
+from smptune.messages import trial_task_id
 from smptune.queue.store import SweepStore
 from smptune.records import TrialRecord
 

@@ -1,11 +1,11 @@
 """What lives in Redis or travels on the queue.
 
-:mod:`.messages` (task names, task ids, priorities, the trial request), :mod:`.submit` (a
-config becomes a recorded sweep and one chord), :mod:`.store` (the sweep store and its key
-schema), :mod:`.lease` (which copy of a trial is live), :mod:`.recovery` (the reaper),
-:mod:`.backend` (the send-only result backend), :mod:`.embedded_redis` and :mod:`.local`
-(local mode). Importing the package imports none of them: ``config`` reads
-:mod:`.messages` without pulling in Redis or Celery.
+:mod:`.submit` (a config becomes a recorded sweep and one chord), :mod:`.store` (the sweep
+store and its key schema), :mod:`.lease` (which copy of a trial is live), :mod:`.recovery`
+(the reaper), :mod:`.backend` (the send-only result backend), :mod:`.embedded_redis` and
+:mod:`.local` (local mode). What a message carries (task names, ids, priorities, the trial
+request) is :mod:`smptune.messages`, below this package: config and the Celery app read it
+too. Importing the package imports none of its modules.
 """
 
 __all__ = [
@@ -13,7 +13,6 @@ __all__ = [
     "embedded_redis",
     "lease",
     "local",
-    "messages",
     "recovery",
     "store",
     "submit",

@@ -24,7 +24,7 @@ import logging
 import time
 from typing import Any
 
-from smptune.queue.messages import (
+from smptune.messages import (
     DEFAULT_QUEUE,
     FINALIZE_SWEEP,
     REQUEUE_PRIORITY,

@@ -12,7 +12,7 @@ from typing import Any
 
 from smptune.config import SweepConfig
 from smptune.errors import BrokerError, ConfigError
-from smptune.queue.messages import (
+from smptune.messages import (
     FINALIZE_SWEEP,
     TRIAL_PRIORITY,
     TrialRequest,
