@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from smptune.messages import TrialRequest
+
 __all__ = [
     "OUTCOMES",
     "RunResults",
@@ -157,7 +159,9 @@ class SweepRecord:
     results: Mapping[str, Any] | None = None
     test_metrics: Mapping[str, Any] | None = None
     splits: Mapping[str, Any] | None = None
-    trial_request: Mapping[str, Any] | None = None
+    #: The request all its trials share (group, chord, queue, limits), once every trial's
+    #: message is sent.
+    trial_request: TrialRequest | None = None
     final_model_dir: str | None = None
     predictions_png: str | None = None
 

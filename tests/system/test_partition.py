@@ -310,7 +310,7 @@ def _partition_scenario(tmp_path: Path, lab: Lab) -> None:
         return running and running[0]
 
     victim = wait_for(on_a, 30, 0.05)["trial"]
-    task_id = store.trial_request(sweep_id, victim)["id"]
+    task_id = store.trial_request(sweep_id, victim).id
     lab.set_link("host-a", up=False)
     cut_at = time.time()
 

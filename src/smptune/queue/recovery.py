@@ -131,11 +131,9 @@ class Reaper:
     def requeue_unstarted(self, sweep_id: str, sweep: SweepRecord, trial: int) -> None:
         """Queue a trial whose message was lost, under its task id, group and chord (from
         its own earlier start, else from the request template recorded at submit)."""
-        started = self.store.trial_request(sweep_id, trial)
-        if started:
-            request = TrialRequest.from_dict(started)
-        else:
-            template = TrialRequest.from_dict(sweep.trial_request)
+        request = self.store.trial_request(sweep_id, trial)
+        if request is None:
+            template = sweep.trial_request or TrialRequest()
             request = template.for_trial(sweep_id, trial)
         log.warning(
             "sweep %s trial %d: its message was lost before it started; queueing it again",
@@ -160,7 +158,7 @@ class Reaper:
 
     def requeue(self, sweep_id: str, trial: int) -> None:
         """Queue a trial that lost its worker, as it was sent when it last started."""
-        request = TrialRequest.from_dict(self.store.trial_request(sweep_id, trial))
+        request = self.store.trial_request(sweep_id, trial) or TrialRequest()
         log.warning(
             "sweep %s trial %d lost its worker; queueing it again (task %s)",
             sweep_id,

@@ -35,6 +35,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from smptune.errors import BrokerError, SweepNotFoundError
+from smptune.messages import TrialRequest
 from smptune.queue.lease import Lease
 from smptune.records import OUTCOMES, SweepRecord, SweepStatus, TrialRecord, TrialStatus
 from smptune.urls import mask_url
@@ -320,9 +321,9 @@ class SweepStore:
         pipe.hset(self._sweep(sweep_id), "status", "running")
         return int(pipe.execute()[1])
 
-    def trial_request(self, sweep_id: str, trial: int) -> dict[str, Any]:
-        raw = self.r.hget(self._trial(sweep_id, trial), "request")
-        return json.loads(raw) if raw else {}
+    def trial_request(self, sweep_id: str, trial: int) -> TrialRequest | None:
+        """The request the trial was last started with, or None if it never started."""
+        return _request(self.r.hget(self._trial(sweep_id, trial), "request"))
 
     def accounted_count(self, sweep_id: str) -> int:
         """Trials finished or running: the rest are queued, or their message was lost."""
@@ -457,6 +458,11 @@ def _json(value: str | None) -> Any:
     return json.loads(value) if value else None
 
 
+def _request(value: str | None) -> TrialRequest | None:
+    data = _json(value)
+    return TrialRequest.from_dict(data) if data else None
+
+
 def _sweep_record(raw: Mapping[str, str]) -> SweepRecord:
     """The sweep hash, decoded."""
     n_folds = int(raw.get("n_folds", 0))
@@ -485,7 +491,7 @@ def _sweep_record(raw: Mapping[str, str]) -> SweepRecord:
         results=_json(raw.get("results")),
         test_metrics=_json(raw.get("test_metrics")),
         splits=_json(raw.get("splits")),
-        trial_request=_json(raw.get("trial_request")),
+        trial_request=_request(raw.get("trial_request")),
         final_model_dir=raw.get("final_model_dir") or None,
         predictions_png=raw.get("predictions_png") or None,
     )

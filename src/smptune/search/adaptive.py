@@ -5,7 +5,7 @@ Nothing is kept in an Optuna storage: each decision rebuilds an in-memory study 
 trials it is handed (finished trials with their values, running ones as RUNNING so that the
 sampler's constant liar keeps parallel trials apart), so any worker can decide and none can
 disagree with what the sweep store recorded. The caller reads the store and serialises asks
-(see :func:`smptune.tasks.choose_params`); this module never opens it, as Optuna's samplers
+(see :func:`smptune.trial_run.choose_params`); this module never opens it, as Optuna's samplers
 are handed a study and never open its storage.
 """
 
