@@ -21,8 +21,9 @@ import yaml
 
 from smptune.errors import ConfigError
 from smptune.messages import DEFAULT_QUEUE
+from smptune.search.conditions import check_space
 from smptune.search.dialects import parse_distribution
-from smptune.search.distributions import Distribution, Space, check_space, json_value, space_to_dict
+from smptune.search.distributions import Distribution, Space, json_value, space_to_dict
 from smptune.search.sampling import grid_configurations, sample_configurations
 from smptune.search.scoring import Scoring
 from smptune.search.specs import PrunerSpec, SamplerSpec

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from smptune.errors import ConfigError
+from smptune.search.conditions import Cases
 from smptune.search.dialects import distribution_from_dict, parse_distribution
 from smptune.search.distributions import (
-    Cases,
     Choice,
     IntUniform,
     LogUniform,

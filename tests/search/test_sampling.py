@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from smptune.errors import ConfigError
+from smptune.search.conditions import Cases
 from smptune.search.distributions import (
-    Cases,
     Choice,
     IntUniform,
     LogUniform,

@@ -88,7 +88,7 @@ def _listed_values(
 ) -> list[tuple[Any, dict[str, Any]]]:
     """Each value listed by entry ``name`` (in every case of a case table), with a sample in
     which the entry takes that list; a list no sample reaches is left out."""
-    from smptune.search.distributions import Cases, is_active
+    from smptune.search.conditions import Cases, is_active
 
     if isinstance(dist, Cases):
         lists = [

@@ -1,14 +1,15 @@
 """The search: pure, importing neither Redis nor Celery.
 
-:mod:`.distributions` (the search-space value objects), :mod:`.dialects` (reading every
-config dialect into them), :mod:`.sampling` (seeded random and grid configurations),
+:mod:`.distributions` (the search-space value objects), :mod:`.conditions` (``when``, case
+tables, and the checks between entries), :mod:`.dialects` (reading every config dialect into
+them), :mod:`.sampling` (seeded random and grid configurations),
 :mod:`.specs` (sampler and pruner settings), :mod:`.scoring` (run and trial scores, the
 ranking), :mod:`.adaptive` (Optuna's samplers and pruners, handed the trials they need).
 """
 
+from smptune.search.conditions import Cases, check_space
 from smptune.search.dialects import parse_distribution
 from smptune.search.distributions import (
-    Cases,
     Choice,
     Distribution,
     FloatRange,
@@ -21,7 +22,6 @@ from smptune.search.distributions import (
     Space,
     Uniform,
     Value,
-    check_space,
 )
 from smptune.search.sampling import grid_configurations, sample_configurations
 from smptune.search.scoring import MetricSpec, Scoring

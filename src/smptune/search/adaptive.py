@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from smptune.records import RunResults, TrialRecord, TrialStatus
-from smptune.search.distributions import Distribution, is_active, leaf, with_defaults
+from smptune.search.conditions import is_active, leaf
+from smptune.search.distributions import Distribution, with_defaults
 from smptune.search.scoring import Scoring, run_scores
 from smptune.search.specs import PrunerSpec, SamplerSpec
 

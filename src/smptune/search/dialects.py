@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from smptune.errors import ConfigError
+from smptune.search.conditions import Cases, case_entry, case_items, case_parent
 from smptune.search.distributions import (
-    Cases,
     Choice,
     Distribution,
     IntUniform,
@@ -31,9 +31,6 @@ from smptune.search.distributions import (
     _integer,
     _number,
     _where,
-    case_entry,
-    case_items,
-    case_parent,
 )
 
 __all__ = ["DIALECTS", "Dialect", "distribution_from_dict", "parse_distribution"]

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from smptune.errors import ConfigError
-from smptune.search.distributions import Cases, Distribution, check_space, is_active, leaf
+from smptune.search.conditions import Cases, check_space, is_active, leaf
+from smptune.search.distributions import Distribution
 
 __all__ = ["grid_configurations", "sample_configurations"]
 
