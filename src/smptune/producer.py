@@ -26,12 +26,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_submit, _add_status, _add_flower, _add_results, _add_cancel):
+        add(sub)
+    _with_broker(sub.add_parser("list", help="the sweeps this broker knows"))
+    return parser
 
-    def with_broker(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--broker", help=f"Redis URL (default: ${BROKER_ENV})")
-        return p
 
-    submit = with_broker(
+def _with_broker(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--broker", help=f"Redis URL (default: ${BROKER_ENV})")
+    return p
+
+
+def _add_submit(sub: Any) -> None:
+    """The ``submit`` command."""
+    submit = _with_broker(
         sub.add_parser(
             "submit",
             help="validate a config, record the sweep, queue one chord",
@@ -61,7 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="local mode: N CPU workers (default: one per GPU, else one)",
     )
 
-    status = with_broker(
+
+def _add_status(sub: Any) -> None:
+    """The ``status`` command."""
+    status = _with_broker(
         sub.add_parser(
             "status",
             help="progress of a sweep: who runs what, trials done, best so far, ETA",
@@ -74,7 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="the snapshot as JSON")
     status.add_argument("--wait", action="store_true", help="poll until the sweep ends")
 
-    flower = with_broker(
+
+def _add_flower(sub: Any) -> None:
+    """The ``flower`` command."""
+    flower = _with_broker(
         sub.add_parser(
             "flower",
             help="start Flower (web UI of tasks and workers) on this broker",
@@ -91,7 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="ask for this login (comma-separate several); default: $FLOWER_BASIC_AUTH",
     )
 
-    results = with_broker(sub.add_parser("results", help="ranking and test metrics of a sweep"))
+
+def _add_results(sub: Any) -> None:
+    """The ``results`` command."""
+    results = _with_broker(sub.add_parser("results", help="ranking and test metrics of a sweep"))
     results.add_argument("sweep")
     results.add_argument("--json", action="store_true")
     results.add_argument(
@@ -110,7 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--optuna-study", metavar="NAME", help="the Optuna study's name (default: the sweep id)"
     )
 
-    cancel = with_broker(
+
+def _add_cancel(sub: Any) -> None:
+    """The ``cancel`` command."""
+    cancel = _with_broker(
         sub.add_parser(
             "cancel",
             help="stop a sweep: queued trials never start, running ones stop at the "
@@ -118,9 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
     cancel.add_argument("sweep")
-
-    with_broker(sub.add_parser("list", help="the sweeps this broker knows"))
-    return parser
 
 
 def _console(stderr: bool = False) -> Any:

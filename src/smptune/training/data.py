@@ -173,21 +173,52 @@ def _names(key: str, value: Any) -> tuple[str, ...]:
 
 
 def data_spec(data: Mapping[str, Any] | None) -> DataSpec:
-    """Check ``settings.data`` (without reading any file)."""
+    """Check ``settings.data`` (without reading any file), key by key in a fixed order."""
     data = dict(data or {})
     unknown = sorted(set(data) - set(DATA_KEYS))
     if unknown:
         raise ConfigError(f"data.{unknown[0]}: unknown setting; known: {', '.join(DATA_KEYS)}")
-    test_fraction = data.get("test_fraction", DEFAULT_TEST_FRACTION)
-    if (
-        isinstance(test_fraction, bool)
-        or not isinstance(test_fraction, (int, float))
-        or not 0.0 < test_fraction < 1.0
-    ):
+    test_fraction = _test_fraction(data.get("test_fraction", DEFAULT_TEST_FRACTION))
+    root, synthetic = _source(data)
+    classes = _classes(data, synthetic)
+    ignore_index = _ignore_index(data.get("ignore_index"), classes)
+    resize, crop_size = _resize(data.get("resize", "pad"), data.get("crop_size"))
+    cache = data.get("cache", True)
+    if not isinstance(cache, bool):
+        raise ConfigError(f"data.cache: expected true or false, got {cache!r}")
+    explicit = [k for k in ("test_names", "test_list", "test_groups") if data.get(k) is not None]
+    if len(explicit) > 1:
+        raise ConfigError(f"data.{explicit[1]}: give only one of {', '.join(explicit)}")
+    return DataSpec(
+        root=root,
+        synthetic=synthetic,
+        test_fraction=test_fraction,
+        classes=classes,
+        ignore_index=ignore_index,
+        resize=resize,
+        crop_size=crop_size,
+        cache=cache,
+        test_names=_names("data.test_names", data["test_names"])
+        if data.get("test_names") is not None
+        else None,
+        test_list=_test_list(data.get("test_list"), root),
+        test_groups=_names("data.test_groups", data["test_groups"])
+        if data.get("test_groups") is not None
+        else None,
+    )
+
+
+def _test_fraction(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
         raise ConfigError(
-            f"data.test_fraction: must be a number between 0 and 1 (exclusive), "
-            f"got {test_fraction!r}"
+            f"data.test_fraction: must be a number between 0 and 1 (exclusive), got {value!r}"
         )
+    return float(value)
+
+
+def _source(data: Mapping[str, Any]) -> tuple[Path | None, dict[str, int] | None]:
+    """``(root, None)`` for a folder of images and masks, ``(None, options)`` for synthetic
+    data; exactly one must be given. A relative root is read below ``$SMPTUNE_DATA_ROOT``."""
     has_root = data.get("root") is not None
     has_synthetic = "synthetic" in data and data["synthetic"] is not False
     if has_root and has_synthetic:
@@ -197,82 +228,68 @@ def data_spec(data: Mapping[str, Any] | None) -> DataSpec:
             "data: give root (a folder with images/ and masks/) or synthetic (a mapping, "
             "may be empty)"
         )
-    root: Path | None = None
-    synthetic: dict[str, int] | None = None
-    if has_root:
-        raw_root = data["root"]
-        if not isinstance(raw_root, (str, Path)) or not str(raw_root).strip():
-            raise ConfigError(f"data.root: expected a folder path, got {raw_root!r}")
-        root = Path(raw_root).expanduser()
-        base = data_root_base()
-        if not root.is_absolute() and base is not None:
-            root = base / root
-        root = root.resolve()
-    else:
-        synthetic = synthetic_options(data["synthetic"])
+    if not has_root:
+        return None, synthetic_options(data["synthetic"])
+    raw_root = data["root"]
+    if not isinstance(raw_root, (str, Path)) or not str(raw_root).strip():
+        raise ConfigError(f"data.root: expected a folder path, got {raw_root!r}")
+    root = Path(raw_root).expanduser()
+    base = data_root_base()
+    if not root.is_absolute() and base is not None:
+        root = base / root
+    return root.resolve(), None
+
+
+def _classes(data: Mapping[str, Any], synthetic: dict[str, int] | None) -> int:
+    """``data.classes``, agreeing with (or given to) the synthetic data's ``classes``."""
     classes = _int_key("data.classes", data.get("classes", 1), 1, MAX_CLASSES)
-    if synthetic is not None:
-        if "classes" in data and data["synthetic"] and "classes" in data["synthetic"]:
-            if synthetic["classes"] != classes:
-                raise ConfigError(
-                    f"data.classes: {classes} conflicts with data.synthetic.classes: "
-                    f"{synthetic['classes']}"
-                )
-        elif "classes" in data:
-            synthetic["classes"] = classes
-        classes = synthetic["classes"]
-    ignore_index = data.get("ignore_index")
-    if ignore_index is not None:
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+    if synthetic is None:
+        return classes
+    if "classes" in data and data["synthetic"] and "classes" in data["synthetic"]:
+        if synthetic["classes"] != classes:
             raise ConfigError(
-                f"data.ignore_index: must be an integer or null, got {ignore_index!r}"
+                f"data.classes: {classes} conflicts with data.synthetic.classes: "
+                f"{synthetic['classes']}"
             )
-        if classes > 1 and 0 <= ignore_index < classes:
-            raise ConfigError(
-                f"data.ignore_index: {ignore_index} is one of the classes 0..{classes - 1}"
-            )
-    resize = data.get("resize", "pad")
+    elif "classes" in data:
+        synthetic["classes"] = classes
+    return synthetic["classes"]
+
+
+def _ignore_index(value: Any, classes: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"data.ignore_index: must be an integer or null, got {value!r}")
+    if classes > 1 and 0 <= value < classes:
+        raise ConfigError(f"data.ignore_index: {value} is one of the classes 0..{classes - 1}")
+    return value
+
+
+def _resize(resize: Any, crop_size: Any) -> tuple[str, int | None]:
+    """``(resize, crop_size)``: a crop size is given with ``resize: crop`` and only then."""
     if resize not in RESIZES:
         raise ConfigError(f"data.resize: must be one of {', '.join(RESIZES)}, got {resize!r}")
-    crop_size = data.get("crop_size")
-    if resize == "crop":
-        if crop_size is None:
-            raise ConfigError("data.crop_size: resize: crop needs a crop_size (a multiple of 32)")
-        crop_size = _int_key("data.crop_size", crop_size, PAD_MULTIPLE, 16384)
-        if crop_size % PAD_MULTIPLE:
-            raise ConfigError(f"data.crop_size: must be a multiple of 32, got {crop_size}")
-    elif crop_size is not None:
-        raise ConfigError("data.crop_size: only used with resize: crop")
-    cache = data.get("cache", True)
-    if not isinstance(cache, bool):
-        raise ConfigError(f"data.cache: expected true or false, got {cache!r}")
-    explicit = [k for k in ("test_names", "test_list", "test_groups") if data.get(k) is not None]
-    if len(explicit) > 1:
-        raise ConfigError(f"data.{explicit[1]}: give only one of {', '.join(explicit)}")
-    test_list = data.get("test_list")
-    if test_list is not None:
-        if not isinstance(test_list, (str, Path)) or not str(test_list).strip():
-            raise ConfigError(f"data.test_list: expected a file path, got {test_list!r}")
-        test_list = Path(test_list).expanduser()
-        if not test_list.is_absolute() and root is not None:
-            test_list = root / test_list
-    return DataSpec(
-        root=root,
-        synthetic=synthetic,
-        test_fraction=float(test_fraction),
-        classes=classes,
-        ignore_index=ignore_index,
-        resize=resize,
-        crop_size=crop_size if resize == "crop" else None,
-        cache=cache,
-        test_names=_names("data.test_names", data["test_names"])
-        if data.get("test_names") is not None
-        else None,
-        test_list=test_list,
-        test_groups=_names("data.test_groups", data["test_groups"])
-        if data.get("test_groups") is not None
-        else None,
-    )
+    if resize != "crop":
+        if crop_size is not None:
+            raise ConfigError("data.crop_size: only used with resize: crop")
+        return resize, None
+    if crop_size is None:
+        raise ConfigError("data.crop_size: resize: crop needs a crop_size (a multiple of 32)")
+    crop_size = _int_key("data.crop_size", crop_size, PAD_MULTIPLE, 16384)
+    if crop_size % PAD_MULTIPLE:
+        raise ConfigError(f"data.crop_size: must be a multiple of 32, got {crop_size}")
+    return resize, crop_size
+
+
+def _test_list(value: Any, root: Path | None) -> Path | None:
+    """``data.test_list``: a file of test sample names, relative to the data root."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, Path)) or not str(value).strip():
+        raise ConfigError(f"data.test_list: expected a file path, got {value!r}")
+    path = Path(value).expanduser()
+    return root / path if not path.is_absolute() and root is not None else path
 
 
 _CACHE: OrderedDict[str, SegmentationData] = OrderedDict()
