@@ -278,4 +278,4 @@ def test_cancel_mid_sweep_stops_at_a_fold_boundary_and_writes_partial_results(
     results = json.loads((out / "results.json").read_text())
     assert results["trials_cancelled"] == len(cancelled)
     assert not (out / "final").exists()
-    assert "test_metrics" not in sweep
+    assert sweep.test_metrics is None
