@@ -24,6 +24,7 @@ BENCHMARKS: tuple[str, ...] = (
     "scheduling",
     "trial_cost",
     "training_loop",
+    "host_sharing",
     "scale",
     "recovery",
     "search",

@@ -302,6 +302,10 @@ SEGMENTATION_CASES = {
         _segmentation(training={"precision": "8-bit"}),
         ["training.precision", "'8-bit'"],
     ),
+    "num_workers neither auto nor a count": (
+        _segmentation(training={"num_workers": "many"}),
+        ["training.num_workers", "auto or an integer >= 0", "'many'"],
+    ),
     "unknown synthetic option": (
         _segmentation(data={"synthetic": {"n_img": 6}}),
         ["data.synthetic.n_img"],

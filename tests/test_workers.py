@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from smptune.config import load_config
 from smptune.queue.store import SweepStore
+from smptune.sharing import format_cpulist
 from smptune.testing import QuadraticTrainable
 
 from conftest import run_cli, submit_and_wait, wait_for, write_config
@@ -61,6 +63,168 @@ def test_each_worker_sees_only_its_own_device(tmp_path, redis_server, store, sta
     assert {t.worker for t in trials} == {"gpu0@node", "gpu1@node"}
     for t in trials:
         assert t.device == t.worker[len("gpu") :].split("@")[0]
+
+
+def _share_reports(share_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(share_dir.glob("*.json"))]
+
+
+def test_cpu_workers_each_get_their_own_cores_and_threads(
+    tmp_path, redis_server, store, start_workers
+):
+    # Given two CPU workers on this machine and a trainable that reports what it got
+    cores = sorted(os.sched_getaffinity(0))
+    share_dir = tmp_path / "shares"
+    share_dir.mkdir()
+    workers = start_workers(
+        "--cpu",
+        "2",
+        "--hostname",
+        "node",
+        "--allow-trainable",
+        "device_trainables:ShareReporter",
+        SMPTUNE_TEST_SHARE_DIR=str(share_dir),
+    )
+    config = write_config(
+        tmp_path / "s.yaml",
+        n_trials=6,
+        cv={"n_folds": 2},
+        trainable="device_trainables:ShareReporter",
+        hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": 0.3},
+    )
+    sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "a")
+    assert result.returncode == 0, result.stderr
+
+    # Then each worker ran on its own half of the cores, torch and OpenMP with as many threads
+    reports = _share_reports(share_dir)
+    assert len(reports) == 6 * 2
+    by_worker = {r["worker"]: r for r in reports}
+    assert set(by_worker) == {"cpu0@node", "cpu1@node"}
+    half = max(1, len(cores) // 2)
+    for r in reports:
+        assert len(r["affinity"]) == half and set(r["affinity"]) <= set(cores), r
+        assert r["threads"] == r["interop_threads"] == half and r["omp"] == str(half), r
+        assert r["cuda_visible_devices"] == "" and r["memory_fraction"] is None
+    if len(cores) >= 2:
+        assert not set(by_worker["cpu0@node"]["affinity"]) & set(by_worker["cpu1@node"]["affinity"])
+    # and the start log and each trial's record say so
+    for name in by_worker:
+        share = f"cpus {format_cpulist(by_worker[name]['affinity'])} ({half} thread"
+        assert f"started {name} (pid" in workers.logs() and share in workers.logs()
+    assert {t.worker for t in store.trials(sweep_id)} == {"cpu0@node", "cpu1@node"}
+
+
+def test_several_slots_share_each_gpu_with_their_own_names_cores_and_memory(
+    tmp_path, redis_server, store, start_workers
+):
+    # Given two GPUs with two slots each, and trials enough for every slot
+    share_dir = tmp_path / "shares"
+    share_dir.mkdir()
+    start_workers(
+        "--devices",
+        "0",
+        "1",
+        "--slots-per-device",
+        "2",
+        "--hostname",
+        "node",
+        "--no-preload",
+        "--allow-trainable",
+        "device_trainables:ShareReporter",
+        SMPTUNE_TEST_SHARE_DIR=str(share_dir),
+    )
+    config = write_config(
+        tmp_path / "s.yaml",
+        n_trials=16,
+        cv={"n_folds": 2},
+        trainable="device_trainables:ShareReporter",
+        hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": 0.4},
+    )
+    sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "a")
+    assert result.returncode == 0, result.stderr
+
+    # Then four workers ran, each named by device and slot, pinned to its device, with half
+    # of its memory and a share of the cores
+    reports = _share_reports(share_dir)
+    names = {"gpu0-0@node", "gpu0-1@node", "gpu1-0@node", "gpu1-1@node"}
+    assert {r["worker"] for r in reports} == names
+    cores = sorted(os.sched_getaffinity(0))
+    for r in reports:
+        assert r["cuda_visible_devices"] == r["worker"][3], r  # gpu<device>-<slot>@node
+        assert r["memory_fraction"] == "0.5", r
+        assert len(r["affinity"]) == max(1, len(cores) // 4) == r["threads"], r
+    assert {t.worker for t in store.trials(sweep_id)} == names
+
+
+def test_all_cpus_per_worker_keeps_every_worker_on_the_whole_machine(
+    tmp_path, redis_server, store, start_workers
+):
+    share_dir = tmp_path / "shares"
+    share_dir.mkdir()
+    start_workers(
+        "--cpu",
+        "2",
+        "--cpus-per-worker",
+        "all",
+        "--allow-trainable",
+        "device_trainables:ShareReporter",
+        SMPTUNE_TEST_SHARE_DIR=str(share_dir),
+    )
+    config = write_config(
+        tmp_path / "s.yaml",
+        n_trials=2,
+        cv={"n_folds": 2},
+        trainable="device_trainables:ShareReporter",
+    )
+    _, result = submit_and_wait(config, redis_server.url, tmp_path / "a")
+    assert result.returncode == 0, result.stderr
+    cores = sorted(os.sched_getaffinity(0))
+    for r in _share_reports(share_dir):
+        assert r["affinity"] == cores and r["threads"] == len(cores), r
+
+
+def test_a_cuda_out_of_memory_fails_the_trial_and_the_worker_goes_on(
+    tmp_path, redis_server, store, start_workers
+):
+    # Given one slot of a shared GPU whose second trial runs out of device memory
+    start_workers(
+        "--devices",
+        "0",
+        "--slots-per-device",
+        "2",
+        "--no-preload",
+        "--allow-trainable",
+        "device_trainables:OutOfMemory",
+        SMPTUNE_TEST_OOM_TRIALS="1",
+    )
+    config = write_config(
+        tmp_path / "s.yaml", n_trials=4, trainable="device_trainables:OutOfMemory"
+    )
+    sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "a")
+
+    # Then that trial is failed with the reason, and every other trial completed
+    assert result.returncode == 0, result.stderr
+    trials = store.trials(sweep_id)
+    assert [t.status for t in trials] == ["complete", "failed", "complete", "complete"]
+    assert trials[1].error.startswith("OutOfMemoryError: CUDA out of memory"), trials[1].error
+    assert store.get_sweep(sweep_id).status == "done"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--slots-per-device", "0"], "--slots-per-device: must be >= 1, got 0"),
+        (["--cpu", "2", "--slots-per-device", "2"], "--slots-per-device: only for GPU workers"),
+        (["--cpus-per-worker", "many"], "--cpus-per-worker: must be auto, all or a count >= 1"),
+        (["--cpus-per-worker", "4096"], "--cpus-per-worker: 4096 is more than the"),
+    ],
+)
+def test_a_bad_share_of_the_machine_is_one_clear_error(args, message):
+    # the broker is never reached: the arguments are checked first
+    result = run_cli("workers", "start", "--broker", "redis://127.0.0.1:1/0", *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_a_pickled_message_is_refused(tmp_path, celery_app, store, start_workers):

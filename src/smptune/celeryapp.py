@@ -15,6 +15,7 @@ from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
 from smptune.messages import DEFAULT_QUEUE  # re-exported: smptune.celeryapp.DEFAULT_QUEUE
+from smptune.sharing import apply_in_child
 from smptune.trainable import PRELOAD_ENV
 from smptune.urls import BROKER_ENV, tls_options
 
@@ -100,6 +101,13 @@ def _preload_training(**_: Any) -> None:
     fresh child's first step. CUDA stays uninitialised here; children initialise their own."""
     for module in filter(None, os.environ.get(PRELOAD_ENV, "").split(",")):
         importlib.import_module(module)
+
+
+@worker_process_init.connect
+def _take_the_workers_share(**_: Any) -> None:
+    """A pool child runs on its worker's cores with torch's threads set to them (see
+    :mod:`smptune.sharing`)."""
+    apply_in_child()
 
 
 @worker_process_init.connect

@@ -29,6 +29,7 @@ from smptune.messages import CV_TRIAL, FINALIZE_SWEEP, RETRAIN_AND_TEST, TrialRe
 from smptune.queue.store import SweepStore
 from smptune.records import OUTCOMES, SweepRecord
 from smptune.results.folder import summarize, write_results
+from smptune.sharing import apply_in_child
 from smptune.trainable import FoldContext, allowed_trainables, load_trainable
 from smptune.trial_run import TrialRun, describe_error
 
@@ -169,6 +170,7 @@ def _retrain(
     sweep_id = sweep.id
     out = Path(sweep.artifacts_dir) / sweep_id / "final"
     trainable = load_trainable(config.trainable, allowed=allowed_trainables())
+    apply_in_child()  # torch's threads to the worker's share, once the trainable has torch
     context = FoldContext(
         sweep_id,
         best["trial"],

@@ -26,6 +26,7 @@ from smptune.queue.store import LEASE_LOST, RECORDED, SweepStore
 from smptune.records import TrialStatus
 from smptune.search.distributions import param_text
 from smptune.search.scoring import run_index, trial_score
+from smptune.sharing import apply_in_child, describe_share
 from smptune.trainable import FoldContext, allowed_trainables, load_trainable
 
 __all__ = ["TrialRun", "TrialStopped", "choose_params", "describe_error"]
@@ -146,6 +147,7 @@ class TrialRun:
             self.worker,
             os.environ.get("CUDA_VISIBLE_DEVICES", ""),
             request.to_dict(),
+            share=describe_share(),
         )
         self.lease.start_heartbeat()
         self.started = time.perf_counter()
@@ -176,6 +178,7 @@ class TrialRun:
     def _train_runs(self) -> None:
         """Train each unfinished run, then ask the pruner after each fold but the last."""
         trainable = load_trainable(self.config.trainable, allowed=allowed_trainables())
+        apply_in_child()  # torch's threads to the worker's share, once the trainable has torch
         params = self._params(trainable.defaults)
         self._log_start(params)
         settings = self.config.settings()

@@ -2,8 +2,11 @@
 
 Each worker is a separate ``celery worker`` process pinned to one device with
 ``CUDA_VISIBLE_DEVICES``, concurrency 1, prefork, events on, named ``gpu<N>@<host>`` or
-``cpu<N>@<host>``. The supervisor restarts a worker that dies and, on SIGTERM/SIGINT, asks
-each for a warm shutdown, then a cold one, then kills what is left.
+``cpu<N>@<host>`` (``gpu<N>-<slot>@<host>`` with several slots per device). Each gets its
+share of the machine's cores, pinned, with its math libraries' threads set to it, and with
+several slots its share of the device's memory (see :mod:`smptune.sharing`). The supervisor
+restarts a worker that dies and, on SIGTERM/SIGINT, asks each for a warm shutdown, then a
+cold one, then kills what is left.
 
 GPU memory between trials: each worker keeps one long-lived pool child (imports, data and
 CUDA context stay warm); after every task the child runs ``gc.collect()`` and
@@ -30,6 +33,16 @@ from typing import TYPE_CHECKING
 from smptune.errors import ConfigError, ExitCode, SmptuneError
 from smptune.messages import DEFAULT_QUEUE
 from smptune.queue.lease import lease_ttl_s
+from smptune.sharing import (
+    CPUS_ENV,
+    MEMORY_FRACTION_ENV,
+    CpuShare,
+    available_cpus,
+    describe_share,
+    gpu_local_cpus,
+    share_cpus,
+    share_env,
+)
 from smptune.trainable import ALLOWED_TRAINABLES_ENV, PRELOAD_ENV, PRELOAD_MODULES
 from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url, mask_url
 
@@ -56,12 +69,19 @@ def visible_gpus() -> list[str]:
 
 @dataclass
 class WorkerSpec:
-    """One worker process: its name, the device it sees, its command line."""
+    """One worker process: its name, the device it sees, its cores, its command line."""
 
     name: str
     cuda_visible_devices: str
     argv: list[str]
     env: dict[str, str]
+    cpus: CpuShare | None = None
+
+    @property
+    def share_text(self) -> str:
+        """What the start log says of the worker's share of the machine."""
+        share = describe_share(self.env) or "every core"
+        return f"CUDA_VISIBLE_DEVICES={self.cuda_visible_devices!r}, {share}"
 
 
 @dataclass
@@ -75,15 +95,36 @@ class Supervised:
     exits: list[int] = field(default_factory=list)
 
 
+def _devices(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """``(kind, label, CUDA_VISIBLE_DEVICES)`` of each worker: ``--slots-per-device`` per GPU."""
+    if args.cpu is not None:
+        return [("cpu", str(i), "") for i in range(args.cpu)]
+    gpus = args.devices if args.devices else visible_gpus()
+    if not gpus:
+        return [("cpu", "0", "")]
+    slots = args.slots_per_device
+    return [("gpu", d if slots == 1 else f"{d}-{slot}", d) for d in gpus for slot in range(slots)]
+
+
+def _shares(args: argparse.Namespace, devices: list[tuple[str, str, str]]) -> list[CpuShare | None]:
+    """Each worker's cores: an equal share of this process's (``--cpus-per-worker`` to say
+    how many), those near its GPU first; ``all``: every worker on every core."""
+    if args.cpus_per_worker == "all":
+        return [None] * len(devices)
+    per_worker = None if args.cpus_per_worker == "auto" else int(args.cpus_per_worker)
+    near = {cuda: gpu_local_cpus(cuda) for kind, _, cuda in devices if kind == "gpu"}
+    local = [near.get(cuda) if kind == "gpu" else None for kind, _, cuda in devices]
+    return list(share_cpus(available_cpus(), len(devices), per_worker, local))
+
+
 def worker_specs(args: argparse.Namespace, broker_url: str) -> list[WorkerSpec]:
     host = args.hostname or socket.gethostname()
-    if args.cpu is not None:
-        devices = [("cpu", str(i), "") for i in range(args.cpu)]
-    else:
-        gpus = args.devices if args.devices else visible_gpus()
-        devices = [("gpu", d, d) for d in gpus] or [("cpu", "0", "")]
+    devices = _devices(args)
+    shares = _shares(args, devices)
+    slots = args.slots_per_device
+    fraction = 1.0 / slots if slots > 1 else None
     specs = []
-    for kind, index, cuda in devices:
+    for (kind, index, cuda), share in zip(devices, shares, strict=True):
         name = f"{kind}{index}@{host}"
         argv = [
             sys.executable,
@@ -114,7 +155,7 @@ def worker_specs(args: argparse.Namespace, broker_url: str) -> list[WorkerSpec]:
             argv += ["--max-memory-per-child", str(args.max_memory_per_child * 1024)]
         if args.logfile_dir:
             argv += ["--logfile", os.path.join(args.logfile_dir, f"{kind}{index}.log")]
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k not in (CPUS_ENV, MEMORY_FRACTION_ENV)}
         env.update(
             {
                 "CUDA_VISIBLE_DEVICES": cuda,
@@ -123,11 +164,12 @@ def worker_specs(args: argparse.Namespace, broker_url: str) -> list[WorkerSpec]:
                 "SMPTUNE_WORKER_NAME": name,
             }
         )
+        env.update(share_env(share, fraction if kind == "gpu" else None))
         if args.preload if args.preload is not None else kind == "gpu":
             env[PRELOAD_ENV] = PRELOAD_MODULES
         else:
             env.pop(PRELOAD_ENV, None)
-        specs.append(WorkerSpec(name, cuda, argv, env))
+        specs.append(WorkerSpec(name, cuda, argv, env, share))
     return specs
 
 
@@ -154,14 +196,11 @@ class Supervisor:
             log.warning("reaper pass failed: %s", exc)
 
     def _start(self, w: Supervised) -> None:
-        w.process = subprocess.Popen(w.spec.argv, env=w.spec.env)
+        cpus = w.spec.cpus
+        pin = None if cpus is None else lambda: os.sched_setaffinity(0, cpus.cpus)
+        w.process = subprocess.Popen(w.spec.argv, env=w.spec.env, preexec_fn=pin)
         w.started = time.monotonic()
-        log.info(
-            "started %s (pid %d, CUDA_VISIBLE_DEVICES=%r)",
-            w.spec.name,
-            w.process.pid,
-            w.spec.cuda_visible_devices,
-        )
+        log.info("started %s (pid %d, %s)", w.spec.name, w.process.pid, w.spec.share_text)
 
     def request_stop(self, signum: int, _frame: FrameType | None = None) -> None:
         if self.stopping:
@@ -233,6 +272,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="GPU indices, one worker each (default: every visible GPU)",
     )
     where.add_argument("--cpu", type=int, metavar="N", help="N CPU workers instead of GPUs")
+    start.add_argument(
+        "--slots-per-device",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N workers per GPU, each with 1/N of its memory (default: 1)",
+    )
+    start.add_argument(
+        "--cpus-per-worker",
+        default="auto",
+        metavar="N|auto|all",
+        help="cores pinned to each worker, its math libraries' threads (default: auto, an "
+        "equal share of the cores this process may use; all: every worker on every core)",
+    )
     start.add_argument("--broker", help=f"Redis URL (default: ${BROKER_ENV})")
     start.add_argument("--queues", default=DEFAULT_QUEUE, help="queues to consume (comma list)")
     start.add_argument(
@@ -280,6 +333,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_sharing(args: argparse.Namespace) -> None:
+    """``--slots-per-device`` and ``--cpus-per-worker`` make sense on this machine."""
+    if args.slots_per_device < 1:
+        raise ConfigError(f"--slots-per-device: must be >= 1, got {args.slots_per_device}")
+    if args.slots_per_device > 1 and args.cpu is not None:
+        raise ConfigError("--slots-per-device: only for GPU workers, not with --cpu")
+    value = str(args.cpus_per_worker).strip().lower()
+    if value in ("auto", "all"):
+        args.cpus_per_worker = value
+        return
+    cores = len(available_cpus())
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"--cpus-per-worker: must be auto, all or a count >= 1, got {value!r}")
+    if int(value) > cores:
+        raise ConfigError(
+            f"--cpus-per-worker: {value} is more than the {cores} cores this process may use"
+        )
+    args.cpus_per_worker = int(value)
+
+
 def start(args: argparse.Namespace) -> int:
     broker_url = broker_url_from(args.broker)
     if broker_url is None:
@@ -287,6 +360,7 @@ def start(args: argparse.Namespace) -> int:
     check_broker_url(broker_url, "--broker" if args.broker else BROKER_ENV)
     if args.cpu is not None and args.cpu < 1:
         raise ConfigError(f"--cpu: must be >= 1, got {args.cpu}")
+    _check_sharing(args)
     from smptune.celeryapp import configure, create_app
     from smptune.queue.recovery import Reaper
     from smptune.queue.store import SweepStore

@@ -119,7 +119,10 @@ def test_compose_flower_refuses_to_start_without_a_password(tmp_path):
 
 def test_workers_reserve_the_gpus_and_mount_data_results_and_cache():
     workers = compose({**ENV, "SMPTUNE_DATA_ROOT": "/mnt/datasets"})["services"]["workers"]
-    assert workers["command"] == ["workers", "start"]
+    assert workers["command"] == ["workers", "start", "--slots-per-device", "1"]
+    assert workers_parser().parse_args(workers["command"][1:]).slots_per_device == 1
+    shared = compose({**ENV, "SMPTUNE_SLOTS_PER_DEVICE": "4"})["services"]["workers"]
+    assert workers_parser().parse_args(shared["command"][1:]).slots_per_device == 4
     devices = workers["deploy"]["resources"]["reservations"]["devices"]
     assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
     assert "/mnt/datasets:/data:ro" in workers["volumes"]

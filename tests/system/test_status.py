@@ -4,6 +4,7 @@ best so far, an ETA from the measured fold times; ``--wait`` until the sweep end
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 
@@ -47,6 +48,10 @@ def test_status_shows_workers_trials_folds_and_an_eta_while_a_sweep_runs(
     assert abs(snap["eta_basis"]["mean_run_s"] - FOLD_S) < 0.2
     assert left * FOLD_S / 2 - 1.5 <= snap["eta_s"] <= left * FOLD_S / 2 + 1.0, (left, snap)
     assert {r["worker"] for r in snap["running"]} == {f"cpu0@{HOST}", f"cpu1@{HOST}"}
+    # each with its own half of the cores
+    half = max(1, len(os.sched_getaffinity(0)) // 2)
+    share = rf"cpus [\d,-]+ \({half} threads?\)"
+    assert all(re.fullmatch(share, r["share"]) for r in snap["running"]), snap["running"]
     assert all(0 <= r["fold"] < N_FOLDS for r in snap["running"])
 
     # and the human view names each worker's trial, fold and parameters, the counts and the best
@@ -72,7 +77,8 @@ def test_status_shows_workers_trials_folds_and_an_eta_while_a_sweep_runs(
     running = [line for line in lines if line.startswith("  cpu")]
     for worker, line in zip(("cpu0", "cpu1"), running, strict=True):
         assert re.fullmatch(
-            rf"  {worker}@{re.escape(HOST)}: trial [0-5] fold [0-2] \((1st|2nd|3rd) of 3\), "
+            rf"  {worker}@{re.escape(HOST)} \({share}\): trial [0-5] fold [0-2] "
+            r"\((1st|2nd|3rd) of 3\), "
             r"0:0\d in this trial \| x=-?\d\S*, y=(-1\.5|0\.5), sleep=1",
             line,
         ), line

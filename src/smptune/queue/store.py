@@ -296,11 +296,13 @@ class SweepStore:
         worker: str,
         device: str,
         request: Mapping[str, Any] | None = None,
+        share: str = "",
     ) -> int:
         """Mark a trial running on ``worker``; returns how many times it has started.
 
         ``request`` holds what is needed to queue the trial again under its task id and
-        chord (see :mod:`smptune.queue.recovery`).
+        chord (see :mod:`smptune.queue.recovery`); ``share`` says what the worker has of its
+        machine (``cpus 0-1 (2 threads)``).
         """
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(
@@ -309,6 +311,7 @@ class SweepStore:
                 "status": "running",
                 "worker": worker,
                 "device": device,
+                "share": share,
                 "started": time.time(),
                 "fold": 0,
                 "pid": os.getpid(),
@@ -420,14 +423,21 @@ class SweepStore:
         return (int(rows[0][0]), float(rows[0][1])) if rows else None
 
     def running(self, sweep_id: str) -> list[dict[str, Any]]:
-        """The trials running now, with their worker and current fold."""
+        """The trials running now, with their worker, its share of its machine and the
+        current fold."""
         numbers = self.running_numbers(sweep_id)
         pipe = self.r.pipeline(transaction=False)
         for n in numbers:
-            pipe.hmget(self._trial(sweep_id, n), ["worker", "fold", "started"])
+            pipe.hmget(self._trial(sweep_id, n), ["worker", "fold", "started", "share"])
         return [
-            {"trial": n, "worker": w, "fold": int(f or 0), "started": float(s or 0)}
-            for n, (w, f, s) in zip(numbers, pipe.execute(), strict=True)
+            {
+                "trial": n,
+                "worker": w,
+                "share": share or "",
+                "fold": int(f or 0),
+                "started": float(s or 0),
+            }
+            for n, (w, f, s, share) in zip(numbers, pipe.execute(), strict=True)
         ]
 
     def trials(self, sweep_id: str, numbers: Iterable[int] | None = None) -> list[TrialRecord]:

@@ -166,7 +166,8 @@ def status_lines(snap: dict[str, Any]) -> list[str]:
         fold = f"fold {r['fold']} ({_ordinal(r['fold'] + 1)} of {snap['n_folds']})"
         if seeds > 1 and r["runs_done"] is not None:
             fold += f", run {min(r['runs_done'] + 1, snap['n_runs'])} of {snap['n_runs']}"
-        line = f"  {r['worker']}: trial {r['trial']} {fold}, "
+        share = f" ({r['share']})" if r.get("share") else ""
+        line = f"  {r['worker']}{share}: trial {r['trial']} {fold}, "
         line += f"{format_duration(r['running_s'])} in this trial"
         lines.append(line + (f" | {r['params']}" if r["params"] else ""))
     if snap["test_metrics"]:

@@ -25,6 +25,7 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
+from smptune import sharing
 from smptune.errors import ConfigError, SmptuneError, TrialError
 from smptune.trainable import FoldContext, FoldResult
 from smptune.training.data import SegmentationData
@@ -198,8 +199,11 @@ def _prepare(
 ) -> tuple[SegmentationModule, DataLoader, DataLoader]:
     """Seed the run's randomness (model init, shuffling, crops, augmentation) with ``seed``,
     build the model, and the loaders of ``split.train``/``.evaluate``."""
+    sharing.apply_in_child()  # torch's threads to the worker's share of cores
+    sharing.apply_memory_fraction()  # its share of the device, with several slots
     seed_all(seed)
     channels_last = torch.cuda.is_available()
+    workers = sharing.dataloader_workers(rs.num_workers, on_gpu=torch.cuda.is_available())
     model = build_model(p, data.in_channels, data.classes)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -218,10 +222,10 @@ def _prepare(
         channels_last=channels_last,
     )
     train = _loader(
-        data, split.train, p["batch_size"], shuffle=True, seed=seed, num_workers=rs.num_workers
+        data, split.train, p["batch_size"], shuffle=True, seed=seed, num_workers=workers
     )
     evaluate = _loader(
-        data, split.evaluate, p["batch_size"], shuffle=False, seed=seed, num_workers=rs.num_workers
+        data, split.evaluate, p["batch_size"], shuffle=False, seed=seed, num_workers=workers
     )
     return module, train, evaluate
 

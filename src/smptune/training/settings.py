@@ -8,7 +8,8 @@ Read from :class:`~smptune.trainable.SweepSettings`:
 - ``cv``: ``n_folds`` (default 5), ``fold_method`` (``kfold``), ``validation_fraction``
   (0.2, for ``shuffle``), ``group_column`` (``group``); ``n_randoms`` is the task layer's;
 - ``training``: ``max_epochs`` (10), ``early_stopping_patience`` (0 = off), ``precision``
-  (``auto``: ``bf16-mixed`` on a GPU that supports it, else ``32-true``), ``num_workers`` (0),
+  (``auto``: ``bf16-mixed`` on a GPU that supports it, else ``32-true``), ``num_workers``
+  (``auto``: from the worker's share of cores, see :func:`smptune.sharing.dataloader_workers`),
   ``save_checkpoints`` (``none`` or ``best``).
 """
 
@@ -87,7 +88,7 @@ class RunSettings:
     max_epochs: int
     patience: int
     precision: Precision
-    num_workers: int
+    num_workers: int | Literal["auto"]
     save_checkpoints: str
 
     @property
@@ -97,6 +98,16 @@ class RunSettings:
     @property
     def metrics(self) -> tuple[str, ...]:
         return metric_names(self.data.classes)
+
+
+def _num_workers(value: Any) -> int | Literal["auto"]:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"training.num_workers: must be auto or an integer >= 0, got {value!r}")
+    return value
 
 
 def _int(key: str, value: Any, low: int) -> int:
@@ -180,6 +191,6 @@ def run_settings(settings: SweepSettings) -> RunSettings:
             "training.early_stopping_patience", training.get("early_stopping_patience", 0), 0
         ),
         precision=precision,
-        num_workers=_int("training.num_workers", training.get("num_workers", 0), 0),
+        num_workers=_num_workers(training.get("num_workers", "auto")),
         save_checkpoints=checkpoints,
     )
