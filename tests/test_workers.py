@@ -65,8 +65,31 @@ def test_each_worker_sees_only_its_own_device(tmp_path, redis_server, store, sta
         assert t.device == t.worker[len("gpu") :].split("@")[0]
 
 
-def _share_reports(share_dir: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(share_dir.glob("*.json"))]
+def _run_share_reporters(
+    tmp_path: Path, broker: str, start_workers, *worker_args: str, n_trials: int, sleep: float
+) -> tuple[str, list[dict], object]:
+    """Start ``workers start WORKER_ARGS`` with the share-reporting trainable, run a sweep of
+    ``n_trials`` × 2 folds through the CLI; the sweep id, every run's report of what its
+    process got of the machine, and the workers."""
+    share_dir = tmp_path / "shares"
+    share_dir.mkdir()
+    workers = start_workers(
+        *worker_args,
+        "--allow-trainable",
+        "device_trainables:ShareReporter",
+        SMPTUNE_TEST_SHARE_DIR=str(share_dir),
+    )
+    config = write_config(
+        tmp_path / "s.yaml",
+        n_trials=n_trials,
+        cv={"n_folds": 2},
+        trainable="device_trainables:ShareReporter",
+        hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": sleep},
+    )
+    sweep_id, result = submit_and_wait(config, broker, tmp_path / "a")
+    assert result.returncode == 0, result.stderr
+    reports = [json.loads(p.read_text()) for p in sorted(share_dir.glob("*.json"))]
+    return sweep_id, reports, workers
 
 
 def test_cpu_workers_each_get_their_own_cores_and_threads(
@@ -74,29 +97,19 @@ def test_cpu_workers_each_get_their_own_cores_and_threads(
 ):
     # Given two CPU workers on this machine and a trainable that reports what it got
     cores = sorted(os.sched_getaffinity(0))
-    share_dir = tmp_path / "shares"
-    share_dir.mkdir()
-    workers = start_workers(
+    sweep_id, reports, workers = _run_share_reporters(
+        tmp_path,
+        redis_server.url,
+        start_workers,
         "--cpu",
         "2",
         "--hostname",
         "node",
-        "--allow-trainable",
-        "device_trainables:ShareReporter",
-        SMPTUNE_TEST_SHARE_DIR=str(share_dir),
-    )
-    config = write_config(
-        tmp_path / "s.yaml",
         n_trials=6,
-        cv={"n_folds": 2},
-        trainable="device_trainables:ShareReporter",
-        hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": 0.3},
+        sleep=0.3,
     )
-    sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "a")
-    assert result.returncode == 0, result.stderr
 
     # Then each worker ran on its own half of the cores, torch and OpenMP with as many threads
-    reports = _share_reports(share_dir)
     assert len(reports) == 6 * 2
     by_worker = {r["worker"]: r for r in reports}
     assert set(by_worker) == {"cpu0@node", "cpu1@node"}
@@ -118,9 +131,10 @@ def test_several_slots_share_each_gpu_with_their_own_names_cores_and_memory(
     tmp_path, redis_server, store, start_workers
 ):
     # Given two GPUs with two slots each, and trials enough for every slot
-    share_dir = tmp_path / "shares"
-    share_dir.mkdir()
-    start_workers(
+    sweep_id, reports, _ = _run_share_reporters(
+        tmp_path,
+        redis_server.url,
+        start_workers,
         "--devices",
         "0",
         "1",
@@ -129,23 +143,12 @@ def test_several_slots_share_each_gpu_with_their_own_names_cores_and_memory(
         "--hostname",
         "node",
         "--no-preload",
-        "--allow-trainable",
-        "device_trainables:ShareReporter",
-        SMPTUNE_TEST_SHARE_DIR=str(share_dir),
-    )
-    config = write_config(
-        tmp_path / "s.yaml",
         n_trials=16,
-        cv={"n_folds": 2},
-        trainable="device_trainables:ShareReporter",
-        hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": 0.4},
+        sleep=0.4,
     )
-    sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "a")
-    assert result.returncode == 0, result.stderr
 
     # Then four workers ran, each named by device and slot, pinned to its device, with half
     # of its memory and a share of the cores
-    reports = _share_reports(share_dir)
     names = {"gpu0-0@node", "gpu0-1@node", "gpu1-0@node", "gpu1-1@node"}
     assert {r["worker"] for r in reports} == names
     cores = sorted(os.sched_getaffinity(0))
@@ -159,27 +162,20 @@ def test_several_slots_share_each_gpu_with_their_own_names_cores_and_memory(
 def test_all_cpus_per_worker_keeps_every_worker_on_the_whole_machine(
     tmp_path, redis_server, store, start_workers
 ):
-    share_dir = tmp_path / "shares"
-    share_dir.mkdir()
-    start_workers(
+    _, reports, _ = _run_share_reporters(
+        tmp_path,
+        redis_server.url,
+        start_workers,
         "--cpu",
         "2",
         "--cpus-per-worker",
         "all",
-        "--allow-trainable",
-        "device_trainables:ShareReporter",
-        SMPTUNE_TEST_SHARE_DIR=str(share_dir),
-    )
-    config = write_config(
-        tmp_path / "s.yaml",
         n_trials=2,
-        cv={"n_folds": 2},
-        trainable="device_trainables:ShareReporter",
+        sleep=0.0,
     )
-    _, result = submit_and_wait(config, redis_server.url, tmp_path / "a")
-    assert result.returncode == 0, result.stderr
     cores = sorted(os.sched_getaffinity(0))
-    for r in _share_reports(share_dir):
+    assert len(reports) == 2 * 2
+    for r in reports:
         assert r["affinity"] == cores and r["threads"] == len(cores), r
 
 

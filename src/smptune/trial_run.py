@@ -146,7 +146,7 @@ class TrialRun:
             self.trial,
             self.worker,
             os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-            request.to_dict(),
+            request,
             share=describe_share(),
         )
         self.lease.start_heartbeat()

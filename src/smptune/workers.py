@@ -112,7 +112,8 @@ def _shares(args: argparse.Namespace, devices: list[tuple[str, str, str]]) -> li
     if args.cpus_per_worker == "all":
         return [None] * len(devices)
     per_worker = None if args.cpus_per_worker == "auto" else int(args.cpus_per_worker)
-    near = {cuda: gpu_local_cpus(cuda) for kind, _, cuda in devices if kind == "gpu"}
+    gpus = dict.fromkeys(cuda for kind, _, cuda in devices if kind == "gpu")  # once per GPU
+    near = {cuda: gpu_local_cpus(cuda) for cuda in gpus}
     local = [near.get(cuda) if kind == "gpu" else None for kind, _, cuda in devices]
     return list(share_cpus(available_cpus(), len(devices), per_worker, local))
 

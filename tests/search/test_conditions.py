@@ -11,18 +11,9 @@ from smptune.search.dialects import parse_distribution
 from smptune.search.distributions import Choice, IntUniform, Uniform, Value, with_defaults
 from smptune.search.sampling import sample_configurations
 
-# --- conditional entries -----------------------------------------------------------------
+from conditional_space import CONDITIONAL
 
-CONDITIONAL = {
-    "model_arch": Choice(("Unet", "FPN", "DeepLabV3")),
-    "decoder_attention_type": Choice((None, "scse"), when={"model_arch": "Unet"}),
-    "model_encoder": Cases(
-        "model_arch", {"Unet": Choice(("resnet18", "resnet34")), "FPN": Value("mobilenet_v2")}
-    ),
-    "encoder_depth": Choice(
-        (4, 5), when={"model_arch": ["Unet", "FPN"], "model_encoder": "resnet34"}
-    ),
-}
+# --- conditional entries -----------------------------------------------------------------
 
 
 def test_is_active_and_leaf():

@@ -21,6 +21,8 @@ from smptune.search.distributions import (
 )
 from smptune.search.sampling import grid_configurations, sample_configurations
 
+from conditional_space import CONDITIONAL
+
 # --- random configurations ---------------------------------------------------------------
 
 SPACE = {
@@ -94,17 +96,6 @@ def test_grid_with_a_sampled_entry_names_the_key(dist, word):
 
 
 # --- conditional entries -----------------------------------------------------------------
-
-CONDITIONAL = {
-    "model_arch": Choice(("Unet", "FPN", "DeepLabV3")),
-    "decoder_attention_type": Choice((None, "scse"), when={"model_arch": "Unet"}),
-    "model_encoder": Cases(
-        "model_arch", {"Unet": Choice(("resnet18", "resnet34")), "FPN": Value("mobilenet_v2")}
-    ),
-    "encoder_depth": Choice(
-        (4, 5), when={"model_arch": ["Unet", "FPN"], "model_encoder": "resnet34"}
-    ),
-}
 
 
 def _expected_active(config):

@@ -295,7 +295,7 @@ class SweepStore:
         trial: int,
         worker: str,
         device: str,
-        request: Mapping[str, Any] | None = None,
+        request: TrialRequest | None = None,
         share: str = "",
     ) -> int:
         """Mark a trial running on ``worker``; returns how many times it has started.
@@ -315,7 +315,7 @@ class SweepStore:
                 "started": time.time(),
                 "fold": 0,
                 "pid": os.getpid(),
-                "request": json.dumps(request or {}),
+                "request": json.dumps(request.to_dict() if request is not None else {}),
             },
         )
         pipe.hincrby(self._trial(sweep_id, trial), "attempts", 1)

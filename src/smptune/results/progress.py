@@ -30,7 +30,6 @@ def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
     mode = config.get("mode", "max")
     n_runs = sweep.n_runs  # folds × seeds of one trial
     counts = {o.counter: sweep.count(o) for o in SHOWN_OUTCOMES}
-    finished = sum(counts.values())
     started = sweep.started or 0.0
     elapsed = (sweep.finished or now) - started if started else 0.0
     running = store.running(sweep_id)
@@ -59,7 +58,7 @@ def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
         "n_runs": n_runs,
         "trials_total": sweep.n_trials,
         **counts,
-        "trials_finished": finished,
+        "trials_finished": sweep.n_finished,
         "best": None if best is None else {"trial": best[0], "score": best[1]},
         "metric": config.get("metric"),
         "mode": mode,

@@ -16,7 +16,7 @@ Read from :class:`~smptune.trainable.SweepSettings`:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from smptune.errors import ConfigError
 from smptune.search.scoring import Scoring
@@ -54,21 +54,7 @@ TrainerPrecision = Literal[
 ]
 #: ``training.precision``: a Lightning precision, or ``auto``.
 Precision = Literal["auto", TrainerPrecision]
-PRECISIONS: tuple[Precision, ...] = (
-    "auto",
-    "64-true",
-    "32-true",
-    "16-mixed",
-    "bf16-mixed",
-    "16-true",
-    "bf16-true",
-    "64",
-    "32",
-    "16",
-    "bf16",
-    "transformer-engine",
-    "transformer-engine-float16",
-)
+PRECISIONS: tuple[Precision, ...] = ("auto", *get_args(TrainerPrecision))
 
 
 @dataclass(frozen=True)
