@@ -340,7 +340,7 @@ def test_config_to_yaml_keeps_key_order():
         (_minimal(sampler="tpe", n_trials="grid"), "sampler", "conflicts"),
         (_minimal(sampler={"type": "tpe", "n_startup": 3}), "sampler.n_startup", "unknown"),
         (_minimal(sampler={"n_startup_trials": 3}), "sampler", "needs 'type'"),
-        (_minimal(pruner="hyperband"), "pruner", "'hyperband'"),
+        (_minimal(pruner="successive_halving"), "pruner", "'successive_halving'"),
         (_minimal(pruner={"type": "wilcoxon", "p_threshold": 2}), "pruner.p_threshold", "(0, 1)"),
         (_minimal(time_budget="soon"), "time_budget", "'soon'"),
         (_minimal(cv={"n_randoms": 0}), "cv.n_randoms", ">= 1"),

@@ -24,6 +24,7 @@ from smptune.messages import DEFAULT_QUEUE
 from smptune.search.conditions import check_space
 from smptune.search.dialects import parse_distribution
 from smptune.search.distributions import Distribution, Space, json_value, space_to_dict
+from smptune.search.halving import Halving
 from smptune.search.sampling import grid_configurations, sample_configurations
 from smptune.search.scoring import Scoring
 from smptune.search.specs import PrunerSpec, SamplerSpec
@@ -46,6 +47,8 @@ __all__ = [
 ]
 
 DEFAULT_TRIAL_TIMEOUT_S = 6 * 3600.0
+#: Trials of a sweep that names neither ``n_trials`` nor a ``time_budget``.
+DEFAULT_N_TRIALS = 10
 KNOWN_KEYS = (
     "name",
     "trainable",
@@ -138,6 +141,24 @@ def parse_duration(key: str, value: Any) -> float:
     return seconds
 
 
+def parse_time_budget(value: Any) -> float | str:
+    """Seconds (see :func:`parse_duration`), or ``"<k>x"``: ``k`` (>= 1) times the duration of
+    the sweep's first complete trial, kept as that string."""
+    if isinstance(value, str) and value.strip().lower().endswith("x"):
+        text = value.strip().lower()[:-1].strip()
+        try:
+            factor = float(text)
+        except ValueError:
+            factor = math.nan
+        if not math.isfinite(factor) or factor < 1:
+            raise ConfigError(
+                f"time_budget: {value!r} is not a multiple of one trial's duration; give a "
+                "number >= 1 before the x ('4x': four times the first complete trial)"
+            )
+        return f"{factor:g}x"
+    return parse_duration("time_budget", value)
+
+
 def _section(key: str, value: Any) -> dict[str, Any]:
     """A sub-mapping as plain JSON data with its keys normalised (None counts as empty)."""
     if value is None:
@@ -207,7 +228,8 @@ class SweepConfig:
     hyperparameters: Space
     name: str = "sweep"
     trainable: str = SEGMENTATION_TRAINABLE
-    n_trials: int | Literal["grid"] = 10
+    #: None: open-ended (with a ``time_budget``: trials start until it is spent), else 10.
+    n_trials: int | Literal["grid"] | None = None
     seed: int = 0
     metric: str | list[str] = "iou"
     mode: Literal["max", "min"] | None = None
@@ -235,7 +257,11 @@ class SweepConfig:
             raise ConfigError(
                 f"trainable: {self.trainable!r} is not of the form 'package.module:object'"
             )
-        if self.n_trials != "grid":
+        if self.time_budget is not None:
+            self.time_budget = parse_time_budget(self.time_budget)
+        if self.n_trials is None and self.time_budget is None:
+            self.n_trials = DEFAULT_N_TRIALS
+        if self.n_trials is not None and self.n_trials != "grid":
             if not _is_int(self.n_trials) or self.n_trials < 1:
                 raise ConfigError(
                     f"n_trials: must be an integer >= 1 or 'grid', got {self.n_trials!r}"
@@ -264,6 +290,8 @@ class SweepConfig:
         self.cv_settings = CvSettings(self.cv["n_folds"], self.cv["n_randoms"])
         self.training = self._resolve_training(self.training)
         self.hyperparameters = self._resolve_space(self.hyperparameters)
+        if self.pruner_spec.halving:  # its rungs must fit the runs' epochs
+            Halving.from_spec(self.pruner_spec, self.training["max_epochs"])
 
     def _resolve_search(self) -> None:
         """``sampler`` agrees with ``n_trials``; ``pruner`` and ``time_budget`` are valid."""
@@ -281,8 +309,6 @@ class SweepConfig:
         self.sampler = spec.kind
         self.pruner_spec = PrunerSpec.parse(self.pruner)
         self.pruner = self.pruner_spec.kind
-        if self.time_budget is not None:
-            self.time_budget = parse_duration("time_budget", self.time_budget)
 
     def _resolve_data(self, raw: Any) -> dict[str, Any]:
         data = _section("data", {"synthetic": {}} if raw is None else raw)
@@ -349,9 +375,26 @@ class SweepConfig:
         return self.sampler_spec.adaptive
 
     @property
+    def is_open_ended(self) -> bool:
+        """No ``n_trials``: trials keep starting until the time budget is spent."""
+        return self.n_trials is None
+
+    @property
     def time_budget_s(self) -> float | None:
-        """The time budget in seconds (``time_budget`` is parsed into them), or None."""
-        return None if self.time_budget is None else float(self.time_budget)
+        """The time budget in seconds, when given as a duration; else None."""
+        return self.time_budget if isinstance(self.time_budget, float) else None
+
+    @property
+    def time_budget_factor(self) -> float | None:
+        """``4`` for ``time_budget: 4x`` (four times the sweep's first complete trial)."""
+        if isinstance(self.time_budget, str):
+            return float(self.time_budget[:-1])
+        return None
+
+    @property
+    def max_epochs(self) -> int:
+        """Epochs of a full run (``training.max_epochs``)."""
+        return int(self.training["max_epochs"])
 
     @property
     def n_runs(self) -> int:
@@ -374,6 +417,8 @@ class SweepConfig:
         """Every configuration of the sweep: the full grid, or ``n_trials`` seeded samples."""
         if self.n_trials == "grid":
             return grid_configurations(self.hyperparameters)
+        if self.n_trials is None:
+            raise ValueError("an open-ended sweep chooses each configuration when it starts")
         return sample_configurations(self.hyperparameters, self.n_trials, self.seed)
 
     def to_dict(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from smptune.messages import TrialRequest
 
 __all__ = [
     "OUTCOMES",
+    "PartialRun",
     "RunResults",
     "SweepRecord",
     "SweepStatus",
@@ -100,6 +101,39 @@ class SweepStatus(_Status):
 
 
 @dataclass(frozen=True)
+class PartialRun:
+    """The run a trial was stopped in between two epochs (pruned, cancelled, out of time):
+    recorded with the epochs it trained and why it stopped, never counted as a complete run.
+    ``score`` is its best epoch's."""
+
+    fold: int
+    repeat: int
+    epochs: int
+    score: float | None
+    reason: str
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PartialRun:
+        score = data.get("score")
+        return cls(
+            fold=int(data["fold"]),
+            repeat=int(data.get("repeat", 0)),
+            epochs=int(data["epochs"]),
+            score=None if score is None else float(score),
+            reason=str(data.get("reason", "")),
+            duration_s=float(data.get("duration_s", 0.0)),
+        )
+
+    def describe(self) -> str:
+        """``fold 1, epoch 3``: how far it got."""
+        return f"fold {self.fold}, epoch {self.epochs}"
+
+
+@dataclass(frozen=True)
 class TrialRecord:
     """One trial as the store holds it: its configuration, state and recorded runs."""
 
@@ -121,13 +155,32 @@ class TrialRecord:
     score_std: float | None = None
     duration_s: float | None = None
     requeued_at: float | None = None
+    #: The run it was stopped in between epochs, if any.
+    partial: PartialRun | None = None
+    #: Validation score per epoch of each run (finished or partial), by run index.
+    curves: Mapping[int, tuple[float, ...]] = field(default_factory=dict)
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        """How far it trained: ``(complete runs, epochs of its partial run)``."""
+        return len(self.folds), self.partial.epochs if self.partial else 0
+
+    @property
+    def device_s(self) -> float:
+        """Seconds its runs trained, the partial one included."""
+        done = sum(float(run.get("duration_s", 0.0)) for run in self.folds.values())
+        return done + (self.partial.duration_s if self.partial else 0.0)
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as ``results.json`` and ``trials.csv`` hold it (status as its string)."""
-        out = dataclasses.asdict(self)
+        """The record as ``results.json`` and ``trials.csv`` hold it (status as its string;
+        the curves left out: the report draws them)."""
+        out = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "curves"
+        }
         out["status"] = self.status.value
         out["params"] = dict(self.params)
         out["folds"] = {k: dict(v) for k, v in self.folds.items()}
+        out["partial"] = self.partial.to_dict() if self.partial else None
         return out
 
 
@@ -154,6 +207,10 @@ class SweepRecord:
     last_finished: float | None = None
     finalized_at: float | None = None
     deadline: float | None = None
+    #: ``4`` for ``time_budget: 4x``: the deadline is set by the first complete trial.
+    budget_factor: float | None = None
+    #: No ``n_trials``: a trial is added each time one starts, until the deadline.
+    open_ended: bool = False
     cancel_requested: float | None = None
     error: str | None = None
     results: Mapping[str, Any] | None = None

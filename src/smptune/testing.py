@@ -1,15 +1,19 @@
-"""A fast trainable without torch, for queue tests, benchmarks and demos.
+"""Fast trainables without torch, for queue tests, benchmarks and demos.
 
-Its score peaks at ``x = 1, y = -2``; ``sleep`` seconds pass per fold; ``fail`` makes the
-trial raise, as a configuration that cannot train would; ``crash`` kills the worker process
-that runs it, as a segfault or the OOM killer would; ``noise`` adds Gaussian noise of that
-standard deviation to each run's score, drawn from the run's seed (a fold noise model:
-reproducible per trial, fold and seed).
+:class:`QuadraticTrainable` trains a run in one step; :class:`LearningCurveTrainable` in
+epochs, reporting each (see :class:`~smptune.trainable.FoldContext`).
+
+The quadratic's score peaks at ``x = 1, y = -2``; ``sleep`` seconds pass per fold; ``fail``
+makes the trial raise, as a configuration that cannot train would; ``crash`` kills the
+worker process that runs it, as a segfault or the OOM killer would; ``noise`` adds Gaussian
+noise of that standard deviation to each run's score, drawn from the run's seed (a fold noise
+model: reproducible per trial, fold and seed).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import time
@@ -86,3 +90,86 @@ class QuadraticTrainable:
             model = {"params": dict(params), "epochs": epochs}
             (context.output_dir / "model.json").write_text(json.dumps(model, indent=2))
         return metrics
+
+
+class LearningCurveTrainable:
+    """Runs whose validation score climbs epoch by epoch to a level, as training does.
+
+    ``score(epoch) = level · (1 − exp(−rate · epoch))`` plus noise: ``level`` peaks at
+    ``x = 0.7, y = 0.35`` and falls with the distance to it; ``rate`` grows as ``y`` falls, so
+    fast starters near the peak are overtaken by slower, better ones (curves cross).
+    ``noise`` is the standard deviation of Gaussian noise on each epoch's score (drawn from
+    the trial, run and epoch); ``fold_noise`` that of a per-fold offset shared by every trial
+    (some folds are harder). An epoch takes ``epoch_s`` seconds; a run trains
+    ``training.max_epochs`` epochs unless its context stops it. :meth:`true_score` is a
+    configuration's noise-free score after a full run.
+    """
+
+    defaults: Mapping[str, Any] = {
+        "x": 0.5,
+        "y": 0.5,
+        "epoch_s": 0.0,
+        "noise": 0.0,
+        "fold_noise": 0.0,
+    }
+    metrics = ("score", "loss")
+
+    def validate(self, params: Mapping[str, Any], settings: SweepSettings) -> None:
+        params = {**self.defaults, **params}
+        for key in self.defaults:
+            value = params[key]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"hyperparameters.{key}: must be a number, got {value!r}")
+            if key != "x" and key != "y" and value < 0:
+                raise ConfigError(f"hyperparameters.{key}: must be >= 0, got {value!r}")
+        if settings.metric not in self.metrics:
+            raise ConfigError(
+                f"metric: {settings.metric!r} is not reported by this trainable; "
+                f"choose one of {', '.join(self.metrics)}"
+            )
+
+    @staticmethod
+    def level_and_rate(params: Mapping[str, Any]) -> tuple[float, float]:
+        x, y = float(params.get("x", 0.5)), float(params.get("y", 0.5))
+        level = 0.9 - 0.5 * ((x - 0.7) ** 2 + (y - 0.35) ** 2)
+        rate = 0.12 + 0.3 * (1.0 - min(max(y, 0.0), 1.0))
+        return level, rate
+
+    @classmethod
+    def true_score(cls, params: Mapping[str, Any], epochs: int) -> float:
+        """The noise-free score of ``params`` after ``epochs`` epochs."""
+        level, rate = cls.level_and_rate(params)
+        return level * (1.0 - math.exp(-rate * epochs))
+
+    def train_fold(self, params: Mapping[str, Any], context: FoldContext) -> FoldResult:
+        start = time.perf_counter()
+        params = {**self.defaults, **params}
+        epochs = int(context.settings.training.get("max_epochs", 10))
+        offset = random.Random(f"{context.sweep_id}/fold/{context.fold}").gauss(
+            0.0, float(params["fold_noise"])
+        )
+        history: list[dict[str, float]] = []
+        for epoch in range(1, epochs + 1):
+            if params["epoch_s"]:
+                time.sleep(float(params["epoch_s"]))
+            draw = random.Random(f"{context.sweep_id}/{context.trial}/{context.run_seed}/{epoch}")
+            score = self.true_score(params, epoch) + offset
+            score += draw.gauss(0.0, float(params["noise"]))
+            history.append({"score": score, "loss": 1.0 - score})
+            context.report(epoch, history[-1])
+            if context.should_stop():
+                break
+        scoring = context.settings.scoring
+        best = scoring.best_index(history) if scoring is not None else len(history) - 1
+        return FoldResult(
+            metrics=history[best],
+            best_epoch=best + 1,
+            epochs_run=len(history),
+            duration_s=time.perf_counter() - start,
+        )
+
+    def retrain_and_test(
+        self, params: Mapping[str, Any], epochs: int, context: FoldContext
+    ) -> dict[str, float]:
+        score = self.true_score({**self.defaults, **params}, epochs)
+        return {"score": score, "loss": 1.0 - score}

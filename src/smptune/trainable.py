@@ -22,6 +22,7 @@ __all__ = [
     "ALLOWED_TRAINABLES_ENV",
     "BUILTIN_TRAINABLES",
     "DATA_ROOT_ENV",
+    "LEARNING_CURVE_TRAINABLE",
     "PRELOAD_ENV",
     "PRELOAD_MODULES",
     "QUADRATIC_TRAINABLE",
@@ -37,7 +38,12 @@ __all__ = [
 
 SEGMENTATION_TRAINABLE = "smptune.training:SegmentationTrainable"
 QUADRATIC_TRAINABLE = "smptune.testing:QuadraticTrainable"
-BUILTIN_TRAINABLES: tuple[str, ...] = (SEGMENTATION_TRAINABLE, QUADRATIC_TRAINABLE)
+LEARNING_CURVE_TRAINABLE = "smptune.testing:LearningCurveTrainable"
+BUILTIN_TRAINABLES: tuple[str, ...] = (
+    SEGMENTATION_TRAINABLE,
+    QUADRATIC_TRAINABLE,
+    LEARNING_CURVE_TRAINABLE,
+)
 #: Comma-separated trainables a worker runs beyond the built-ins (``--allow-trainable``).
 ALLOWED_TRAINABLES_ENV = "SMPTUNE_ALLOWED_TRAINABLES"
 #: Comma-separated modules a worker imports before forking its pool child (``--preload``).
@@ -81,10 +87,22 @@ class SweepSettings:
             self.scoring = Scoring.from_config(self.metric, self.mode)
 
 
+def _ignore_report(epoch: int, metrics: Mapping[str, float]) -> None:
+    """What :attr:`FoldContext.report` does outside a trial (the final retrain)."""
+
+
 @dataclass
 class FoldContext:
     """Where and how one run (fold ``fold`` with seed number ``repeat``) or the final
-    retrain (``fold == -1``) runs."""
+    retrain (``fold == -1``) runs.
+
+    A trainable that trains in epochs calls ``report(epoch, metrics)`` after validating each
+    epoch (1-based, the metrics it reports) and, when ``should_stop()`` then says so, ends the
+    run at that epoch boundary and returns the result of the epochs it ran. That is how
+    pruning inside a run (``asha``, ``hyperband``, ``median`` with ``at: epoch``), cancel and
+    the time budget stop a fold between epochs; a trainable that does neither is stopped
+    between runs only.
+    """
 
     sweep_id: str
     trial: int
@@ -93,6 +111,7 @@ class FoldContext:
     settings: SweepSettings
     output_dir: Path | None = None
     should_stop: Callable[[], bool] = lambda: False
+    report: Callable[[int, Mapping[str, float]], None] = _ignore_report
     repeat: int = 0
     n_repeats: int = 1
 

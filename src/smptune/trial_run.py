@@ -1,14 +1,19 @@
 """One trial's work on a worker: ``cv_trial``'s body as one object.
 
 A :class:`TrialRun` starts the trial, trains its unfinished runs (folds × seeds) one after
-another, records each, and writes the trial's record once. Every way a trial ends early —
-cancelled, out of time, pruned, failed, the lease lost to another copy — is raised as one
-:class:`TrialStopped` where it is found and turned into the record in one place.
+another, records each, and writes the trial's record once. A :class:`RunWatch` follows each
+run's epochs as the trainable reports them: it records each score, and at an epoch boundary
+stops the run when the sweep is cancelled or out of time or the pruner says so. Every way a
+trial ends early — cancelled, out of time, pruned, failed, the lease lost to another copy —
+is raised as one :class:`TrialStopped` where it is found and turned into the record in one
+place.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import time
 import traceback
@@ -22,14 +27,16 @@ from smptune.config import SweepConfig
 from smptune.errors import SmptuneError, TrialError
 from smptune.messages import TrialRequest
 from smptune.queue.lease import Lease
+from smptune.queue.rungs import Rungs
 from smptune.queue.store import LEASE_LOST, RECORDED, SweepStore
-from smptune.records import TrialStatus
-from smptune.search.distributions import param_text
+from smptune.records import PartialRun, TrialStatus
+from smptune.search.distributions import param_text, with_defaults
+from smptune.search.halving import Halving
 from smptune.search.scoring import run_index, trial_score
 from smptune.sharing import apply_in_child, describe_share
 from smptune.trainable import FoldContext, allowed_trainables, load_trainable
 
-__all__ = ["TrialRun", "TrialStopped", "choose_params", "describe_error"]
+__all__ = ["RunWatch", "TrialRun", "TrialStopped", "choose_params", "describe_error"]
 
 log = logging.getLogger("smptune.tasks")
 
@@ -66,6 +73,13 @@ def choose_params(
     started before it; recorded once (a second copy of the trial gets the same)."""
     from smptune.search.adaptive import ask
 
+    if not config.is_adaptive:  # an open-ended random sweep: the seeded sample of its number
+        from smptune.search.sampling import sample_configurations
+
+        sample = sample_configurations(config.hyperparameters, trial + 1, config.seed)[trial]
+        return db.set_params_once(
+            sweep_id, trial, with_defaults(config.hyperparameters, defaults, sample)
+        )
     with db.ask_lock(sweep_id):
         recorded = db.params_or_none(sweep_id, trial)
         if recorded is not None:
@@ -102,6 +116,10 @@ class TrialRun:
         self.started: float | None = None
         #: The runs recorded so far, by run index (:func:`run_index`).
         self.done: dict[int, dict[str, Any]] = {}
+        #: The run this copy was stopped in between two epochs, if any.
+        self.partial: PartialRun | None = None
+        self.max_epochs = config.max_epochs
+        self.epoch_pruner: _HalvingPruner | _MedianPerEpoch | None = None
 
     def run(self, request: TrialRequest) -> dict[str, Any]:
         """The trial's share of the chord's result, once its record is written.
@@ -151,6 +169,8 @@ class TrialRun:
         )
         self.lease.start_heartbeat()
         self.started = time.perf_counter()
+        if self.config.is_open_ended and self.attempt == 1:
+            self._extend(request)
         self.done = self.db.folds(self.sweep_id, self.trial)
         if self.attempt > self.config.max_attempts:
             raise TrialStopped(
@@ -158,6 +178,30 @@ class TrialRun:
                 f"gave up after {self.attempt - 1} attempts: the trial's worker was lost each "
                 f"time (last on {self.worker})",
             )
+
+    def _extend(self, request: TrialRequest) -> None:
+        """Queue one more trial of an open-ended sweep, its chord waiting for it too, unless
+        the sweep is closed: each start adds one, so one stays queued for the next free
+        worker until the budget is spent."""
+        from smptune.celeryapp import app
+        from smptune.flower import trial_argsrepr
+        from smptune.messages import TRIAL_PRIORITY, send_trial
+
+        if request.group is None:
+            return
+        chord_size_key = app.backend.get_key_for_group(request.group, ".t")
+        number = self.db.extend(self.sweep_id, chord_size_key)
+        if number is None:
+            return
+        argsrepr = trial_argsrepr(self.sweep_id, number, None, self.config.hyperparameters)
+        send_trial(
+            app,
+            self.sweep_id,
+            number,
+            request.for_trial(self.sweep_id, number),
+            TRIAL_PRIORITY,
+            argsrepr,
+        )
 
     def _train(self) -> None:
         """Train the unfinished runs; a trial-level error stops the trial as failed."""
@@ -176,17 +220,21 @@ class TrialRun:
             raise TrialStopped(TrialStatus.FAILED, describe_error(exc)) from exc
 
     def _train_runs(self) -> None:
-        """Train each unfinished run, then ask the pruner after each fold but the last."""
+        """Train each unfinished run, watching its epochs; ask a fold-level pruner after
+        each fold but the last."""
         trainable = load_trainable(self.config.trainable, allowed=allowed_trainables())
         apply_in_child()  # torch's threads to the worker's share, once the trainable has torch
         params = self._params(trainable.defaults)
         self._log_start(params)
         settings = self.config.settings()
         output_dir = _trial_dir(self.db, self.sweep_id, self.trial)
+        self.epoch_pruner = self._build_epoch_pruner(params)
+        fold_pruning = self.config.pruner_spec.enabled and self.config.pruner_spec.at == "fold"
         for fold in range(self.n_folds):
             repeats = [r for r in range(self.n_randoms) if self._run(fold, r) not in self.done]
             for repeat in repeats:
                 self._before_run(fold)
+                watch = RunWatch(self, fold, repeat)
                 context = FoldContext(
                     self.sweep_id,
                     self.trial,
@@ -194,16 +242,55 @@ class TrialRun:
                     self.n_folds,
                     settings,
                     output_dir=output_dir,
+                    should_stop=watch.should_stop,
+                    report=watch.report,
                     repeat=repeat,
                     n_repeats=self.n_randoms,
                 )
-                self._record_run(fold, repeat, trainable.train_fold(params, context).to_dict())
-            if repeats and fold < self.n_folds - 1 and self._should_prune(params):
+                result = trainable.train_fold(params, context)
+                if watch.stop is not None and result.epochs_run < self.max_epochs:
+                    self.partial = watch.partial(result.epochs_run, result.duration_s)
+                    raise watch.stop
+                self._record_run(fold, repeat, result.to_dict())
+                if watch.stop is not None and watch.stop.status is TrialStatus.PRUNED:
+                    raise watch.stop  # decided at its last epoch: the run is complete
+            last = fold == self.n_folds - 1
+            if repeats and not last and fold_pruning and self._should_prune(params):
                 raise TrialStopped(
                     TrialStatus.PRUNED,
                     f"pruned by the {self.config.pruner} pruner after {fold + 1} of "
                     f"{self.n_folds} folds",
                 )
+
+    def _build_epoch_pruner(
+        self, params: Mapping[str, Any]
+    ) -> _HalvingPruner | _MedianPerEpoch | None:
+        spec = self.config.pruner_spec
+        if spec.halving:
+            return _HalvingPruner(self)
+        if spec.enabled and spec.at == "epoch":
+            return _MedianPerEpoch(self, params)
+        return None
+
+    def stop_at_epoch(self, watch: RunWatch, epoch: int, score: float) -> TrialStopped | None:
+        """Why ``watch``'s run must stop after ``epoch`` (cancelled, out of time, pruned), or
+        None to go on."""
+        where = f"at fold {watch.fold}, epoch {epoch}"
+        reason = self.db.stop_reason(self.sweep_id)
+        if reason == "cancelled":
+            return TrialStopped(TrialStatus.CANCELLED, f"sweep cancelled {where}")
+        if reason == "out of time":
+            return TrialStopped(
+                TrialStatus.STOPPED,
+                f"the time budget ran out {where} (after {len(self.done)} of "
+                f"{self.config.n_runs} runs)",
+            )
+        if self.epoch_pruner is None:
+            return None
+        why = self.epoch_pruner.decide(watch, epoch, score)
+        if why is None:
+            return None
+        return TrialStopped(TrialStatus.PRUNED, f"pruned by {self.config.pruner} {where}: {why}")
 
     def _run(self, fold: int, repeat: int) -> int:
         """The run index of seed ``repeat`` of ``fold``."""
@@ -214,7 +301,7 @@ class TrialRun:
         params = self.db.params_or_none(self.sweep_id, self.trial)
         if params is not None:
             return params
-        if not self.config.is_adaptive:
+        if not self.config.is_adaptive and not self.config.is_open_ended:
             raise TrialError(f"sweep {self.sweep_id} has no configuration for trial {self.trial}")
         return self._ask(defaults)
 
@@ -260,13 +347,17 @@ class TrialRun:
         """The trial's record: complete, or ended as ``stop`` says; a trial pruned or
         stopped by the time budget keeps the score of the runs it finished."""
         status = TrialStatus.COMPLETE if stop is None or stop.status is None else stop.status
-        if status is TrialStatus.STOPPED and not self.done:
+        if status is TrialStatus.STOPPED and not self.done and self.partial is None:
             status = TrialStatus.SKIPPED
         record: dict[str, Any] = {"status": status.value}
         if stop is not None:
             record["error"] = stop.reason
+        if self.partial is not None:
+            record["partial"] = json.dumps(self.partial.to_dict())
         if status.scored:
             score, std, unstable = trial_score(self.done, self.config.scoring)
+            if score is None and not unstable and self.partial is not None:
+                score = self.partial.score  # stopped inside its first run: that run's epochs
             record.update(score=score, score_std=std, unstable=unstable)
             if status is TrialStatus.COMPLETE and unstable:
                 record["error"] = "unstable: a run scored NaN, ±inf or 0"
@@ -285,6 +376,15 @@ class TrialRun:
             )
         if outcome != RECORDED:
             raise Ignore()
+        if record["status"] == TrialStatus.COMPLETE and self.config.time_budget_factor:
+            deadline = self.db.plan_deadline(self.sweep_id, record["duration_s"])
+            if deadline is not None:
+                log.info(
+                    "sweep %s: time budget %s ends at %s",
+                    self.sweep_id,
+                    self.config.time_budget,
+                    time.strftime("%H:%M:%S", time.localtime(deadline)),
+                )
         self._log_outcome(record)
         return {"trial": self.trial, "status": record["status"], "score": record.get("score")}
 
@@ -317,6 +417,91 @@ class TrialRun:
             record["duration_s"],
             f" ({record['error']})" if record.get("error") else "",
         )
+
+
+class RunWatch:
+    """One run's epochs as its trainable reports them (the context's ``report`` and
+    ``should_stop``): each epoch's score recorded, and after each the run told to stop when
+    :meth:`TrialRun.stop_at_epoch` finds a reason."""
+
+    def __init__(self, owner: TrialRun, fold: int, repeat: int) -> None:
+        self.owner = owner
+        self.fold = fold
+        self.repeat = repeat
+        self.index = run_index(fold, repeat, owner.n_randoms)
+        #: Score per reported epoch, in order.
+        self.scores: list[float] = []
+        #: Why the run must stop at its next epoch boundary; None while it goes on.
+        self.stop: TrialStopped | None = None
+
+    def report(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        owner = self.owner
+        score = owner.config.scoring.run_score(metrics)
+        self.scores.append(score)
+        owner.db.record_epoch(owner.sweep_id, owner.trial, self.index, epoch, score)
+        if self.stop is None:
+            self.stop = owner.stop_at_epoch(self, epoch, score)
+
+    def should_stop(self) -> bool:
+        return self.stop is not None
+
+    def partial(self, epochs: int, duration_s: float) -> PartialRun:
+        """The run as recorded when it stops after ``epochs`` epochs."""
+        assert self.stop is not None
+        finite = [s for s in self.scores if math.isfinite(s)]
+        best = None
+        if finite:
+            best = max(finite) if self.owner.config.scoring.mode == "max" else min(finite)
+        return PartialRun(self.fold, self.repeat, epochs, best, self.stop.reason, duration_s)
+
+
+class _HalvingPruner:
+    """ASHA or Hyperband for one trial: its bracket, and a decision at each rung epoch."""
+
+    def __init__(self, owner: TrialRun) -> None:
+        config = owner.config
+        self.owner = owner
+        self.halving = Halving.from_spec(config.pruner_spec, owner.max_epochs)
+        self.bracket = self.halving.bracket(config.seed, owner.trial)
+        self.rungs: Rungs = owner.db.rungs(owner.sweep_id, self.halving, config.scoring.mode)
+        self._first: tuple[float, ...] | None = None
+
+    def first_run_score(self, epoch: int) -> float | None:
+        """The trial's first run's score at ``epoch`` (read once, when a later run needs it)."""
+        if self._first is None:
+            owner = self.owner
+            self._first = owner.db.curves(owner.sweep_id, owner.trial).get(0, ())
+        return self._first[epoch - 1] if epoch <= len(self._first) else None
+
+    def decide(self, watch: RunWatch, epoch: int, score: float) -> str | None:
+        rung = self.halving.rung(epoch, self.bracket)
+        if rung is None:
+            return None
+        first = None if watch.index == 0 else self.first_run_score(epoch)
+        decision = self.rungs.decide(
+            self.owner.trial, self.bracket, rung, watch.index, score, first
+        )
+        return None if decision.keep else decision.describe(epoch)
+
+
+class _MedianPerEpoch:
+    """Optuna's median pruner asked after every epoch, on a study of the recorded trials."""
+
+    def __init__(self, owner: TrialRun, params: Mapping[str, Any]) -> None:
+        self.owner = owner
+        self.params = params
+
+    def decide(self, watch: RunWatch, epoch: int, score: float) -> str | None:
+        from smptune.search.adaptive import should_prune_epoch
+
+        owner = self.owner
+        curves = {watch.index: tuple(watch.scores)}
+        others = owner.db.trials(owner.sweep_id)
+        if should_prune_epoch(
+            others, owner.config, owner.trial, self.params, owner.done, curves, owner.n_randoms
+        ):
+            return "below the median of the complete trials at this epoch"
+        return None
 
 
 def _trial_dir(db: SweepStore, sweep_id: str, trial: int) -> Path | None:

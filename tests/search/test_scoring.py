@@ -7,7 +7,7 @@ import math
 import pytest
 
 from smptune.errors import ConfigError
-from smptune.records import TrialRecord, TrialStatus
+from smptune.records import PartialRun, TrialRecord, TrialStatus
 from smptune.search.scoring import Scoring, rank_tier, rank_trials, trial_score
 from smptune.search.specs import PrunerSpec, SamplerSpec
 
@@ -80,18 +80,23 @@ def test_round_trip_and_errors():
 
 
 def test_ranking_tiers_complete_then_pruned_then_unstable_then_unscored():
+    run = {"metrics": {"iou": 0.5}, "best_epoch": 1, "epochs_run": 1}
+    partial = PartialRun(0, 0, 3, 0.9, "pruned by asha at fold 0, epoch 3")
     trials = [
         TrialRecord(0, TrialStatus.FAILED, score=None),
-        TrialRecord(1, TrialStatus.PRUNED, score=0.99),
+        TrialRecord(1, TrialStatus.PRUNED, score=0.99, folds={0: run}),
         TrialRecord(2, TrialStatus.COMPLETE, score=0.5),
         TrialRecord(3, TrialStatus.COMPLETE, score=0.95, unstable=True),
         TrialRecord(4, TrialStatus.COMPLETE, score=0.7),
-        TrialRecord(5, TrialStatus.STOPPED, score=0.6),
+        TrialRecord(5, TrialStatus.STOPPED, score=0.6, folds={0: run, 1: run}),
         TrialRecord(6, TrialStatus.SKIPPED, score=None),
+        TrialRecord(7, TrialStatus.PRUNED, score=0.95, partial=partial),
+        TrialRecord(8, TrialStatus.PRUNED, score=0.97, partial=PartialRun(0, 0, 1, 0.97, "")),
     ]
     ranked = rank_trials(trials, "max")
-    assert [t.trial for t in ranked] == [4, 2, 1, 5, 3, 0, 6]
-    assert [rank_tier(t) for t in ranked] == [0, 0, 1, 1, 2, 3, 3]
+    # partial trials: the further they trained, the higher, whatever their partial score
+    assert [t.trial for t in ranked] == [4, 2, 5, 1, 3, 7, 8, 0, 6]
+    assert [rank_tier(t) for t in ranked] == [0, 0, 1, 1, 2, 3, 3, 4, 4]
 
 
 def test_sampler_and_pruner_specs_round_trip_with_their_defaults():

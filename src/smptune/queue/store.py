@@ -11,10 +11,12 @@ Keys (``{id}`` is the sweep id)::
     smptune:sweep:{id}:lost:{n}     string short-lived claim to queue a lost trial again
     smptune:sweep:{id}:trial:{n}    hash   status, worker, device, fold, score, error, ...
     smptune:sweep:{id}:folds:{n}    hash   run index (fold × seeds + seed) -> run result (JSON)
+    smptune:sweep:{id}:curve:{n}    hash   "<run>:<epoch>" -> that epoch's validation score
     smptune:sweep:{id}:finished     set    trial numbers whose final record is written
     smptune:sweep:{id}:running      set    trial numbers running now
     smptune:sweep:{id}:scores       zset   trial number -> score of complete trials
     smptune:sweep:{id}:lease:{n}    string the live copy of a running trial (see lease.py)
+    smptune:sweep:{id}:rung:...     zset   successive-halving rungs (see rungs.py)
 
 A fold result and a trial's final record are each written at most once (HSETNX and a
 Lua script guarded by the ``finished`` set and the trial's lease), so a redelivered task
@@ -37,7 +39,16 @@ from redis.retry import Retry
 from smptune.errors import BrokerError, SweepNotFoundError
 from smptune.messages import TrialRequest
 from smptune.queue.lease import Lease
-from smptune.records import OUTCOMES, SweepRecord, SweepStatus, TrialRecord, TrialStatus
+from smptune.queue.rungs import Rungs
+from smptune.records import (
+    OUTCOMES,
+    PartialRun,
+    SweepRecord,
+    SweepStatus,
+    TrialRecord,
+    TrialStatus,
+)
+from smptune.search.halving import Halving
 from smptune.urls import mask_url
 
 PREFIX = "smptune"
@@ -74,6 +85,17 @@ redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[4], 'status', 'requeued', 'requeued_at', ARGV[2])
 redis.call('HINCRBY', KEYS[4], 'requeues', 1)
 return 1
+"""
+
+# KEYS: the sweep hash, the chord's size difference (Celery's ``<group>.t``); ARGV: now
+_EXTEND = """
+local sweep = KEYS[1]
+if redis.call('HGET', sweep, 'open_ended') ~= '1' then return -1 end
+if redis.call('HEXISTS', sweep, 'cancel_requested') == 1 then return -1 end
+local deadline = redis.call('HGET', sweep, 'deadline')
+if deadline and tonumber(ARGV[1]) >= tonumber(deadline) then return -1 end
+redis.call('INCR', KEYS[2])
+return redis.call('HINCRBY', sweep, 'n_trials', 1) - 1
 """
 
 #: Finish results of :meth:`SweepStore.finish_trial`.
@@ -123,6 +145,7 @@ class SweepStore:
         self.r = client
         self._finish_trial = client.register_script(_FINISH_TRIAL)
         self._claim_orphan = client.register_script(_CLAIM_ORPHAN)
+        self._extend = client.register_script(_EXTEND)
 
     @classmethod
     def from_url(cls, url: str) -> SweepStore:
@@ -138,6 +161,13 @@ class SweepStore:
 
     def _folds(self, sweep_id: str, trial: int) -> str:
         return f"{self._sweep(sweep_id)}:folds:{trial}"
+
+    def _curve(self, sweep_id: str, trial: int) -> str:
+        return f"{self._sweep(sweep_id)}:curve:{trial}"
+
+    def rungs(self, sweep_id: str, halving: Halving, mode: str) -> Rungs:
+        """The sweep's successive-halving rungs."""
+        return Rungs(self.r, self._sweep(sweep_id), halving, mode)
 
     def lease_key(self, sweep_id: str, trial: int) -> str:
         return f"{self._sweep(sweep_id)}:lease:{trial}"
@@ -166,13 +196,23 @@ class SweepStore:
         n_trials: int | None = None,
         n_runs: int | None = None,
         time_budget_s: float | None = None,
+        time_budget_factor: float | None = None,
+        open_ended: bool = False,
     ) -> None:
         """Record a sweep; ``configurations`` may be empty when an adaptive sampler chooses
-        them at run time (``n_trials`` then says how many trials the sweep has)."""
+        them at run time (``n_trials`` then says how many trials the sweep has).
+
+        ``time_budget_s`` sets the deadline now; ``time_budget_factor`` once the first trial
+        completes (:meth:`plan_deadline`). An ``open_ended`` sweep grows by a trial each time
+        one starts, until its deadline (:meth:`extend`)."""
         now = time.time()
         extra: dict[str, Any] = {}
         if time_budget_s is not None:
             extra["deadline"] = now + time_budget_s
+        if time_budget_factor is not None:
+            extra["budget_factor"] = time_budget_factor
+        if open_ended:
+            extra["open_ended"] = 1
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(
             self._sweep(sweep_id),
@@ -221,6 +261,25 @@ class SweepStore:
         if deadline is not None and time.time() >= float(deadline):
             return "out of time"
         return None
+
+    def plan_deadline(self, sweep_id: str, trial_duration_s: float) -> float | None:
+        """Set the deadline of a sweep whose budget is a multiple of one trial, from its first
+        complete trial (``trial_duration_s``), counted from the sweep's start; the deadline
+        (None without such a budget). Only the first call sets it."""
+        key = self._sweep(sweep_id)
+        factor, started = self.r.hmget(key, "budget_factor", "started")
+        if factor is None:
+            return None
+        start = float(started) if started else time.time()
+        self.r.hsetnx(key, "deadline", start + float(factor) * trial_duration_s)
+        return _float(self.r.hget(key, "deadline"))
+
+    def extend(self, sweep_id: str, chord_size_key: str) -> int | None:
+        """One more trial for an open-ended sweep that may still start trials: its number,
+        with the chord (whose size difference is ``chord_size_key``) waiting for it too, in
+        one step; None when the sweep is closed, cancelled or out of time."""
+        number = int(self._extend(keys=[self._sweep(sweep_id), chord_size_key], args=[time.time()]))
+        return None if number < 0 else number
 
     def cancel_requested(self, sweep_id: str) -> bool:
         return bool(self.r.hexists(self._sweep(sweep_id), "cancel_requested"))
@@ -379,6 +438,14 @@ class SweepStore:
         raw = self.r.hgetall(self._folds(sweep_id, trial))
         return {int(k): json.loads(v) for k, v in raw.items()}
 
+    def record_epoch(self, sweep_id: str, trial: int, run: int, epoch: int, score: float) -> None:
+        """Store the validation score of one epoch (1-based) of one run."""
+        self.r.hset(self._curve(sweep_id, trial), f"{run}:{epoch}", repr(float(score)))
+
+    def curves(self, sweep_id: str, trial: int) -> dict[int, tuple[float, ...]]:
+        """The trial's validation score per epoch, by run."""
+        return _curves(self.r.hgetall(self._curve(sweep_id, trial)))
+
     def finish_trial(
         self, sweep_id: str, trial: int, record: Mapping[str, Any], lease: str = ""
     ) -> int:
@@ -453,10 +520,11 @@ class SweepStore:
             for n in chunk:
                 pipe.hgetall(self._trial(sweep_id, n))
                 pipe.hgetall(self._folds(sweep_id, n))
+                pipe.hgetall(self._curve(sweep_id, n))
             rows = pipe.execute()
             for i, n in enumerate(chunk):
-                state, folds = rows[2 * i], rows[2 * i + 1]
-                out.append(_trial_record(n, params.get(str(n)), state, folds))
+                state, folds, curve = rows[3 * i], rows[3 * i + 1], rows[3 * i + 2]
+                out.append(_trial_record(n, params.get(str(n)), state, folds, curve))
         return out
 
 
@@ -496,6 +564,8 @@ def _sweep_record(raw: Mapping[str, str]) -> SweepRecord:
         last_finished=_float(raw.get("last_finished")),
         finalized_at=_float(raw.get("finalized_at")),
         deadline=_float(raw.get("deadline")),
+        budget_factor=_float(raw.get("budget_factor")),
+        open_ended=raw.get("open_ended") == "1",
         cancel_requested=_float(raw.get("cancel_requested")),
         error=raw.get("error") or None,
         results=_json(raw.get("results")),
@@ -507,9 +577,26 @@ def _sweep_record(raw: Mapping[str, str]) -> SweepRecord:
     )
 
 
+def _curves(raw: Mapping[str, str]) -> dict[int, tuple[float, ...]]:
+    """``"<run>:<epoch>" -> score`` as each run's scores in epoch order (NaN for a gap)."""
+    by_run: dict[int, dict[int, float]] = {}
+    for key, value in raw.items():
+        run, _, epoch = key.partition(":")
+        by_run.setdefault(int(run), {})[int(epoch)] = float(value)
+    return {
+        run: tuple(epochs.get(e, math.nan) for e in range(1, max(epochs) + 1))
+        for run, epochs in sorted(by_run.items())
+    }
+
+
 def _trial_record(
-    n: int, params: str | None, state: Mapping[str, str], folds: Mapping[str, str]
+    n: int,
+    params: str | None,
+    state: Mapping[str, str],
+    folds: Mapping[str, str],
+    curve: Mapping[str, str] | None = None,
 ) -> TrialRecord:
+    partial = _json(state.get("partial"))
     return TrialRecord(
         trial=n,
         status=TrialStatus(state.get("status", "pending")),
@@ -529,4 +616,6 @@ def _trial_record(
         score_std=_float(state.get("score_std")),
         unstable=state.get("unstable") == "True",
         duration_s=_float(state.get("duration_s")),
+        partial=PartialRun.from_dict(partial) if partial else None,
+        curves=_curves(curve or {}),
     )

@@ -43,7 +43,7 @@ def plan_configurations(config: SweepConfig) -> list[dict[str, Any]]:
                 f"hyperparameters.{name}: unknown hyperparameter for {config.trainable}; "
                 f"known: {', '.join(trainable.defaults)}"
             )
-    if config.is_adaptive:
+    if config.is_adaptive or config.is_open_ended:
         # chosen when each trial starts; check a sample that holds every listed value
         _validate(trainable, config, [_complete(trainable, config, c) for c in probe(config)])
         return []
@@ -107,6 +107,9 @@ def _listed_values(
     return [(value, bases[0]) for d, bases in lists if bases for value in getattr(d, "choices", ())]
 
 
+#: Trials an open-ended sweep is sent with: each that starts queues one more, so this many
+#: wait for the next free workers until the time budget is spent.
+OPEN_ENDED_QUEUED = 2
 #: Messages per Redis round trip when a sweep is sent.
 PUBLISH_BATCH = 2000
 #: Larger sweeps are sent without task-sent events (see :func:`send_chord`).
@@ -130,7 +133,12 @@ def submit(
     from smptune.celeryapp import HARD_LIMIT_GRACE_S, app
 
     sweep_id = new_sweep_id(config.name)
-    n_trials = int(config.n_trials) if config.is_adaptive else len(configurations)
+    if config.n_trials is None:  # open-ended: each trial that starts queues one more
+        n_trials = OPEN_ENDED_QUEUED
+    elif config.is_adaptive:
+        n_trials = int(config.n_trials)
+    else:
+        n_trials = len(configurations)
     store.create_sweep(
         sweep_id,
         config.to_dict(),
@@ -140,6 +148,8 @@ def submit(
         n_trials=n_trials,
         n_runs=config.n_runs,
         time_budget_s=config.time_budget_s,
+        time_budget_factor=config.time_budget_factor,
+        open_ended=config.is_open_ended,
     )
     from smptune.flower import trial_argsrepr
 

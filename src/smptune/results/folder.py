@@ -12,7 +12,7 @@ from typing import Any
 
 from smptune.config import config_from_dict, config_to_yaml
 from smptune.queue.store import SweepStore
-from smptune.records import OUTCOMES
+from smptune.records import OUTCOMES, PartialRun
 from smptune.search.scoring import (
     BEST_TIER,
     best_epochs,
@@ -97,7 +97,8 @@ def _run_columns(results: Mapping[str, Any]) -> list[tuple[int, str, str | None]
 
 def write_trials_csv(results: Mapping[str, Any], path: Path) -> None:
     """A row per trial: number, status, parameters, every run's score (and each metric of it
-    when several combine), mean, std, unstable flag, duration, worker, error."""
+    when several combine), mean, std, unstable flag, where a stopped trial stopped (``fold 0,
+    epoch 3``), duration, worker, error."""
     params = _param_names(results)
     runs = _run_columns(results)
     header = [
@@ -109,6 +110,7 @@ def write_trials_csv(results: Mapping[str, Any], path: Path) -> None:
         "mean",
         "std",
         "unstable",
+        "stopped_at",
         "duration_s",
         "worker",
         "error",
@@ -142,11 +144,17 @@ def write_trials_csv(results: Mapping[str, Any], path: Path) -> None:
                     "" if t.get("score") is None else t["score"],
                     "" if t.get("score_std") is None else t["score_std"],
                     "yes" if t.get("unstable") else "",
+                    _stopped_at(t.get("partial")),
                     "" if t.get("duration_s") is None else round(t["duration_s"], 3),
                     t.get("worker") or "",
                     t.get("error") or "",
                 ]
             )
+
+
+def _stopped_at(partial: Mapping[str, Any] | None) -> str:
+    """``fold 0, epoch 3`` for a trial stopped inside a run, else empty."""
+    return PartialRun.from_dict(partial).describe() if partial else ""
 
 
 def write_results(

@@ -1,5 +1,10 @@
 """Optuna on the worker: ask an adaptive sampler for a configuration when a trial starts, and
-ask a pruner after each fold whether the trial should stop.
+ask a pruner after each fold (or epoch) whether the trial should stop.
+
+The sampler sees every trial's validation score per epoch where the trainable reports epochs
+(the fold scores otherwise), pruned trials included: TPE ranks a pruned trial by how far it
+got and its last value, so with ASHA it learns as BOHB does from the rungs, not only from the
+few trials that finish.
 
 Nothing is kept in an Optuna storage: each decision rebuilds an in-memory study from the
 trials it is handed (finished trials with their values, running ones as RUNNING so that the
@@ -14,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from smptune.records import RunResults, TrialRecord, TrialStatus
@@ -26,12 +31,14 @@ from smptune.search.specs import PrunerSpec, SamplerSpec
 __all__ = [
     "SearchSettings",
     "ask",
+    "epoch_values",
     "fold_values",
     "intermediate_values",
     "observe",
     "optuna_name",
     "sampler_view",
     "should_prune",
+    "should_prune_epoch",
 ]
 
 log = logging.getLogger("smptune.adaptive")
@@ -56,6 +63,8 @@ class SearchSettings(Protocol):
     def pruner_spec(self) -> PrunerSpec: ...
     @property
     def seed(self) -> int: ...
+    @property
+    def max_epochs(self) -> int: ...
 
 
 def optuna_name(name: str, dist: Distribution, config: Mapping[str, Any]) -> str:
@@ -117,6 +126,24 @@ def intermediate_values(
     return out
 
 
+def epoch_values(
+    runs: RunResults, curves: Mapping[int, Sequence[float]], scoring: Scoring, max_epochs: int
+) -> dict[int, float]:
+    """What a sampler or per-epoch pruner sees of a trial's epochs: at step ``run ×
+    max_epochs + epoch − 1``, the mean of the scores of the runs before ``run`` and of
+    ``run``'s score at ``epoch`` (a step of every trial mixes the same runs and epoch)."""
+    scores = dict(zip(sorted(runs), run_scores(runs, scoring), strict=True))
+    out: dict[int, float] = {}
+    for run, curve in sorted(curves.items()):
+        before = [scores.get(i, math.nan) for i in range(run)]
+        if not all(math.isfinite(v) for v in before):
+            continue  # an earlier run is missing or unstable: no comparable steps
+        for epoch, value in enumerate(curve[:max_epochs], 1):
+            if math.isfinite(value):
+                out[run * max_epochs + epoch - 1] = (sum(before) + value) / (run + 1)
+    return out
+
+
 def _study(
     trials: Iterable[TrialRecord],
     search: SearchSettings,
@@ -124,9 +151,12 @@ def _study(
     sampler: Any = None,
     pruner: Any = None,
     exclude: int | None = None,
+    by_epoch: bool = True,
 ) -> Any:
     """An in-memory study of the trials that have a configuration; trials not yet finished
-    enter only for a sampler (its constant liar), a pruner needs finished ones."""
+    enter only for a sampler (its constant liar), a pruner needs finished ones. With
+    ``by_epoch`` a trial whose runs reported epochs enters with :func:`epoch_values`, else
+    with its fold values (:func:`intermediate_values`)."""
     import optuna
     from optuna.trial import TrialState, create_trial
 
@@ -140,7 +170,10 @@ def _study(
         if t.trial == exclude or not t.params:
             continue
         values, distributions = observe(search.hyperparameters, t.params)
-        steps = intermediate_values(t.folds, search, n_randoms)
+        if by_epoch and t.curves:
+            steps = epoch_values(t.folds, t.curves, search.scoring, search.max_epochs)
+        else:
+            steps = intermediate_values(t.folds, search, n_randoms)
         score = t.score
         if t.status is TrialStatus.COMPLETE and score is not None and math.isfinite(score):
             state, value = TrialState.COMPLETE, score
@@ -220,7 +253,37 @@ def should_prune(
     steps = intermediate_values(runs, search, n_randoms)
     if not steps:
         return False
-    study = _study(trials, search, n_randoms, exclude=trial)
+    study = _study(trials, search, n_randoms, exclude=trial, by_epoch=False)
+    values, distributions = observe(search.hyperparameters, params)
+    study.add_trial(
+        create_trial(
+            state=TrialState.RUNNING,
+            params=values,
+            distributions=distributions,
+            intermediate_values=steps,
+        )
+    )
+    return bool(search.pruner_spec.build().prune(study, study.trials[-1]))
+
+
+def should_prune_epoch(
+    trials: Iterable[TrialRecord],
+    search: SearchSettings,
+    trial: int,
+    params: Mapping[str, Any],
+    runs: RunResults,
+    curves: Mapping[int, Sequence[float]],
+    n_randoms: int = 1,
+) -> bool:
+    """Whether the median pruner (``at: epoch``) stops ``trial`` after its latest epoch,
+    given its recorded ``runs``, the epochs of the run in progress (``curves``) and the other
+    ``trials``' epochs."""
+    from optuna.trial import TrialState, create_trial
+
+    steps = epoch_values(runs, curves, search.scoring, search.max_epochs)
+    if not steps:
+        return False
+    study = _study(trials, search, n_randoms, exclude=trial, by_epoch=True)
     values, distributions = observe(search.hyperparameters, params)
     study.add_trial(
         create_trial(

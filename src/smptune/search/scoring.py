@@ -208,28 +208,34 @@ def trial_score(
     return mean, std, unstable
 
 
-#: Rank tiers up to this one hold trials that may be the best: stable, with a score.
+#: Rank tiers up to this one hold trials that may be the best: stable, with a score from
+#: complete runs.
 BEST_TIER = 1
 
 
 def rank_tier(t: TrialRecord) -> int:
-    """0: complete and stable; 1: pruned or stopped (a partial score); 2: flagged
-    ``unstable``; 3: no score (failed, cancelled, skipped)."""
+    """0: complete and stable; 1: pruned or stopped after a complete run (a partial score);
+    2: flagged ``unstable``; 3: stopped inside its first run (scored by that run's epochs);
+    4: no score (failed, cancelled, skipped)."""
     if not t.status.scored or t.score is None or not math.isfinite(t.score):
-        return 3
+        return 4
     if t.unstable:
         return 2
-    return 0 if t.status is TrialStatus.COMPLETE else 1
+    if t.status is TrialStatus.COMPLETE:
+        return 0
+    return 1 if t.folds else 3
 
 
 def rank_trials(trials: Iterable[TrialRecord], mode: str) -> list[TrialRecord]:
-    """Trials best first by :func:`rank_tier`, then score, then number (the first has
-    rank 1)."""
+    """Trials best first by :func:`rank_tier`, then how far a partial one trained (runs,
+    then epochs), then score, then number (the first has rank 1)."""
     sign = -1.0 if mode == "max" else 1.0
 
-    def key(t: TrialRecord) -> tuple[int, float, int]:
+    def key(t: TrialRecord) -> tuple[int, int, int, float, int]:
         tier = rank_tier(t)
-        return (tier, sign * t.score if tier < 3 and t.score is not None else 0.0, t.trial)
+        runs, epochs = t.progress if tier in (1, 3) else (0, 0)
+        score = sign * t.score if tier < 4 and t.score is not None else 0.0
+        return (tier, -runs, -epochs, score, t.trial)
 
     return sorted(trials, key=key)
 

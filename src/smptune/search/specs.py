@@ -1,9 +1,10 @@
-"""How a sweep searches: the sampler and the fold-level pruner, as small validated specs.
+"""How a sweep searches: the sampler and the pruner, as small validated specs.
 
 ``sampler: random | grid | tpe | gp | cmaes`` (or a mapping ``{type: tpe, <option>: ...}``)
-and ``pruner: none | median | wilcoxon`` (or ``{type: median, <option>: ...}``). Options are
-checked against the Optuna class they configure; both round-trip through :meth:`to_config`.
-No Optuna import here: the producer validates configs without it.
+and ``pruner: none | median | wilcoxon | asha | hyperband`` (or ``{type: median, <option>:
+...}``). Options are checked against the class they configure (Optuna's, or
+:class:`~smptune.search.halving.Halving` for the successive-halving pruners); both round-trip
+through :meth:`to_config`. No Optuna import here: the producer validates configs without it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from smptune.errors import ConfigError
 #: Samplers that choose a configuration when its trial starts, from the finished trials.
 ADAPTIVE_SAMPLERS = ("tpe", "gp", "cmaes")
 SAMPLERS = ("random", "grid", *ADAPTIVE_SAMPLERS)
-PRUNERS = ("none", "median", "wilcoxon")
+#: Pruners that decide at epoch rungs inside each run (successive halving, in Redis).
+HALVING_PRUNERS = ("asha", "hyperband")
+PRUNERS = ("none", "median", "wilcoxon", *HALVING_PRUNERS)
+#: Where a pruner decides: after each fold, or after each epoch inside a run.
+PRUNE_AT = ("fold", "epoch")
 
 # Option name -> (type check, description) of each Optuna class we expose.
 # (The casts: typeshed's numbers.Integral/Real declare no ``>=``/``>`` and no comparison
@@ -34,6 +39,25 @@ _PROB = (
     "a number in (0, 1)",
 )
 _BOOL = (lambda v: isinstance(v, bool), "true or false")
+_POSITIVE = (
+    lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and cast(int, v) >= 1,
+    "an integer >= 1",
+)
+_FACTOR = (
+    lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and cast(int, v) >= 2,
+    "an integer >= 2",
+)
+_AT = (lambda v: v in PRUNE_AT, " or ".join(repr(a) for a in PRUNE_AT))
+_MAX_RESOURCE = (
+    lambda v: v == "auto" or _POSITIVE[0](v),
+    "an integer >= 1 or 'auto' (training.max_epochs)",
+)
+_HALVING_OPTIONS = {
+    "min_resource": _POSITIVE,
+    "reduction_factor": _FACTOR,
+    "max_resource": _MAX_RESOURCE,
+    "bootstrap_count": _INT,
+}
 _OPTIONS: dict[str, dict[str, tuple[Any, str]]] = {
     "random": {},
     "grid": {},
@@ -46,16 +70,25 @@ _OPTIONS: dict[str, dict[str, tuple[Any, str]]] = {
     "gp": {"n_startup_trials": _INT},
     "cmaes": {"n_startup_trials": _INT},
     "none": {},
-    "median": {"n_startup_trials": _INT, "n_warmup_steps": _INT, "n_min_trials": _INT},
+    "median": {
+        "n_startup_trials": _INT,
+        "n_warmup_steps": _INT,
+        "n_min_trials": _INT,
+        "at": _AT,
+    },
     "wilcoxon": {"p_threshold": _PROB, "n_startup_steps": _INT},
+    "asha": _HALVING_OPTIONS,
+    "hyperband": _HALVING_OPTIONS,
 }
 #: Defaults that differ from Optuna's: a sweep has few trials, so start learning early.
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "tpe": {"n_startup_trials": 5, "constant_liar": True, "multivariate": True},
     "gp": {"n_startup_trials": 5},
     "cmaes": {"n_startup_trials": 5},
-    "median": {"n_startup_trials": 5, "n_warmup_steps": 0},
+    "median": {"n_startup_trials": 5, "n_warmup_steps": 0, "at": "fold"},
     "wilcoxon": {"p_threshold": 0.1, "n_startup_steps": 2},
+    "asha": {"min_resource": 1, "reduction_factor": 3, "max_resource": "auto"},
+    "hyperband": {"min_resource": 1, "reduction_factor": 3, "max_resource": "auto"},
 }
 
 
@@ -119,7 +152,9 @@ class SamplerSpec:
 
 @dataclass(frozen=True)
 class PrunerSpec:
-    """Which pruner stops a trial at a fold boundary, with its Optuna options."""
+    """Which pruner stops a trial, with its options: ``median`` and ``wilcoxon`` (Optuna's)
+    after each fold (``median`` with ``at: epoch`` after each epoch), ``asha`` and
+    ``hyperband`` at epoch rungs inside each run."""
 
     kind: str = "none"
     options: dict[str, Any] = field(default_factory=dict)
@@ -132,15 +167,27 @@ class PrunerSpec:
     def enabled(self) -> bool:
         return self.kind != "none"
 
+    @property
+    def halving(self) -> bool:
+        """ASHA or Hyperband: decided at epoch rungs (:mod:`smptune.search.halving`)."""
+        return self.kind in HALVING_PRUNERS
+
+    @property
+    def at(self) -> str:
+        """``epoch`` when the pruner decides inside runs, else ``fold``."""
+        return "epoch" if self.halving else str(self.options.get("at", "fold"))
+
     def to_config(self) -> str | dict[str, Any]:
         return {"type": self.kind, **self.options} if self.options else self.kind
 
     def build(self) -> Any:
+        """The Optuna pruner of ``median`` and ``wilcoxon`` (a no-op one otherwise)."""
         import optuna
 
         with _quiet_optuna():
             if self.kind == "median":
-                return optuna.pruners.MedianPruner(**self.options)
+                options = {k: v for k, v in self.options.items() if k != "at"}
+                return optuna.pruners.MedianPruner(**options)
             if self.kind == "wilcoxon":
                 return optuna.pruners.WilcoxonPruner(**self.options)
             return optuna.pruners.NopPruner()

@@ -125,13 +125,19 @@ def quiet() -> Iterator[None]:
             logger.setLevel(level)
 
 
-class _StopWhenAsked(pl.Callback):
-    def __init__(self, should_stop: Any) -> None:
-        self.should_stop = should_stop
+class _EpochBoundary(pl.Callback):
+    """Report each validated epoch to the run's context and end the run at that boundary when
+    the context says so (pruned, cancelled, out of time); see :class:`FoldContext`."""
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.should_stop():
-            raise TrialError(f"stopped before epoch {trainer.current_epoch + 1}: cancelled")
+    def __init__(self, context: FoldContext) -> None:
+        self.context = context
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        history = getattr(pl_module, "history", [])
+        if history:  # validation ran at the end of this epoch, before this hook
+            self.context.report(len(history), dict(history[-1]))
+        if self.context.should_stop():
+            trainer.should_stop = True
 
 
 def _trainer(
@@ -154,7 +160,7 @@ def _trainer(
                 max_epochs=max_epochs,
                 precision=resolve_precision(rs.precision),
                 logger=logger,
-                callbacks=[*callbacks, _StopWhenAsked(context.should_stop)],
+                callbacks=[*callbacks, _EpochBoundary(context)],
                 enable_checkpointing=False,
                 enable_progress_bar=False,
                 enable_model_summary=False,

@@ -1,0 +1,256 @@
+"""Multi-fidelity search end to end: ASHA, Hyperband and the median pruner deciding between
+epochs inside a run, cancel and the time budget stopping a fold between epochs, a budget in
+multiples of one trial and a sweep without ``n_trials`` — through the real CLI, a real Redis
+and real worker processes, on the learning-curve trainable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from smptune.config import config_from_dict
+from smptune.queue.store import SweepStore
+from smptune.records import TrialStatus
+from smptune.search.halving import Halving
+
+from conftest import run_cli, submit_and_wait, wait_for, write_config
+
+CURVES = "smptune.testing:LearningCurveTrainable"
+
+
+def _curve_config(path: Path, **overrides: object) -> Path:
+    settings: dict[str, object] = {
+        "name": "curves",
+        "trainable": CURVES,
+        "n_trials": 12,
+        "seed": 1,
+        "metric": "score",
+        "cv": {"n_folds": 2},
+        "training": {"max_epochs": 9},
+        "hyperparameters": {
+            "x": {"low": 0.0, "high": 1.0},
+            "y": {"low": 0.0, "high": 1.0},
+            "epoch_s": 0.01,
+            "noise": 0.01,
+        },
+    }
+    settings.update(overrides)
+    return write_config(path, **settings)
+
+
+def test_asha_stops_trials_at_epoch_rungs_inside_a_fold_and_ranks_them_by_how_far_they_got(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given two workers and an ASHA sweep whose runs train 9 epochs (rungs at epochs 1 and 3)
+    start_workers("--cpu", "2")
+    config = _curve_config(
+        tmp_path / "asha.yaml", pruner={"type": "asha", "min_resource": 1, "reduction_factor": 3}
+    )
+
+    # When it runs
+    sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "artifacts")
+    assert result.returncode == 0, result.stderr + result.stdout
+
+    # Then some trials were stopped inside their first fold, at a rung
+    sweep = store.get_sweep(sweep_id)
+    trials = store.trials(sweep_id)
+    pruned = [t for t in trials if t.status is TrialStatus.PRUNED]
+    complete = [t for t in trials if t.status is TrialStatus.COMPLETE]
+    assert pruned and complete and len(pruned) + len(complete) == 12
+    for t in pruned:
+        assert t.partial is not None and t.partial.epochs in (1, 3)
+        assert f"pruned by asha at fold {t.partial.fold}, epoch {t.partial.epochs}" in t.error
+        assert "ranked" in t.error
+        # the partial run never counts as a complete one; its epochs are on record
+        assert t.partial.fold * 1 not in t.folds or t.partial.fold > 0
+        assert len(t.curves[t.partial.fold]) == t.partial.epochs
+    # and complete trials trained every epoch of every fold
+    for t in complete:
+        assert sorted(t.folds) == [0, 1] and all(len(c) == 9 for c in t.curves.values())
+    # and the ranking puts complete trials first, then pruned ones by how far they trained
+    ranking = sweep.results["ranking"]
+    statuses = [r["status"] for r in ranking]
+    assert statuses == ["complete"] * len(complete) + ["pruned"] * len(pruned)
+    reached = [(len(r["folds"]), r["partial"]["epochs"]) for r in ranking[len(complete) :]]
+    assert reached == sorted(reached, reverse=True)
+    assert sweep.results["best"]["status"] == "complete"
+    # and trials.csv shows where each pruned trial stopped
+    rows = (tmp_path / "artifacts" / sweep_id / "trials.csv").read_text()
+    assert "stopped_at" in rows.splitlines()[0]
+    first_pruned = ranking[len(complete)]
+    assert f"fold {first_pruned['partial']['fold']}, epoch" in rows
+
+
+def test_hyperband_gives_each_trial_a_bracket_whose_rungs_start_later(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given an Hyperband sweep over 9 epochs: brackets with rungs at 1 and 3, at 3, and none
+    start_workers("--cpu", "2")
+    pruner = {"type": "hyperband", "min_resource": 1, "reduction_factor": 3}
+    config = _curve_config(tmp_path / "hb.yaml", n_trials=16, pruner=pruner)
+    halving = Halving.from_spec(config_from_dict(_load(config)).pruner_spec, 9)
+    assert [halving.rung_epochs(b) for b in range(halving.brackets)] == [[1, 3], [3], []]
+
+    # When it runs
+    sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "artifacts")
+    assert result.returncode == 0, result.stderr + result.stdout
+
+    # Then each pruned trial stopped at a rung of its own bracket, and the last bracket
+    # (full training) pruned nobody in its first fold
+    trials = store.trials(sweep_id)
+    brackets = {t.trial: halving.bracket(1, t.trial) for t in trials}
+    assert len(set(brackets.values())) >= 2
+    for t in trials:
+        if t.status is TrialStatus.PRUNED and t.partial is not None and t.partial.fold == 0:
+            assert t.partial.epochs in halving.rung_epochs(brackets[t.trial])
+    assert any(t.status is TrialStatus.PRUNED for t in trials)
+
+
+def test_the_median_pruner_can_decide_after_each_epoch(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given one worker, three good configurations first and then three hopeless ones
+    start_workers("--cpu", "1")
+    config = _curve_config(
+        tmp_path / "median.yaml",
+        n_trials="grid",
+        pruner={"type": "median", "at": "epoch", "n_startup_trials": 2, "n_warmup_steps": 2},
+        hyperparameters={
+            "x": [0.7, 0.6, 0.75, 0.0, 0.05, 0.1],
+            "y": 0.35,
+            "epoch_s": 0.0,
+            "noise": 0.0,
+        },
+    )
+
+    # When it runs
+    sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "artifacts")
+    assert result.returncode == 0, result.stderr + result.stdout
+
+    # Then the hopeless ones stopped inside their first run, after the warm-up epochs
+    trials = store.trials(sweep_id)
+    assert [t.status.value for t in trials[:3]] == ["complete"] * 3
+    for t in trials[3:]:
+        assert t.status is TrialStatus.PRUNED, t
+        assert t.partial is not None and t.partial.fold == 0 and 3 <= t.partial.epochs < 9
+        assert "below the median" in (t.error or "")
+
+
+def _load(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+def test_cancel_stops_a_running_fold_at_its_next_epoch(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given one worker training a run of 40 epochs of 0.25 s
+    start_workers("--cpu", "1")
+    config = _curve_config(
+        tmp_path / "cancel.yaml",
+        n_trials=2,
+        training={"max_epochs": 40},
+        hyperparameters={"x": 0.5, "y": 0.5, "epoch_s": 0.25},
+    )
+    submitted = run_cli("producer", "submit", config, "--broker", redis_server.url)
+    assert submitted.returncode == 0, submitted.stderr
+    sweep_id = submitted.stdout.split()[0]
+    wait_for(lambda: len(store.curves(sweep_id, 0).get(0, ())) >= 2, timeout=90)
+
+    # When it is cancelled
+    cancel = run_cli("producer", "cancel", sweep_id, "--broker", redis_server.url)
+    assert cancel.returncode == 0, cancel.stderr
+    wait_for(lambda: store.get_sweep(sweep_id).status.terminal, timeout=60)
+
+    # Then the running fold stopped at an epoch boundary, long before its 40 epochs
+    first = store.trials(sweep_id)[0]
+    assert first.status is TrialStatus.CANCELLED
+    assert first.partial is not None and first.partial.fold == 0
+    assert 2 <= first.partial.epochs < 20
+    assert f"sweep cancelled at fold 0, epoch {first.partial.epochs}" in first.error
+    assert len(first.curves[0]) == first.partial.epochs and not first.folds
+    assert store.get_sweep(sweep_id).status == "cancelled"
+
+
+def test_the_time_budget_stops_running_folds_between_epochs(
+    tmp_path, redis_server, store: SweepStore, celery_app, start_workers
+):
+    # Given two ready workers and trials of two 8-epoch runs (2 s each), with a 5-s budget
+    start_workers("--cpu", "2")
+    wait_for(lambda: len(celery_app.control.ping(timeout=0.5)) >= 2, timeout=60)
+    config = _curve_config(
+        tmp_path / "budget.yaml",
+        n_trials=8,
+        time_budget="5s",
+        training={"max_epochs": 8},
+        hyperparameters={"x": {"low": 0.5, "high": 0.9}, "y": 0.35, "epoch_s": 0.25},
+    )
+
+    # When it runs
+    sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "artifacts")
+    assert result.returncode == 0, result.stderr + result.stdout
+
+    # Then the trials running at the deadline stopped inside a fold, their epochs kept
+    sweep = store.get_sweep(sweep_id)
+    trials = store.trials(sweep_id)
+    stopped = [t for t in trials if t.status is TrialStatus.STOPPED and t.partial is not None]
+    assert stopped, [(t.trial, t.status, t.error) for t in trials]
+    for t in stopped:
+        assert t.partial is not None and 1 <= t.partial.epochs < 8
+        assert "the time budget ran out at fold" in (t.error or "")
+        assert sweep.deadline is not None and t.finished is not None
+        assert t.finished - sweep.deadline < 2.0  # at the next epoch boundary, not the run's end
+    # and finalize ranked what finished, and retrain-and-test ran on a complete trial
+    assert sweep.status == "done" and sweep.results["best"]["status"] == "complete"
+    assert set(sweep.test_metrics or {}) == {"score", "loss"}
+
+
+def test_a_sweep_without_n_trials_starts_trials_until_its_budget_is_spent(
+    tmp_path, redis_server, store: SweepStore, celery_app, start_workers
+):
+    # Given two ready workers and a sweep with a budget of 4 trial durations and no n_trials
+    start_workers("--cpu", "2")
+    wait_for(lambda: len(celery_app.control.ping(timeout=0.5)) >= 2, timeout=60)
+    config = _curve_config(
+        tmp_path / "open.yaml",
+        n_trials=None,
+        time_budget="4x",
+        sampler={"type": "tpe", "n_startup_trials": 3},
+        training={"max_epochs": 5},
+        hyperparameters={
+            "x": {"low": 0.0, "high": 1.0},
+            "y": {"low": 0.0, "high": 1.0},
+            "epoch_s": 0.1,
+        },
+    )
+    raw = _load(config)
+    raw.pop("n_trials")
+    config.write_text(json.dumps(raw))
+
+    # When it runs
+    sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "artifacts")
+    assert result.returncode == 0, result.stderr + result.stdout
+
+    # Then trials kept starting until the deadline, set from the first complete trial
+    sweep = store.get_sweep(sweep_id)
+    trials = store.trials(sweep_id)
+    complete = [t for t in trials if t.status is TrialStatus.COMPLETE]
+    first = min(complete, key=lambda t: t.finished or 0)
+    assert sweep.deadline is not None and sweep.started is not None
+    assert abs(sweep.deadline - (sweep.started + 4 * (first.duration_s or 0))) < 0.5
+    assert len(complete) >= 5
+    started = [t for t in trials if t.started is not None]
+    assert all(t.started < sweep.deadline for t in started)
+    # and no worker sat idle while the budget lasted: each trial ended, another started
+    ends = sorted(t.finished for t in started if t.finished and t.finished < sweep.deadline - 1)
+    starts = sorted(t.started for t in started if t.started)
+    for end in ends:
+        assert any(0 <= s - end < 1.0 for s in starts), (end, starts)
+    # and the sweep finalized once, with every trial it added accounted for
+    assert sweep.n_trials == len(trials) == sweep.n_finished
+    assert sweep.finalize_runs == 1 and sweep.status == "done"
+    unstarted = [t for t in trials if t.started is None]
+    assert all(t.status is TrialStatus.SKIPPED for t in unstarted) and len(unstarted) <= 2
+    assert sweep.results["best"]["status"] == "complete"
+    assert set(sweep.test_metrics or {}) == {"score", "loss"}
