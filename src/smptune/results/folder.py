@@ -12,7 +12,7 @@ from typing import Any
 
 from smptune.config import config_from_dict, config_to_yaml
 from smptune.queue.store import SweepStore
-from smptune.records import OUTCOMES, PartialRun
+from smptune.records import OUTCOMES, PartialRun, TrialRecord, TrialStatus
 from smptune.search.scoring import (
     BEST_TIER,
     best_epochs,
@@ -56,7 +56,32 @@ def summarize(db: SweepStore, sweep_id: str) -> dict[str, Any]:
             {**t.to_dict(), "rank": rank, "fold_scores": run_scores(t.folds, config.scoring)}
             for rank, t in enumerate(ranked, start=1)
         ],
+        "learning_curves": learning_curves(ranked),
     }
+
+
+#: How many of the best complete trials, and of the trials stopped inside a run, the report
+#: draws the learning curves of.
+CURVES_TOP, CURVES_STOPPED = 5, 10
+
+
+def learning_curves(ranked: list[TrialRecord]) -> list[dict[str, Any]]:
+    """The validation score per epoch of each run (by run index) of the best complete trials
+    and of those stopped inside a run (up to where they stopped), best first; none for a
+    trainable that reports no epochs."""
+    top = [t for t in ranked if t.status is TrialStatus.COMPLETE and t.curves][:CURVES_TOP]
+    stopped = [t for t in ranked if t.partial is not None and t.curves][:CURVES_STOPPED]
+    rank = {t.trial: n for n, t in enumerate(ranked, start=1)}
+    return [
+        {
+            "trial": t.trial,
+            "rank": rank[t.trial],
+            "status": t.status.value,
+            "partial": t.partial.to_dict() if t.partial else None,
+            "curves": {str(run): list(curve) for run, curve in t.curves.items()},
+        }
+        for t in (*top, *stopped)
+    ]
 
 
 def best_config(config: Mapping[str, Any], best_params: Mapping[str, Any]) -> dict[str, Any]:
