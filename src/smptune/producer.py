@@ -175,7 +175,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configurations = plan_configurations(config)
     if args.dry_run:
-        if config.is_adaptive:
+        if config.is_open_ended:
+            print(
+                f"no n_trials: trials start until the time budget ({config.time_budget}) is "
+                f"spent, each configuration chosen by the {config.sampler} sampler when its "
+                "trial starts; nothing to list. The search space:"
+            )
+            for name, dist in config.hyperparameters.items():
+                print(f"  {name}: {json.dumps(dist.to_dict())}")
+        elif config.is_adaptive:
             print(
                 f"sampler {config.sampler}: the {config.n_trials} configurations are chosen at "
                 "run time, each when its trial starts on a worker, from the trials finished "

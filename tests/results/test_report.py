@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 import math
 import re
@@ -20,6 +21,8 @@ from PIL import Image
 from smptune.config import load_config
 from smptune.queue.store import SweepStore
 from smptune.results.folder import summarize, write_results
+from smptune.results.html import write_report
+from smptune.results.plots import learning_curves
 from smptune.testing import QuadraticTrainable
 
 from conftest import run_cli, submit_and_wait, write_config
@@ -155,8 +158,19 @@ def test_a_sweep_writes_a_self_contained_report_whose_images_load_in_a_browser(
     assert _browser_counts(elsewhere / "report.html", tmp_path) == (5, 5)
 
 
-def _recorded_sweep(store: SweepStore, tmp_path: Path, scores: dict[int, list[float]], **cfg):
-    """A sweep recorded in Redis as the workers record one: each trial's runs, then its end."""
+def _recorded_sweep(
+    store: SweepStore,
+    tmp_path: Path,
+    scores: dict[int, list[float]],
+    epochs: int = 0,
+    pruned: tuple[int, ...] = (),
+    **cfg,
+):
+    """A sweep recorded in Redis as the workers record one: each trial's runs, then its end.
+
+    ``epochs``: each run also reports that many epochs, climbing to its score. A trial in
+    ``pruned`` was stopped inside fold 0 after it trained ``len(scores[trial])`` epochs
+    (those are its epochs' scores), as ASHA stops one."""
     config = load_config(write_config(tmp_path / "s.yaml", n_trials=len(scores), **cfg)).to_dict()
     params = [
         {**QuadraticTrainable.defaults, "x": 0.5 * i, "y": -1.0 - 0.25 * i}
@@ -164,7 +178,18 @@ def _recorded_sweep(store: SweepStore, tmp_path: Path, scores: dict[int, list[fl
     ]
     store.create_sweep("s1", config, params, 3, str(tmp_path))
     for trial, runs in scores.items():
+        if trial in pruned:
+            for epoch, score in enumerate(runs, start=1):
+                store.record_epoch("s1", trial, 0, epoch, score)
+            reason = f"pruned by asha at fold 0, epoch {len(runs)} (score < 0.5)"
+            partial = {"fold": 0, "repeat": 0, "epochs": len(runs), "score": max(runs)}
+            partial |= {"reason": reason, "duration_s": 0.1}
+            record = {"status": "pruned", "score": max(runs), "error": reason}
+            store.finish_trial("s1", trial, {**record, "partial": json.dumps(partial)})
+            continue
         for run, score in enumerate(runs):
+            for epoch in range(1, epochs + 1):
+                store.record_epoch("s1", trial, run, epoch, score * epoch / epochs)
             result = {"metrics": {"score": score, "loss": 1.0}, "best_epoch": 1, "epochs_run": 2}
             store.record_fold("s1", trial, run, {**result, "duration_s": 0.1})
         stable = [r for r in runs if not math.isnan(r)]
@@ -174,6 +199,12 @@ def _recorded_sweep(store: SweepStore, tmp_path: Path, scores: dict[int, list[fl
         else:
             store.finish_trial("s1", trial, {"status": "failed", "error": "out of memory"})
     return "s1", config
+
+
+def _section(page: str, key: str) -> str:
+    """The <section id=key> of the page, or "" when it has none."""
+    found = re.search(rf'<section id="{key}">.*?</section>', page, re.S)
+    return found.group(0) if found else ""
 
 
 def test_too_few_trials_give_notes_instead_of_plots(tmp_path, store: SweepStore):
@@ -272,3 +303,97 @@ def test_an_unstable_trial_is_flagged_in_the_report_and_fails_in_optuna(
     assert by_trial[1].state == optuna.trial.TrialState.FAIL and by_trial[1].user_attrs["unstable"]
     assert math.isnan(by_trial[1].intermediate_values[1])
     assert study.best_trial.user_attrs["smptune_trial"] == 2
+
+
+#: Two complete trials that report 4 epochs of each of their 3 folds, and trial 2 pruned in
+#: fold 0 after 3 epochs.
+_CURVES = {0: [0.5, 0.6, 0.55], 1: [0.7, 0.8, 0.75], 2: [0.2, 0.3, 0.4]}
+
+
+def test_the_report_draws_the_learning_curves_of_the_best_and_of_the_pruned_trials(
+    tmp_path, store: SweepStore
+):
+    # Given two complete trials that report every epoch, and one pruned inside fold 0
+    sweep_id, config = _recorded_sweep(store, tmp_path, _CURVES, epochs=4, pruned=(2,))
+    results = summarize(store, sweep_id)
+    assert [(c["trial"], c["status"]) for c in results["learning_curves"]] == [
+        (1, "complete"),
+        (0, "complete"),
+        (2, "pruned"),
+    ]
+
+    # When the results folder is written
+    out = write_results(results, config, tmp_path / "out")
+
+    # Then the report has a learning-curves section with its image and caption
+    page = (out / "report.html").read_text()
+    section = _section(page, "learning_curves")
+    assert "<h2>Learning curves</h2>" in section and '<a href="#learning_curves">' in page
+    assert "Validation score per epoch of each run" in section
+    assert "the 2 best complete trials (solid" in section
+    assert "1 trial stopped inside a run (dashed, × where they stopped)" in section
+    png = (out / "plots" / "learning_curves.png").read_bytes()
+    assert _images(section) == [png]
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.format == "PNG" and min(image.size) > 200
+    assert len(_images(page)) == 4  # history, learning curves, runs, parallel coordinates
+
+    # and the figure has a solid line per run of the complete trials, labelled by trial, and
+    # a dashed one for the pruned run, ending in a cross at its third epoch
+    fig, _ = learning_curves(results, config)
+    ax = fig.axes[0]
+    solid = [line for line in ax.lines if line.get_linestyle() == "-"]
+    dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert len(solid) == 6 and len(dashed) == 1
+    assert list(dashed[0].get_xdata()) == [1, 2, 3]
+    assert [list(p) for p in ax.collections[0].get_offsets()] == [[3, 0.4]]
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["trial 1 (rank 1)", "trial 0 (rank 2)", "1 stopped inside a run"]
+
+
+def test_results_without_learning_curves_have_no_such_section(tmp_path, store: SweepStore):
+    # Given a sweep whose trainable reports no epochs
+    sweep_id, config = _recorded_sweep(store, tmp_path, {n: [0.2 + 0.1 * n] * 3 for n in range(4)})
+    results = summarize(store, sweep_id)
+    assert results["learning_curves"] == []
+
+    # When its results folder is written
+    out = write_results(results, config, tmp_path / "out")
+
+    # Then the report has every other plot and no learning-curves section
+    page = (out / "report.html").read_text()
+    assert not _section(page, "learning_curves") and "Learning curves" not in page
+    assert len(_images(page)) == 4
+    assert not (out / "plots" / "learning_curves.png").exists()
+
+    # When an older results.json without learning curves is reported, over a folder where an
+    # earlier report drew them
+    (out / "plots" / "learning_curves.png").write_bytes(_png())
+    older = {k: v for k, v in results.items() if k != "learning_curves"}
+    page = write_report(older, config, out).read_text()
+
+    # Then there is no such section either, and the stale plot is gone
+    assert not _section(page, "learning_curves") and "Learning curves" not in page
+    assert len(_images(page)) == 4
+    assert not (out / "plots" / "learning_curves.png").exists()
+
+
+def test_the_ranking_shows_where_a_pruned_trial_stopped(tmp_path, store: SweepStore):
+    # Given a trial pruned in fold 0 after 3 epochs, and two complete trials
+    sweep_id, config = _recorded_sweep(store, tmp_path, _CURVES, epochs=4, pruned=(2,))
+
+    # When the results folder is written
+    out = write_results(summarize(store, sweep_id), config, tmp_path / "out")
+
+    # Then the ranking has a "stopped at" column: where the pruned trial stopped (why, on
+    # hover, escaped), nothing for the complete trials
+    ranking = _section((out / "report.html").read_text(), "ranking")
+    assert "<th>stopped at</th>" in ranking
+    rows = {
+        re.search(r"<td>#(\d+)</td>", row).group(1): row
+        for row in re.findall(r"<tr><td.*?</tr>", ranking)
+    }
+    assert sorted(rows) == ["0", "1", "2"]
+    assert "stopped at fold 0, epoch 3" in rows["2"]
+    assert 'title="pruned by asha at fold 0, epoch 3 (score &lt; 0.5)"' in rows["2"]
+    assert "stopped at" not in rows["0"] + rows["1"]

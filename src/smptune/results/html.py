@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from smptune.records import OUTCOMES
+from smptune.records import OUTCOMES, PartialRun
 
 log = logging.getLogger("smptune.report")
 
@@ -213,13 +213,27 @@ def _plot(plot: Any) -> str:
     return f'<section id="{plot.key}"><h2>{_e(plot.title)}</h2>{body}</section>'
 
 
+def _stopped_at(partial: Any) -> str:
+    """``stopped at fold 0, epoch 3`` (why, on hover) for a trial stopped inside a run."""
+    if not isinstance(partial, Mapping):
+        return ""
+    try:
+        where = PartialRun.from_dict(partial).describe()
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return f'<span title="{_e(partial.get("reason") or "")}">stopped at {_e(where)}</span>'
+
+
 def _ranking(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
     trials = sorted(results.get("ranking") or [], key=lambda t: t.get("rank") or math.inf)
     searched = _searched(results, config)
-    header = ["rank", "trial", "status", "score", "std", "runs", *map(_e, searched)]
-    header += ["duration", "worker", "error"]
+    shown = trials[:MAX_RANKING_ROWS]
+    stops = [_stopped_at(t.get("partial")) for t in shown]
+    header = ["rank", "trial", "status", "score", "std", "runs"]
+    header += ["stopped at"] if any(stops) else []
+    header += [*map(_e, searched), "duration", "worker", "error"]
     rows = []
-    for t in trials[:MAX_RANKING_ROWS]:
+    for t, stop in zip(shown, stops, strict=True):
         scores = t.get("fold_scores") or []
         stable = sum(1 for s in scores if _finite(s))
         status = _badge(t.get("status")) + (" " + _badge("unstable") if t.get("unstable") else "")
@@ -233,6 +247,7 @@ def _ranking(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
                 _num(t.get("score")),
                 _num(t.get("score_std"), 3),
                 f"{stable}/{len(scores)}" if stable < len(scores) else str(len(scores)),
+                *([stop or "–"] if any(stops) else []),
                 *(_value(params[n]) if n in params else "–" for n in searched),
                 f"{duration:.1f} s" if _finite(duration) else "–",
                 _e(t.get("worker") or "–"),
@@ -317,18 +332,20 @@ def write_report(
     """Draw the plots into ``out_dir/plots/`` and write ``out_dir/report.html``; returns the
     page's path. The final model's sample predictions are read from
     ``out_dir/final/predictions.png`` when it exists."""
-    from smptune.results.plots import render_plots
+    from smptune.results.plots import PLOTS, render_plots
 
     if test_metrics is None:
         test_metrics = results.get("test_metrics")
     plots = render_plots(results, config)
+    drawn = {plot.key: plot.png for plot in plots}
     plots_dir = out_dir / "plots"
     try:
         plots_dir.mkdir(parents=True, exist_ok=True)
-        for plot in plots:
-            path = plots_dir / f"{plot.key}.png"
-            if plot.png:
-                path.write_bytes(plot.png)
+        for key in dict.fromkeys([*(key for key, _, _ in PLOTS), *drawn]):
+            path = plots_dir / f"{key}.png"
+            png = drawn.get(key)
+            if png:
+                path.write_bytes(png)
             else:
                 path.unlink(missing_ok=True)  # no stale plot from an earlier write
     except OSError as exc:  # the page still carries every plot

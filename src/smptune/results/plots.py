@@ -3,7 +3,10 @@
 Each plot reads the results as :func:`smptune.results.folder.summarize` returns them (or as
 results.json holds them) and the sweep's config. :func:`render_plots` draws them all to PNG
 bytes; a plot that cannot say anything yet (too few trials) or fails to draw carries a note
-instead, so the report always has every section.
+instead, so the report always has these sections: the optimisation history, the learning
+curves, every run's score, parallel coordinates and parameter importances. The learning
+curves are the exception: results without any (an older results.json, a trainable that
+reports no epochs) have no such section at all.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from smptune.results.optuna_export import (
     user_view,
 )
 from smptune.search.adaptive import observe
+from smptune.search.scoring import run_index
 
 log = logging.getLogger("smptune.report")
 
@@ -168,6 +172,93 @@ def history(results: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[Any,
     )
     if unscored:
         caption += f" {unscored} trial(s) without a score (failed, skipped, ...) are not shown."
+    return fig, caption
+
+
+def _runs(entry: Mapping[str, Any]) -> list[tuple[int, list[float]]]:
+    """``(run index, score per epoch)`` of each run of a learning-curve entry with at least
+    one finite score, in run order (NaN for an epoch without a finite score)."""
+    out = []
+    for run, curve in (entry.get("curves") or {}).items():
+        ys = [float(v) if _finite(v) else math.nan for v in curve or []]
+        if any(math.isfinite(y) for y in ys):
+            out.append((int(run), ys))
+    return sorted(out, key=lambda r: r[0])
+
+
+def _stop_point(curve: list[float], epochs: Any) -> tuple[int, float] | None:
+    """Where a run stopped after ``epochs`` epochs: its last finite score up to there."""
+    last = min(len(curve), int(epochs)) if _finite(epochs) else len(curve)
+    for epoch in range(last, 0, -1):
+        if math.isfinite(curve[epoch - 1]):
+            return epoch, curve[epoch - 1]
+    return None
+
+
+def learning_curves(
+    results: Mapping[str, Any], config: Mapping[str, Any]
+) -> tuple[Any, str] | None:
+    """Validation score per epoch of each run of the best complete trials (solid, a colour per
+    trial) and of the trials stopped inside a run (dashed grey, × where they stopped); None
+    when the results hold no learning curves (no section in the report)."""
+    from matplotlib import colormaps
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    listed = [c for c in results.get("learning_curves") or [] if c.get("curves")]
+    if not listed:
+        return None
+    n_randoms = int(results.get("n_randoms") or 1)
+    complete = [c for c in listed if c.get("status") == "complete" and not c.get("partial")]
+    stopped = [c for c in listed if c not in complete]
+    fig = _figure(8, 4.6)
+    ax = fig.add_subplot()
+    drawn = 0
+    for c in stopped:  # beneath the complete trials
+        partial = c.get("partial") or {}
+        stop_run = None
+        if _finite(partial.get("fold")):
+            stop_run = run_index(int(partial["fold"]), int(partial.get("repeat") or 0), n_randoms)
+        for run, ys in _runs(c):
+            drawn += 1
+            ax.plot(range(1, len(ys) + 1), ys, color="tab:gray", ls="--", lw=0.9, alpha=0.6)
+            point = _stop_point(ys, partial.get("epochs")) if run == stop_run else None
+            if point is not None:
+                ax.scatter(*point, marker="x", s=30, color="dimgray", lw=1.2, zorder=3)
+    palette = colormaps["tab10"]
+    handles: list[Any] = []
+    for i, c in enumerate(complete):
+        color = palette(i % palette.N)
+        for _, ys in _runs(c):
+            drawn += 1
+            ax.plot(range(1, len(ys) + 1), ys, color=color, lw=1.2, alpha=0.85, zorder=2)
+        label = f"trial {c.get('trial')} (rank {c.get('rank')})"
+        handles.append(Line2D([], [], color=color, lw=1.6, label=label))
+    if not drawn:
+        raise NoPlot("no epoch of the listed trials has a finite validation score")
+    if stopped:
+        label = f"{len(stopped)} stopped inside a run"
+        handles.append(
+            Line2D(
+                [], [], color="tab:gray", ls="--", lw=0.9, marker="x", mec="dimgray", label=label
+            )
+        )
+    ax.legend(handles=handles, loc="best", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"validation {_metric(results)} ({_better(results)})")
+    ax.grid(alpha=0.3)
+    parts = []
+    if complete:
+        best = "best complete trial" if len(complete) == 1 else "best complete trials"
+        parts.append(f"the {len(complete)} {best} (solid, a colour per trial)")
+    if stopped:
+        trials = "trial" if len(stopped) == 1 else "trials"
+        parts.append(f"{len(stopped)} {trials} stopped inside a run (dashed, × where they stopped)")
+    caption = (
+        f"Validation {_metric(results)} per epoch of each run (a fold, or a fold with one "
+        f"seed): {' and '.join(parts)}; a gap is an epoch without a finite score."
+    )
     return fig, caption
 
 
@@ -407,8 +498,9 @@ def importance(results: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[A
     return fig, caption
 
 
-PLOTS: tuple[tuple[str, str, Callable[..., tuple[Any, str]]], ...] = (
+PLOTS: tuple[tuple[str, str, Callable[..., tuple[Any, str] | None]], ...] = (
     ("history", "Optimisation history", history),
+    ("learning_curves", "Learning curves", learning_curves),
     ("folds", "Scores of every run", fold_scores),
     ("parallel", "Parallel coordinates", parallel_coordinates),
     ("importance", "Parameter importances", importance),
@@ -416,12 +508,16 @@ PLOTS: tuple[tuple[str, str, Callable[..., tuple[Any, str]]], ...] = (
 
 
 def render_plots(results: Mapping[str, Any], config: Mapping[str, Any]) -> list[Plot]:
-    """Every plot of the report, as PNG bytes or a note; never raises for one plot."""
+    """Every plot of the report, as PNG bytes or a note; never raises for one plot. A plot
+    whose draw function returns None (nothing of its kind in the results) is left out."""
     out = []
     for key, title, draw in PLOTS:
         plot = Plot(key, title)
         try:
-            fig, plot.caption = draw(results, config)
+            drawn = draw(results, config)
+            if drawn is None:
+                continue
+            fig, plot.caption = drawn
             plot.png = png_bytes(fig)
         except NoPlot as reason:
             plot.note = str(reason)

@@ -57,6 +57,8 @@ def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
         "n_folds": sweep.n_folds,
         "n_runs": n_runs,
         "trials_total": sweep.n_trials,
+        "open_ended": sweep.open_ended,
+        "deadline": sweep.deadline,
         **counts,
         "trials_finished": sweep.n_finished,
         "best": None if best is None else {"trial": best[0], "score": best[1]},
@@ -134,10 +136,12 @@ def format_duration(seconds: float | None) -> str:
 
 
 def trials_text(snap: dict[str, Any]) -> str:
-    """``4 done, 1 failed, 2 pruned of 10``: every outcome that happened."""
+    """``4 done, 1 failed, 2 pruned of 10``: every outcome that happened (``of 12 so far``
+    for a sweep without ``n_trials``, which grows until its budget is spent)."""
     parts = [f"{snap['trials_complete']} done", f"{snap['trials_failed']} failed"]
     parts += [f"{snap[o.counter]} {o}" for o in SHOWN_OUTCOMES[2:] if snap.get(o.counter)]
-    return ", ".join(parts) + f" of {snap['trials_total']}"
+    so_far = " so far" if snap.get("open_ended") else ""
+    return ", ".join(parts) + f" of {snap['trials_total']}{so_far}"
 
 
 def progress_line(snap: dict[str, Any]) -> str:
@@ -154,6 +158,9 @@ def status_lines(snap: dict[str, Any]) -> list[str]:
     """What ``producer status`` prints: the progress line, how the ETA was measured, then
     one line per busy worker with its trial, fold and parameters."""
     lines = [f"sweep {snap['sweep_id']} ({snap['name']})", progress_line(snap)]
+    if snap.get("deadline"):
+        ends = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap["deadline"]))
+        lines.append(f"time budget: no trial starts after {ends}")
     basis = snap.get("eta_basis")
     if snap["eta_s"] is not None and basis:
         lines.append(
