@@ -4,8 +4,10 @@ checkpoints, the final model and its preview (short real trainings on tiny data)
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +125,23 @@ def test_repeats_of_a_fold_differ_by_seed_and_each_is_reproducible(tmp_path):
         best = rows[result.best_epoch - 1]
         assert float(best["val_iou"]) == pytest.approx(result.metrics["iou"])
         assert float(best["val_score"]) == pytest.approx(result.metrics["iou"])
+
+
+def test_a_run_reports_each_epoch_and_stops_at_the_boundary_its_context_asks_for():
+    # Given a 6-epoch run whose context asks it to stop once epoch 2 is reported
+    s = sweep(max_epochs=6)
+    reported: list[tuple[int, float]] = []
+
+    def report(epoch: int, metrics: Mapping[str, float]) -> None:
+        reported.append((epoch, metrics["iou"]))
+
+    context = dataclasses.replace(run(s), report=report, should_stop=lambda: len(reported) >= 2)
+    # When it trains
+    result = SegmentationTrainable().train_fold(FAST, context)
+    # Then it reported epochs 1 and 2 with their validation metrics, and stopped after 2
+    assert [epoch for epoch, _ in reported] == [1, 2]
+    assert result.epochs_run == 2 and result.best_epoch in (1, 2)
+    assert result.metrics["iou"] == pytest.approx(reported[result.best_epoch - 1][1])
 
 
 def test_the_best_epoch_follows_the_scoring_direction(tmp_path):
