@@ -28,6 +28,7 @@ BENCHMARKS: tuple[str, ...] = (
     "scale",
     "recovery",
     "search",
+    "multi_fidelity",
     "gpu",
 )
 

@@ -96,8 +96,8 @@ class LearningCurveTrainable:
     """Runs whose validation score climbs epoch by epoch to a level, as training does.
 
     ``score(epoch) = level · (1 − exp(−rate · epoch))`` plus noise: ``level`` peaks at
-    ``x = 0.7, y = 0.35`` and falls with the distance to it; ``rate`` grows as ``y`` falls, so
-    fast starters near the peak are overtaken by slower, better ones (curves cross).
+    ``x = 0.7, y = 0.35, z = 0.5`` and falls with the distance to it; ``rate`` grows as ``y``
+    falls, so fast starters near the peak are overtaken by slower, better ones (curves cross).
     ``noise`` is the standard deviation of Gaussian noise on each epoch's score (drawn from
     the trial, run and epoch); ``fold_noise`` that of a per-fold offset shared by every trial
     (some folds are harder). An epoch takes ``epoch_s`` seconds; a run trains
@@ -108,6 +108,7 @@ class LearningCurveTrainable:
     defaults: Mapping[str, Any] = {
         "x": 0.5,
         "y": 0.5,
+        "z": 0.5,
         "epoch_s": 0.0,
         "noise": 0.0,
         "fold_noise": 0.0,
@@ -120,7 +121,7 @@ class LearningCurveTrainable:
             value = params[key]
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"hyperparameters.{key}: must be a number, got {value!r}")
-            if key != "x" and key != "y" and value < 0:
+            if key not in ("x", "y", "z") and value < 0:
                 raise ConfigError(f"hyperparameters.{key}: must be >= 0, got {value!r}")
         if settings.metric not in self.metrics:
             raise ConfigError(
@@ -130,9 +131,9 @@ class LearningCurveTrainable:
 
     @staticmethod
     def level_and_rate(params: Mapping[str, Any]) -> tuple[float, float]:
-        x, y = float(params.get("x", 0.5)), float(params.get("y", 0.5))
-        level = 0.9 - 0.5 * ((x - 0.7) ** 2 + (y - 0.35) ** 2)
-        rate = 0.12 + 0.3 * (1.0 - min(max(y, 0.0), 1.0))
+        x, y, z = (float(params.get(k, 0.5)) for k in ("x", "y", "z"))
+        level = max(0.1, 0.9 - 2.5 * ((x - 0.7) ** 2 + (y - 0.35) ** 2 + (z - 0.5) ** 2))
+        rate = 0.25 + 0.15 * (1.0 - min(max(y, 0.0), 1.0))
         return level, rate
 
     @classmethod

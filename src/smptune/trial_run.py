@@ -272,11 +272,12 @@ class TrialRun:
             return _MedianPerEpoch(self, params)
         return None
 
-    def stop_at_epoch(self, watch: RunWatch, epoch: int, score: float) -> TrialStopped | None:
-        """Why ``watch``'s run must stop after ``epoch`` (cancelled, out of time, pruned), or
-        None to go on."""
+    def stop_at_epoch(
+        self, watch: RunWatch, epoch: int, score: float, reason: str | None
+    ) -> TrialStopped | None:
+        """Why ``watch``'s run must stop after ``epoch`` (``reason``: the sweep's stop reason;
+        cancelled, out of time, or pruned), or None to go on."""
         where = f"at fold {watch.fold}, epoch {epoch}"
-        reason = self.db.stop_reason(self.sweep_id)
         if reason == "cancelled":
             return TrialStopped(TrialStatus.CANCELLED, f"sweep cancelled {where}")
         if reason == "out of time":
@@ -438,9 +439,9 @@ class RunWatch:
         owner = self.owner
         score = owner.config.scoring.run_score(metrics)
         self.scores.append(score)
-        owner.db.record_epoch(owner.sweep_id, owner.trial, self.index, epoch, score)
+        reason = owner.db.record_epoch(owner.sweep_id, owner.trial, self.index, epoch, score)
         if self.stop is None:
-            self.stop = owner.stop_at_epoch(self, epoch, score)
+            self.stop = owner.stop_at_epoch(self, epoch, score, reason)
 
     def should_stop(self) -> bool:
         return self.stop is not None

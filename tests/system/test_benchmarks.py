@@ -72,3 +72,28 @@ def test_quick_search_benchmark_compares_strategies_at_equal_trials():
     score = re.search(rf"score\s+({NUMBER})\s", rows["search tpe: best true score"])
     assert score and 0 < float(score.group(1)) <= 1
     assert "trials pruned" in result.stdout
+
+
+def test_quick_multi_fidelity_benchmark_compares_strategies_on_learning_curves():
+    # When the quick form of the multi-fidelity benchmark runs (real workers, real Redis)
+    result = run_benchmarks("--quick", "--only", "multi_fidelity")
+
+    # Then each strategy has its device time to match random search's pick and its pick's
+    # true score in random search's device time, next to random search's
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    for strategy in ("random (full training)", "asha", "hyperband", "tpe + asha"):
+        match = next(
+            line for line in lines if line.startswith(f"multi-fidelity {strategy}: device time")
+        )
+        assert re.search(rf"{NUMBER} s\s+{NUMBER} s \(random's whole sweep\)", match), match
+        score = next(
+            line for line in lines if line.startswith(f"multi-fidelity {strategy}: true score")
+        )
+        value = re.search(rf"random's device time\s+({NUMBER})\s", score)
+        assert value and 0 < float(value.group(1)) <= 0.9, score
+    # and ASHA's row carries the target, and the rung decision its latency
+    asha = next(line for line in lines if line.startswith("multi-fidelity asha: device"))
+    assert re.search(r"<= 0\.333\d*\s+(pass|miss)$", asha), asha
+    rung = next(line for line in lines if line.startswith("rung decision at 2,000 trials, first"))
+    assert re.search(rf"{NUMBER} s\s+{NUMBER} s \(median per epoch, study rebuilt\)", rung)

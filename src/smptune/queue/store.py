@@ -256,11 +256,7 @@ class SweepStore:
         """Why no further run of the sweep may start, in one read: ``"cancelled"``,
         ``"out of time"`` (its time budget is spent), or None."""
         cancelled, deadline = self.r.hmget(self._sweep(sweep_id), "cancel_requested", "deadline")
-        if cancelled is not None:
-            return "cancelled"
-        if deadline is not None and time.time() >= float(deadline):
-            return "out of time"
-        return None
+        return _stop_reason(cancelled, deadline)
 
     def plan_deadline(self, sweep_id: str, trial_duration_s: float) -> float | None:
         """Set the deadline of a sweep whose budget is a multiple of one trial, from its first
@@ -438,9 +434,16 @@ class SweepStore:
         raw = self.r.hgetall(self._folds(sweep_id, trial))
         return {int(k): json.loads(v) for k, v in raw.items()}
 
-    def record_epoch(self, sweep_id: str, trial: int, run: int, epoch: int, score: float) -> None:
-        """Store the validation score of one epoch (1-based) of one run."""
-        self.r.hset(self._curve(sweep_id, trial), f"{run}:{epoch}", repr(float(score)))
+    def record_epoch(
+        self, sweep_id: str, trial: int, run: int, epoch: int, score: float
+    ) -> str | None:
+        """Store the validation score of one epoch (1-based) of one run; returns the sweep's
+        :meth:`stop_reason`, read in the same round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hset(self._curve(sweep_id, trial), f"{run}:{epoch}", repr(float(score)))
+        pipe.hmget(self._sweep(sweep_id), "cancel_requested", "deadline")
+        _, (cancelled, deadline) = pipe.execute()
+        return _stop_reason(cancelled, deadline)
 
     def curves(self, sweep_id: str, trial: int) -> dict[int, tuple[float, ...]]:
         """The trial's validation score per epoch, by run."""
@@ -526,6 +529,14 @@ class SweepStore:
                 state, folds, curve = rows[3 * i], rows[3 * i + 1], rows[3 * i + 2]
                 out.append(_trial_record(n, params.get(str(n)), state, folds, curve))
         return out
+
+
+def _stop_reason(cancelled: str | None, deadline: str | None) -> str | None:
+    if cancelled is not None:
+        return "cancelled"
+    if deadline is not None and time.time() >= float(deadline):
+        return "out of time"
+    return None
 
 
 def _float(value: str | None) -> float | None:
