@@ -83,7 +83,7 @@ def measure(
         "fold_s": 0.02 if quick else 0.1,
         "noise": 0.03,
     }
-    repeats = repeats or (1 if quick else 3)
+    repeats = repeats or 3  # one seed is a coin toss at 16 trials (docs/performance.md)
     env = clean_env()
     outcomes: dict[str, list[Outcome]] = {name: [] for name in STRATEGIES}
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis() as redis:
