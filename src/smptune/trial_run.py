@@ -120,6 +120,8 @@ class TrialRun:
         self.partial: PartialRun | None = None
         self.max_epochs = config.max_epochs
         self.epoch_pruner: _HalvingPruner | _MedianPerEpoch | None = None
+        #: Whether this copy said that its trainable reports no epochs to an epoch pruner.
+        self.silent_warned = False
 
     def run(self, request: TrialRequest) -> dict[str, Any]:
         """The trial's share of the chord's result, once its record is written.
@@ -252,6 +254,16 @@ class TrialRun:
                     self.partial = watch.partial(result.epochs_run, result.duration_s)
                     raise watch.stop
                 self._record_run(fold, repeat, result.to_dict())
+                if self.epoch_pruner is not None and not watch.scores and not self.silent_warned:
+                    self.silent_warned = True
+                    log.warning(
+                        "sweep %s trial %d: %s reports no epochs (FoldContext.report), so the "
+                        "%s pruner cannot decide inside its runs",
+                        self.sweep_id,
+                        self.trial,
+                        self.config.trainable,
+                        self.config.pruner,
+                    )
                 if watch.stop is not None and watch.stop.status is TrialStatus.PRUNED:
                     raise watch.stop  # decided at its last epoch: the run is complete
             last = fold == self.n_folds - 1

@@ -254,3 +254,45 @@ def test_a_sweep_without_n_trials_starts_trials_until_its_budget_is_spent(
     assert all(t.status is TrialStatus.SKIPPED for t in unstarted) and len(unstarted) <= 2
     assert sweep.results["best"]["status"] == "complete"
     assert set(sweep.test_metrics or {}) == {"score", "loss"}
+
+
+def test_an_epoch_pruner_on_a_trainable_without_epochs_says_it_cannot_decide(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given ASHA on the quadratic trainable, which trains a run in one step and reports none
+    workers = start_workers("--cpu", "1")
+    config = write_config(tmp_path / "quad.yaml", n_trials=2, pruner="asha")
+
+    # When the sweep runs
+    sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "artifacts")
+    assert result.returncode == 0, result.stderr + result.stdout
+
+    # Then every trial completed, and the worker's log says why nothing could be pruned
+    assert store.get_sweep(sweep_id).count("complete") == 2
+    assert "reports no epochs (FoldContext.report), so the asha pruner cannot decide" in (
+        workers.logs()
+    )
+
+
+def test_the_wilcoxon_pruner_stops_a_trial_clearly_worse_than_the_best_on_the_same_folds(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given one worker and a grid whose last configuration is far from the optimum
+    start_workers("--cpu", "1")
+    config = write_config(
+        tmp_path / "wilcoxon.yaml",
+        n_trials="grid",
+        cv={"n_folds": 5},
+        pruner={"type": "wilcoxon", "p_threshold": 0.1},
+        hyperparameters={"x": [1.0, 0.9, 30.0], "y": -2.0, "fold_noise": 0.01},
+    )
+
+    # When the sweep runs
+    sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "artifacts")
+    assert result.returncode == 0, result.stderr + result.stdout
+
+    # Then the hopeless one stopped before its last fold, paired fold by fold with the best
+    trials = store.trials(sweep_id)
+    assert trials[0].status is TrialStatus.COMPLETE and len(trials[0].folds) == 5
+    assert trials[2].status is TrialStatus.PRUNED and len(trials[2].folds) < 5
+    assert "pruned by the wilcoxon pruner after" in (trials[2].error or "")
