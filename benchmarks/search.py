@@ -68,7 +68,7 @@ def run_sweep(
     sweep_id = submit(config, redis_url, env, "--wait", "--artifacts", str(tmp))
     store = SweepStore.from_url(redis_url)
     sweep = store.get_sweep(sweep_id)
-    device_s = sum(run["duration_s"] for t in store.trials(sweep_id) for run in t.folds.values())
+    device_s = sum(t.device_s for t in store.trials(sweep_id))
     best = sweep.results["best"]
     return Outcome(true_score(best["params"]), device_s, sweep.count("pruned"))
 

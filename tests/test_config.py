@@ -392,3 +392,18 @@ def test_several_unknown_keys_are_listed():
 def test_top_level_must_be_a_mapping():
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         config_from_dict([1, 2])  # type: ignore[arg-type]
+
+
+def test_a_time_budget_in_trial_durations_and_a_sweep_without_n_trials():
+    # a multiple of the first complete trial's duration, kept as written
+    config = config_from_dict(_minimal(time_budget="4X", n_trials=5))
+    assert config.time_budget_factor == 4.0 and config.time_budget_s is None
+    assert config.to_dict()["time_budget"] == "4x" and not config.is_open_ended
+    # without n_trials: open-ended with a budget, ten trials without one
+    open_ended = config_from_dict(_minimal(time_budget="2h"))
+    assert open_ended.is_open_ended and open_ended.time_budget_s == 7200.0
+    assert config_from_dict(open_ended.to_dict()) == open_ended
+    assert config_from_dict(_minimal()).n_trials == 10
+    for bad in ("0.5x", "x", "fourx"):
+        with pytest.raises(ConfigError, match="time_budget: .* multiple of one trial"):
+            config_from_dict(_minimal(time_budget=bad))
