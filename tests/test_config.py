@@ -405,5 +405,5 @@ def test_a_time_budget_in_trial_durations_and_a_sweep_without_n_trials():
     assert config_from_dict(open_ended.to_dict()) == open_ended
     assert config_from_dict(_minimal()).n_trials == 10
     for bad in ("0.5x", "x", "fourx"):
-        with pytest.raises(ConfigError, match="time_budget: .* multiple of one trial"):
+        with pytest.raises(ConfigError, match=r"time_budget: .* multiple of one trial"):
             config_from_dict(_minimal(time_budget=bad))
