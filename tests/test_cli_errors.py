@@ -441,6 +441,26 @@ MALFORMED_BROKERS = {
         {},
         ["--broker", "out of range"],
     ),
+    "database that is no number": (
+        ("list", "--broker", "redis://:s3cret-pw@127.0.0.1:1/abc"),
+        {},
+        ["--broker", "the database 'abc' is not a number"],
+    ),
+    "query option redis-py cannot read": (
+        ("delete", "s", "--broker", "redis://127.0.0.1:1/0?socket_timeout=soon"),
+        {},
+        ["--broker", "socket_timeout"],
+    ),
+    "unix socket without a path": (
+        ("gc", "--older-than", "1d", "--broker", "unix://"),
+        {},
+        ["names no socket"],
+    ),
+    "unknown certificate check": (
+        ("status", "s", "--broker", "rediss://127.0.0.1:1/0?ssl_cert_reqs=maybe"),
+        {},
+        ["--broker", "ssl_cert_reqs='maybe'"],
+    ),
 }
 
 
@@ -477,3 +497,23 @@ def test_broker_that_refuses_the_password_exits_3_without_it(tmp_path: Path):
         _one_line_error(result, 3, "refused the credentials", f"127.0.0.1:{redis.port}")
         assert "s3cret-pw" not in result.stderr + result.stdout
         _nothing_enqueued(f"redis://:right-pw@127.0.0.1:{redis.port}/0")
+
+
+def test_a_sweep_too_large_to_plan_is_refused_with_its_size_and_nothing_recorded(
+    tmp_path: Path, redis_server: EmbeddedRedis
+):
+    # Given a grid of five lists of a hundred values (10^10 configurations)
+    names = ("x", "y", "sleep", "fold_noise", "noise")
+    grid = write_config(
+        tmp_path / "huge.yaml",
+        n_trials="grid",
+        hyperparameters={name: list(range(100)) for name in names},
+    )
+    # When it is submitted, it is refused with its size before anything is recorded
+    result = run_cli("producer", "submit", grid, "--broker", redis_server.url, timeout=60)
+    _one_line_error(result, 2, "n_trials: grid", "10,000,000,000 configurations")
+    # and so is a random sweep of two million trials
+    many = write_config(tmp_path / "many.yaml", n_trials=2_000_000)
+    result = run_cli("producer", "submit", many, "--broker", redis_server.url, timeout=60)
+    _one_line_error(result, 2, "n_trials: 2,000,000 is more than the 1,000,000")
+    _nothing_enqueued(redis_server.url)

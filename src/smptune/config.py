@@ -25,7 +25,7 @@ from smptune.search.conditions import check_space
 from smptune.search.dialects import parse_distribution
 from smptune.search.distributions import Distribution, Space, json_value, space_to_dict
 from smptune.search.halving import Halving
-from smptune.search.sampling import grid_configurations, sample_configurations
+from smptune.search.sampling import MAX_PLANNED, grid_configurations, sample_configurations
 from smptune.search.scoring import Scoring
 from smptune.search.specs import PrunerSpec, SamplerSpec
 from smptune.trainable import SEGMENTATION_TRAINABLE, SweepSettings, data_root_base
@@ -267,6 +267,11 @@ class SweepConfig:
                     f"n_trials: must be an integer >= 1 or 'grid', got {self.n_trials!r}"
                 )
             self.n_trials = int(self.n_trials)
+            if self.n_trials > MAX_PLANNED:
+                raise ConfigError(
+                    f"n_trials: {self.n_trials:,} is more than the {MAX_PLANNED:,} trials a "
+                    "sweep plans; split the search into several sweeps"
+                )
         self.seed = _int("seed", self.seed, 0)
         self._resolve_search()
         if isinstance(self.metric, (list, tuple)):

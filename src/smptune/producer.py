@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_submit, _add_status, _add_flower, _add_results, _add_cancel):
+    for add in (_add_submit, _add_status, _add_flower, _add_results, _add_cancel, _add_cleanup):
         add(sub)
     _with_broker(sub.add_parser("list", help="the sweeps this broker knows"))
     return parser
@@ -138,6 +138,33 @@ def _add_cancel(sub: Any) -> None:
         )
     )
     cancel.add_argument("sweep")
+
+
+def _add_cleanup(sub: Any) -> None:
+    """The ``delete`` and ``gc`` commands."""
+    delete = _with_broker(
+        sub.add_parser(
+            "delete",
+            help="remove an ended sweep's keys from Redis (its results folder stays)",
+        )
+    )
+    delete.add_argument("sweep")
+    gc = _with_broker(
+        sub.add_parser(
+            "gc",
+            help="remove the keys of sweeps that ended longer ago than --older-than",
+            description="Never touches a queued, running or retraining sweep; results "
+            "folders stay. Redis runs with noeviction: keys nobody removes stay forever.",
+        )
+    )
+    gc.add_argument(
+        "--older-than",
+        required=True,
+        metavar="AGE",
+        help="e.g. 30d, 12h, 90m: sweeps that ended (or were created, if they never ran) "
+        "before now - AGE",
+    )
+    gc.add_argument("--dry-run", action="store_true", help="list them; remove nothing")
 
 
 def _console(stderr: bool = False) -> Any:
@@ -361,10 +388,13 @@ def _copy_predictions(sweep: SweepRecord, out: Path) -> None:
 def cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
+    store = _store(args)
+    memory = store.memory_by_sweep()
     table = Table()
-    for column in ("sweep", "name", "status", "created", "trials", "complete", "failed"):
+    columns = ("sweep", "name", "status", "created", "trials", "complete", "failed", "redis")
+    for column in columns:
         table.add_column(column, no_wrap=column in ("sweep", "created"))
-    for s in _store(args).list_sweeps():
+    for s in store.list_sweeps():
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(s["created"] or 0)))
         table.add_row(
             s["id"],
@@ -374,8 +404,61 @@ def cmd_list(args: argparse.Namespace) -> int:
             s["n_trials"],
             s["trials_complete"],
             s["trials_failed"],
+            _bytes(memory.get(s["id"], 0)),
         )
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    console.print(
+        f"{len(memory)} sweeps use {_bytes(sum(memory.values()))} of Redis memory "
+        f"(producer gc --older-than AGE removes old ones)"
+    )
+    return ExitCode.OK
+
+
+def _bytes(n: int) -> str:
+    """``512 B``, ``12.3 MiB``."""
+    if n < 1024:
+        return f"{n} B"
+    size = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024 or unit == "GiB":
+            break
+    return f"{size:.1f} {unit}"
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    store = _store(args)
+    memory = store.memory_by_sweep().get(args.sweep, 0)
+    removed = store.delete_sweep(args.sweep)
+    print(f"deleted sweep {args.sweep}: {removed} keys, {_bytes(memory)} of Redis memory")
+    return ExitCode.OK
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from smptune.config import parse_duration
+
+    age = parse_duration("--older-than", args.older_than)
+    store = _store(args)
+    cutoff = time.time() - age
+    memory = store.memory_by_sweep()
+    old = []
+    for row in store.list_sweeps():
+        sweep = store.get_sweep(row["id"])
+        ended = sweep.finished or sweep.finalized_at or sweep.created
+        if sweep.status.terminal and ended < cutoff:
+            old.append(sweep.id)
+    freed = sum(memory.get(sweep_id, 0) for sweep_id in old)
+    if args.dry_run:
+        for sweep_id in old:
+            print(f"would delete {sweep_id} ({_bytes(memory.get(sweep_id, 0))})")
+        print(f"{len(old)} sweeps ended more than {args.older_than} ago ({_bytes(freed)})")
+        return ExitCode.OK
+    keys = sum(store.delete_sweep(sweep_id) for sweep_id in old)
+    print(
+        f"deleted {len(old)} sweeps that ended more than {args.older_than} ago: {keys} keys, "
+        f"{_bytes(freed)} of Redis memory"
+    )
     return ExitCode.OK
 
 
@@ -401,6 +484,8 @@ COMMANDS = {
     "results": cmd_results,
     "cancel": cmd_cancel,
     "list": cmd_list,
+    "delete": cmd_delete,
+    "gc": cmd_gc,
 }
 
 

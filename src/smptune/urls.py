@@ -29,6 +29,26 @@ def check_broker_url(url: str, key: str = "--broker") -> str:
         raise ConfigError(
             f"{key}: {mask_url(url)!r} is not a Redis URL (expected redis://, rediss:// or unix://)"
         )
+    shown = mask_url(url)
+    if parts.scheme == "unix" and not parts.path:
+        raise ConfigError(f"{key}: {shown!r} names no socket (unix:///path/to/redis.sock)")
+    database = parts.path.strip("/") if parts.scheme != "unix" else ""
+    if database and not database.isdigit():
+        raise ConfigError(f"{key}: {shown!r}: the database {database!r} is not a number")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    if "db" in query and not query["db"].isdigit():
+        raise ConfigError(f"{key}: {shown!r}: the database {query['db']!r} is not a number")
+    cert_reqs = query.get("ssl_cert_reqs")
+    if cert_reqs is not None and cert_reqs not in _CERT_REQS:
+        raise ConfigError(
+            f"{key}: {shown!r}: ssl_cert_reqs={cert_reqs!r} (use {', '.join(_CERT_REQS)})"
+        )
+    from redis.connection import parse_url
+
+    try:
+        parse_url(url)  # redis-py's own reading: its query options (socket_timeout, ...)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {shown!r}: {exc}") from None
     return url
 
 

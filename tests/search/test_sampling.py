@@ -19,7 +19,12 @@ from smptune.search.distributions import (
     Uniform,
     Value,
 )
-from smptune.search.sampling import grid_configurations, sample_configurations
+from smptune.search.sampling import (
+    MAX_PLANNED,
+    grid_configurations,
+    grid_size,
+    sample_configurations,
+)
 
 from conditional_space import CONDITIONAL
 
@@ -144,3 +149,13 @@ def test_grid_refuses_a_continuous_case_naming_it():
     }
     with pytest.raises(ConfigError, match=r"^hyperparameters\.lr\.cases\.FPN: grid search"):
         grid_configurations(space)
+
+
+def test_grid_size_counts_without_listing_and_a_huge_grid_is_refused_with_its_size():
+    # a conditional grid: the count is the listing's length
+    assert grid_size(CONDITIONAL) == len(grid_configurations(CONDITIONAL))
+    # ten lists of ten values: 10^10 configurations, refused before any is listed
+    huge = {f"p{i}": Choice(tuple(range(10))) for i in range(10)}
+    assert grid_size(huge) == 10**10 > MAX_PLANNED
+    with pytest.raises(ConfigError, match=r"10,000,000,000 configurations, more than"):
+        grid_configurations(huge)

@@ -36,7 +36,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from smptune.errors import BrokerError, SweepNotFoundError
+from smptune.errors import BrokerError, ConfigError, SweepNotFoundError
 from smptune.messages import TrialRequest
 from smptune.queue.lease import Lease
 from smptune.queue.rungs import Rungs
@@ -293,6 +293,51 @@ class SweepStore:
         for sweep_id in ids:
             pipe.hmget(self._sweep(sweep_id), fields)
         return [dict(zip(fields, row, strict=True)) for row in pipe.execute() if row[0]]
+
+    def _sweep_key_names(self, sweep_id: str) -> list[str]:
+        """Every Redis key of a sweep: its own, and Celery's results and chord of its tasks."""
+        base = self._sweep(sweep_id)
+        keys = [base] if self.r.exists(base) else []
+        patterns = [f"{base}:*", f"celery-task-meta-{sweep_id}-*"]
+        group = self.r.hget(base, "trial_request")
+        request = _request(group)
+        if request is not None and request.group:
+            patterns.append(f"celery-taskset-meta-{request.group}*")
+        for pattern in patterns:
+            keys += list(self.r.scan_iter(match=pattern, count=1000))
+        return keys
+
+    def delete_sweep(self, sweep_id: str) -> int:
+        """Remove every key of a sweep that has ended; the number removed. A sweep still
+        queued, running or retraining raises :class:`ConfigError` (cancel it first)."""
+        sweep = self.get_sweep(sweep_id)
+        if not sweep.status.terminal:
+            raise ConfigError(
+                f"sweep {sweep_id} is {sweep.status}: cancel it first (producer cancel "
+                f"{sweep_id}) or wait for it to end"
+            )
+        keys = self._sweep_key_names(sweep_id)
+        pipe = self.r.pipeline(transaction=True)
+        for start in range(0, len(keys), 1000):
+            pipe.delete(*keys[start : start + 1000])
+        pipe.zrem(f"{PREFIX}:sweeps", sweep_id)
+        pipe.srem(f"{PREFIX}:active", sweep_id)
+        pipe.execute()
+        return len(keys)
+
+    def memory_by_sweep(self) -> dict[str, int]:
+        """Bytes of Redis memory each recorded sweep's own keys use (``MEMORY USAGE``)."""
+        keys = list(self.r.scan_iter(match=f"{PREFIX}:sweep:*", count=1000))
+        out: dict[str, int] = {}
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            pipe = self.r.pipeline(transaction=False)
+            for key in chunk:
+                pipe.memory_usage(key, samples=0)
+            for key, used in zip(chunk, pipe.execute(), strict=True):
+                sweep_id = key[len(f"{PREFIX}:sweep:") :].split(":", 1)[0]
+                out[sweep_id] = out.get(sweep_id, 0) + int(used or 0)
+        return out
 
     def set_sweep_fields(self, sweep_id: str, **fields: Any) -> None:
         encoded = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in fields.items()}

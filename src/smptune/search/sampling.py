@@ -47,13 +47,59 @@ def sample_configurations(
     return configurations
 
 
+#: The most configurations a sweep plans (a grid, or ``n_trials``); a larger one is refused.
+MAX_PLANNED = 1_000_000
+
+
+def grid_size(space: Mapping[str, Distribution], limit: int = MAX_PLANNED) -> int:
+    """How many configurations :func:`grid_configurations` lists, counted without listing
+    them (entries that no other entry depends on multiply; only parents are walked). Past
+    ``limit`` the count may stop early, above ``limit``; configurations that two case tables
+    make equal count twice."""
+    checked = check_space(space)
+    parents = {p for d in checked.values() for p, _ in d.when}
+    parents |= {d.parent for d in checked.values() if isinstance(d, Cases)}
+    names = list(checked)
+
+    def count(i: int, config: dict[str, Any]) -> int:
+        product = 1
+        for j in range(i, len(names)):
+            name, dist = names[j], checked[names[j]]
+            if not is_active(dist, config):
+                continue
+            values = leaf(dist, config).grid_values()
+            if name not in parents:
+                product *= len(values)
+                continue
+            total = 0
+            for value in values:
+                config[name] = value
+                total += count(j + 1, config)
+                if product * total > limit:
+                    break
+            config.pop(name, None)
+            return product * total
+        return product
+
+    return count(0, {})
+
+
 def grid_configurations(space: Mapping[str, Distribution]) -> list[dict[str, Any]]:
     """Every combination of the entries' grid values, in space order (last key fastest).
 
     With conditions, the union over the active branches: an entry is enumerated only where
     it is active (a case table with its case's values) and is absent elsewhere; no
-    configuration appears twice.
+    configuration appears twice. A grid of more than :data:`MAX_PLANNED` configurations
+    raises :class:`ConfigError` with its size, before any is listed.
     """
+    size = grid_size(space)
+    if size > MAX_PLANNED:
+        shown = f"{size:,}" if size < 10**15 else f"{size:.2e}"
+        raise ConfigError(
+            f"n_trials: grid: the grid has {shown} configurations, more than the "
+            f"{MAX_PLANNED:,} a sweep plans; shorten its lists, or sample it (sampler: "
+            "random or tpe with n_trials)"
+        )
     checked = check_space(space)
     axes: dict[str, list[list[Any]]] = {}
     for name, dist in checked.items():
