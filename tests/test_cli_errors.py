@@ -141,6 +141,14 @@ CASES = {
     "n_folds not an integer": ({"cv": {"n_folds": 2.5}}, ["cv.n_folds", "2.5"]),
     "n_folds as a string": ({"cv": {"n_folds": "3"}}, ["cv.n_folds", "'3'"]),
     "a key given with hyphen and underscore": ({"n-trials": 4}, ["n-trials", "n_trials"]),
+    "an enqueued name the trainable does not know": (
+        {"enqueue": [{"x": 0.5, "learning_rate": 0.1}]},
+        ["enqueue[0].learning_rate", "unknown hyperparameter"],
+    ),
+    "an enqueued value outside the space": (
+        {"enqueue": [{"x": 9.0}]},
+        ["enqueue[0].x: 9.0 is outside the search space"],
+    ),
 }
 
 

@@ -407,3 +407,48 @@ def test_a_time_budget_in_trial_durations_and_a_sweep_without_n_trials():
     for bad in ("0.5x", "x", "fourx"):
         with pytest.raises(ConfigError, match=r"time_budget: .* multiple of one trial"):
             config_from_dict(_minimal(time_budget=bad))
+
+
+def test_enqueued_configurations_are_completed_from_the_space_and_checked(tmp_path):
+    space = {"x": {"low": 0.0, "high": 1.0}, "y": [1, 2, 3]}
+    config = config_from_dict(
+        {"hyperparameters": space, "n_trials": 4, "enqueue": [{"x": 0.5, "y": 2}, {"x": 0.25}]}
+    )
+    # the first trials train them; a left-out entry is drawn from the seed; then sampled ones
+    planned = config.configurations()
+    assert planned[0] == {"x": 0.5, "y": 2} and planned[1]["x"] == 0.25
+    assert planned[1]["y"] in (1, 2, 3) and len(planned) == 4
+    assert config_from_dict(config.to_dict()) == config
+    # a best_config.yaml (every value fixed), relative to the config's folder
+    (tmp_path / "best_config.yaml").write_text(
+        "hyperparameters:\n  x: {distribution: value, value: 0.75}\n  y: 3\n  lr: 0.1\n"
+    )
+    (tmp_path / "sweep.yaml").write_text(
+        "n_trials: 2\nenqueue: best_config.yaml\nhyperparameters:\n"
+        "  x: {low: 0.0, high: 1.0}\n  y: [1, 2, 3]\n"
+    )
+    assert load_config(tmp_path / "sweep.yaml").enqueue == [{"lr": 0.1, "x": 0.75, "y": 3}]
+
+
+@pytest.mark.parametrize(
+    ("enqueue", "extra", "fragment"),
+    [
+        ([{"x": 2.0}], {}, "enqueue[0].x: 2.0 is outside the search space"),
+        ([{"y": 4}], {}, "enqueue[0].y: 4 is outside the search space"),
+        ([{"x": 0.1}] * 3, {"n_trials": 2}, "enqueue: 3 configurations, but n_trials is 2"),
+        ([{"x": 0.1}], {"n_trials": "grid", "sampler": "grid"}, "a grid trains every"),
+        ("missing.yaml", {}, "enqueue: no such file"),
+        ({"x": 0.1}, {}, "must be a list of configurations"),
+    ],
+)
+def test_bad_enqueued_configurations_name_the_key(enqueue, extra, fragment):
+    raw = {
+        "hyperparameters": {"x": {"low": 0.0, "high": 1.0}, "y": [1, 2, 3]},
+        "enqueue": enqueue,
+        **extra,
+    }
+    if extra.get("n_trials") == "grid":
+        raw["hyperparameters"] = {"x": [0.1, 0.2]}
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(raw)
+    assert fragment in str(info.value)

@@ -25,7 +25,12 @@ from smptune.search.conditions import check_space
 from smptune.search.dialects import parse_distribution
 from smptune.search.distributions import Distribution, Space, json_value, space_to_dict
 from smptune.search.halving import Halving
-from smptune.search.sampling import MAX_PLANNED, grid_configurations, sample_configurations
+from smptune.search.sampling import (
+    MAX_PLANNED,
+    complete_configuration,
+    grid_configurations,
+    sample_configurations,
+)
 from smptune.search.scoring import Scoring
 from smptune.search.specs import PrunerSpec, SamplerSpec
 from smptune.trainable import SEGMENTATION_TRAINABLE, SweepSettings, data_root_base
@@ -67,6 +72,7 @@ KNOWN_KEYS = (
     "training",
     "retrain_and_test",
     "max_attempts",
+    "enqueue",
     "hyperparameters",
 )
 PRECISIONS = (
@@ -159,6 +165,34 @@ def parse_time_budget(value: Any) -> float | str:
     return parse_duration("time_budget", value)
 
 
+def _read_best_config(path_text: str, source: Path | None) -> dict[str, Any]:
+    """The fixed hyperparameters of a ``best_config.yaml`` (relative to the config's folder)."""
+    path = Path(path_text).expanduser()
+    if not path.is_absolute() and source is not None:
+        path = Path(source).parent / path
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except FileNotFoundError:
+        raise ConfigError(f"enqueue: no such file {str(path)!r}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"enqueue: cannot read {str(path)!r} ({exc})") from None
+    space = data.get("hyperparameters") if isinstance(data, Mapping) else None
+    if not isinstance(space, Mapping):
+        raise ConfigError(f"enqueue: {str(path)!r} has no hyperparameters mapping")
+    out = {}
+    for name, entry in space.items():
+        if isinstance(entry, Mapping) and entry.get("distribution") == "value":
+            out[str(name)] = entry.get("value")
+        elif not isinstance(entry, Mapping | list):
+            out[str(name)] = entry
+        else:
+            raise ConfigError(
+                f"enqueue: {str(path)!r}: hyperparameters.{name} is not a fixed value (a "
+                "best_config.yaml fixes every one)"
+            )
+    return out
+
+
 def _section(key: str, value: Any) -> dict[str, Any]:
     """A sub-mapping as plain JSON data with its keys normalised (None counts as empty)."""
     if value is None:
@@ -244,6 +278,8 @@ class SweepConfig:
     training: dict[str, Any] = field(default_factory=dict)
     retrain_and_test: bool = True
     max_attempts: int = 3
+    #: Configurations the first trials train (a list, or a ``best_config.yaml`` path).
+    enqueue: Any = None
     source: Path | None = field(default=None, compare=False, repr=False)
     scoring: Scoring = field(init=False, compare=False, repr=False)
     sampler_spec: SamplerSpec = field(init=False, compare=False, repr=False)
@@ -295,6 +331,7 @@ class SweepConfig:
         self.cv_settings = CvSettings(self.cv["n_folds"], self.cv["n_randoms"])
         self.training = self._resolve_training(self.training)
         self.hyperparameters = self._resolve_space(self.hyperparameters)
+        self.enqueue = self._resolve_enqueue(self.enqueue)
         if self.pruner_spec.halving:  # its rungs must fit the runs' epochs
             Halving.from_spec(self.pruner_spec, self.training["max_epochs"])
 
@@ -335,6 +372,32 @@ class SweepConfig:
         if not explicit:
             data["test_fraction"] = _fraction("data.test_fraction", data.get("test_fraction", 0.2))
         return data
+
+    def _resolve_enqueue(self, raw: Any) -> list[dict[str, Any]]:
+        """``enqueue``: a list of configurations (name -> value), or the path of a
+        ``best_config.yaml`` (its fixed hyperparameters), each completed from the space (the
+        entries it leaves out drawn from the seed) and checked against it."""
+        if raw is None:
+            return []
+        if isinstance(raw, str):
+            raw = [_read_best_config(raw, self.source)]
+        if not isinstance(raw, list) or not all(isinstance(c, Mapping) for c in raw):
+            raise ConfigError(
+                "enqueue: must be a list of configurations (name: value) or the path of a "
+                f"best_config.yaml, got {raw!r}"
+            )
+        if self.n_trials == "grid":
+            raise ConfigError("enqueue: a grid trains every combination already")
+        if isinstance(self.n_trials, int) and len(raw) > self.n_trials:
+            raise ConfigError(
+                f"enqueue: {len(raw)} configurations, but n_trials is {self.n_trials}"
+            )
+        out = []
+        for i, given in enumerate(raw):
+            values = json_value(f"enqueue[{i}]", _normalise_keys(f"enqueue[{i}]", given))
+            seed = self.seed * 1_000_003 + i
+            out.append(complete_configuration(self.hyperparameters, values, seed, f"enqueue[{i}]"))
+        return out
 
     @staticmethod
     def _resolve_cv(raw: Any) -> dict[str, Any]:
@@ -424,7 +487,10 @@ class SweepConfig:
             return grid_configurations(self.hyperparameters)
         if self.n_trials is None:
             raise ValueError("an open-ended sweep chooses each configuration when it starts")
-        return sample_configurations(self.hyperparameters, self.n_trials, self.seed)
+        sampled = sample_configurations(
+            self.hyperparameters, self.n_trials - len(self.enqueue), self.seed
+        )
+        return [*copy.deepcopy(self.enqueue), *sampled]
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved config as plain data; ``config_from_dict`` reads it back equal."""
@@ -446,6 +512,7 @@ class SweepConfig:
             "training": copy.deepcopy(self.training),
             "retrain_and_test": self.retrain_and_test,
             "max_attempts": self.max_attempts,
+            **({"enqueue": copy.deepcopy(self.enqueue)} if self.enqueue else {}),
             "hyperparameters": space_to_dict(self.hyperparameters),
         }
 

@@ -234,3 +234,46 @@ def test_an_adaptive_sweep_is_validated_before_anything_is_sent(tmp_path):
     with pytest.raises(ConfigError, match=r"hyperparameters\.sleep"):
         plan_configurations(config)
     assert Scoring.from_config("score") == config.scoring
+
+
+def test_a_warm_start_trains_the_enqueued_configurations_first(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given one worker and a finished random sweep with its best_config.yaml
+    start_workers("--cpu", "1")
+    artifacts = tmp_path / "artifacts"
+    first, result = submit_and_wait(
+        write_config(tmp_path / "first.yaml", n_trials=3), redis_server.url, artifacts
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    best = store.get_sweep(first).results["best"]["params"]
+
+    # When a TPE sweep is started with two configurations enqueued (one of them partial)
+    # and a random sweep with the first sweep's best_config.yaml
+    tpe = write_config(
+        tmp_path / "tpe.yaml",
+        n_trials=4,
+        sampler={"type": "tpe", "n_startup_trials": 2},
+        enqueue=[{"x": 1.0, "y": -2.0}, {"x": 0.0}],
+    )
+    warm, result = submit_and_wait(tpe, redis_server.url, artifacts)
+    assert result.returncode == 0, result.stderr + result.stdout
+    again = write_config(
+        tmp_path / "again.yaml",
+        n_trials=2,
+        enqueue=str(artifacts / first / "best_config.yaml"),
+    )
+    rerun, result = submit_and_wait(again, redis_server.url, artifacts)
+    assert result.returncode == 0, result.stderr + result.stdout
+
+    # Then the first trials trained exactly those; a left-out entry was drawn from the space
+    trials = store.trials(warm)
+    assert (trials[0].params["x"], trials[0].params["y"]) == (1.0, -2.0)
+    assert trials[1].params["x"] == 0.0 and -4.0 <= trials[1].params["y"] <= 1.0
+    assert all(t.status == "complete" for t in trials)
+    # and the enqueued optimum is the sweep's best; the sampler's own trials came after it
+    assert store.get_sweep(warm).results["best"]["trial"] == 0
+    assert {t.params["x"] for t in trials[2:]}.isdisjoint({1.0, 0.0})
+    # and the best configuration of the first sweep was trained again first
+    retrained = store.trials(rerun)[0].params
+    assert (retrained["x"], retrained["y"]) == (best["x"], best["y"])

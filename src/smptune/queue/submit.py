@@ -24,7 +24,8 @@ from smptune.trainable import load_trainable
 
 
 def plan_configurations(config: SweepConfig) -> list[dict[str, Any]]:
-    """The configurations the sweep will train, each complete with the trainable's defaults.
+    """The configurations the sweep will train, each complete with the trainable's defaults
+    (an adaptive or open-ended sweep: only its enqueued ones, the rest are chosen at run time).
 
     Raises :class:`ConfigError` naming the key for an unknown hyperparameter, a value the
     trainable cannot use, or a trial timeout longer than the broker allows.
@@ -43,10 +44,20 @@ def plan_configurations(config: SweepConfig) -> list[dict[str, Any]]:
                 f"hyperparameters.{name}: unknown hyperparameter for {config.trainable}; "
                 f"known: {', '.join(trainable.defaults)}"
             )
+    for i, given in enumerate(config.enqueue):
+        for name in given:
+            if name not in trainable.defaults:
+                raise ConfigError(
+                    f"enqueue[{i}].{name}: unknown hyperparameter for {config.trainable}; "
+                    f"known: {', '.join(trainable.defaults)}"
+                )
     if config.is_adaptive or config.is_open_ended:
-        # chosen when each trial starts; check a sample that holds every listed value
+        # chosen when each trial starts; check a sample that holds every listed value, and
+        # record the enqueued configurations the first trials train
         _validate(trainable, config, [_complete(trainable, config, c) for c in probe(config)])
-        return []
+        enqueued = [_complete(trainable, config, c) for c in config.enqueue]
+        _validate(trainable, config, enqueued)
+        return enqueued
     configurations = [_complete(trainable, config, c) for c in config.configurations()]
     _validate(trainable, config, configurations)
     return configurations
@@ -134,7 +145,7 @@ def submit(
 
     sweep_id = new_sweep_id(config.name)
     if config.n_trials is None:  # open-ended: each trial that starts queues one more
-        n_trials = OPEN_ENDED_QUEUED
+        n_trials = max(OPEN_ENDED_QUEUED, len(configurations))
     elif config.is_adaptive:
         n_trials = int(config.n_trials)
     else:
@@ -156,7 +167,10 @@ def submit(
     # what Flower shows as args; an adaptive trial's parameters are chosen at run time
     argsreprs = [
         trial_argsrepr(
-            sweep_id, n, configurations[n] if configurations else None, config.hyperparameters
+            sweep_id,
+            n,
+            configurations[n] if n < len(configurations) else None,
+            config.hyperparameters,
         )
         for n in range(n_trials)
     ]

@@ -47,6 +47,34 @@ def sample_configurations(
     return configurations
 
 
+def complete_configuration(
+    space: Mapping[str, Distribution], given: Mapping[str, Any], seed: int, where: str
+) -> dict[str, Any]:
+    """A configuration with ``given``'s values (checked against the space, reported under
+    ``where``) and, for the active entries it leaves out, values drawn from
+    ``numpy.random.default_rng(seed)``; names outside the space are kept as they are (fixed
+    values for the trainable)."""
+    checked = check_space(space)
+    rng = np.random.default_rng(seed)
+    config: dict[str, Any] = {}
+    for name, dist in checked.items():
+        if not is_active(dist, config):
+            if name in given:
+                raise ConfigError(f"{where}.{name}: inactive given the values before it")
+            continue
+        chosen = leaf(dist, config)
+        if name in given:
+            if not chosen.contains(given[name]):
+                raise ConfigError(
+                    f"{where}.{name}: {given[name]!r} is outside the search space "
+                    f"({json.dumps(chosen.to_dict(), default=str)})"
+                )
+            config[name] = given[name]
+        else:
+            config[name] = chosen.sample(rng)
+    return {**{k: v for k, v in given.items() if k not in checked}, **config}
+
+
 #: The most configurations a sweep plans (a grid, or ``n_trials``); a larger one is refused.
 MAX_PLANNED = 1_000_000
 
