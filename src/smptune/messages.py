@@ -46,9 +46,10 @@ def trial_task_id(sweep_id: str, trial: int) -> str:
     return f"{sweep_id}-trial-{trial}"
 
 
-def finalize_task_id(sweep_id: str) -> str:
-    """The Celery task id of a sweep's chord callback."""
-    return f"{sweep_id}-finalize"
+def finalize_task_id(sweep_id: str, generation: int = 0) -> str:
+    """The Celery task id of a sweep's chord callback (``generation``: how many times the
+    sweep was resumed or extended since it was submitted)."""
+    return f"{sweep_id}-finalize" + (f"-{generation}" if generation else "")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_submit, _add_status, _add_flower, _add_results, _add_cancel, _add_cleanup):
+    for add in (
+        _add_submit,
+        _add_status,
+        _add_flower,
+        _add_results,
+        _add_cancel,
+        _add_continue,
+        _add_cleanup,
+    ):
         add(sub)
     _with_broker(sub.add_parser("list", help="the sweeps this broker knows"))
     return parser
@@ -138,6 +146,38 @@ def _add_cancel(sub: Any) -> None:
         )
     )
     cancel.add_argument("sweep")
+
+
+def _add_continue(sub: Any) -> None:
+    """The ``resume`` and ``extend`` commands."""
+    resume = _with_broker(
+        sub.add_parser(
+            "resume",
+            help="continue an ended sweep: its cancelled, skipped and stopped trials run "
+            "again from their first unrecorded fold; ranked and finalized again",
+            description="Complete and pruned trials are kept as they are. Retrain-and-test "
+            "runs again only if the best trial changed (or it never ran).",
+        )
+    )
+    resume.add_argument("sweep")
+    resume.add_argument("--retry-failed", action="store_true", help="failed trials too")
+    extend = _with_broker(
+        sub.add_parser(
+            "extend",
+            help="N more trials for a sweep, running or ended; the ranking covers them all",
+            description="Random search continues its seeded stream without repeating a "
+            "configuration; adaptive samplers learn from every earlier trial.",
+        )
+    )
+    extend.add_argument("sweep")
+    extend.add_argument("--trials", type=int, required=True, metavar="N")
+    for p in (resume, extend):
+        p.add_argument(
+            "--time-budget",
+            metavar="T",
+            help="no trial starts after now + T (90m, 2h); default: no budget",
+        )
+        p.add_argument("--wait", action="store_true", help="show progress until it ends")
 
 
 def _add_cleanup(sub: Any) -> None:
@@ -427,6 +467,56 @@ def _bytes(n: int) -> str:
     return f"{size:.1f} {unit}"
 
 
+def _continued(args: argparse.Namespace, action: Any) -> int:
+    """Resume or extend (``action(store, app, budget)``), then report or wait."""
+    from smptune.celeryapp import app, configure
+    from smptune.config import parse_duration
+    from smptune.results.progress import wait as wait_for
+
+    budget = None if args.time_budget is None else parse_duration("--time-budget", args.time_budget)
+    store = _store(args)
+    url = _broker_url(args)
+    assert url is not None
+    configure(app, url, send_only=True)
+    done = action(store, app, budget)
+    how = "a new chord" if done.new_chord else "the running chord"
+    print(f"{args.sweep}: {len(done.trials)} trials queued ({how}): {_numbers(done.trials)}")
+    if not args.wait:
+        return ExitCode.OK
+    console = _console()
+    snap = wait_for(store, args.sweep, console)
+    return _print_outcome(console, store, args.sweep, snap)
+
+
+def _numbers(trials: list[int]) -> str:
+    shown = ", ".join(map(str, trials[:20]))
+    return shown + (f", ... ({len(trials)} in all)" if len(trials) > 20 else "")
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from smptune.queue.resume import resume
+
+    return _continued(
+        args,
+        lambda store, app, budget: resume(
+            store, app, args.sweep, time_budget_s=budget, retry_failed=args.retry_failed
+        ),
+    )
+
+
+def cmd_extend(args: argparse.Namespace) -> int:
+    from smptune.config import config_from_dict
+    from smptune.queue.resume import extend
+    from smptune.trainable import load_trainable
+
+    def action(store: Any, app: Any, budget: float | None) -> Any:
+        config = config_from_dict(store.get_sweep(args.sweep).config)
+        defaults = dict(load_trainable(config.trainable).defaults)
+        return extend(store, app, args.sweep, args.trials, defaults=defaults, time_budget_s=budget)
+
+    return _continued(args, action)
+
+
 def cmd_delete(args: argparse.Namespace) -> int:
     store = _store(args)
     memory = store.memory_by_sweep().get(args.sweep, 0)
@@ -484,6 +574,8 @@ COMMANDS = {
     "results": cmd_results,
     "cancel": cmd_cancel,
     "list": cmd_list,
+    "resume": cmd_resume,
+    "extend": cmd_extend,
     "delete": cmd_delete,
     "gc": cmd_gc,
 }

@@ -211,6 +211,10 @@ class SweepRecord:
     budget_factor: float | None = None
     #: No ``n_trials``: a trial is added each time one starts, until the deadline.
     open_ended: bool = False
+    #: How many times it was resumed or extended after it ended.
+    generation: int = 0
+    #: The trial whose retrain-and-test the test metrics are of.
+    retrained_trial: int | None = None
     cancel_requested: float | None = None
     error: str | None = None
     results: Mapping[str, Any] | None = None

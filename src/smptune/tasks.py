@@ -105,9 +105,13 @@ def finalize_sweep(self: Any, trial_results: list[dict[str, Any]], sweep_id: str
         log.warning("sweep %s is already finalized; ignoring this finalize", sweep_id)
         return {"sweep_id": sweep_id, "duplicate": True}
     results = summarize(db, sweep_id)
-    config = config_from_dict(db.get_sweep(sweep_id).config)
+    sweep = db.get_sweep(sweep_id)
+    config = config_from_dict(sweep.config)
     cancelled = db.cancel_requested(sweep_id)
-    retrain = config.retrain_and_test and results["best"] is not None and not cancelled
+    best = results["best"]
+    # a resumed or extended sweep retrains only when its best trial changed
+    unchanged = best is not None and sweep.test_metrics and sweep.retrained_trial == best["trial"]
+    retrain = config.retrain_and_test and best is not None and not cancelled and not unchanged
     status = "retraining" if retrain else "cancelled" if cancelled else "done"
     splits = _describe_splits(config)
     db.set_sweep_fields(sweep_id, results=results, **({"splits": splits} if splits else {}))
@@ -189,7 +193,11 @@ def _retrain(
         time.perf_counter() - started,
     )
     db.set_sweep_fields(
-        sweep_id, test_metrics=metrics, final_model_dir=str(out), **_predictions_field(out)
+        sweep_id,
+        test_metrics=metrics,
+        retrained_trial=best["trial"],
+        final_model_dir=str(out),
+        **_predictions_field(out),
     )
     return metrics
 

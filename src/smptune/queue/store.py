@@ -98,6 +98,41 @@ redis.call('INCR', KEYS[2])
 return redis.call('HINCRBY', sweep, 'n_trials', 1) - 1
 """
 
+# KEYS: the sweep hash, its chord's size (``<group>.s``) and size difference (``.t``);
+# ARGV: how many trials to add. The chord must not have fired (Celery deletes ``.s`` then).
+_EXTEND_RUNNING = """
+local sweep = KEYS[1]
+if redis.call('HEXISTS', sweep, 'finalized_at') == 1 then return -1 end
+if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
+redis.call('INCRBY', KEYS[3], tonumber(ARGV[1]))
+return redis.call('HINCRBY', sweep, 'n_trials', tonumber(ARGV[1])) - tonumber(ARGV[1])
+"""
+
+#: What a resumed trial forgets of its last attempt (its recorded runs stay).
+_TRIAL_ATTEMPT_FIELDS = (
+    "error",
+    "partial",
+    "finished",
+    "score",
+    "score_std",
+    "unstable",
+    "duration_s",
+    "request",
+    "attempts",
+    "worker",
+    "pid",
+)
+#: What a reopened sweep forgets of its last finalize.
+_SWEEP_END_FIELDS = (
+    "cancel_requested",
+    "finalized_at",
+    "finalize_fallback",
+    "finished",
+    "deadline",
+    "budget_factor",
+    "error",
+)
+
 #: Finish results of :meth:`SweepStore.finish_trial`.
 RECORDED, ALREADY_FINISHED, LEASE_LOST = 1, 0, -1
 
@@ -146,6 +181,7 @@ class SweepStore:
         self._finish_trial = client.register_script(_FINISH_TRIAL)
         self._claim_orphan = client.register_script(_CLAIM_ORPHAN)
         self._extend = client.register_script(_EXTEND)
+        self._extend_running = client.register_script(_EXTEND_RUNNING)
 
     @classmethod
     def from_url(cls, url: str) -> SweepStore:
@@ -276,6 +312,48 @@ class SweepStore:
         one step; None when the sweep is closed, cancelled or out of time."""
         number = int(self._extend(keys=[self._sweep(sweep_id), chord_size_key], args=[time.time()]))
         return None if number < 0 else number
+
+    def extend_running(self, sweep_id: str, n: int, chord_keys: tuple[str, str]) -> int | None:
+        """Add ``n`` trials to a sweep whose chord has not fired, the chord (``chord_keys``:
+        Celery's ``<group>.s`` and ``<group>.t``) waiting for them too, in one step; the first
+        new trial's number, or None when the chord already fired."""
+        first = int(self._extend_running(keys=[self._sweep(sweep_id), *chord_keys], args=[n]))
+        return None if first < 0 else first
+
+    def reopen(
+        self,
+        sweep_id: str,
+        trials: Iterable[int],
+        *,
+        add: int = 0,
+        params: Mapping[int, Mapping[str, Any]] | None = None,
+        deadline: float | None = None,
+    ) -> int:
+        """Make an ended sweep run again: ``trials`` forget their last outcome (their recorded
+        runs stay), ``add`` trials are appended (``params`` by number, for those chosen now),
+        the cancel, deadline (``deadline`` replaces it) and finalize are cleared, and the
+        sweep is queued. Returns its generation (1 for the first reopening)."""
+        base = self._sweep(sweep_id)
+        sweep = self.get_sweep(sweep_id)
+        states = self.trials(sweep_id, trials)
+        pipe = self.r.pipeline(transaction=True)
+        for t in states:
+            if t.status.finished:
+                pipe.srem(f"{base}:finished", t.trial)
+                pipe.hincrby(base, t.status.counter, -1)
+            pipe.hdel(self._trial(sweep_id, t.trial), *_TRIAL_ATTEMPT_FIELDS)
+            pipe.hset(self._trial(sweep_id, t.trial), "status", TrialStatus.PENDING.value)
+        if params:
+            pipe.hset(f"{base}:params", mapping={str(n): json.dumps(p) for n, p in params.items()})
+        pipe.hdel(base, *_SWEEP_END_FIELDS)
+        pipe.hset(
+            base, mapping={"status": SweepStatus.QUEUED.value, "n_trials": sweep.n_trials + add}
+        )
+        if deadline is not None:
+            pipe.hset(base, "deadline", deadline)
+        pipe.hincrby(base, "generation", 1)
+        pipe.sadd(f"{PREFIX}:active", sweep_id)
+        return int(pipe.execute()[-2])
 
     def cancel_requested(self, sweep_id: str) -> bool:
         return bool(self.r.hexists(self._sweep(sweep_id), "cancel_requested"))
@@ -621,6 +699,8 @@ def _sweep_record(raw: Mapping[str, str]) -> SweepRecord:
         finalized_at=_float(raw.get("finalized_at")),
         deadline=_float(raw.get("deadline")),
         budget_factor=_float(raw.get("budget_factor")),
+        generation=int(raw.get("generation", 0)),
+        retrained_trial=int(raw["retrained_trial"]) if raw.get("retrained_trial") else None,
         open_ended=raw.get("open_ended") == "1",
         cancel_requested=_float(raw.get("cancel_requested")),
         error=raw.get("error") or None,

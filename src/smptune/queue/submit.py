@@ -199,11 +199,16 @@ def submit(
 
 
 def send_chord(
-    app: Any, sweep_id: str, template: TrialRequest, argsreprs: list[str], callback: Any
+    app: Any,
+    sweep_id: str,
+    template: TrialRequest,
+    argsreprs: list[str],
+    callback: Any,
+    trials: list[int] | None = None,
 ) -> TrialRequest:
-    """Send a sweep's chord: ``cv_trial`` for each trial ``n`` (shown as ``argsreprs[n]``)
-    as ``template`` says, whose results go to ``callback`` once all are in. Returns the
-    template completed with the chord's group id and callback.
+    """Send a sweep's chord: ``cv_trial`` for each trial ``trials[i]`` (default ``i``; shown
+    as ``argsreprs[i]``) as ``template`` says, whose results go to ``callback`` once all are
+    in. Returns the template completed with the chord's group id and callback.
 
     It sends what ``celery.chord`` sends for a group of plain tasks on the Redis backend (the
     chord size, then each task with its group id, group index and the callback), but through
@@ -229,8 +234,9 @@ def send_chord(
         with app.connection_for_write(transport_options=options) as conn:
             producer = app.amqp.Producer(conn)
             producer.maybe_declare(app.amqp.queues[template.queue])  # once, not per message
+            numbers = list(range(len(argsreprs))) if trials is None else trials
             with producer.batch(PUBLISH_BATCH):
-                for n, argsrepr in enumerate(argsreprs):
+                for n, argsrepr in zip(numbers, argsreprs, strict=True):
                     send_trial(
                         app,
                         sweep_id,

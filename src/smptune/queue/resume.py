@@ -1,0 +1,177 @@
+"""Continuing a sweep: resume the trials an ended sweep did not finish, or extend a sweep
+with more trials.
+
+An ended sweep (done, cancelled, failed) is reopened in the store and sent a new chord of the
+trials it runs now, with a finalize task of its own (``<sweep>-finalize-<generation>``), so
+it is ranked and finalized again exactly once; the ranking covers every trial. A resumed
+trial keeps its recorded runs and trains from its first unrecorded one. A sweep whose chord
+has not fired yet is extended in place: the chord's size grows with the new trials in the
+same step that numbers them (as an open-ended sweep grows).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from smptune.config import SweepConfig, config_from_dict
+from smptune.errors import ConfigError
+from smptune.messages import FINALIZE_SWEEP, TRIAL_PRIORITY, TrialRequest, finalize_task_id
+from smptune.messages import send_trial as send_one
+from smptune.queue.store import SweepStore
+from smptune.records import SweepRecord, TrialStatus
+
+__all__ = ["RESUMED_STATUSES", "Continued", "extend", "resume"]
+
+#: Trial outcomes a resume runs again (``failed`` too with ``retry_failed``); complete and
+#: pruned trials are kept as they are.
+RESUMED_STATUSES = (TrialStatus.CANCELLED, TrialStatus.SKIPPED, TrialStatus.STOPPED)
+
+
+@dataclass(frozen=True)
+class Continued:
+    """What a resume or extend sent: the trials, and whether a new chord was started."""
+
+    trials: list[int]
+    new_chord: bool
+
+
+def resume(
+    store: SweepStore,
+    app: Any,
+    sweep_id: str,
+    *,
+    time_budget_s: float | None = None,
+    retry_failed: bool = False,
+) -> Continued:
+    """Run again the trials an ended sweep did not finish (cancelled, skipped, stopped;
+    failed with ``retry_failed``); raises :class:`ConfigError` when there is none or the
+    sweep has not ended."""
+    sweep = store.get_sweep(sweep_id)
+    if not sweep.status.terminal:
+        raise ConfigError(
+            f"sweep {sweep_id} is {sweep.status}: it has not ended, and its workers' reaper "
+            "queues its lost trials again once workers run (producer status shows them)"
+        )
+    if sweep.open_ended and time_budget_s is None:
+        raise ConfigError(
+            f"sweep {sweep_id} has no n_trials: resume it with --time-budget, or it would "
+            "start trials for ever"
+        )
+    again = set(RESUMED_STATUSES) | ({TrialStatus.FAILED} if retry_failed else set())
+    trials = [t.trial for t in store.trials(sweep_id) if t.status in again]
+    if not trials:
+        hint = "" if retry_failed else " (failed trials run again with --retry-failed)"
+        raise ConfigError(f"sweep {sweep_id}: no trial left to resume{hint}")
+    deadline = None if time_budget_s is None else time.time() + time_budget_s
+    generation = store.reopen(sweep_id, trials, deadline=deadline)
+    _send_chord(store, app, store.get_sweep(sweep_id), trials, generation)
+    return Continued(trials, new_chord=True)
+
+
+def extend(
+    store: SweepStore,
+    app: Any,
+    sweep_id: str,
+    n: int,
+    *,
+    defaults: dict[str, Any],
+    time_budget_s: float | None = None,
+) -> Continued:
+    """``n`` more trials: random search continues its seeded stream (skipping configurations
+    already trained), adaptive samplers choose each when it starts, from every trial."""
+    if n < 1:
+        raise ConfigError(f"--trials: must be >= 1, got {n}")
+    sweep = store.get_sweep(sweep_id)
+    config = config_from_dict(sweep.config)
+    if config.is_grid:
+        raise ConfigError(f"sweep {sweep_id} is a grid: it has no more configurations")
+    if config.is_open_ended:
+        raise ConfigError(f"sweep {sweep_id} has no n_trials: it grows until its budget ends")
+    params = {} if config.is_adaptive else _more_configurations(store, config, sweep, n, defaults)
+    request = sweep.trial_request
+    if not sweep.status.terminal and request is not None and request.group:
+        keys = (
+            app.backend.get_key_for_group(request.group, ".s"),
+            app.backend.get_key_for_group(request.group, ".t"),
+        )
+        first = store.extend_running(sweep_id, n, keys)
+        if first is not None:
+            trials = list(range(first, first + n))
+            chosen = list(params.values())
+            for offset, number in enumerate(trials):
+                if chosen:
+                    store.set_params_once(sweep_id, number, chosen[offset])
+                send_one(
+                    app,
+                    sweep_id,
+                    number,
+                    request.for_trial(sweep_id, number),
+                    TRIAL_PRIORITY,
+                    f"trial {number} (sweep={sweep_id}, extended)",
+                )
+            return Continued(trials, new_chord=False)
+    if not sweep.status.terminal:
+        raise ConfigError(
+            f"sweep {sweep_id} is {sweep.status} and finalizing: extend it once it has ended"
+        )
+    trials = list(range(sweep.n_trials, sweep.n_trials + n))
+    deadline = None if time_budget_s is None else time.time() + time_budget_s
+    generation = store.reopen(sweep_id, [], add=n, params=params, deadline=deadline)
+    _send_chord(store, app, store.get_sweep(sweep_id), trials, generation)
+    return Continued(trials, new_chord=True)
+
+
+def _more_configurations(
+    store: SweepStore, config: SweepConfig, sweep: SweepRecord, n: int, defaults: dict[str, Any]
+) -> dict[int, dict[str, Any]]:
+    """``n`` configurations for trials ``n_trials ..``: the seeded stream after those the
+    sweep drew, without one it already has."""
+    from smptune.search.distributions import with_defaults
+    from smptune.search.sampling import sample_configurations
+
+    seen = {json.dumps(t.params, sort_keys=True) for t in store.trials(sweep.id)}
+    out: dict[int, dict[str, Any]] = {}
+    drawn = sweep.n_trials - len(config.enqueue)
+    batch = sample_configurations(config.hyperparameters, drawn + 100 * n, config.seed)[drawn:]
+    for sample in batch:
+        params = with_defaults(config.hyperparameters, defaults, sample)
+        key = json.dumps(params, sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        out[sweep.n_trials + len(out)] = params
+        if len(out) == n:
+            return out
+    raise ConfigError(
+        f"--trials: the search space has only {len(out)} configurations this sweep has not "
+        f"trained yet (asked for {n})"
+    )
+
+
+def _send_chord(
+    store: SweepStore, app: Any, sweep: SweepRecord, trials: list[int], generation: int
+) -> None:
+    """A new chord of ``trials`` with this generation's finalize; the template the reaper
+    uses to queue a lost one again."""
+    from smptune.celeryapp import HARD_LIMIT_GRACE_S
+    from smptune.queue.submit import send_chord
+
+    config = config_from_dict(sweep.config)
+    callback = app.signature(
+        FINALIZE_SWEEP,
+        args=(sweep.id,),
+        queue=config.queue,
+        task_id=finalize_task_id(sweep.id, generation),
+    )
+    template = TrialRequest(
+        queue=config.queue,
+        soft_time_limit=config.trial_timeout,
+        time_limit=config.trial_timeout + HARD_LIMIT_GRACE_S,
+    )
+    argsreprs = [f"trial {n} (sweep={sweep.id}, continued)" for n in trials]
+    store.set_sweep_fields(sweep.id, trial_request="")  # still being sent
+    template = send_chord(app, sweep.id, template, argsreprs, callback, trials=trials)
+    store.set_sweep_fields(sweep.id, trial_request=template.template_dict())
