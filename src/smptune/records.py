@@ -211,6 +211,8 @@ class SweepRecord:
     budget_factor: float | None = None
     #: No ``n_trials``: a trial is added each time one starts, until the deadline.
     open_ended: bool = False
+    #: When its producer recorded it and began sending its chord; None once it is sent.
+    submitting: float | None = None
     #: How many times it was resumed or extended after it ended.
     generation: int = 0
     #: The trial whose retrain-and-test the test metrics are of.

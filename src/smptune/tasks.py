@@ -104,6 +104,7 @@ def finalize_sweep(self: Any, trial_results: list[dict[str, Any]], sweep_id: str
     if not db.claim_finalize(sweep_id):
         log.warning("sweep %s is already finalized; ignoring this finalize", sweep_id)
         return {"sweep_id": sweep_id, "duplicate": True}
+    db.submitted(sweep_id)  # its chord fired: every trial was sent, whoever sent it
     results = summarize(db, sweep_id)
     sweep = db.get_sweep(sweep_id)
     config = config_from_dict(sweep.config)

@@ -279,3 +279,47 @@ def test_cancel_mid_sweep_stops_at_a_fold_boundary_and_writes_partial_results(
     assert results["trials_cancelled"] == len(cancelled)
     assert not (out / "final").exists()
     assert sweep.test_metrics is None
+
+
+@pytest.mark.parametrize("sent", ["nothing", "half", "all"])
+def test_a_producer_killed_while_sending_leaves_a_sweep_the_reaper_sends_to_its_end(
+    sent, tmp_path, redis_server, store, celery_app, start_workers
+):
+    from smptune.config import load_config
+    from smptune.messages import FINALIZE_SWEEP, TrialRequest, finalize_task_id
+    from smptune.queue.submit import chord_template, plan_configurations, send_chord
+
+    # Given a sweep its producer recorded with its chord's template, then died after
+    # sending none, half or all of its four trials (but before saying it had sent them)
+    config = load_config(write_config(tmp_path / "s.yaml", n_trials=4))
+    configurations = plan_configurations(config)
+    sweep_id = "killed-producer"
+    callback = celery_app.signature(
+        FINALIZE_SWEEP, args=(sweep_id,), queue=config.queue, task_id=finalize_task_id(sweep_id)
+    )
+    template = chord_template(TrialRequest(queue=config.queue), callback)
+    store.create_sweep(
+        sweep_id,
+        config.to_dict(),
+        configurations,
+        3,
+        str(tmp_path / "a"),
+        n_trials=4,
+        trial_request=template,
+    )
+    count = {"nothing": 0, "half": 2, "all": 4}[sent]
+    if count:
+        argsreprs = [f"trial {n}" for n in range(count)]
+        send_chord(celery_app, sweep_id, template, argsreprs, chord_size=4)
+    assert store.get_sweep(sweep_id).submitting is not None
+
+    # When workers run
+    workers = start_workers("--cpu", "1", SMPTUNE_LEASE_TTL=LEASE_TTL)
+
+    # Then the reaper sends what was missing, and the sweep runs to its end, every trial once
+    wait_for(lambda: store.get_sweep(sweep_id).status == "done", 120)
+    sweep = store.get_sweep(sweep_id)
+    assert_every_trial_once(store, sweep_id)
+    assert sweep.finalize_runs == 1 and sweep.submitting is None
+    if count < 4:  # with every message sent, the chord may fire before the reaper looks
+        assert f"sweep {sweep_id}: its producer stopped while sending it" in workers.logs()

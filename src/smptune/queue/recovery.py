@@ -60,6 +60,7 @@ class Reaper:
             sweep_id: self.store.get_sweep(sweep_id) for sweep_id in self.store.active_sweeps()
         }
         for sweep_id, sweep in sweeps.items():
+            self._finish_submit(sweep_id, sweep)
             self._finalize_if_stuck(sweep_id, sweep)
             for trial in self.store.running_numbers(sweep_id):
                 key = (sweep_id, trial)
@@ -85,7 +86,7 @@ class Reaper:
         held: set[str] | None = None  # task ids of messages workers hold, read once a pass
         for sweep_id, sweep in sweeps.items():
             n_trials = sweep.n_trials
-            if sweep.trial_request is None or sweep.finalized_at:
+            if sweep.trial_request is None or sweep.submitting or sweep.finalized_at:
                 continue  # still being sent, or done
             if self.store.accounted_count(sweep_id) >= n_trials:
                 continue
@@ -141,6 +142,35 @@ class Reaper:
             trial,
         )
         self._send(sweep_id, trial, request)
+
+    def _finish_submit(self, sweep_id: str, sweep: SweepRecord) -> None:
+        """Send the chord of a sweep its producer left half-sent (killed, or Redis gone
+        part-way) ``finalize_grace_s`` ago: the chord size again, and every trial neither
+        running nor finished (a copy of one already queued is ignored when it runs)."""
+        if sweep.submitting is None or sweep.trial_request is None or sweep.finalized_at:
+            return
+        if time.time() - sweep.submitting < self.finalize_grace_s:
+            return
+        if not self.store.claim_submit_recovery(sweep_id, sweep.generation):
+            return
+        from smptune.queue.submit import send_chord
+
+        trials = sorted(self.store.unaccounted(sweep_id, sweep.n_trials))
+        log.warning(
+            "sweep %s: its producer stopped while sending it; sending its %d unstarted trials",
+            sweep_id,
+            len(trials),
+        )
+        argsreprs = [f"trial {n} (sweep={sweep_id}, sent by the reaper)" for n in trials]
+        send_chord(
+            self.app,
+            sweep_id,
+            sweep.trial_request,
+            argsreprs,
+            trials=trials,
+            chord_size=sweep.n_trials,
+        )
+        self.store.submitted(sweep_id)
 
     def _finalize_if_stuck(self, sweep_id: str, sweep: SweepRecord) -> None:
         if sweep.finalized_at or self.store.finished_count(sweep_id) < sweep.n_trials:

@@ -157,7 +157,7 @@ def _send_chord(
     """A new chord of ``trials`` with this generation's finalize; the template the reaper
     uses to queue a lost one again."""
     from smptune.celeryapp import HARD_LIMIT_GRACE_S
-    from smptune.queue.submit import send_chord
+    from smptune.queue.submit import chord_template, send_chord
 
     config = config_from_dict(sweep.config)
     callback = app.signature(
@@ -166,12 +166,15 @@ def _send_chord(
         queue=config.queue,
         task_id=finalize_task_id(sweep.id, generation),
     )
-    template = TrialRequest(
-        queue=config.queue,
-        soft_time_limit=config.trial_timeout,
-        time_limit=config.trial_timeout + HARD_LIMIT_GRACE_S,
+    template = chord_template(
+        TrialRequest(
+            queue=config.queue,
+            soft_time_limit=config.trial_timeout,
+            time_limit=config.trial_timeout + HARD_LIMIT_GRACE_S,
+        ),
+        callback,
     )
     argsreprs = [f"trial {n} (sweep={sweep.id}, continued)" for n in trials]
-    store.set_sweep_fields(sweep.id, trial_request="")  # still being sent
-    template = send_chord(app, sweep.id, template, argsreprs, callback, trials=trials)
-    store.set_sweep_fields(sweep.id, trial_request=template.template_dict())
+    store.set_sweep_fields(sweep.id, trial_request=template.template_dict(), submitting=time.time())
+    send_chord(app, sweep.id, template, argsreprs, trials=trials)
+    store.submitted(sweep.id)

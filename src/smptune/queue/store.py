@@ -234,13 +234,17 @@ class SweepStore:
         time_budget_s: float | None = None,
         time_budget_factor: float | None = None,
         open_ended: bool = False,
+        trial_request: TrialRequest | None = None,
     ) -> None:
         """Record a sweep; ``configurations`` may be empty when an adaptive sampler chooses
         them at run time (``n_trials`` then says how many trials the sweep has).
 
         ``time_budget_s`` sets the deadline now; ``time_budget_factor`` once the first trial
         completes (:meth:`plan_deadline`). An ``open_ended`` sweep grows by a trial each time
-        one starts, until its deadline (:meth:`extend`)."""
+        one starts, until its deadline (:meth:`extend`). With ``trial_request`` (the chord's
+        template, group and callback fixed before anything is sent) the sweep is recorded
+        ``submitting`` until :meth:`submitted`: a producer killed meanwhile leaves the reaper
+        everything it needs to send the chord itself (:mod:`smptune.queue.recovery`)."""
         now = time.time()
         extra: dict[str, Any] = {}
         if time_budget_s is not None:
@@ -249,6 +253,9 @@ class SweepStore:
             extra["budget_factor"] = time_budget_factor
         if open_ended:
             extra["open_ended"] = 1
+        if trial_request is not None:
+            extra["trial_request"] = json.dumps(trial_request.template_dict())
+            extra["submitting"] = now
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(
             self._sweep(sweep_id),
@@ -256,7 +263,7 @@ class SweepStore:
                 "id": sweep_id,
                 "name": str(config.get("name", sweep_id)),
                 "config": json.dumps(config),
-                "status": "queued",
+                "status": SweepStatus.QUEUED.value,
                 "created": now,
                 "n_trials": len(configurations) if n_trials is None else n_trials,
                 "n_folds": n_folds,
@@ -277,6 +284,16 @@ class SweepStore:
         pipe.zadd(f"{PREFIX}:sweeps", {sweep_id: now})
         pipe.sadd(f"{PREFIX}:active", sweep_id)
         pipe.execute()
+
+    def submitted(self, sweep_id: str) -> None:
+        """Every message of a ``submitting`` sweep's chord is sent."""
+        self.r.hdel(self._sweep(sweep_id), "submitting")
+
+    def claim_submit_recovery(self, sweep_id: str, generation: int = 0) -> bool:
+        """Once per sweep and generation: the right to send the chord of a sweep its producer
+        left ``submitting``."""
+        field = f"submit_recovered_{generation}"
+        return bool(self.r.hsetnx(self._sweep(sweep_id), field, time.time()))
 
     def active_sweeps(self) -> list[str]:
         return sorted(self.r.smembers(f"{PREFIX}:active"))
@@ -700,6 +717,7 @@ def _sweep_record(raw: Mapping[str, str]) -> SweepRecord:
         deadline=_float(raw.get("deadline")),
         budget_factor=_float(raw.get("budget_factor")),
         generation=int(raw.get("generation", 0)),
+        submitting=_float(raw.get("submitting")),
         retrained_trial=int(raw["retrained_trial"]) if raw.get("retrained_trial") else None,
         open_ended=raw.get("open_ended") == "1",
         cancel_requested=_float(raw.get("cancel_requested")),

@@ -150,6 +150,22 @@ def submit(
         n_trials = int(config.n_trials)
     else:
         n_trials = len(configurations)
+    callback = app.signature(
+        FINALIZE_SWEEP,
+        args=(sweep_id,),
+        queue=config.queue,
+        task_id=finalize_task_id(sweep_id),
+    )
+    template = chord_template(
+        TrialRequest(
+            queue=config.queue,
+            soft_time_limit=config.trial_timeout,
+            time_limit=config.trial_timeout + HARD_LIMIT_GRACE_S,
+        ),
+        callback,
+    )
+    # recorded "submitting" with its chord's template: a producer killed from here on leaves
+    # the reaper what it needs to send the chord itself
     store.create_sweep(
         sweep_id,
         config.to_dict(),
@@ -161,6 +177,7 @@ def submit(
         time_budget_s=config.time_budget_s,
         time_budget_factor=config.time_budget_factor,
         open_ended=config.is_open_ended,
+        trial_request=template,
     )
     from smptune.flower import trial_argsrepr
 
@@ -174,28 +191,26 @@ def submit(
         )
         for n in range(n_trials)
     ]
-    callback = app.signature(
-        FINALIZE_SWEEP,
-        args=(sweep_id,),
-        queue=config.queue,
-        task_id=finalize_task_id(sweep_id),
-    )
-    template = TrialRequest(
-        queue=config.queue,
-        soft_time_limit=config.trial_timeout,
-        time_limit=config.trial_timeout + HARD_LIMIT_GRACE_S,
-    )
     try:
-        template = send_chord(app, sweep_id, template, argsreprs, callback)
+        send_chord(app, sweep_id, template, argsreprs)
     except BatchPublishError as exc:  # Redis went away part-way: some trials may be queued
         raise BrokerError(
-            f"sending sweep {sweep_id} failed part-way ({exc.__cause__ or exc}); cancel it "
-            f"(producer cancel {sweep_id}) and submit again"
+            f"sending sweep {sweep_id} failed part-way ({exc.__cause__ or exc}); the workers' "
+            f"reaper sends the rest, or cancel it (producer cancel {sweep_id})"
         ) from exc
     # every trial's message is sent: from now on the reaper may treat a missing one as lost,
-    # and queue it again with this request (its own task id and group index added)
-    store.set_sweep_fields(sweep_id, trial_request=template.template_dict())
+    # and queue it again with the template (its own task id and group index added)
+    store.submitted(sweep_id)
     return sweep_id
+
+
+def chord_template(template: TrialRequest, callback: Any) -> TrialRequest:
+    """``template`` with a new chord: its group id, and ``callback`` frozen into it."""
+    from celery.utils import uuid
+
+    group_id = uuid()
+    callback.freeze(callback.options["task_id"], group_id=group_id)
+    return replace(template, group=group_id, chord=callback)
 
 
 def send_chord(
@@ -203,12 +218,13 @@ def send_chord(
     sweep_id: str,
     template: TrialRequest,
     argsreprs: list[str],
-    callback: Any,
     trials: list[int] | None = None,
-) -> TrialRequest:
-    """Send a sweep's chord: ``cv_trial`` for each trial ``trials[i]`` (default ``i``; shown
-    as ``argsreprs[i]``) as ``template`` says, whose results go to ``callback`` once all are
-    in. Returns the template completed with the chord's group id and callback.
+    chord_size: int | None = None,
+) -> None:
+    """Send a sweep's chord (``template``, from :func:`chord_template`): ``cv_trial`` for
+    each trial ``trials[i]`` (default ``i``; shown as ``argsreprs[i]``), whose results go to
+    the template's callback once all ``chord_size`` (default: these) are in. Sending it again
+    is safe: the chord size is set, not added to, and a trial's copies share its task id.
 
     It sends what ``celery.chord`` sends for a group of plain tasks on the Redis backend (the
     chord size, then each task with its group id, group index and the callback), but through
@@ -220,12 +236,9 @@ def send_chord(
     task-sent events: Flower keeps 10,000 tasks in memory, and the events would double the
     time to submit; their trials show in Flower once a worker receives them.
     """
-    from celery.utils import uuid
-
-    group_id = uuid()
-    callback.freeze(callback.options["task_id"], group_id=group_id)
-    template = replace(template, group=group_id, chord=callback)
-    app.backend.set_chord_size(group_id, len(argsreprs))  # before any part can return
+    assert template.group is not None
+    size = len(argsreprs) if chord_size is None else chord_size
+    app.backend.set_chord_size(template.group, size)  # before any part can return
     sent_events = app.conf.task_send_sent_event
     app.conf.task_send_sent_event = sent_events and len(argsreprs) <= SENT_EVENTS_MAX_TRIALS
     try:
@@ -250,4 +263,3 @@ def send_chord(
                     )
     finally:
         app.conf.task_send_sent_event = sent_events
-    return template
