@@ -215,6 +215,8 @@ class SweepRecord:
     submitting: float | None = None
     #: How many times it was resumed or extended after it ended.
     generation: int = 0
+    #: How many times retrain-and-test has started.
+    retrain_attempts: int = 0
     #: The trial whose retrain-and-test the test metrics are of.
     retrained_trial: int | None = None
     cancel_requested: float | None = None

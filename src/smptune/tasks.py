@@ -27,7 +27,7 @@ from smptune.config import SweepConfig, config_from_dict
 from smptune.errors import SmptuneError, TrialError
 from smptune.messages import CV_TRIAL, FINALIZE_SWEEP, RETRAIN_AND_TEST, TrialRequest
 from smptune.queue.store import SweepStore
-from smptune.records import OUTCOMES, SweepRecord
+from smptune.records import OUTCOMES, SweepRecord, SweepStatus
 from smptune.results.folder import summarize, write_results
 from smptune.sharing import apply_in_child
 from smptune.trainable import FoldContext, allowed_trainables, load_trainable
@@ -119,7 +119,8 @@ def finalize_sweep(self: Any, trial_results: list[dict[str, Any]], sweep_id: str
     # the folder first: whoever sees the status change finds the results written
     _write_results(sweep_id, results)
     db.set_sweep_fields(sweep_id, status=status, **({} if retrain else {"finished": time.time()}))
-    db.deactivate(sweep_id)
+    if not retrain:  # a retraining sweep stays active: the reaper watches its retrain too
+        db.deactivate(sweep_id)
     counts = ", ".join(f"{results[s.counter]} {s}" for s in OUTCOMES if results[s.counter])
     log.info(
         "sweep %s finalized (%s): %s; best trial %s",
@@ -140,12 +141,43 @@ def finalize_sweep(self: Any, trial_results: list[dict[str, Any]], sweep_id: str
 
 @app.task(name=RETRAIN_AND_TEST, bind=True)
 def retrain_and_test(self: Any, sweep_id: str) -> dict[str, Any]:
-    """Train the best configuration on the whole train split; evaluate on the test split."""
+    """Train the best configuration on the whole train split; evaluate on the test split.
+
+    Held under a lease like a trial: a copy whose sweep is no longer retraining, or whose
+    lease another live copy holds, is ignored; the reaper queues a retrain that lost its
+    worker again, and after ``max_attempts`` starts the sweep is recorded failed.
+    """
     db = store()
     sweep = db.get_sweep(sweep_id)
+    if sweep.status != SweepStatus.RETRAINING:
+        log.info("sweep %s is %s; ignoring this retrain-and-test", sweep_id, sweep.status)
+        raise Ignore()
     config = config_from_dict(sweep.config)
-    results = sweep.results or {}
+    worker = self.request.hostname or "unknown"
+    lease = db.retrain_lease(sweep_id, host=worker.partition("@")[2] or worker)
+
+    def retrained() -> bool:
+        return db.get_sweep(sweep_id).status != SweepStatus.RETRAINING
+
+    if not lease.acquire(lease.ttl_s * 1.5, retrained):
+        log.info("sweep %s: another live copy retrains it; ignoring this one", sweep_id)
+        raise Ignore()
     try:
+        return _retrain_under_lease(db, config, sweep, lease)
+    finally:
+        lease.release()
+
+
+def _retrain_under_lease(
+    db: SweepStore, config: SweepConfig, sweep: SweepRecord, lease: Any
+) -> dict[str, Any]:
+    sweep_id = sweep.id
+    results = sweep.results or {}
+    attempt = db.retrain_started(sweep_id)
+    lease.start_heartbeat()
+    try:
+        if attempt > config.max_attempts:
+            raise TrialError(f"gave up after {attempt - 1} attempts: its worker was lost each time")
         if not results.get("best"):
             raise TrialError(f"sweep {sweep_id} has no best trial to retrain")
         metrics = _retrain(db, config, sweep, results["best"])
@@ -162,9 +194,13 @@ def retrain_and_test(self: Any, sweep_id: str) -> dict[str, Any]:
             finished=time.time(),
             error=f"retrain-and-test failed: {describe_error(exc)}",
         )
+        db.retrain_ended(sweep_id)
+        db.deactivate(sweep_id)
         return {"sweep_id": sweep_id, "status": "failed"}
     _write_results(sweep_id, results)
     db.set_sweep_fields(sweep_id, status="done", finished=time.time())
+    db.retrain_ended(sweep_id)
+    db.deactivate(sweep_id)
     return {"sweep_id": sweep_id, "status": "done", "test_metrics": metrics}
 
 

@@ -3,7 +3,8 @@
 :class:`QuadraticTrainable` trains a run in one step; :class:`LearningCurveTrainable` in
 epochs, reporting each (see :class:`~smptune.trainable.FoldContext`).
 
-The quadratic's score peaks at ``x = 1, y = -2``; ``sleep`` seconds pass per fold; ``fail``
+The quadratic's score peaks at ``x = 1, y = -2``; ``sleep`` seconds pass per fold (and
+``retrain_sleep`` in retrain-and-test); ``fail``
 makes the trial raise, as a configuration that cannot train would; ``crash`` kills the
 worker process that runs it, as a segfault or the OOM killer would; ``noise`` adds Gaussian
 noise of that standard deviation to each run's score, drawn from the run's seed (a fold noise
@@ -35,6 +36,7 @@ class QuadraticTrainable:
         "crash": False,
         "fold_noise": 0.0,
         "noise": 0.0,
+        "retrain_sleep": 0.0,
     }
     metrics = ("score", "loss")
 
@@ -44,7 +46,7 @@ class QuadraticTrainable:
 
     def validate(self, params: Mapping[str, Any], settings: SweepSettings) -> None:
         params = self._complete(params)
-        for key in ("x", "y", "sleep", "fold_noise", "noise"):
+        for key in ("x", "y", "sleep", "fold_noise", "noise", "retrain_sleep"):
             value = params[key]
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"hyperparameters.{key}: must be a number, got {value!r}")
@@ -84,7 +86,10 @@ class QuadraticTrainable:
     def retrain_and_test(
         self, params: Mapping[str, Any], epochs: int, context: FoldContext
     ) -> dict[str, float]:
-        metrics = self._evaluate(self._complete(params), 0.0)
+        params = self._complete(params)
+        if params["retrain_sleep"]:
+            time.sleep(float(params["retrain_sleep"]))
+        metrics = self._evaluate(params, 0.0)
         if context.output_dir is not None:
             context.output_dir.mkdir(parents=True, exist_ok=True)
             model = {"params": dict(params), "epochs": epochs}

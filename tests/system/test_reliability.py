@@ -323,3 +323,48 @@ def test_a_producer_killed_while_sending_leaves_a_sweep_the_reaper_sends_to_its_
     assert sweep.finalize_runs == 1 and sweep.submitting is None
     if count < 4:  # with every message sent, the chord may fire before the reaper looks
         assert f"sweep {sweep_id}: its producer stopped while sending it" in workers.logs()
+
+
+def test_a_retrain_whose_machine_is_lost_runs_again_on_another_within_two_lease_ttls(
+    tmp_path, redis_server, store, start_workers
+):
+    # Given two worker "machines" and a sweep whose retrain-and-test takes 8 s
+    a = start_workers("--cpu", "1", "--hostname", "host-a", name="a", SMPTUNE_LEASE_TTL=LEASE_TTL)
+    b = start_workers("--cpu", "1", "--hostname", "host-b", name="b", SMPTUNE_LEASE_TTL=LEASE_TTL)
+    config = write_config(
+        tmp_path / "s.yaml",
+        n_trials=1,
+        cv={"n_folds": 2},
+        hyperparameters={"x": 1.0, "y": -2.0, "retrain_sleep": 8.0},
+    )
+    producer = _submit(config, redis_server.url, tmp_path / "a")
+    sweep_id = _sweep_id_of(store)
+    lease = f"smptune:sweep:{sweep_id}:lease:retrain"
+    holder = wait_for(lambda: store.r.get(lease), 60, 0.05)
+
+    # When the machine that retrains is killed, supervisor and workers
+    victim, survivor = (a, "host-b") if holder.startswith("host-a:") else (b, "host-a")
+    os.killpg(victim.process.pid, signal.SIGKILL)
+    killed_at = time.time()
+
+    # Then the reaper queues it again within about two lease TTLs, the other machine
+    # retrains it, and the sweep ends done with its test metrics
+    requeued_at = wait_for(
+        lambda: (
+            store.get_sweep(sweep_id)
+            and store.r.hget(f"smptune:sweep:{sweep_id}", "retrain_requeued_at")
+        ),
+        60,
+        0.05,
+    )
+    assert float(requeued_at) - killed_at < 2 * float(LEASE_TTL) + 1
+    _, stderr = producer.communicate(timeout=120)
+    assert producer.returncode == 0, stderr
+    sweep = store.get_sweep(sweep_id)
+    assert sweep.status == "done" and set(sweep.test_metrics) == {"score", "loss"}
+    assert sweep.retrain_attempts == 2 and sweep.finalize_runs == 1
+    survivor_logs = (b if survivor == "host-b" else a).logs()
+    assert f"sweep {sweep_id}: retrain-and-test lost its worker; queueing it again" in (
+        survivor_logs
+    )
+    assert sweep_id not in store.active_sweeps()

@@ -12,6 +12,11 @@ a reply that never reaches the worker, drops it. When a sweep's queue is empty a
 holds its message, yet the trial is neither running nor finished in two scans
 ``finalize_grace_s`` apart, the reaper queues it again the same way.
 
+A retrain-and-test holds a lease the same way; one whose lease is gone is queued again
+(``max_attempts`` bounds how often it starts). A sweep its producer left half-sent (recorded
+``submitting``) gets its chord sent by the reaper: the chord size and every trial neither
+running nor finished.
+
 The reaper also finalizes a sweep whose every trial is recorded but whose chord did not fire
 within ``finalize_grace_s`` (Celery's chord counter lives in Redis too, and a result stored
 during a Redis restart can miss it); ``finalize_sweep`` does its work once either way.
@@ -28,14 +33,18 @@ from smptune.messages import (
     DEFAULT_QUEUE,
     FINALIZE_SWEEP,
     REQUEUE_PRIORITY,
+    RETRAIN_AND_TEST,
     TrialRequest,
     send_trial,
     trial_task_id,
 )
 from smptune.queue.store import SweepStore
-from smptune.records import SweepRecord
+from smptune.records import SweepRecord, SweepStatus
 
 log = logging.getLogger("smptune.recovery")
+
+#: The "trial number" under which the reaper tracks a sweep's retrain-and-test.
+RETRAIN_KEY = -1
 
 
 class Reaper:
@@ -61,6 +70,7 @@ class Reaper:
         }
         for sweep_id, sweep in sweeps.items():
             self._finish_submit(sweep_id, sweep)
+            self._recover_retrain(sweep_id, sweep, now, seen)
             self._finalize_if_stuck(sweep_id, sweep)
             for trial in self.store.running_numbers(sweep_id):
                 key = (sweep_id, trial)
@@ -77,6 +87,24 @@ class Reaper:
         self._missing_since = {k: v for k, v in self._missing_since.items() if k in seen}
         requeued += self._requeue_lost_messages(sweeps, now)
         return requeued
+
+    def _recover_retrain(
+        self, sweep_id: str, sweep: SweepRecord, now: float, seen: set[tuple[str, int]]
+    ) -> None:
+        """Queue again a retrain-and-test whose lease is gone in two scans a grace apart (its
+        worker or machine was lost); ``max_attempts`` bounds how often it starts."""
+        if sweep.status is not SweepStatus.RETRAINING or not self.store.retrain_orphaned(sweep_id):
+            return
+        key = (sweep_id, RETRAIN_KEY)
+        seen.add(key)
+        first = self._missing_since.setdefault(key, now)
+        if now - first < self.grace_s or not self.store.claim_orphaned_retrain(sweep_id):
+            return
+        log.warning("sweep %s: retrain-and-test lost its worker; queueing it again", sweep_id)
+        self.store.set_sweep_fields(sweep_id, retrain_requeued_at=time.time())
+        queue = sweep.config.get("queue", DEFAULT_QUEUE)
+        timeout = sweep.config.get("trial_timeout")
+        self.app.send_task(RETRAIN_AND_TEST, args=(sweep_id,), queue=queue, soft_time_limit=timeout)
 
     def _requeue_lost_messages(
         self, sweeps: dict[str, SweepRecord], now: float

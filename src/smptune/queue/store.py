@@ -17,6 +17,8 @@ Keys (``{id}`` is the sweep id)::
     smptune:sweep:{id}:scores       zset   trial number -> score of complete trials
     smptune:sweep:{id}:lease:{n}    string the live copy of a running trial (see lease.py)
     smptune:sweep:{id}:rung:...     zset   successive-halving rungs (see rungs.py)
+    smptune:sweep:{id}:lease:retrain  string the live copy of its retrain-and-test
+    smptune:sweep:{id}:retraining   set    "retrain" while retrain-and-test runs
 
 A fold result and a trial's final record are each written at most once (HSETNX and a
 Lua script guarded by the ``finished`` set and the trial's lease), so a redelivered task
@@ -219,6 +221,43 @@ class SweepStore:
             finished_key=f"{base}:finished",
             member=str(trial),
         )
+
+    def retrain_lease(self, sweep_id: str, host: str) -> Lease:
+        """The lease of a sweep's retrain-and-test, to be held by this process."""
+        base = self._sweep(sweep_id)
+        return Lease(
+            self.r,
+            f"{base}:lease:retrain",
+            host,
+            running_key=f"{base}:retraining",
+            finished_key=f"{base}:retrained",
+            member="retrain",
+        )
+
+    def retrain_started(self, sweep_id: str) -> int:
+        """Mark retrain-and-test running; how many times it has started."""
+        base = self._sweep(sweep_id)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.sadd(f"{base}:retraining", "retrain")
+        pipe.hincrby(base, "retrain_attempts", 1)
+        return int(pipe.execute()[1])
+
+    def retrain_ended(self, sweep_id: str) -> None:
+        base = self._sweep(sweep_id)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.srem(f"{base}:retraining", "retrain")
+        pipe.delete(f"{base}:lease:retrain")
+        pipe.execute()
+
+    def retrain_orphaned(self, sweep_id: str) -> bool:
+        """Whether retrain-and-test is marked running without a live lease."""
+        base = self._sweep(sweep_id)
+        running = self.r.sismember(f"{base}:retraining", "retrain")
+        return bool(running) and not self.r.exists(f"{base}:lease:retrain")
+
+    def claim_orphaned_retrain(self, sweep_id: str) -> bool:
+        """Take an orphaned retrain-and-test off the running set, once fleet-wide."""
+        return bool(self.r.srem(f"{self._sweep(sweep_id)}:retraining", "retrain"))
 
     # -- sweeps -----------------------------------------------------------------------
     def create_sweep(
@@ -718,6 +757,7 @@ def _sweep_record(raw: Mapping[str, str]) -> SweepRecord:
         budget_factor=_float(raw.get("budget_factor")),
         generation=int(raw.get("generation", 0)),
         submitting=_float(raw.get("submitting")),
+        retrain_attempts=int(raw.get("retrain_attempts", 0)),
         retrained_trial=int(raw["retrained_trial"]) if raw.get("retrained_trial") else None,
         open_ended=raw.get("open_ended") == "1",
         cancel_requested=_float(raw.get("cancel_requested")),
