@@ -176,5 +176,7 @@ def _send_chord(
     )
     argsreprs = [f"trial {n} (sweep={sweep.id}, continued)" for n in trials]
     store.set_sweep_fields(sweep.id, trial_request=template.template_dict(), submitting=time.time())
-    send_chord(app, sweep.id, template, argsreprs, trials=trials)
+    send_chord(
+        app, sweep.id, template, argsreprs, trials=trials, alive=lambda: store.sending(sweep.id)
+    )
     store.submitted(sweep.id)

@@ -324,6 +324,10 @@ class SweepStore:
         pipe.sadd(f"{PREFIX}:active", sweep_id)
         pipe.execute()
 
+    def sending(self, sweep_id: str) -> None:
+        """The producer of a ``submitting`` sweep is still sending it (its sign of life)."""
+        self.r.hset(self._sweep(sweep_id), "submitting", time.time())
+
     def submitted(self, sweep_id: str) -> None:
         """Every message of a ``submitting`` sweep's chord is sent."""
         self.r.hdel(self._sweep(sweep_id), "submitting")

@@ -6,6 +6,7 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -192,7 +193,7 @@ def submit(
         for n in range(n_trials)
     ]
     try:
-        send_chord(app, sweep_id, template, argsreprs)
+        send_chord(app, sweep_id, template, argsreprs, alive=lambda: store.sending(sweep_id))
     except BatchPublishError as exc:  # Redis went away part-way: some trials may be queued
         raise BrokerError(
             f"sending sweep {sweep_id} failed part-way ({exc.__cause__ or exc}); the workers' "
@@ -220,11 +221,13 @@ def send_chord(
     argsreprs: list[str],
     trials: list[int] | None = None,
     chord_size: int | None = None,
+    alive: Callable[[], None] | None = None,
 ) -> None:
     """Send a sweep's chord (``template``, from :func:`chord_template`): ``cv_trial`` for
     each trial ``trials[i]`` (default ``i``; shown as ``argsreprs[i]``), whose results go to
     the template's callback once all ``chord_size`` (default: these) are in. Sending it again
     is safe: the chord size is set, not added to, and a trial's copies share its task id.
+    ``alive()`` is called before each batch (the sender's sign of life).
 
     It sends what ``celery.chord`` sends for a group of plain tasks on the Redis backend (the
     chord size, then each task with its group id, group index and the callback), but through
@@ -248,18 +251,22 @@ def send_chord(
             producer = app.amqp.Producer(conn)
             producer.maybe_declare(app.amqp.queues[template.queue])  # once, not per message
             numbers = list(range(len(argsreprs))) if trials is None else trials
-            with producer.batch(PUBLISH_BATCH):
-                for n, argsrepr in zip(numbers, argsreprs, strict=True):
-                    send_trial(
-                        app,
-                        sweep_id,
-                        n,
-                        template.for_trial(sweep_id, n),
-                        TRIAL_PRIORITY,
-                        argsrepr,
-                        producer=producer,
-                        declare=[],
-                        retry=False,  # a batch is sent at its flush, where retrying is unsafe
-                    )
+            pairs = list(zip(numbers, argsreprs, strict=True))
+            for start in range(0, len(pairs), PUBLISH_BATCH):
+                if alive is not None:
+                    alive()  # the reaper leaves a sweep alone while its sender makes progress
+                with producer.batch(PUBLISH_BATCH):
+                    for n, argsrepr in pairs[start : start + PUBLISH_BATCH]:
+                        send_trial(
+                            app,
+                            sweep_id,
+                            n,
+                            template.for_trial(sweep_id, n),
+                            TRIAL_PRIORITY,
+                            argsrepr,
+                            producer=producer,
+                            declare=[],
+                            retry=False,  # sent at the batch's flush: retrying is unsafe
+                        )
     finally:
         app.conf.task_send_sent_event = sent_events
