@@ -142,7 +142,7 @@ def _add_cancel(sub: Any) -> None:
         sub.add_parser(
             "cancel",
             help="stop a sweep: queued trials never start, running ones stop at the "
-            "next fold boundary, the partial results are written",
+            "next epoch boundary, the partial results are written",
         )
     )
     cancel.add_argument("sweep")
@@ -154,7 +154,8 @@ def _add_continue(sub: Any) -> None:
         sub.add_parser(
             "resume",
             help="continue an ended sweep: its cancelled, skipped and stopped trials run "
-            "again from their first unrecorded fold; ranked and finalized again",
+            "again from their first unrecorded fold; ranked and finalized again (a sweep whose "
+            "retrain-and-test failed is retrained)",
             description="Complete and pruned trials are kept as they are. Retrain-and-test "
             "runs again only if the best trial changed (or it never ran).",
         )
@@ -479,8 +480,11 @@ def _continued(args: argparse.Namespace, action: Any) -> int:
     assert url is not None
     configure(app, url, send_only=True)
     done = action(store, app, budget)
-    how = "a new chord" if done.new_chord else "the running chord"
-    print(f"{args.sweep}: {len(done.trials)} trials queued ({how}): {_numbers(done.trials)}")
+    if not done.trials:
+        print(f"{args.sweep}: every trial has ended; ranking it and retraining the best again")
+    else:
+        how = "a new chord" if done.new_chord else "the running chord"
+        print(f"{args.sweep}: {len(done.trials)} trials queued ({how}): {_numbers(done.trials)}")
     if not args.wait:
         return ExitCode.OK
     console = _console()
@@ -562,7 +566,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     store.request_cancel(args.sweep)
     print(
         f"cancelling sweep {args.sweep}: queued trials will not start, running ones stop "
-        "at their next fold boundary, then the partial results are written"
+        "at their next epoch boundary (fold boundary if the trainable reports no epochs), "
+        "then the partial results are written"
     )
     return ExitCode.OK
 

@@ -139,3 +139,32 @@ def test_a_running_sweep_is_extended_in_place_and_finalizes_once(
     assert sweep.n_trials == 4 and sweep.count("complete") == 4
     assert sweep.finalize_runs == 1 and sweep.finalize_duplicates == 0
     assert len(sweep.results["ranking"]) == 4 and sweep.status == "done"
+
+
+def test_a_sweep_whose_retrain_failed_is_retrained_when_resumed(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given a sweep whose final model cannot be written (a file where its folder goes)
+    start_workers("--cpu", "1")
+    config = write_config(
+        tmp_path / "s.yaml", n_trials=2, hyperparameters={"x": 1.0, "y": -2.0, "sleep": 1.0}
+    )
+    sweep_id = _submit(config, redis_server.url, tmp_path / "a")
+    (tmp_path / "a" / sweep_id).mkdir(parents=True)
+    (tmp_path / "a" / sweep_id / "final").write_text("in the way")
+    wait_for(lambda: store.get_sweep(sweep_id).status.terminal, timeout=90)
+    assert store.get_sweep(sweep_id).status == "failed"
+    assert "retrain-and-test failed" in (store.get_sweep(sweep_id).error or "")
+
+    # When the obstacle is gone and the sweep is resumed
+    (tmp_path / "a" / sweep_id / "final").unlink()
+    resumed = run_cli("producer", "resume", sweep_id, "--broker", redis_server.url, "--wait")
+    assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+    assert "every trial has ended; ranking it and retraining the best again" in resumed.stdout
+
+    # Then it is finalized once more and retrained: done, with its test metrics
+    sweep = store.get_sweep(sweep_id)
+    assert sweep.status == "done" and sweep.error is None
+    assert set(sweep.test_metrics or {}) == {"score", "loss"}
+    assert sweep.finalize_runs == 2 and sweep.count("complete") == 2
+    assert (tmp_path / "a" / sweep_id / "final" / "model.json").is_file()

@@ -21,7 +21,7 @@ from smptune.errors import ConfigError
 from smptune.messages import FINALIZE_SWEEP, TRIAL_PRIORITY, TrialRequest, finalize_task_id
 from smptune.messages import send_trial as send_one
 from smptune.queue.store import SweepStore
-from smptune.records import SweepRecord, TrialStatus
+from smptune.records import SweepRecord, SweepStatus, TrialStatus
 
 __all__ = ["RESUMED_STATUSES", "Continued", "extend", "resume"]
 
@@ -62,10 +62,21 @@ def resume(
         )
     again = set(RESUMED_STATUSES) | ({TrialStatus.FAILED} if retry_failed else set())
     trials = [t.trial for t in store.trials(sweep_id) if t.status in again]
+    deadline = None if time_budget_s is None else time.time() + time_budget_s
+    if not trials and sweep.status is SweepStatus.FAILED and sweep.test_metrics is None:
+        # every trial ended, retrain-and-test did not: finalize (and retrain) once more
+        generation = store.reopen(sweep_id, [], deadline=deadline)
+        config = config_from_dict(sweep.config)
+        app.send_task(
+            FINALIZE_SWEEP,
+            args=([], sweep_id),
+            queue=config.queue,
+            task_id=finalize_task_id(sweep_id, generation),
+        )
+        return Continued([], new_chord=False)
     if not trials:
         hint = "" if retry_failed else " (failed trials run again with --retry-failed)"
         raise ConfigError(f"sweep {sweep_id}: no trial left to resume{hint}")
-    deadline = None if time_budget_s is None else time.time() + time_budget_s
     generation = store.reopen(sweep_id, trials, deadline=deadline)
     _send_chord(store, app, store.get_sweep(sweep_id), trials, generation)
     return Continued(trials, new_chord=True)
