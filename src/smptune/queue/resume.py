@@ -18,7 +18,7 @@ from typing import Any
 
 from smptune.config import SweepConfig, config_from_dict
 from smptune.errors import ConfigError
-from smptune.messages import FINALIZE_SWEEP, TRIAL_PRIORITY, TrialRequest, finalize_task_id
+from smptune.messages import FINALIZE_SWEEP, TRIAL_PRIORITY, finalize_task_id
 from smptune.messages import send_trial as send_one
 from smptune.queue.store import SweepStore
 from smptune.records import SweepRecord, SweepStatus, TrialStatus
@@ -167,24 +167,9 @@ def _send_chord(
 ) -> None:
     """A new chord of ``trials`` with this generation's finalize; the template the reaper
     uses to queue a lost one again."""
-    from smptune.celeryapp import HARD_LIMIT_GRACE_S
-    from smptune.queue.submit import chord_template, send_chord
+    from smptune.queue.submit import new_chord, send_chord
 
-    config = config_from_dict(sweep.config)
-    callback = app.signature(
-        FINALIZE_SWEEP,
-        args=(sweep.id,),
-        queue=config.queue,
-        task_id=finalize_task_id(sweep.id, generation),
-    )
-    template = chord_template(
-        TrialRequest(
-            queue=config.queue,
-            soft_time_limit=config.trial_timeout,
-            time_limit=config.trial_timeout + HARD_LIMIT_GRACE_S,
-        ),
-        callback,
-    )
+    template = new_chord(app, config_from_dict(sweep.config), sweep.id, generation)
     argsreprs = [f"trial {n} (sweep={sweep.id}, continued)" for n in trials]
     store.set_sweep_fields(sweep.id, trial_request=template.template_dict(), submitting=time.time())
     send_chord(

@@ -142,7 +142,7 @@ def submit(
     """Record the sweep and send one chord: a ``cv_trial`` per configuration → finalize."""
     from kombu.exceptions import BatchPublishError
 
-    from smptune.celeryapp import HARD_LIMIT_GRACE_S, app
+    from smptune.celeryapp import app
 
     sweep_id = new_sweep_id(config.name)
     if config.n_trials is None:  # open-ended: each trial that starts queues one more
@@ -151,20 +151,7 @@ def submit(
         n_trials = int(config.n_trials)
     else:
         n_trials = len(configurations)
-    callback = app.signature(
-        FINALIZE_SWEEP,
-        args=(sweep_id,),
-        queue=config.queue,
-        task_id=finalize_task_id(sweep_id),
-    )
-    template = chord_template(
-        TrialRequest(
-            queue=config.queue,
-            soft_time_limit=config.trial_timeout,
-            time_limit=config.trial_timeout + HARD_LIMIT_GRACE_S,
-        ),
-        callback,
-    )
+    template = new_chord(app, config, sweep_id)
     # recorded "submitting" with its chord's template: a producer killed from here on leaves
     # the reaper what it needs to send the chord itself
     store.create_sweep(
@@ -203,6 +190,27 @@ def submit(
     # and queue it again with the template (its own task id and group index added)
     store.submitted(sweep_id)
     return sweep_id
+
+
+def new_chord(app: Any, config: SweepConfig, sweep_id: str, generation: int = 0) -> TrialRequest:
+    """The trial template of a new chord of ``sweep_id`` whose callback is the finalize of
+    ``generation`` (0: the submit; one more per resume or extend)."""
+    from smptune.celeryapp import HARD_LIMIT_GRACE_S
+
+    callback = app.signature(
+        FINALIZE_SWEEP,
+        args=(sweep_id,),
+        queue=config.queue,
+        task_id=finalize_task_id(sweep_id, generation),
+    )
+    return chord_template(
+        TrialRequest(
+            queue=config.queue,
+            soft_time_limit=config.trial_timeout,
+            time_limit=config.trial_timeout + HARD_LIMIT_GRACE_S,
+        ),
+        callback,
+    )
 
 
 def chord_template(template: TrialRequest, callback: Any) -> TrialRequest:

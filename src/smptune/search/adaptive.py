@@ -248,22 +248,10 @@ def should_prune(
 ) -> bool:
     """Whether the sweep's pruner stops ``trial`` now, given the runs it has finished and the
     other ``trials``."""
-    from optuna.trial import TrialState, create_trial
-
     steps = intermediate_values(runs, search, n_randoms)
     if not steps:
         return False
-    study = _study(trials, search, n_randoms, exclude=trial, by_epoch=False)
-    values, distributions = observe(search.hyperparameters, params)
-    study.add_trial(
-        create_trial(
-            state=TrialState.RUNNING,
-            params=values,
-            distributions=distributions,
-            intermediate_values=steps,
-        )
-    )
-    return bool(search.pruner_spec.build().prune(study, study.trials[-1]))
+    return _prune_running(trials, search, trial, params, steps, n_randoms, by_epoch=False)
 
 
 def should_prune_epoch(
@@ -278,19 +266,33 @@ def should_prune_epoch(
     """Whether the median pruner (``at: epoch``) stops ``trial`` after its latest epoch,
     given its recorded ``runs``, the epochs of the run in progress (``curves``) and the other
     ``trials``' epochs."""
-    from optuna.trial import TrialState, create_trial
-
     steps = epoch_values(runs, curves, search.scoring, search.max_epochs)
     if not steps:
         return False
-    study = _study(trials, search, n_randoms, exclude=trial, by_epoch=True)
+    return _prune_running(trials, search, trial, params, steps, n_randoms, by_epoch=True)
+
+
+def _prune_running(
+    trials: Iterable[TrialRecord],
+    search: SearchSettings,
+    trial: int,
+    params: Mapping[str, Any],
+    steps: Mapping[int, float],
+    n_randoms: int,
+    by_epoch: bool,
+) -> bool:
+    """Ask the sweep's pruner about ``trial``, running with ``steps``, on a study of the
+    other ``trials`` (their steps by epoch or by fold, as ``by_epoch`` says)."""
+    from optuna.trial import TrialState, create_trial
+
+    study = _study(trials, search, n_randoms, exclude=trial, by_epoch=by_epoch)
     values, distributions = observe(search.hyperparameters, params)
     study.add_trial(
         create_trial(
             state=TrialState.RUNNING,
             params=values,
             distributions=distributions,
-            intermediate_values=steps,
+            intermediate_values=dict(steps),
         )
     )
     return bool(search.pruner_spec.build().prune(study, study.trials[-1]))
