@@ -17,11 +17,11 @@ from conftest import run_cli, write_config
 UNREACHABLE = "redis://127.0.0.1:1/0"
 
 
-def _one_line_error(result, code: int, *needles: str) -> None:
+def _one_line_error(result, code: int, *needles: str, command: str = "producer") -> None:
     assert result.returncode == code, (result.returncode, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("producer: error: ")
+    assert lines[0].startswith(f"{command}: error: ")
     assert "Traceback" not in result.stderr
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
@@ -206,6 +206,21 @@ def test_bad_usage_exits_2():
     assert run_cli("producer", "submit").returncode == 2
     assert run_cli("producer", "frobnicate").returncode == 2
     assert run_cli("workers", "start", "--cpu", "1", "--devices", "0").returncode == 2
+
+
+@pytest.mark.parametrize("grace", ["0", "-5", "7200"])
+def test_a_preempt_grace_out_of_range_is_refused_before_any_worker_starts(grace: str):
+    result = run_cli(
+        "workers",
+        "start",
+        "--cpu",
+        "1",
+        "--broker",
+        "redis://127.0.0.1:1/0",
+        "--preempt-grace",
+        grace,
+    )
+    _one_line_error(result, 2, "--preempt-grace", grace, command="workers")
 
 
 @pytest.mark.parametrize("n", ["0", "-1"])

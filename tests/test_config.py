@@ -191,6 +191,8 @@ def test_defaults():
         "max_epochs": 10,
         "early_stopping_patience": 3,
         "precision": "auto",
+        "checkpoint_every": 1,
+        "keep_checkpoints": False,
     }
     assert config.retrain_and_test is True
 
@@ -332,6 +334,16 @@ def test_config_to_yaml_keeps_key_order():
     [
         (_minimal(cv={"n_folds": 1}), "cv.n_folds", "must be an integer >= 2, got 1"),
         (_minimal(n_trials=0), "n_trials", "got 0"),
+        (
+            _minimal(training={"checkpoint_every": -1}),
+            "training.checkpoint_every",
+            "must be an integer >= 0, got -1",
+        ),
+        (
+            _minimal(training={"keep_checkpoints": "yes"}),
+            "training.keep_checkpoints",
+            "must be true or false, got 'yes'",
+        ),
         (_minimal(n_trials="all"), "n_trials", "'all'"),
         (_minimal(n_trials=True), "n_trials", "True"),
         (_minimal(sampler="grid", n_trials=5), "sampler", "conflicts with n_trials: 5"),

@@ -414,6 +414,13 @@ class SweepConfig:
             "training.early_stopping_patience", training.get("early_stopping_patience", 3), 0
         )
         training["precision"] = _precision(training.get("precision", "auto"))
+        training["checkpoint_every"] = _int(
+            "training.checkpoint_every", training.get("checkpoint_every", 1), 0
+        )
+        keep = training.get("keep_checkpoints", False)
+        if not isinstance(keep, bool):
+            raise ConfigError(f"training.keep_checkpoints: must be true or false, got {keep!r}")
+        training["keep_checkpoints"] = keep
         return training
 
     @staticmethod
@@ -463,6 +470,16 @@ class SweepConfig:
     def max_epochs(self) -> int:
         """Epochs of a full run (``training.max_epochs``)."""
         return int(self.training["max_epochs"])
+
+    @property
+    def checkpoint_every(self) -> int:
+        """Epochs between a run's training checkpoints (0: only when it stops to be continued)."""
+        return int(self.training["checkpoint_every"])
+
+    @property
+    def keep_checkpoints(self) -> bool:
+        """Whether a run's last checkpoint stays once the run is recorded."""
+        return bool(self.training["keep_checkpoints"])
 
     @property
     def n_runs(self) -> int:

@@ -20,6 +20,7 @@ __all__ = [
     "OUTCOMES",
     "PartialRun",
     "RunResults",
+    "SavedCheckpoint",
     "SweepRecord",
     "SweepStatus",
     "TrialRecord",
@@ -134,6 +135,23 @@ class PartialRun:
 
 
 @dataclass(frozen=True)
+class SavedCheckpoint:
+    """The last training checkpoint of a trial's run in progress: which run, after which
+    epoch, and where (a path on the machines that share the artifacts directory)."""
+
+    run: int
+    epoch: int
+    path: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SavedCheckpoint:
+        return cls(run=int(data["run"]), epoch=int(data["epoch"]), path=str(data["path"]))
+
+
+@dataclass(frozen=True)
 class TrialRecord:
     """One trial as the store holds it: its configuration, state and recorded runs."""
 
@@ -157,6 +175,10 @@ class TrialRecord:
     requeued_at: float | None = None
     #: The run it was stopped in between epochs, if any.
     partial: PartialRun | None = None
+    #: Times its worker was preempted and it was queued again (not counted as attempts).
+    preemptions: int = 0
+    #: The last checkpoint of its run in progress, while it has one.
+    checkpoint: SavedCheckpoint | None = None
     #: Validation score per epoch of each run (finished or partial), by run index.
     curves: Mapping[int, tuple[float, ...]] = field(default_factory=dict)
 
@@ -181,6 +203,7 @@ class TrialRecord:
         out["params"] = dict(self.params)
         out["folds"] = {k: dict(v) for k, v in self.folds.items()}
         out["partial"] = self.partial.to_dict() if self.partial else None
+        out["checkpoint"] = self.checkpoint.to_dict() if self.checkpoint else None
         return out
 
 

@@ -106,7 +106,8 @@ class LearningCurveTrainable:
     ``noise`` is the standard deviation of Gaussian noise on each epoch's score (drawn from
     the trial, run and epoch); ``fold_noise`` that of a per-fold offset shared by every trial
     (some folds are harder). An epoch takes ``epoch_s`` seconds; a run trains
-    ``training.max_epochs`` epochs unless its context stops it. :meth:`true_score` is a
+    ``training.max_epochs`` epochs unless its context stops it, saving and resuming its
+    epochs as its context's checkpoint says (a JSON file). :meth:`true_score` is a
     configuration's noise-free score after a full run.
     """
 
@@ -154,8 +155,12 @@ class LearningCurveTrainable:
         offset = random.Random(f"{context.sweep_id}/fold/{context.fold}").gauss(
             0.0, float(params["fold_noise"])
         )
+        checkpoint = context.checkpoint
         history: list[dict[str, float]] = []
-        for epoch in range(1, epochs + 1):
+        if checkpoint is not None and checkpoint.resume_epoch and checkpoint.path.is_file():
+            saved = json.loads(checkpoint.path.read_text())
+            history = saved["history"][: checkpoint.resume_epoch]
+        for epoch in range(len(history) + 1, epochs + 1):
             if params["epoch_s"]:
                 time.sleep(float(params["epoch_s"]))
             draw = random.Random(f"{context.sweep_id}/{context.trial}/{context.run_seed}/{epoch}")
@@ -163,6 +168,11 @@ class LearningCurveTrainable:
             score += draw.gauss(0.0, float(params["noise"]))
             history.append({"score": score, "loss": 1.0 - score})
             context.report(epoch, history[-1])
+            if checkpoint is not None and checkpoint.due(epoch):
+                partial = checkpoint.path.with_name(checkpoint.path.name + ".partial")
+                partial.write_text(json.dumps({"epoch": epoch, "history": history}))
+                os.replace(partial, checkpoint.path)
+                checkpoint.saved(epoch)
             if context.should_stop():
                 break
         scoring = context.settings.scoring

@@ -29,6 +29,7 @@ __all__ = [
     "SEGMENTATION_TRAINABLE",
     "FoldContext",
     "FoldResult",
+    "RunCheckpoint",
     "SweepSettings",
     "Trainable",
     "allowed_trainables",
@@ -91,6 +92,34 @@ def _ignore_report(epoch: int, metrics: Mapping[str, float]) -> None:
     """What :attr:`FoldContext.report` does outside a trial (the final retrain)."""
 
 
+def _never(epoch: int) -> bool:
+    return False
+
+
+def _ignore_saved(epoch: int) -> None:
+    """What :attr:`RunCheckpoint.saved` does when nothing records checkpoints."""
+
+
+@dataclass
+class RunCheckpoint:
+    """Where one run keeps its last training checkpoint, so that it can continue on another
+    machine after its worker is lost or preempted.
+
+    A trainable that trains in epochs resumes from the file at ``path`` when
+    ``resume_epoch`` is above 0 (that file holds the run after that epoch, written by the
+    same trainable). After reporting each epoch it asks ``due(epoch)`` and, when due, writes
+    its state to ``path`` (whole, replacing the last: write elsewhere, then rename) and calls
+    ``saved(epoch)``; the task layer decides when a save is due (every ``checkpoint_every``
+    epochs, and before the run stops for preemption, cancel or the time budget) and removes
+    the file once the run is recorded.
+    """
+
+    path: Path
+    resume_epoch: int = 0
+    due: Callable[[int], bool] = _never
+    saved: Callable[[int], None] = _ignore_saved
+
+
 @dataclass
 class FoldContext:
     """Where and how one run (fold ``fold`` with seed number ``repeat``) or the final
@@ -101,7 +130,8 @@ class FoldContext:
     run at that epoch boundary and returns the result of the epochs it ran. That is how
     pruning inside a run (``asha``, ``hyperband``, ``median`` with ``at: epoch``), cancel and
     the time budget stop a fold between epochs; a trainable that does neither is stopped
-    between runs only.
+    between runs only. ``checkpoint``, when set, is where the run saves and resumes its
+    training state (see :class:`RunCheckpoint`).
     """
 
     sweep_id: str
@@ -114,6 +144,7 @@ class FoldContext:
     report: Callable[[int, Mapping[str, float]], None] = _ignore_report
     repeat: int = 0
     n_repeats: int = 1
+    checkpoint: RunCheckpoint | None = None
 
     @property
     def run_seed(self) -> int:

@@ -28,13 +28,13 @@ from smptune.errors import SmptuneError, TrialError
 from smptune.messages import TrialRequest
 from smptune.queue.lease import Lease
 from smptune.queue.rungs import Rungs
-from smptune.queue.store import LEASE_LOST, RECORDED, SweepStore
-from smptune.records import PartialRun, TrialStatus
+from smptune.queue.store import LEASE_LOST, PREEMPTED, RECORDED, SweepStore
+from smptune.records import PartialRun, SavedCheckpoint, TrialStatus
 from smptune.search.distributions import param_text, with_defaults
 from smptune.search.halving import Halving
 from smptune.search.scoring import run_index, trial_score
 from smptune.sharing import apply_in_child, describe_share
-from smptune.trainable import FoldContext, allowed_trainables, load_trainable
+from smptune.trainable import FoldContext, RunCheckpoint, allowed_trainables, load_trainable
 
 __all__ = ["RunWatch", "TrialRun", "TrialStopped", "choose_params", "describe_error"]
 
@@ -55,8 +55,9 @@ class TrialStopped(SmptuneError):
     (:meth:`TrialRun.run`), as Optuna's ``TrialPruned``.
 
     ``status`` is the record's: ``cancelled``; ``skipped`` or ``stopped`` (the time budget);
-    ``pruned``; ``failed``. None: this copy lost the trial's lease to another copy, and
-    records nothing.
+    ``pruned``; ``failed``. ``requeued``: its worker is being preempted, and the trial is
+    queued again at once, uncounted. None: this copy lost the trial's lease to another copy,
+    and records nothing.
     """
 
     def __init__(self, status: TrialStatus | None, reason: str) -> None:
@@ -122,6 +123,8 @@ class TrialRun:
         self.epoch_pruner: _HalvingPruner | _MedianPerEpoch | None = None
         #: Whether this copy said that its trainable reports no epochs to an epoch pruner.
         self.silent_warned = False
+        #: The last checkpoint of the run in progress, as recorded when this copy started.
+        self.saved: SavedCheckpoint | None = None
 
     def run(self, request: TrialRequest) -> dict[str, Any]:
         """The trial's share of the chord's result, once its record is written.
@@ -136,10 +139,22 @@ class TrialRun:
             self._train()
             record = self._record()
         except TrialStopped as stop:
-            if stop.status is None:
+            if stop.status is TrialStatus.REQUEUED:
+                self._give_back(stop)
+            if stop.status in (None, TrialStatus.REQUEUED):
                 raise Ignore() from None
+            if stop.status is TrialStatus.PRUNED:
+                self._drop_checkpoint()  # it never runs again
             record = self._record(stop)
         return self._finish(record)
+
+    def _give_back(self, stop: TrialStopped) -> None:
+        """Queue the trial again at once for another worker (this one is preempted)."""
+        from smptune.celeryapp import app
+        from smptune.queue.recovery import give_back
+
+        if give_back(self.db, app, self.sweep_id, self.trial, self.worker, self.lease.value):
+            log.warning("sweep %s trial %d: %s; queued again", self.sweep_id, self.trial, stop)
 
     def _check_stop(self) -> None:
         """Raise :class:`TrialStopped` if the sweep was cancelled or its time budget is spent
@@ -174,6 +189,7 @@ class TrialRun:
         if self.config.is_open_ended and self.attempt == 1:
             self._extend(request)
         self.done = self.db.folds(self.sweep_id, self.trial)
+        self.saved = self.db.checkpoint(self.sweep_id, self.trial)
         if self.attempt > self.config.max_attempts:
             raise TrialStopped(
                 TrialStatus.FAILED,
@@ -237,6 +253,7 @@ class TrialRun:
             for repeat in repeats:
                 self._before_run(fold)
                 watch = RunWatch(self, fold, repeat)
+                checkpoint = self._run_checkpoint(watch, output_dir)
                 context = FoldContext(
                     self.sweep_id,
                     self.trial,
@@ -248,12 +265,14 @@ class TrialRun:
                     report=watch.report,
                     repeat=repeat,
                     n_repeats=self.n_randoms,
+                    checkpoint=checkpoint,
                 )
                 result = trainable.train_fold(params, context)
                 if watch.stop is not None and result.epochs_run < self.max_epochs:
                     self.partial = watch.partial(result.epochs_run, result.duration_s)
                     raise watch.stop
                 self._record_run(fold, repeat, result.to_dict())
+                self._drop_checkpoint(checkpoint.path if checkpoint else None)
                 if self.epoch_pruner is not None and not watch.scores and not self.silent_warned:
                     self.silent_warned = True
                     log.warning(
@@ -274,6 +293,59 @@ class TrialRun:
                     f"{self.n_folds} folds",
                 )
 
+    def _run_checkpoint(self, watch: RunWatch, output_dir: Path | None) -> RunCheckpoint | None:
+        """Where ``watch``'s run keeps its checkpoint, resuming from the one recorded for it
+        when this machine sees that file (and saying so when it does not)."""
+        saved, where = self.saved, f"sweep {self.sweep_id} trial {self.trial}"
+        run = f"fold {watch.fold} seed {watch.repeat}"
+        if saved is not None and saved.run != watch.index:
+            saved = None  # another run's: recorded since, or never resumed
+        if output_dir is None:
+            if saved is not None:
+                log.warning(
+                    "%s restarts %s from epoch 1: this machine cannot write the artifacts "
+                    "directory, so it cannot read its checkpoint after epoch %d (%s)",
+                    where,
+                    run,
+                    saved.epoch,
+                    saved.path,
+                )
+            return None
+        path = output_dir / "checkpoints" / f"fold_{watch.fold}_seed_{watch.repeat}.ckpt"
+        resume = 0
+        if saved is not None and Path(saved.path).is_file():
+            path, resume = Path(saved.path), saved.epoch
+            watch.resume_after(resume)
+            log.info(
+                "%s resumes %s at epoch %d from its checkpoint (%s)", where, run, resume + 1, path
+            )
+        elif saved is not None:
+            log.warning(
+                "%s restarts %s from epoch 1: its checkpoint after epoch %d (%s) is not on this "
+                "machine",
+                where,
+                run,
+                saved.epoch,
+                saved.path,
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        watch.checkpoint_path = path
+        return RunCheckpoint(path, resume, due=watch.checkpoint_due, saved=watch.checkpointed)
+
+    def _drop_checkpoint(self, path: Path | None = None) -> None:
+        """Forget the run in progress's checkpoint and remove its file (unless the config
+        keeps checkpoints)."""
+        saved = self.db.checkpoint(self.sweep_id, self.trial)
+        if saved is None and path is None:
+            return
+        self.db.clear_checkpoint(self.sweep_id, self.trial)
+        self.saved = None
+        if self.config.keep_checkpoints:
+            return
+        files = {Path(saved.path)} if saved else set()
+        for file in files | ({path} if path else set()):
+            file.unlink(missing_ok=True)
+
     def _build_epoch_pruner(
         self, params: Mapping[str, Any]
     ) -> _HalvingPruner | _MedianPerEpoch | None:
@@ -290,6 +362,8 @@ class TrialRun:
         """Why ``watch``'s run must stop after ``epoch`` (``reason``: the sweep's stop reason;
         cancelled, out of time, or pruned), or None to go on."""
         where = f"at fold {watch.fold}, epoch {epoch}"
+        if reason == PREEMPTED:
+            return TrialStopped(TrialStatus.REQUEUED, f"its worker was preempted {where}")
         if reason == "cancelled":
             return TrialStopped(TrialStatus.CANCELLED, f"sweep cancelled {where}")
         if reason == "out of time":
@@ -337,6 +411,11 @@ class TrialRun:
         if not self.lease.renew():  # another copy has it (we were cut off, then reaped)
             raise TrialStopped(None, "another copy holds the trial's lease")
         self._check_stop()
+        if self.db.preempting(self.worker):
+            raise TrialStopped(
+                TrialStatus.REQUEUED,
+                f"its worker was preempted before fold {fold} (after {len(self.done)} runs)",
+            )
         self.db.fold_started(self.sweep_id, self.trial, fold)
 
     def _record_run(self, fold: int, repeat: int, result: dict[str, Any]) -> None:
@@ -446,17 +525,47 @@ class RunWatch:
         self.scores: list[float] = []
         #: Why the run must stop at its next epoch boundary; None while it goes on.
         self.stop: TrialStopped | None = None
+        #: Where the run saves its checkpoint (None: it saves none).
+        self.checkpoint_path: Path | None = None
+
+    def resume_after(self, epoch: int) -> None:
+        """The run continues after ``epoch`` from a checkpoint: its earlier epochs' scores
+        are the ones recorded."""
+        owner = self.owner
+        curve = owner.db.curves(owner.sweep_id, owner.trial).get(self.index, ())
+        self.scores = list(curve[:epoch])
 
     def report(self, epoch: int, metrics: Mapping[str, float]) -> None:
         owner = self.owner
         score = owner.config.scoring.run_score(metrics)
+        del self.scores[epoch - 1 :]  # an epoch trained again after its checkpoint's
         self.scores.append(score)
-        reason = owner.db.record_epoch(owner.sweep_id, owner.trial, self.index, epoch, score)
+        reason = owner.db.record_epoch(
+            owner.sweep_id, owner.trial, self.index, epoch, score, owner.worker
+        )
         if self.stop is None:
             self.stop = owner.stop_at_epoch(self, epoch, score, reason)
 
     def should_stop(self) -> bool:
         return self.stop is not None
+
+    def checkpoint_due(self, epoch: int) -> bool:
+        """Whether the run saves a checkpoint after ``epoch``: every ``checkpoint_every``
+        epochs, and before it stops to be continued (preempted, cancelled, out of time);
+        never after its last epoch or before it is pruned."""
+        if epoch >= self.owner.max_epochs:
+            return False
+        if self.stop is not None:
+            return self.stop.status in RESUMABLE
+        every = self.owner.config.checkpoint_every
+        return every > 0 and epoch % every == 0
+
+    def checkpointed(self, epoch: int) -> None:
+        """Record that the run's checkpoint now holds it after ``epoch``."""
+        owner = self.owner
+        assert self.checkpoint_path is not None
+        saved = SavedCheckpoint(self.index, epoch, str(self.checkpoint_path))
+        owner.db.checkpointed(owner.sweep_id, owner.trial, saved)
 
     def partial(self, epochs: int, duration_s: float) -> PartialRun:
         """The run as recorded when it stops after ``epochs`` epochs."""
@@ -466,6 +575,10 @@ class RunWatch:
         if finite:
             best = max(finite) if self.owner.config.scoring.mode == "max" else min(finite)
         return PartialRun(self.fold, self.repeat, epochs, best, self.stop.reason, duration_s)
+
+
+#: Stops after which a run is continued later, from a checkpoint saved as it stops.
+RESUMABLE = (TrialStatus.REQUEUED, TrialStatus.CANCELLED, TrialStatus.STOPPED)
 
 
 class _HalvingPruner:

@@ -8,6 +8,11 @@ several slots its share of the device's memory (see :mod:`smptune.sharing`). The
 restarts a worker that dies and, on SIGTERM/SIGINT, asks each for a warm shutdown, then a
 cold one, then kills what is left.
 
+Preemptible machines (``--preemptible``, ``--preempt-grace S``): SIGTERM is a preemption
+notice. Each running trial saves a checkpoint at its next epoch (or run) boundary and is
+queued again at once for another machine; whatever still runs when the grace ends is killed
+and given back the same way. Neither counts as one of the trial's attempts.
+
 GPU memory between trials: each worker keeps one long-lived pool child (imports, data and
 CUDA context stay warm); after every task the child runs ``gc.collect()`` and
 ``torch.cuda.empty_cache()`` (see ``smptune.tasks``), and Celery replaces the child once its
@@ -48,8 +53,12 @@ from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url, mask_url
 
 if TYPE_CHECKING:
     from smptune.queue.recovery import Reaper
+    from smptune.queue.store import SweepStore
 
 log = logging.getLogger("smptune.workers")
+
+#: Seconds a preempted machine's trials have to checkpoint and give themselves back.
+DEFAULT_PREEMPT_GRACE_S = 25.0
 
 
 def visible_gpus() -> list[str]:
@@ -82,6 +91,40 @@ class WorkerSpec:
         """What the start log says of the worker's share of the machine."""
         share = describe_share(self.env) or "every core"
         return f"CUDA_VISIBLE_DEVICES={self.cuda_visible_devices!r}, {share}"
+
+
+@dataclass
+class Preemption:
+    """How a preemptible machine's supervisor gives its trials back on SIGTERM."""
+
+    store: SweepStore
+    app: object
+    grace_s: float = DEFAULT_PREEMPT_GRACE_S
+
+    def notify(self, workers: list[str]) -> None:
+        """Ask the trials ``workers`` run to checkpoint and queue themselves again."""
+        self.store.preempt(workers, hold_s=self.grace_s + 60)
+
+    def release(self, workers: list[str]) -> list[tuple[str, int]]:
+        """Record the trials ``workers`` still run as given back (uncounted), before their
+        cold shutdown puts their messages back in the queue."""
+        from smptune.queue.recovery import give_back
+
+        return [
+            (sweep_id, trial)
+            for sweep_id, trial, worker in self.store.running_on(workers)
+            if give_back(self.store, self.app, sweep_id, trial, worker, send=False)
+        ]
+
+    def send(self, trials: list[tuple[str, int]]) -> None:
+        """Queue ``trials`` again ourselves: their workers were killed before Celery could."""
+        from smptune.queue.recovery import send_again
+
+        for sweep_id, trial in trials:
+            send_again(self.store, self.app, sweep_id, trial, "given back by its supervisor")
+
+    def done(self, workers: list[str]) -> None:
+        self.store.preempted(workers)
 
 
 @dataclass
@@ -178,12 +221,18 @@ class Supervisor:
     """Keeps one process per :class:`WorkerSpec` alive until asked to stop."""
 
     def __init__(
-        self, specs: list[WorkerSpec], shutdown_timeout_s: float, reaper: Reaper | None = None
+        self,
+        specs: list[WorkerSpec],
+        shutdown_timeout_s: float,
+        reaper: Reaper | None = None,
+        preemption: Preemption | None = None,
     ) -> None:
         self.workers = [Supervised(spec) for spec in specs]
         self.shutdown_timeout_s = shutdown_timeout_s
         self.stopping = False
+        self.stop_signal: int | None = None
         self.reaper = reaper
+        self.preemption = preemption
         self.reap_interval_s = max(1.0, lease_ttl_s() / 6)
         self._next_reap = 0.0
 
@@ -210,6 +259,7 @@ class Supervisor:
             return
         log.info("received %s: shutting the workers down", signal.Signals(signum).name)
         self.stopping = True
+        self.stop_signal = signum
 
     def _signal_all(self, sig: int) -> None:
         for w in self.workers:
@@ -249,6 +299,8 @@ class Supervisor:
                 w.backoff_s = min(w.backoff_s * 2, 30.0)
             self._reap(now)
             time.sleep(0.2)
+        if self.preemption is not None and self.stop_signal == signal.SIGTERM:
+            return self._preempted(self.preemption)
         self._signal_all(signal.SIGTERM)
         if not self._wait_all(self.shutdown_timeout_s):
             log.warning("workers still busy after %.0f s: cold shutdown", self.shutdown_timeout_s)
@@ -257,6 +309,36 @@ class Supervisor:
                 self._signal_all(signal.SIGKILL)
                 self._wait_all(5.0)
         log.info("all workers stopped")
+        return ExitCode.OK
+
+    def _preempted(self, preemption: Preemption) -> int:
+        """The machine is going away: trials checkpoint and give themselves back within the
+        grace; the rest are killed and given back."""
+        names = [w.spec.name for w in self.workers]
+        started = time.monotonic()
+        log.warning(
+            "preempted: trials checkpoint and go back to the queue (%.0f s grace)",
+            preemption.grace_s,
+        )
+        preemption.notify(names)
+        self._signal_all(signal.SIGTERM)  # warm: no new trial starts here
+        given: list[tuple[str, int]] = []
+        if not self._wait_all(max(0.0, preemption.grace_s - 1.0)):
+            log.warning("grace spent: cold shutdown of the workers that still train")
+            given = preemption.release(names)
+            self._signal_all(signal.SIGQUIT)  # Celery puts their messages back as it stops
+            if not self._wait_all(3.0):
+                self._signal_all(signal.SIGKILL)
+                self._wait_all(5.0)
+                preemption.send(given)
+        preemption.done(names)
+        for sweep_id, trial in given:
+            log.warning("sweep %s trial %d: queued again", sweep_id, trial)
+        log.info(
+            "all workers stopped after %.1f s; %d trial(s) given back by the supervisor",
+            time.monotonic() - started,
+            len(given),
+        )
         return ExitCode.OK
 
 
@@ -325,6 +407,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace the pool child once its resident memory passes this",
     )
     start.add_argument(
+        "--preemptible",
+        action="store_true",
+        help="SIGTERM is a preemption notice: running trials save a checkpoint at their next "
+        "epoch boundary and are queued again at once for other machines, without counting "
+        "an attempt; what still runs when the grace ends is killed and queued again",
+    )
+    start.add_argument(
+        "--preempt-grace",
+        type=float,
+        default=None,
+        metavar="S",
+        help=f"seconds between a preemption notice and the machine going away (default: "
+        f"{DEFAULT_PREEMPT_GRACE_S:.0f}; implies --preemptible)",
+    )
+    start.add_argument(
         "--shutdown-timeout",
         type=float,
         default=60.0,
@@ -361,6 +458,11 @@ def start(args: argparse.Namespace) -> int:
     check_broker_url(broker_url, "--broker" if args.broker else BROKER_ENV)
     if args.cpu is not None and args.cpu < 1:
         raise ConfigError(f"--cpu: must be >= 1, got {args.cpu}")
+    if args.preempt_grace is not None and not 0 < args.preempt_grace <= 3600:
+        raise ConfigError(
+            f"--preempt-grace: must be more than 0 and at most 3600 seconds, got "
+            f"{args.preempt_grace:g}"
+        )
     _check_sharing(args)
     from smptune.celeryapp import configure, create_app
     from smptune.queue.recovery import Reaper
@@ -371,7 +473,11 @@ def start(args: argparse.Namespace) -> int:
     configure(app, broker_url, send_only=True)
     specs = worker_specs(args, broker_url)
     reaper = Reaper(store, app, grace_s=lease_ttl_s() / 3, finalize_grace_s=3 * lease_ttl_s())
-    supervisor = Supervisor(specs, args.shutdown_timeout, reaper)
+    preemption = None
+    if args.preemptible or args.preempt_grace is not None:
+        grace = DEFAULT_PREEMPT_GRACE_S if args.preempt_grace is None else args.preempt_grace
+        preemption = Preemption(store, app, grace)
+    supervisor = Supervisor(specs, args.shutdown_timeout, reaper, preemption)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)
     log.info(

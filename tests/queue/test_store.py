@@ -223,3 +223,36 @@ def test_a_reaped_copy_cannot_revive_its_lease(store: SweepStore, tmp_path):
     assert not store.lease_exists(sweep_id, 0)
     # and the re-queued copy can take it
     assert store.lease(sweep_id, 0, host="host-b").try_acquire()
+
+
+def test_a_preempted_trial_is_given_back_once_by_its_own_worker_without_counting_the_attempt(
+    store: SweepStore, tmp_path
+):
+    # Given trial 1 started twice (a lost worker, then a live one holding its lease)
+    sweep_id = _sweep(store, tmp_path)
+    store.trial_started(sweep_id, 1, "gpu0@a", "0")
+    assert store.trial_started(sweep_id, 1, "gpu0@b", "0") == 2
+    lease = store.lease(sweep_id, 1, host="b")
+    assert lease.try_acquire()
+
+    # Then another worker, or a copy without the lease, cannot give it back
+    assert not store.requeue_preempted(sweep_id, 1, "gpu0@a")
+    assert not store.requeue_preempted(sweep_id, 1, "gpu0@b", lease="b:1:other")
+    # and its worker can, once: off the running set, lease dropped, the attempt uncounted
+    assert store.requeue_preempted(sweep_id, 1, "gpu0@b", lease=lease.value)
+    assert not store.requeue_preempted(sweep_id, 1, "gpu0@b", lease=lease.value)
+    trial = store.trials(sweep_id, [1])[0]
+    assert (trial.status, trial.attempts, trial.preemptions) == ("requeued", 1, 1)
+    assert store.running_numbers(sweep_id) == [] and not store.lease_exists(sweep_id, 1)
+
+
+def test_a_preempted_workers_runs_hear_it_with_their_next_epoch(store: SweepStore, tmp_path):
+    sweep_id = _sweep(store, tmp_path)
+    assert store.record_epoch(sweep_id, 0, 0, 1, 0.5, "gpu0@a") is None
+    store.preempt(["gpu0@a"], hold_s=30)
+    assert store.record_epoch(sweep_id, 0, 0, 2, 0.6, "gpu0@a") == "preempted"
+    assert store.record_epoch(sweep_id, 0, 0, 2, 0.6, "gpu1@a") is None
+    store.request_cancel(sweep_id)
+    assert store.record_epoch(sweep_id, 0, 0, 3, 0.7, "gpu0@a") == "cancelled"  # final wins
+    store.preempted(["gpu0@a"])
+    assert not store.preempting("gpu0@a")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from smptune.search.scoring import Scoring
-from smptune.trainable import FoldContext, SweepSettings
+from smptune.trainable import FoldContext, RunCheckpoint, SweepSettings
 from smptune.training import SegmentationTrainable, baseline_metrics
 from smptune.training.cache import CACHE_ENV
 from smptune.training.data import IGNORE, clear_cache, load_data
@@ -142,6 +142,39 @@ def test_a_run_reports_each_epoch_and_stops_at_the_boundary_its_context_asks_for
     assert [epoch for epoch, _ in reported] == [1, 2]
     assert result.epochs_run == 2 and result.best_epoch in (1, 2)
     assert result.metrics["iou"] == pytest.approx(reported[result.best_epoch - 1][1])
+
+
+def test_a_run_resumed_from_its_checkpoint_continues_as_the_uninterrupted_run(tmp_path):
+    # Given a 6-epoch run trained through, and the same run stopped after epoch 3 with a
+    # checkpoint saved there (as a preempted or lost worker's run)
+    s = sweep(max_epochs=6)
+    trainable = SegmentationTrainable()
+    whole = trainable.train_fold(FAST, run(s, out=tmp_path / "whole"))
+    path = tmp_path / "checkpoints" / "fold_0_seed_0.ckpt"
+    path.parent.mkdir()
+    saved: list[int] = []
+    first = dataclasses.replace(
+        run(s, out=tmp_path / "first"),
+        checkpoint=RunCheckpoint(path, due=lambda epoch: epoch == 3, saved=saved.append),
+        should_stop=lambda: bool(saved),
+    )
+    stopped = trainable.train_fold(FAST, first)
+    assert (stopped.epochs_run, saved, path.is_file()) == (3, [3], True)
+    assert not path.with_name(path.name + ".partial").exists()
+
+    # When another process resumes it from that checkpoint
+    reported: list[int] = []
+    resumed_context = dataclasses.replace(
+        run(s, out=tmp_path / "second"),
+        checkpoint=RunCheckpoint(path, resume_epoch=3),
+        report=lambda epoch, metrics: reported.append(epoch),
+    )
+    resumed = trainable.train_fold(FAST, resumed_context)
+
+    # Then it trains epochs 4 to 6 only and ends where the uninterrupted run ended
+    assert reported == [4, 5, 6]
+    assert (resumed.epochs_run, resumed.best_epoch) == (whole.epochs_run, whole.best_epoch)
+    assert resumed.metrics == pytest.approx(whole.metrics, rel=1e-4, abs=1e-6)
 
 
 def test_the_best_epoch_follows_the_scoring_direction(tmp_path):

@@ -17,6 +17,10 @@ A retrain-and-test holds a lease the same way; one whose lease is gone is queued
 ``submitting``) gets its chord sent by the reaper: the chord size and every trial neither
 running nor finished.
 
+A preempted worker's trial is given back at once (:func:`give_back`): by the trial itself at
+an epoch or run boundary once it has saved its checkpoint, or by the worker's supervisor once
+the grace has passed; it is queued again without counting an attempt.
+
 The reaper also finalizes a sweep whose every trial is recorded but whose chord did not fire
 within ``finalize_grace_s`` (Celery's chord counter lives in Redis too, and a result stored
 during a Redis restart can miss it); ``finalize_sweep`` does its work once either way.
@@ -45,6 +49,35 @@ log = logging.getLogger("smptune.recovery")
 
 #: The "trial number" under which the reaper tracks a sweep's retrain-and-test.
 RETRAIN_KEY = -1
+
+
+def give_back(
+    store: SweepStore,
+    app: Any,
+    sweep_id: str,
+    trial: int,
+    worker: str,
+    lease: str = "",
+    *,
+    send: bool = True,
+) -> bool:
+    """Queue again at once, under its task id and chord, a trial that preempted ``worker``
+    runs (holding ``lease``, when given); the attempt is not counted. ``send=False`` only
+    records it, for a worker whose Celery puts the message back as it shuts down. False
+    when the trial is not that worker's any more (finished, or already given back)."""
+    if not store.requeue_preempted(sweep_id, trial, worker, lease):
+        return False
+    if send:
+        send_again(store, app, sweep_id, trial, f"given back by preempted {worker}")
+    return True
+
+
+def send_again(store: SweepStore, app: Any, sweep_id: str, trial: int, why: str) -> None:
+    """Send a trial's message again as it was sent when it last started."""
+    request = store.trial_request(sweep_id, trial) or TrialRequest()
+    send_trial(
+        app, sweep_id, trial, request, REQUEUE_PRIORITY, f"trial {trial} (sweep={sweep_id}, {why})"
+    )
 
 
 class Reaper:

@@ -19,6 +19,9 @@ Keys (``{id}`` is the sweep id)::
     smptune:sweep:{id}:rung:...     zset   successive-halving rungs (see rungs.py)
     smptune:sweep:{id}:lease:retrain  string the live copy of its retrain-and-test
     smptune:sweep:{id}:retraining   set    "retrain" while retrain-and-test runs
+    smptune:preempt:{worker}        string set while that worker is being preempted
+
+A trial's hash holds its run in progress's last ``checkpoint`` (JSON: run, epoch, path).
 
 A fold result and a trial's final record are each written at most once (HSETNX and a
 Lua script guarded by the ``finished`` set and the trial's lease), so a redelivered task
@@ -45,6 +48,7 @@ from smptune.queue.rungs import Rungs
 from smptune.records import (
     OUTCOMES,
     PartialRun,
+    SavedCheckpoint,
     SweepRecord,
     SweepStatus,
     TrialRecord,
@@ -110,6 +114,22 @@ redis.call('INCRBY', KEYS[3], tonumber(ARGV[1]))
 return redis.call('HINCRBY', sweep, 'n_trials', tonumber(ARGV[1])) - tonumber(ARGV[1])
 """
 
+# KEYS: running set, finished set, lease, trial hash; ARGV: trial, worker name, now, the
+# lease's value ('': whoever holds it; the worker is known to be gone)
+_REQUEUE_PREEMPTED = """
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[4], 'worker') ~= ARGV[2] then return 0 end
+local holder = redis.call('GET', KEYS[3])
+if ARGV[4] ~= '' and holder and holder ~= ARGV[4] then return 0 end
+redis.call('DEL', KEYS[3])
+redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[4], 'status', 'requeued', 'requeued_at', ARGV[3])
+redis.call('HINCRBY', KEYS[4], 'preemptions', 1)
+redis.call('HINCRBY', KEYS[4], 'attempts', -1)
+return 1
+"""
+
 #: What a resumed trial forgets of its last attempt (its recorded runs stay).
 _TRIAL_ATTEMPT_FIELDS = (
     "error",
@@ -134,6 +154,9 @@ _SWEEP_END_FIELDS = (
     "budget_factor",
     "error",
 )
+
+#: What :meth:`SweepStore.record_epoch` returns when the run's worker is being preempted.
+PREEMPTED = "preempted"
 
 #: Finish results of :meth:`SweepStore.finish_trial`.
 RECORDED, ALREADY_FINISHED, LEASE_LOST = 1, 0, -1
@@ -184,6 +207,7 @@ class SweepStore:
         self._claim_orphan = client.register_script(_CLAIM_ORPHAN)
         self._extend = client.register_script(_EXTEND)
         self._extend_running = client.register_script(_EXTEND_RUNNING)
+        self._requeue_preempted = client.register_script(_REQUEUE_PREEMPTED)
 
     @classmethod
     def from_url(cls, url: str) -> SweepStore:
@@ -202,6 +226,10 @@ class SweepStore:
 
     def _curve(self, sweep_id: str, trial: int) -> str:
         return f"{self._sweep(sweep_id)}:curve:{trial}"
+
+    @staticmethod
+    def _preempt(worker: str) -> str:
+        return f"{PREFIX}:preempt:{worker}"
 
     def rungs(self, sweep_id: str, halving: Halving, mode: str) -> Rungs:
         """The sweep's successive-halving rungs."""
@@ -618,15 +646,71 @@ class SweepStore:
         return {int(k): json.loads(v) for k, v in raw.items()}
 
     def record_epoch(
-        self, sweep_id: str, trial: int, run: int, epoch: int, score: float
+        self, sweep_id: str, trial: int, run: int, epoch: int, score: float, worker: str = ""
     ) -> str | None:
-        """Store the validation score of one epoch (1-based) of one run; returns the sweep's
-        :meth:`stop_reason`, read in the same round trip."""
+        """Store the validation score of one epoch (1-based) of one run; returns why the run
+        must stop, read in the same round trip: the sweep's :meth:`stop_reason`, else
+        :data:`PREEMPTED` when ``worker`` is being preempted."""
         pipe = self.r.pipeline(transaction=False)
         pipe.hset(self._curve(sweep_id, trial), f"{run}:{epoch}", repr(float(score)))
         pipe.hmget(self._sweep(sweep_id), "cancel_requested", "deadline")
-        _, (cancelled, deadline) = pipe.execute()
-        return _stop_reason(cancelled, deadline)
+        pipe.exists(self._preempt(worker))
+        _, (cancelled, deadline), preempted = pipe.execute()
+        reason = _stop_reason(cancelled, deadline)
+        return reason or (PREEMPTED if worker and preempted else None)
+
+    # -- checkpoints and preemption -----------------------------------------------------
+    def checkpointed(self, sweep_id: str, trial: int, checkpoint: SavedCheckpoint) -> None:
+        """Record the last checkpoint of the trial's run in progress."""
+        self.r.hset(self._trial(sweep_id, trial), "checkpoint", json.dumps(checkpoint.to_dict()))
+
+    def checkpoint(self, sweep_id: str, trial: int) -> SavedCheckpoint | None:
+        raw = self.r.hget(self._trial(sweep_id, trial), "checkpoint")
+        return SavedCheckpoint.from_dict(json.loads(raw)) if raw else None
+
+    def clear_checkpoint(self, sweep_id: str, trial: int) -> None:
+        self.r.hdel(self._trial(sweep_id, trial), "checkpoint")
+
+    def preempt(self, workers: Iterable[str], hold_s: float) -> None:
+        """Tell ``workers``' running trials to checkpoint and give themselves back (for
+        ``hold_s`` seconds: a restarted worker of the same name is not preempted)."""
+        pipe = self.r.pipeline(transaction=False)
+        for worker in workers:
+            pipe.set(self._preempt(worker), time.time(), ex=max(1, math.ceil(hold_s)))
+        pipe.execute()
+
+    def preempting(self, worker: str) -> bool:
+        return bool(worker) and bool(self.r.exists(self._preempt(worker)))
+
+    def requeue_preempted(self, sweep_id: str, trial: int, worker: str, lease: str = "") -> bool:
+        """Give back a running trial of a preempted ``worker``: off the running set, its
+        lease dropped (only if ``lease`` holds it, when given), marked requeued; the attempt
+        is not counted. False when the trial is not that worker's any more."""
+        base = self._sweep(sweep_id)
+        keys = [
+            f"{base}:running",
+            f"{base}:finished",
+            self.lease_key(sweep_id, trial),
+            self._trial(sweep_id, trial),
+        ]
+        return bool(self._requeue_preempted(keys=keys, args=[trial, worker, time.time(), lease]))
+
+    def preempted(self, workers: Iterable[str]) -> None:
+        """``workers`` are gone: their names may run trials again."""
+        names = [self._preempt(worker) for worker in workers]
+        if names:
+            self.r.delete(*names)
+
+    def running_on(self, workers: Iterable[str]) -> list[tuple[str, int, str]]:
+        """``(sweep, trial, worker)`` of each trial of an active sweep that one of
+        ``workers`` runs."""
+        names = set(workers)
+        return [
+            (sweep_id, row["trial"], row["worker"])
+            for sweep_id in self.active_sweeps()
+            for row in self.running(sweep_id)
+            if row["worker"] in names
+        ]
 
     def curves(self, sweep_id: str, trial: int) -> dict[int, tuple[float, ...]]:
         """The trial's validation score per epoch, by run."""
@@ -795,6 +879,7 @@ def _trial_record(
     curve: Mapping[str, str] | None = None,
 ) -> TrialRecord:
     partial = _json(state.get("partial"))
+    checkpoint = _json(state.get("checkpoint"))
     return TrialRecord(
         trial=n,
         status=TrialStatus(state.get("status", "pending")),
@@ -815,5 +900,7 @@ def _trial_record(
         unstable=state.get("unstable") == "True",
         duration_s=_float(state.get("duration_s")),
         partial=PartialRun.from_dict(partial) if partial else None,
+        preemptions=int(state.get("preemptions", 0)),
+        checkpoint=SavedCheckpoint.from_dict(checkpoint) if checkpoint else None,
         curves=_curves(curve or {}),
     )

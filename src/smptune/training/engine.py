@@ -6,6 +6,8 @@ import contextlib
 import gc
 import json
 import logging
+import math
+import os
 import random
 import time
 import warnings
@@ -20,7 +22,6 @@ from torch.utils.data import (
     BatchSampler,
     DataLoader,
     Dataset,
-    RandomSampler,
     Sampler,
     SequentialSampler,
 )
@@ -62,6 +63,35 @@ class _Batches(Dataset):
         )
 
 
+class _EpochShuffle(Sampler[list[int]]):
+    """Batches of a new permutation of ``n`` positions each epoch, drawn from the run's seed
+    and the epoch (Lightning calls :meth:`set_epoch` before every epoch).
+
+    Hand-written because torch's ``RandomSampler`` draws every epoch's order from one
+    generator it never saves: a run resumed from a checkpoint would replay the first epochs'
+    orders and drift from the run it continues.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, drop_last: bool) -> None:
+        self.n = n
+        self.batch_size = batch_size
+        self.seed = seed
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**63)
+        order = torch.randperm(self.n, generator=generator).tolist()
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield order[start : start + self.batch_size]
+
+
 def _loader(
     data: SegmentationData,
     indices: Sequence[int],
@@ -72,16 +102,16 @@ def _loader(
     num_workers: int,
 ) -> DataLoader:
     dataset = _Batches(data, indices)
-    sampler: Sampler[int]
+    batches: Sampler[list[int]]
     if shuffle:
-        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+        # A last batch of one sample breaks BatchNorm in some architectures: drop it.
+        drop_last = len(dataset) > batch_size and len(dataset) % batch_size == 1
+        batches = _EpochShuffle(len(dataset), batch_size, seed, drop_last)
     else:
-        sampler = SequentialSampler(dataset)
-    # A last batch of one sample breaks BatchNorm in some architectures: drop it.
-    drop_last = shuffle and len(dataset) > batch_size and len(dataset) % batch_size == 1
+        batches = BatchSampler(SequentialSampler(dataset), batch_size, drop_last=False)
     return DataLoader(
         dataset,
-        sampler=BatchSampler(sampler, batch_size, drop_last=drop_last),
+        sampler=batches,
         batch_size=None,
         num_workers=num_workers,
         pin_memory=torch.cuda.is_available(),
@@ -135,7 +165,15 @@ class _EpochBoundary(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         history = getattr(pl_module, "history", [])
         if history:  # validation ran at the end of this epoch, before this hook
-            self.context.report(len(history), dict(history[-1]))
+            epoch = len(history)
+            self.context.report(epoch, dict(history[-1]))
+            checkpoint = self.context.checkpoint
+            if checkpoint is not None and checkpoint.due(epoch):
+                # whole or not at all: a worker killed mid-write leaves the last one intact
+                partial = checkpoint.path.with_name(checkpoint.path.name + ".partial")
+                trainer.save_checkpoint(str(partial))
+                os.replace(partial, checkpoint.path)
+                checkpoint.saved(epoch)
         if self.context.should_stop():
             trainer.should_stop = True
 
@@ -272,7 +310,14 @@ def _train_fold(params: dict[str, Any], context: FoldContext) -> FoldResult:
             )
         )
     trainer = _trainer(rs, context, rs.max_epochs, callbacks, run_name(context))
-    _run(lambda: trainer.fit(module, train_dataloaders=train, val_dataloaders=val))
+    checkpoint = context.checkpoint
+    resume = checkpoint is not None and checkpoint.resume_epoch > 0 and checkpoint.path.is_file()
+    ckpt_path = str(checkpoint.path) if checkpoint is not None and resume else None
+    _run(
+        lambda: trainer.fit(
+            module, train_dataloaders=train, val_dataloaders=val, ckpt_path=ckpt_path
+        )
+    )
     history = module.history
     best = rs.scoring.best_index(history)
     if keep_best and module.best_state is not None and context.output_dir is not None:

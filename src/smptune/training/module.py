@@ -121,6 +121,27 @@ class SegmentationModule(pl.LightningModule):
         self.train_losses.append(mean)
         self.log("train_loss", mean)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """What a resumed run needs beyond Lightning's own state: the epochs' metrics, the
+        best weights so far, and the random state augmentation and crops draw from."""
+        checkpoint["smptune"] = {
+            "history": list(self.history),
+            "train_losses": list(self.train_losses),
+            "best_state": self.best_state,
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("smptune", {})
+        self.history[:] = state.get("history", [])
+        self.train_losses[:] = state.get("train_losses", [])
+        self.best_state = state.get("best_state")
+        if "rng" in state:
+            torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+
     def on_validation_epoch_start(self) -> None:
         self.val_metrics.reset()
         self._val_loss = torch.zeros((), device=self.device)

@@ -10,7 +10,8 @@ Read from :class:`~smptune.trainable.SweepSettings`:
 - ``training``: ``max_epochs`` (10), ``early_stopping_patience`` (0 = off), ``precision``
   (``auto``: ``bf16-mixed`` on a GPU that supports it, else ``32-true``), ``num_workers``
   (``auto``: from the worker's share of cores, see :func:`smptune.sharing.dataloader_workers`),
-  ``save_checkpoints`` (``none`` or ``best``).
+  ``save_checkpoints`` (``none`` or ``best``); ``checkpoint_every`` and ``keep_checkpoints``
+  are the task layer's (see :class:`~smptune.trainable.RunCheckpoint`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ TRAINING_KEYS = (
     "precision",
     "num_workers",
     "save_checkpoints",
+    "checkpoint_every",  # the task layer's, as cv.n_randoms
+    "keep_checkpoints",
 )
 #: A ``Trainer(precision=...)`` string of Lightning.
 TrainerPrecision = Literal[
