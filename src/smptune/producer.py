@@ -154,10 +154,13 @@ def _add_continue(sub: Any) -> None:
         sub.add_parser(
             "resume",
             help="continue an ended sweep: its cancelled, skipped and stopped trials run "
-            "again from their first unrecorded fold; ranked and finalized again (a sweep whose "
-            "retrain-and-test failed is retrained)",
+            "again from their first unrecorded fold (or epoch, from a checkpoint); ranked and "
+            "finalized again (a sweep whose retrain-and-test failed is retrained); or an "
+            "interrupted one: what it lost is queued again at once",
             description="Complete and pruned trials are kept as they are. Retrain-and-test "
-            "runs again only if the best trial changed (or it never ran).",
+            "runs again only if the best trial changed (or it never ran). A sweep that still "
+            "says it runs, but that no live worker holds (Redis and every worker were killed), "
+            "keeps its chord: its trials that lost their worker or message are sent again.",
         )
     )
     resume.add_argument("sweep")
@@ -480,7 +483,14 @@ def _continued(args: argparse.Namespace, action: Any) -> int:
     assert url is not None
     configure(app, url, send_only=True)
     done = action(store, app, budget)
-    if not done.trials:
+    if done.interrupted and not done.trials:
+        print(f"{args.sweep}: nothing was lost; its queued trials wait for workers")
+    elif done.interrupted:
+        print(
+            f"{args.sweep}: {len(done.trials)} trials that lost their worker or message "
+            f"queued again: {_numbers(done.trials)}"
+        )
+    elif not done.trials:
         print(f"{args.sweep}: every trial has ended; ranking it and retraining the best again")
     else:
         how = "a new chord" if done.new_chord else "the running chord"

@@ -1,10 +1,13 @@
-"""Continuing sweeps: ``producer resume`` after a cancel, ``producer extend`` of an ended TPE
-sweep, of a random sweep's seeded stream, and of a running sweep — through the real CLI, a
-real Redis and real worker processes."""
+"""Continuing sweeps: ``producer resume`` after a cancel and after Redis and every worker were
+killed, ``producer extend`` of an ended TPE sweep, of a random sweep's seeded stream, and of a
+running sweep — through the real CLI, a real Redis and real worker processes."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 
 from smptune.queue.store import SweepStore
 from smptune.records import TrialStatus
@@ -16,6 +19,51 @@ def _submit(config, url: str, artifacts) -> str:
     result = run_cli("producer", "submit", config, "--broker", url, "--artifacts", artifacts)
     assert result.returncode == 0, result.stderr
     return result.stdout.split()[0]
+
+
+def test_a_sweep_whose_redis_and_every_worker_were_killed_resumes_where_it_stopped(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given a sweep of six trials of two 0.8-s folds on two workers, three folds recorded
+    fleet = start_workers("--cpu", "2", SMPTUNE_LEASE_TTL="3")
+    config = write_config(
+        tmp_path / "s.yaml",
+        n_trials=6,
+        cv={"n_folds": 2},
+        hyperparameters={"x": [0.0, 0.5, 1.0, 1.5, 2.0, 2.5], "sleep": 0.8},
+    )
+    sweep_id = _submit(config, redis_server.url, tmp_path / "a")
+    wait_for(lambda: store.get_sweep(sweep_id).folds_done >= 3, timeout=60, interval=0.05)
+
+    # When every worker is killed with -9, then Redis, and only Redis comes back (same AOF)
+    os.killpg(fleet.process.pid, signal.SIGKILL)
+    redis_server.kill()
+    redis_server.start()
+    lost = store.running_numbers(sweep_id)
+    assert lost and store.get_sweep(sweep_id).status == "running"
+
+    # Then resume refuses while the lost workers' leases may still be live, and says why
+    early = run_cli("producer", "resume", sweep_id, "--broker", redis_server.url)
+    assert early.returncode == 2 and "a live worker holds trial" in early.stderr, early.stderr
+    # and once they have lapsed it queues again, at once, the trials that lost their worker
+    time.sleep(3.5)
+    resumed = run_cli("producer", "resume", sweep_id, "--broker", redis_server.url)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "lost their worker or message queued again" in resumed.stdout
+    requeued = {t.trial: t.requeued_at for t in store.trials(sweep_id) if t.requeued_at}
+    assert set(lost) <= set(requeued)
+    restarted = time.time()
+    assert all(at < restarted for at in requeued.values())  # before any worker runs again
+
+    # and workers started again finish it: every trial once, the chord fired once, no
+    # recorded fold trained twice
+    start_workers("--cpu", "2", name="again", SMPTUNE_LEASE_TTL="3")
+    wait_for(lambda: store.get_sweep(sweep_id).status == "done", timeout=120)
+    sweep = store.get_sweep(sweep_id)
+    trials = store.trials(sweep_id)
+    assert all(t.status is TrialStatus.COMPLETE for t in trials), [t.status for t in trials]
+    assert sweep.finalize_runs == 1 and sweep.count("complete") == 6
+    assert sweep.folds_done == 12 and len(sweep.results["ranking"]) == 6
 
 
 def test_a_cancelled_sweep_resumes_its_unfinished_trials_and_finalizes_again(

@@ -93,14 +93,16 @@ class Reaper:
         self._missing_since: dict[tuple[str, int], float] = {}
         self._unqueued_since: dict[tuple[str, int], float] = {}
 
-    def scan(self, now: float | None = None) -> list[tuple[str, int]]:
-        """One pass over the active sweeps; returns the trials queued again."""
+    def scan(
+        self, now: float | None = None, sweep_ids: list[str] | None = None
+    ) -> list[tuple[str, int]]:
+        """One pass over the active sweeps (or ``sweep_ids``); returns the trials queued
+        again."""
         now = time.monotonic() if now is None else now
         requeued: list[tuple[str, int]] = []
         seen: set[tuple[str, int]] = set()
-        sweeps = {
-            sweep_id: self.store.get_sweep(sweep_id) for sweep_id in self.store.active_sweeps()
-        }
+        ids = self.store.active_sweeps() if sweep_ids is None else sweep_ids
+        sweeps = {sweep_id: self.store.get_sweep(sweep_id) for sweep_id in ids}
         for sweep_id, sweep in sweeps.items():
             self._finish_submit(sweep_id, sweep)
             self._recover_retrain(sweep_id, sweep, now, seen)
@@ -120,6 +122,42 @@ class Reaper:
         self._missing_since = {k: v for k, v in self._missing_since.items() if k in seen}
         requeued += self._requeue_lost_messages(sweeps, now)
         return requeued
+
+    def recover(self, sweep_id: str) -> list[int]:
+        """Everything the reaper would do for an interrupted sweep (none of whose trials a
+        live worker holds), at once: its lost trials, its retrain, its half-sent chord, its
+        missing finalize. A trial whose message is neither queued nor running is sent again,
+        even one a gone worker had taken (its message would wait for the visibility
+        timeout). Returns the trials queued again. Build it with zero graces."""
+        sweep = self.store.get_sweep(sweep_id)
+        requeued = [trial for _, trial in self.scan(sweep_ids=[sweep_id])]
+        if sweep.trial_request is None or sweep.submitting or sweep.finalized_at:
+            return requeued  # scan sent the rest of a half-sent chord, or nothing is left
+        queued = self._queued_task_ids(sweep.config.get("queue", DEFAULT_QUEUE))
+        for trial in sorted(self.store.unaccounted(sweep_id, sweep.n_trials)):
+            if trial in requeued or trial_task_id(sweep_id, trial) in queued:
+                continue
+            if self.store.claim_lost(sweep_id, trial, hold_s=60):
+                self.requeue_unstarted(sweep_id, sweep, trial)
+                requeued.append(trial)
+        return requeued
+
+    def _queued_task_ids(self, queue: str) -> set[str]:
+        """Task ids of the messages waiting in ``queue`` (every priority)."""
+        with self.app.connection_for_write() as conn:
+            channel = conn.default_channel
+            raw = [
+                item
+                for pri in channel.priority_steps
+                for item in channel.client.lrange(channel._q_for_pri(queue, pri), 0, -1)
+            ]
+        ids = set()
+        for value in raw:
+            try:
+                ids.add(json.loads(value)["headers"]["id"])
+            except (ValueError, KeyError, TypeError):
+                continue
+        return ids
 
     def _recover_retrain(
         self, sweep_id: str, sweep: SweepRecord, now: float, seen: set[tuple[str, int]]

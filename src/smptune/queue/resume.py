@@ -1,6 +1,10 @@
 """Continuing a sweep: resume the trials an ended sweep did not finish, or extend a sweep
 with more trials.
 
+An interrupted sweep (Redis and every worker killed, then Redis restarted) still says it
+runs; once no live worker holds any of its leases, a resume does at once what the workers'
+reaper would do after its graces: its lost trials, retrain, chord or finalize are sent again.
+
 An ended sweep (done, cancelled, failed) is reopened in the store and sent a new chord of the
 trials it runs now, with a finalize task of its own (``<sweep>-finalize-<generation>``), so
 it is ranked and finalized again exactly once; the ranking covers every trial. A resumed
@@ -32,10 +36,12 @@ RESUMED_STATUSES = (TrialStatus.CANCELLED, TrialStatus.SKIPPED, TrialStatus.STOP
 
 @dataclass(frozen=True)
 class Continued:
-    """What a resume or extend sent: the trials, and whether a new chord was started."""
+    """What a resume or extend sent: the trials, whether a new chord was started, and
+    whether the sweep was an interrupted one (its chord kept, its lost trials sent again)."""
 
     trials: list[int]
     new_chord: bool
+    interrupted: bool = False
 
 
 def resume(
@@ -47,14 +53,16 @@ def resume(
     retry_failed: bool = False,
 ) -> Continued:
     """Run again the trials an ended sweep did not finish (cancelled, skipped, stopped;
-    failed with ``retry_failed``); raises :class:`ConfigError` when there is none or the
-    sweep has not ended."""
+    failed with ``retry_failed``), or what an interrupted one lost; raises
+    :class:`ConfigError` when there is none, or when live workers still run the sweep."""
     sweep = store.get_sweep(sweep_id)
     if not sweep.status.terminal:
-        raise ConfigError(
-            f"sweep {sweep_id} is {sweep.status}: it has not ended, and its workers' reaper "
-            "queues its lost trials again once workers run (producer status shows them)"
-        )
+        if time_budget_s is not None:
+            raise ConfigError(
+                f"--time-budget: sweep {sweep_id} is {sweep.status}, not ended; it keeps the "
+                "budget it has"
+            )
+        return _recover_interrupted(store, app, sweep)
     if sweep.open_ended and time_budget_s is None:
         raise ConfigError(
             f"sweep {sweep_id} has no n_trials: resume it with --time-budget, or it would "
@@ -80,6 +88,25 @@ def resume(
     generation = store.reopen(sweep_id, trials, deadline=deadline)
     _send_chord(store, app, store.get_sweep(sweep_id), trials, generation)
     return Continued(trials, new_chord=True)
+
+
+def _recover_interrupted(store: SweepStore, app: Any, sweep: SweepRecord) -> Continued:
+    """Queue again what an interrupted sweep lost, unless a live worker still holds one of
+    its trials (then its workers' reaper looks after it)."""
+    from smptune.queue.lease import lease_ttl_s
+    from smptune.queue.recovery import Reaper
+
+    live = [n for n in store.running_numbers(sweep.id) if store.lease_exists(sweep.id, n)]
+    retraining = sweep.status is SweepStatus.RETRAINING and store.retrain_held(sweep.id)
+    if live or retraining:
+        held = f"trial {', '.join(map(str, live))}" if live else "its retrain-and-test"
+        raise ConfigError(
+            f"sweep {sweep.id} is {sweep.status}: a live worker holds {held}, so it is "
+            f"running (producer status shows it); a lost worker's lease lapses within "
+            f"{lease_ttl_s():.0f} s, and its workers' reaper queues its trial again"
+        )
+    requeued = Reaper(store, app, grace_s=0.0, finalize_grace_s=0.0).recover(sweep.id)
+    return Continued(requeued, new_chord=False, interrupted=True)
 
 
 def extend(

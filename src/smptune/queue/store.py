@@ -283,6 +283,10 @@ class SweepStore:
         running = self.r.sismember(f"{base}:retraining", "retrain")
         return bool(running) and not self.r.exists(f"{base}:lease:retrain")
 
+    def retrain_held(self, sweep_id: str) -> bool:
+        """Whether a live worker holds the sweep's retrain-and-test's lease."""
+        return bool(self.r.exists(f"{self._sweep(sweep_id)}:lease:retrain"))
+
     def claim_orphaned_retrain(self, sweep_id: str) -> bool:
         """Take an orphaned retrain-and-test off the running set, once fleet-wide."""
         return bool(self.r.srem(f"{self._sweep(sweep_id)}:retraining", "retrain"))
