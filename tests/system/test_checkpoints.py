@@ -16,7 +16,7 @@ import pytest
 from smptune.queue.store import SweepStore
 from smptune.testing import LearningCurveTrainable
 
-from conftest import cli_env, wait_for, write_config
+from conftest import cli_env, run_cli, wait_for, write_config
 
 EPOCH_S = 0.6
 PARAMS = {"x": 0.6, "y": 0.3, "z": 0.5}
@@ -117,9 +117,8 @@ def test_a_fold_whose_machine_is_lost_at_epoch_6_of_10_resumes_at_epoch_7_on_ano
 def test_sigterm_to_a_preemptible_machine_gives_its_trial_back_at_once(
     tmp_path, redis_server, store, start_workers
 ):
-    # Given a trial training on a preemptible host-a with a 10 s grace, leases of 30 s (so
-    # that the reaper, which waits for a lease to expire, cannot be what moves it), and
-    # host-b idle
+    # Given a trial training on a preemptible host-a with a 10 s grace, and leases of 30 s
+    # (so that the reaper, which waits for a lease to expire, cannot be what moves it)
     grace = 10.0
     a = start_workers("--cpu", "1", "--hostname", "host-a", "--preempt-grace", str(grace), name="a")
     config = _curve_config(
@@ -128,7 +127,6 @@ def test_sigterm_to_a_preemptible_machine_gives_its_trial_back_at_once(
     artifacts = tmp_path / "artifacts"
     producer = _submit(config, redis_server.url, artifacts)
     sweep_id = _sweep_id(store)
-    b = start_workers("--cpu", "1", "--hostname", "host-b", name="b")
     wait_for(lambda: _on(store, sweep_id, "host-a", epoch=3), 60, 0.05)
 
     # When host-a gets its preemption notice (SIGTERM)
@@ -141,7 +139,11 @@ def test_sigterm_to_a_preemptible_machine_gives_its_trial_back_at_once(
     assert requeued_at - noticed < grace
     assert a.process.wait(grace + 5) == 0
     assert "0 trial(s) given back by the supervisor" in a.logs()  # it gave itself back
+    status = run_cli("producer", "status", sweep_id, "--broker", redis_server.url)
+    assert "queued again: trial 0 (preempted 1×)" in status.stdout, status.stdout
+    assert "0 failed" in status.stdout
 
+    b = start_workers("--cpu", "1", "--hostname", "host-b", name="b")
     # and host-b continues it from that checkpoint; the sweep never shows it failed, and
     # the preemption is not counted as an attempt
     _, stderr = producer.communicate(timeout=120)

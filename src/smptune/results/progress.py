@@ -34,9 +34,16 @@ def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
     elapsed = (sweep.finished or now) - started if started else 0.0
     running = store.running(sweep_id)
     eta: dict[str, Any] = {"eta_s": None, "eta_basis": None}
-    if not sweep.status.terminal and running:
+    requeued: list[dict[str, Any]] = []
+    if not sweep.status.terminal:
         trials = store.trials(sweep_id)
-        eta = estimate_eta(trials, running, n_runs, now, sweep.deadline)
+        requeued = [
+            {"trial": t.trial, "preemptions": t.preemptions, "requeues": t.requeues}
+            for t in trials
+            if t.status is TrialStatus.REQUEUED
+        ]
+        if running:
+            eta = estimate_eta(trials, running, n_runs, now, sweep.deadline)
         by_number = {t.trial: t for t in trials}
         names = list(config.get("hyperparameters") or {})
         for r in running:
@@ -67,6 +74,7 @@ def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
         "elapsed_s": round(elapsed, 1),
         **eta,
         "running": running,
+        "requeued": requeued,
         "test_metrics": sweep.test_metrics,
         "error": sweep.error,
         "finalize_runs": sweep.finalize_runs,
@@ -176,6 +184,8 @@ def status_lines(snap: dict[str, Any]) -> list[str]:
         line = f"  {r['worker']}{share}: trial {r['trial']} {fold}, "
         line += f"{format_duration(r['running_s'])} in this trial"
         lines.append(line + (f" | {r['params']}" if r["params"] else ""))
+    if snap.get("requeued"):
+        lines.append("queued again: " + ", ".join(_requeued_text(r) for r in snap["requeued"]))
     if snap["test_metrics"]:
         lines.append(
             "test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in snap["test_metrics"].items())
@@ -183,6 +193,16 @@ def status_lines(snap: dict[str, Any]) -> list[str]:
     if snap["error"]:
         lines.append(f"error: {snap['error']}")
     return lines
+
+
+def _requeued_text(r: dict[str, Any]) -> str:
+    """``trial 3 (preempted 1×)``: a trial waiting to run again, and why it left its worker."""
+    why = []
+    if r["preemptions"]:
+        why.append(f"preempted {r['preemptions']}×")
+    if r["requeues"]:
+        why.append(f"worker lost {r['requeues']}×")
+    return f"trial {r['trial']}" + (f" ({', '.join(why)})" if why else "")
 
 
 def _snapshot_through_outages(
