@@ -334,6 +334,7 @@ def test_config_to_yaml_keeps_key_order():
     [
         (_minimal(cv={"n_folds": 1}), "cv.n_folds", "must be an integer >= 2, got 1"),
         (_minimal(n_trials=0), "n_trials", "got 0"),
+        (_minimal(retrain_epochs="last"), "retrain_epochs", "mean, median, max, got 'last'"),
         (
             _minimal(training={"checkpoint_every": -1}),
             "training.checkpoint_every",

@@ -31,7 +31,7 @@ from smptune.search.sampling import (
     grid_configurations,
     sample_configurations,
 )
-from smptune.search.scoring import Scoring
+from smptune.search.scoring import RETRAIN_EPOCHS, Scoring
 from smptune.search.specs import PrunerSpec, SamplerSpec
 from smptune.trainable import SEGMENTATION_TRAINABLE, SweepSettings, data_root_base
 
@@ -71,6 +71,7 @@ KNOWN_KEYS = (
     "cv",
     "training",
     "retrain_and_test",
+    "retrain_epochs",
     "max_attempts",
     "enqueue",
     "hyperparameters",
@@ -277,6 +278,9 @@ class SweepConfig:
     cv: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     retrain_and_test: bool = True
+    #: How many epochs retrain-and-test trains: the mean, median or max of the best trial's
+    #: runs' best epochs.
+    retrain_epochs: str = "mean"
     max_attempts: int = 3
     #: Configurations the first trials train (a list, or a ``best_config.yaml`` path).
     enqueue: Any = None
@@ -326,6 +330,11 @@ class SweepConfig:
                 f"retrain_and_test: must be true or false, got {self.retrain_and_test!r}"
             )
         self.max_attempts = _int("max_attempts", self.max_attempts, 1)
+        if self.retrain_epochs not in RETRAIN_EPOCHS:
+            raise ConfigError(
+                f"retrain_epochs: must be one of {', '.join(RETRAIN_EPOCHS)}, "
+                f"got {self.retrain_epochs!r}"
+            )
         self.data = self._resolve_data(self.data)
         self.cv = self._resolve_cv(self.cv)
         self.cv_settings = CvSettings(self.cv["n_folds"], self.cv["n_randoms"])
@@ -528,6 +537,7 @@ class SweepConfig:
             "cv": copy.deepcopy(self.cv),
             "training": copy.deepcopy(self.training),
             "retrain_and_test": self.retrain_and_test,
+            "retrain_epochs": self.retrain_epochs,
             "max_attempts": self.max_attempts,
             **({"enqueue": copy.deepcopy(self.enqueue)} if self.enqueue else {}),
             "hyperparameters": space_to_dict(self.hyperparameters),

@@ -291,6 +291,14 @@ def _submit_and_maybe_wait(
     return _print_outcome(console, store, sweep_id, snap)
 
 
+def _print_cv_versus_test(console: Any, results: Any, test_metrics: Any) -> None:
+    from smptune.results.progress import cv_versus_test_line
+
+    line = cv_versus_test_line(results or {}, test_metrics)
+    if line:
+        console.print(line, markup=False)
+
+
 def _print_outcome(console: Any, store: Any, sweep_id: str, snap: dict[str, Any]) -> int:
     from smptune.results.progress import ranking_table
 
@@ -300,6 +308,7 @@ def _print_outcome(console: Any, store: Any, sweep_id: str, snap: dict[str, Any]
     if sweep.test_metrics:
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in sweep.test_metrics.items())
         console.print(f"test metrics of the best configuration: {metrics}")
+        _print_cv_versus_test(console, sweep.results, sweep.test_metrics)
     console.print(f"results: {Path(sweep.artifacts_dir) / sweep_id}")
     if snap["status"] != "done":
         console.print(f"sweep {sweep_id} ended {snap['status']}: {snap.get('error') or ''}")
@@ -401,6 +410,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         console.print(
             "test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sweep.test_metrics.items())
         )
+        _print_cv_versus_test(console, results, sweep.test_metrics)
     if args.out:
         console.print(f"results written to {args.out} (report: {args.out / 'report.html'})")
     if exported:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import yaml
 
 from smptune.config import config_from_dict, load_config
 from smptune.queue.store import ALREADY_FINISHED, RECORDED, SweepStore
 from smptune.records import TrialRecord, TrialStatus
 from smptune.results.folder import best_config, write_results
-from smptune.search.scoring import best_epochs, rank_trials
+from smptune.search.scoring import best_epochs, rank_trials, score_at_epoch
 from smptune.testing import QuadraticTrainable
 from smptune.urls import mask_secrets, mask_url
 
@@ -70,10 +71,21 @@ def test_ranking_puts_failed_and_nan_trials_last():
     assert [t.trial for t in rank_trials(trials, "min")] == [0, 2, 1, 3]
 
 
-def test_retrain_epochs_are_the_mean_best_epoch():
-    folds = {0: {"best_epoch": 3}, 1: {"best_epoch": 4}, 2: {"best_epoch": 6}}
-    assert best_epochs(folds) == 4
+def test_retrain_epochs_are_the_mean_median_or_max_best_epoch():
+    folds = {0: {"best_epoch": 3}, 1: {"best_epoch": 3}, 2: {"best_epoch": 9}}
+    assert best_epochs(folds) == 5
+    assert best_epochs(folds, "median") == 3
+    assert best_epochs(folds, "max") == 9
     assert best_epochs({}) == 1
+
+
+def test_the_cv_at_the_retrains_epochs_reads_each_run_at_that_epoch():
+    curves = {0: (0.4, 0.6, 0.5), 1: (0.3, 0.7), 2: ()}
+    at_two = score_at_epoch(curves, 2)
+    assert at_two == {"epochs": 2, "score": pytest.approx(0.65), "per_run": {0: 0.6, 1: 0.7}}
+    # a run that stopped sooner counts with its last epoch
+    assert score_at_epoch(curves, 3)["per_run"] == {0: 0.5, 1: 0.7}
+    assert score_at_epoch({0: ()}, 2) is None
 
 
 def test_best_config_is_a_valid_config_with_every_value_fixed(tmp_path):

@@ -58,7 +58,9 @@ def epochs_csv(path: Path) -> list[dict[str, str]]:
 # --- losses -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["focal", "dice", "focal+dice", "ce"])
+@pytest.mark.parametrize(
+    "name", ["focal", "dice", "jaccard", "lovasz", "tversky", "ce", "focal+dice", "0.7*dice+0.3*ce"]
+)
 @pytest.mark.parametrize("classes", [1, 3])
 def test_every_loss_leaves_out_ignored_pixels_and_learns_from_the_others(name, classes):
     import torch
@@ -83,24 +85,45 @@ def test_every_loss_leaves_out_ignored_pixels_and_learns_from_the_others(name, c
     assert float(loss(counted, masks)) != pytest.approx(base, rel=1e-3)
 
 
-def test_focal_plus_dice_is_their_sum():
+def test_a_sum_of_losses_is_their_weighted_sum():
     import torch
 
     from smptune.training.losses import make_loss
 
     logits = torch.randn(2, 3, 8, 8)
     masks = torch.randint(0, 3, (2, 8, 8))
-    parts = [make_loss(n, 3, None, 2.0)(logits, masks) for n in ("focal", "dice")]
+    focal, dice = (float(make_loss(n, 3, None, 2.0)(logits, masks)) for n in ("focal", "dice"))
     assert float(make_loss("focal+dice", 3, None, 2.0)(logits, masks)) == pytest.approx(
-        float(sum(parts))
+        focal + dice
     )
+    weighted = make_loss("0.25*focal + 2*dice", 3, None, 2.0)(logits, masks)
+    assert float(weighted) == pytest.approx(0.25 * focal + 2 * dice)
 
 
-def test_unknown_loss_is_a_config_error():
+def test_tversky_weighs_false_positives_and_negatives_as_told():
+    import torch
+
+    from smptune.training.losses import make_loss
+
+    # Given a prediction with false positives only (every pixel called foreground)
+    masks = torch.zeros(1, 8, 8, dtype=torch.long)
+    masks[:, :4] = 1
+    logits = torch.full((1, 1, 8, 8), 10.0)
+    # Then a Tversky loss that weighs false positives more scores it worse, and with
+    # alpha = beta = 0.5 it is the dice loss
+    fp_heavy = float(make_loss("tversky", 1, None, 2.0, (0.9, 0.1))(logits, masks))
+    fn_heavy = float(make_loss("tversky", 1, None, 2.0, (0.1, 0.9))(logits, masks))
+    assert fp_heavy > fn_heavy
+    dice = float(make_loss("dice", 1, None, 2.0)(logits, masks))
+    assert float(make_loss("tversky", 1, None, 2.0)(logits, masks)) == pytest.approx(dice)
+
+
+@pytest.mark.parametrize("loss", ["hinge", "dice+", "-1*dice", "0*focal", "x*dice", 3])
+def test_an_unknown_loss_is_a_config_error(loss):
     from smptune.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"hyperparameters\.loss: must be one of focal, dice"):
-        SegmentationTrainable().validate({"loss": "hinge"}, sweep())
+        SegmentationTrainable().validate({"loss": loss}, sweep())
 
 
 # --- runs -------------------------------------------------------------------------------------
@@ -175,6 +198,24 @@ def test_a_run_resumed_from_its_checkpoint_continues_as_the_uninterrupted_run(tm
     assert reported == [4, 5, 6]
     assert (resumed.epochs_run, resumed.best_epoch) == (whole.epochs_run, whole.best_epoch)
     assert resumed.metrics == pytest.approx(whole.metrics, rel=1e-4, abs=1e-6)
+
+
+def test_an_ema_run_validates_and_ends_with_the_averaged_weights():
+    # Given the same 3-epoch run with and without an exponential moving average of weights
+    trainable = SegmentationTrainable()
+    plain = trainable.train_fold(FAST, run(sweep(max_epochs=3)))
+    ema = trainable.train_fold(FAST, run(sweep(max_epochs=3, weight_averaging="ema")))
+    # Then the averaged weights were validated: other metrics from the same training
+    assert ema.epochs_run == plain.epochs_run == 3
+    assert math.isfinite(ema.metrics["loss"])
+    assert ema.metrics["loss"] != pytest.approx(plain.metrics["loss"], rel=1e-4)
+
+
+def test_weight_averaging_names_its_choices():
+    from smptune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"training\.weight_averaging: must be one of none, ema"):
+        SegmentationTrainable().validate({}, sweep(weight_averaging="swa2"))
 
 
 def test_the_best_epoch_follows_the_scoring_direction(tmp_path):

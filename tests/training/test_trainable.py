@@ -284,6 +284,72 @@ def test_augmentation_moves_image_and_mask_together():
     assert torch.equal(aug_images[:, 0], aug_masks.float())
 
 
+def _squares(n: int = 16, size: int = 32, seed: int = 0):
+    """Masks of one large square each, and images whose first channel is the mask."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    masks = torch.zeros(n, size, size, dtype=torch.uint8)
+    for i, (y, x) in enumerate(torch.randint(2, size // 2, (n, 2), generator=generator)):
+        masks[i, y : y + size // 3, x : x + size // 3] = 1
+    images = torch.stack([masks.float(), torch.rand(n, size, size, generator=generator)], 1)
+    return images, masks
+
+
+@pytest.mark.parametrize("augment", ["scale", "rotate", "flips+scale+rotate", "all"])
+def test_geometric_augmentation_moves_masks_with_images_and_ignores_what_it_pads(augment):
+    import torch
+
+    from smptune.training.augment import Augment
+    from smptune.training.data import IGNORE
+    from smptune.training.params import parse_augment
+
+    # Given images whose first channel is their mask
+    images, masks = _squares()
+    # When a batch is augmented twice from the same seed
+    torch.manual_seed(5)
+    out_images, out_masks = Augment(parse_augment(augment))(images, masks)
+    torch.manual_seed(5)
+    again_images, again_masks = Augment(parse_augment(augment))(images, masks)
+    # Then samples were moved, each mask with its image (but for interpolated edges)
+    assert not torch.equal(out_masks, masks)
+    valid = out_masks != IGNORE
+    agree = ((out_images[:, 0] > 0.5) == (out_masks == 1))[valid].float().mean()
+    assert float(agree) > 0.97
+    # and pixels moved in from outside an image are ignored, not called background
+    assert bool((out_masks == IGNORE).any())
+    assert set(out_masks.unique().tolist()) <= {0, 1, IGNORE}
+    # and the same seed draws the same augmentation
+    assert torch.equal(out_masks, again_masks) and torch.equal(out_images, again_images)
+
+
+@pytest.mark.parametrize("augment", ["intensity", "noise"])
+def test_intensity_and_noise_change_images_and_leave_masks_alone(augment):
+    import torch
+
+    from smptune.training.augment import Augment
+    from smptune.training.params import parse_augment
+
+    images, masks = _squares()
+    torch.manual_seed(1)
+    out_images, out_masks = Augment(parse_augment(augment))(images, masks)
+    assert torch.equal(out_masks, masks)
+    changed = (out_images - images).abs().flatten(1).amax(1) > 1e-4
+    assert 0 < int(changed.sum()) < len(images)  # each sample drawn on its own (p = 0.5)
+
+
+def test_augment_true_keeps_its_meaning_and_names_combine():
+    from smptune.training.params import parse_augment, resolve_params
+
+    assert parse_augment(True) == ("flips",) and parse_augment(False) == ()
+    assert parse_augment("noise + flips") == ("flips", "noise")
+    assert parse_augment("all") == ("flips", "scale", "rotate", "intensity", "noise")
+    assert resolve_params({"augment": "Noise+flips"})["augment"] == "flips+noise"
+    assert resolve_params({"augment": True})["augment"] is True
+    with pytest.raises(ConfigError, match=r"hyperparameters\.augment: .*got 'flip'"):
+        parse_augment("flip")
+
+
 def test_focal_loss_leaves_out_padded_pixels():
     import torch
 

@@ -20,6 +20,7 @@ from smptune.search.scoring import (
     rank_trials,
     run_index,
     run_scores,
+    score_at_epoch,
 )
 
 
@@ -29,6 +30,7 @@ def summarize(db: SweepStore, sweep_id: str) -> dict[str, Any]:
     config = config_from_dict(sweep.config)
     ranked = rank_trials(db.trials(sweep_id), config.scoring.mode)
     best = next((t for t in ranked if rank_tier(t) <= BEST_TIER), None)
+    epochs = best_epochs(best.folds, config.retrain_epochs) if best is not None else 1
     return {
         "sweep_id": sweep_id,
         "name": config.name,
@@ -50,7 +52,9 @@ def summarize(db: SweepStore, sweep_id: str) -> dict[str, Any]:
             "score": best.score,
             "score_std": best.score_std,
             "params": dict(best.params),
-            "epochs": best_epochs(best.folds),
+            "epochs": epochs,
+            # the folds at the retrain's epoch count, beside each at its best epoch
+            "cv_at_epochs": score_at_epoch(best.curves, epochs),
         },
         "ranking": [
             {**t.to_dict(), "rank": rank, "fold_scores": run_scores(t.folds, config.scoring)}

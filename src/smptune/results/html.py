@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from smptune.records import OUTCOMES, PartialRun
+from smptune.search.scoring import cv_versus_test
 
 log = logging.getLogger("smptune.report")
 
@@ -157,6 +158,9 @@ def _best(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
         ("std over runs", std[3:] or "–"),
         ("epochs for the final model", _e(best.get("epochs", "–"))),
     ]
+    at_epochs = best.get("cv_at_epochs")
+    if at_epochs and _finite(at_epochs.get("score")):
+        facts.insert(2, (f"CV at {_e(at_epochs['epochs'])} epochs", _num(at_epochs["score"])))
     out = [
         '<section id="best"><h2>Best configuration</h2><div class="facts">',
         "".join(f'<div class="fact"><b>{k}</b>{v}</div>' for k, v in facts),
@@ -176,7 +180,7 @@ def _best(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
-def _test(test_metrics: Mapping[str, Any] | None) -> str:
+def _test(test_metrics: Mapping[str, Any] | None, results: Mapping[str, Any]) -> str:
     if not test_metrics:
         body = (
             '<p class="note">no test metrics: the final model has not been trained and tested '
@@ -184,8 +188,33 @@ def _test(test_metrics: Mapping[str, Any] | None) -> str:
         )
     else:
         rows = [[_e(k), _num(v)] for k, v in test_metrics.items()]
-        body = _table(["metric", "test split"], rows, {1: "num"})
+        body = _table(["metric", "test split"], rows, {1: "num"}) + _cv_versus_test(
+            test_metrics, results
+        )
     return f'<section id="test"><h2>Test metrics of the final model</h2>{body}</section>'
+
+
+def _cv_versus_test(test_metrics: Mapping[str, Any], results: Mapping[str, Any]) -> str:
+    figures = cv_versus_test(test_metrics, results)
+    if figures is None:
+        return ""
+    cv, at_epochs, test = figures
+    label = _e(results.get("metric", "score"))
+    best = results.get("best") or {}
+    text = (
+        f"{label}: CV {_num(cv)} (each run at its best epoch), test {_num(test)} ({test - cv:+.3f})"
+    )
+    if at_epochs is not None:
+        text += f"; CV after {_e(best.get('epochs'))} epochs, as the final model trains, " + (
+            f"{_num(at_epochs)}"
+        )
+    return (
+        f'<p class="note">{text}. The best-epoch CV score picks each run\'s epoch after '
+        "seeing its validation scores, so it is optimistic; the final model trains a fixed "
+        "number of epochs and keeps its last, so its test score is closer to the CV after "
+        "that many epochs, and differs from it by about the runs' spread (std) when the "
+        "validation and test samples are alike.</p>"
+    )
 
 
 def _predictions(png: bytes | None, test_metrics: Mapping[str, Any] | None) -> str:
@@ -296,7 +325,7 @@ def render_html(
     sections = [
         _summary(results, config),
         _best(results, config),
-        _test(test_metrics),
+        _test(test_metrics, results),
         _predictions(predictions_png, test_metrics),
         *(_plot(p) for p in plots),
         _ranking(results, config),

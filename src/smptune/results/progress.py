@@ -195,6 +195,19 @@ def status_lines(snap: dict[str, Any]) -> list[str]:
     return lines
 
 
+def cv_versus_test_line(results: dict[str, Any], test_metrics: dict[str, Any]) -> str | None:
+    """``iou: CV 0.570 (best epochs), CV after 8 epochs 0.460, test 0.380``, or None."""
+    from smptune.search.scoring import cv_versus_test
+
+    figures = cv_versus_test(test_metrics, results)
+    if figures is None:
+        return None
+    cv, at_epochs, test = figures
+    epochs = (results.get("best") or {}).get("epochs")
+    after = "" if at_epochs is None else f", CV after {epochs} epochs {at_epochs:.4f}"
+    return f"{results.get('metric', 'score')}: CV {cv:.4f} (best epochs){after}, test {test:.4f}"
+
+
 def _requeued_text(r: dict[str, Any]) -> str:
     """``trial 3 (preempted 1×)``: a trial waiting to run again, and why it left its worker."""
     why = []

@@ -12,6 +12,7 @@ with an unstable run ranks below every stable one and is flagged.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -240,7 +241,49 @@ def rank_trials(trials: Iterable[TrialRecord], mode: str) -> list[TrialRecord]:
     return sorted(trials, key=key)
 
 
-def best_epochs(folds: Mapping[int, Mapping[str, Any]]) -> int:
-    """Epochs for retrain-and-test: the rounded mean best epoch of the runs (at least 1)."""
-    epochs = [int(f["best_epoch"]) for f in folds.values()]
-    return max(1, round(sum(epochs) / len(epochs))) if epochs else 1
+#: How ``retrain_epochs`` turns the runs' best epochs into the retrain's epoch count.
+RETRAIN_EPOCHS = ("mean", "median", "max")
+
+
+def best_epochs(folds: Mapping[int, Mapping[str, Any]], rule: str = "mean") -> int:
+    """Epochs for retrain-and-test: the runs' best epochs' rounded mean, median or max (see
+    :data:`RETRAIN_EPOCHS`), at least 1."""
+    epochs = sorted(int(f["best_epoch"]) for f in folds.values())
+    if not epochs:
+        return 1
+    if rule == "max":
+        return epochs[-1]
+    if rule == "median":
+        return max(1, round(statistics.median(epochs)))
+    return max(1, round(sum(epochs) / len(epochs)))
+
+
+def score_at_epoch(curves: Mapping[int, Sequence[float]], epochs: int) -> dict[str, Any] | None:
+    """Each run's validation score after ``epochs`` epochs (its last, for a run that stopped
+    sooner) and their mean: what the folds say of a model trained that long, as the retrain
+    is, rather than of each run at its best epoch. None without epoch curves."""
+    per_run = {
+        run: float(curve[min(epochs, len(curve)) - 1]) for run, curve in curves.items() if curve
+    }
+    finite = [v for v in per_run.values() if math.isfinite(v)]
+    if not finite:
+        return None
+    return {"epochs": epochs, "score": statistics.fmean(finite), "per_run": per_run}
+
+
+def cv_versus_test(
+    test_metrics: Mapping[str, Any], results: Mapping[str, Any]
+) -> tuple[float, float | None, float] | None:
+    """``(CV at best epochs, CV at the final model's epochs or None, test)`` on the sweep's
+    score, or None when one of them is missing."""
+    best = results.get("best") or {}
+    scoring, cv = results.get("scoring"), best.get("score")
+    if not scoring or not isinstance(cv, int | float) or not math.isfinite(cv):
+        return None
+    test = Scoring.from_dict(scoring).run_score(test_metrics)
+    if not math.isfinite(test):
+        return None
+    at_epochs = (best.get("cv_at_epochs") or {}).get("score")
+    if not isinstance(at_epochs, int | float) or not math.isfinite(at_epochs):
+        at_epochs = None
+    return float(cv), at_epochs, test

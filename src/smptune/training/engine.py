@@ -8,7 +8,6 @@ import json
 import logging
 import math
 import os
-import random
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -31,8 +30,8 @@ from smptune.errors import ConfigError, SmptuneError, TrialError
 from smptune.trainable import FoldContext, FoldResult
 from smptune.training.data import SegmentationData
 from smptune.training.folds import Split
-from smptune.training.model import build_model
-from smptune.training.module import SegmentationModule
+from smptune.training.model import build_model, encoder_normalisation
+from smptune.training.module import Normalise, SegmentationModule
 from smptune.training.params import resolve_params
 from smptune.training.preview import write_predictions
 from smptune.training.settings import Precision, RunSettings, TrainerPrecision
@@ -120,9 +119,9 @@ def _loader(
 
 
 def seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    """Lightning's ``seed_everything`` (Python, NumPy, torch, CUDA, and each DataLoader
+    worker from it); seeds past its 32-bit range wrap instead of becoming random."""
+    pl.seed_everything(seed % 2**32, workers=True, verbose=False)
 
 
 def resolve_precision(requested: Precision) -> TrainerPrecision:
@@ -176,6 +175,17 @@ class _EpochBoundary(pl.Callback):
                 checkpoint.saved(epoch)
         if self.context.should_stop():
             trainer.should_stop = True
+
+
+def _averaging(kind: str, steps_per_epoch: int) -> list[pl.Callback]:
+    """Lightning's weight averaging for a run (see ``WEIGHT_AVERAGING``): an EMA whose
+    horizon is about one epoch of steps, so that it smooths a noisy last epoch whatever
+    the dataset's size."""
+    if kind != "ema":
+        return []
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+
+    return [EMAWeightAveraging(decay=1.0 - 1.0 / max(2, steps_per_epoch))]
 
 
 def _trainer(
@@ -264,6 +274,7 @@ def _prepare(
         crop=crop,
         keep_best=keep_best,
         channels_last=channels_last,
+        normalisation=encoder_normalisation(p, data.in_channels),
     )
     train = _loader(
         data, split.train, p["batch_size"], shuffle=True, seed=seed, num_workers=workers
@@ -309,6 +320,7 @@ def _train_fold(params: dict[str, Any], context: FoldContext) -> FoldResult:
                 check_finite=False,
             )
         )
+    callbacks += _averaging(rs.weight_averaging, len(train))
     trainer = _trainer(rs, context, rs.max_epochs, callbacks, run_name(context))
     checkpoint = context.checkpoint
     resume = checkpoint is not None and checkpoint.resume_epoch > 0 and checkpoint.path.is_file()
@@ -350,36 +362,46 @@ def _retrain_and_test(
     rs, data, plan = splits_for(context.settings)
     split = plan.retrain()
     module, train, test = _prepare(p, rs, data, split, context.run_seed)
-    trainer = _trainer(rs, context, epochs, [], "retrain")
+    averaging = _averaging(rs.weight_averaging, len(train))
+    trainer = _trainer(rs, context, epochs, averaging, "retrain")
     _run(lambda: trainer.fit(module, train_dataloaders=train))
     _run(lambda: trainer.validate(module, dataloaders=test, verbose=False))
     metrics = dict(module.history[-1])
     if context.output_dir is not None:
         out = Path(context.output_dir)
         save_model(module.model, out / "model", p, rs, data, metrics, kind="test")
-        preview(module.model, data, split.evaluate[:PREVIEW_SAMPLES], out / "predictions.png")
+        preview(module, data, split.evaluate[:PREVIEW_SAMPLES], out / "predictions.png")
     return metrics
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, images: np.ndarray, classes: int) -> np.ndarray:
-    """Labels (N, H, W) for float images (N, C, H, W) with H, W multiples of 32."""
+def predict(
+    model: torch.nn.Module,
+    images: np.ndarray,
+    classes: int,
+    normalise: Normalise | None = None,
+) -> np.ndarray:
+    """Labels (N, H, W) for float images (N, C, H, W) in [0, 1] with H, W multiples of 32,
+    first normalised as a pretrained encoder expects (``normalise``)."""
     model = model.eval()
     device = next(model.parameters()).device
-    logits = model(torch.from_numpy(np.ascontiguousarray(images)).to(device)).float()
+    batch = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    if normalise is not None:
+        batch = normalise.to(device)(batch)
+    logits = model(batch).float()
     labels = (logits[:, 0] > 0).long() if classes == 1 else logits.argmax(dim=1)
     return labels.cpu().numpy()
 
 
 def preview(
-    model: torch.nn.Module, data: SegmentationData, indices: Sequence[int], path: Path
+    module: SegmentationModule, data: SegmentationData, indices: Sequence[int], path: Path
 ) -> Path | None:
     """``predictions.png`` of up to :data:`PREVIEW_SAMPLES` samples, without the padding."""
     chosen = np.asarray(list(indices)[:PREVIEW_SAMPLES], dtype=np.int64)
     if not len(chosen):
         return None
     images = data.float_images(chosen)
-    labels = predict(model, images, data.classes)
+    labels = predict(module.model, images, data.classes, module.normalise)
     h, w = data.height, data.width
     masks = np.asarray(data.masks[chosen])
     return write_predictions(path, images[..., :h, :w], masks[:, :h, :w], labels[:, :h, :w])
@@ -417,9 +439,11 @@ def save_model(
         "class_labels": list(range(max(2, data.classes))),
         "ignore_index": rs.data.ignore_index,
         "output": output,
-        "input": "float32 (N, C, H, W) in [0, 1] after the normalisation below; H and W "
+        "input": "float32 (N, C, H, W) in [0, 1] after the normalisation below, then "
+        "(x - mean) / std per channel with encoder_normalisation's (when not null); H and W "
         "multiples of 32 (pad at the bottom and right by reflection)",
         "normalisation": data.normalisation,
+        "encoder_normalisation": encoder_normalisation(params, data.in_channels),
         "image_size": [data.height, data.width],
         "resize": rs.data.resize,
         "crop_size": rs.data.crop_size,

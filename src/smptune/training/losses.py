@@ -1,7 +1,11 @@
 """Segmentation losses on logits that leave out ignored pixels (mask value :data:`IGNORE`).
 
-``focal``, ``dice``, ``focal+dice`` (their sum) and ``ce`` (cross-entropy; for binary data
-binary cross-entropy on the foreground logit). Binary data has one output channel (the
+``dice``, ``jaccard``, ``lovasz`` and ``tversky`` are smp's; ``focal`` and ``ce``
+(cross-entropy; for binary data binary cross-entropy on the foreground logit) are written
+here because smp's multi-class focal loss is a sum of one-vs-rest sigmoid losses and its
+soft cross-entropies need a target laid out per loss: these are softmax focal and
+cross-entropy over the valid pixels, as the other losses see them. A ``loss`` may be a
+weighted sum of these (``dice+0.5*focal``). Binary data has one output channel (the
 foreground logit), multi-class data one per class (softmax).
 """
 
@@ -63,28 +67,58 @@ def cross_entropy(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float(), masks.long(), ignore_index=IGNORE)
 
 
-def _dice(classes: int) -> Loss:
-    from segmentation_models_pytorch.losses import DiceLoss
+def _smp(name: str, classes: int, tversky: tuple[float, float]) -> Loss:
+    """smp's loss ``name`` in binary or multi-class mode, ignoring :data:`IGNORE`."""
+    from segmentation_models_pytorch import losses
 
     mode = "binary" if classes == 1 else "multiclass"
-    dice = DiceLoss(mode, from_logits=True, ignore_index=IGNORE)
-    return lambda logits, masks: dice(logits.float(), masks.long())
+    loss: torch.nn.Module
+    if name == "dice":
+        loss = losses.DiceLoss(mode, from_logits=True, ignore_index=IGNORE)
+    elif name == "jaccard":
+        loss = losses.JaccardLoss(mode, from_logits=True, ignore_index=IGNORE)
+    elif name == "lovasz":
+        loss = losses.LovaszLoss(mode, from_logits=True, ignore_index=IGNORE)
+    elif name == "tversky":
+        alpha, beta = tversky
+        loss = losses.TverskyLoss(
+            mode, from_logits=True, ignore_index=IGNORE, alpha=alpha, beta=beta
+        )
+    else:
+        raise ValueError(f"unknown loss {name!r}")
+    return lambda logits, masks: loss(logits.float(), masks.long())
 
 
-def make_loss(name: str, classes: int, alpha: float | None, gamma: float) -> Loss:
-    """The loss ``name`` (see :data:`~smptune.training.params.LOSSES`) for ``classes``."""
+def make_loss(
+    spec: str,
+    classes: int,
+    alpha: float | None,
+    gamma: float,
+    tversky: tuple[float, float] = (0.5, 0.5),
+) -> Loss:
+    """The loss ``spec`` names (one of :data:`~smptune.training.params.LOSSES`, or a weighted
+    sum of them) for ``classes``; ``alpha``, ``gamma`` are the focal loss's, ``tversky`` its
+    ``(alpha, beta)``."""
+    from smptune.training.params import parse_loss
+
     focal_fn = binary_focal_loss if classes == 1 else multiclass_focal_loss
 
     def focal(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         return focal_fn(logits, masks, alpha, gamma)
 
-    if name == "focal":
-        return focal
-    if name == "ce":
-        return cross_entropy
-    dice = _dice(classes)
-    if name == "dice":
-        return dice
-    if name == "focal+dice":
-        return lambda logits, masks: focal(logits, masks) + dice(logits, masks)
-    raise ValueError(f"unknown loss {name!r}")
+    def one(name: str) -> Loss:
+        if name == "focal":
+            return focal
+        if name == "ce":
+            return cross_entropy
+        return _smp(name, classes, tversky)
+
+    terms = [(weight, one(name)) for weight, name in parse_loss(spec)]
+    if len(terms) == 1 and terms[0][0] == 1.0:
+        return terms[0][1]
+
+    def weighted_sum(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        losses = [weight * fn(logits, masks) for weight, fn in terms]
+        return torch.stack(losses).sum()
+
+    return weighted_sum

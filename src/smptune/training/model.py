@@ -132,6 +132,31 @@ def check_model(params: dict[str, Any], in_channels: int | None) -> None:
     check_combination(arch, params["model_encoder"], in_channels or 3)
 
 
+def encoder_normalisation(
+    params: dict[str, Any], in_channels: int
+) -> dict[str, list[float]] | None:
+    """The per-channel ``mean`` and ``std`` a pretrained encoder's weights were trained with,
+    for inputs in [0, 1] (smp's ``get_preprocessing_params``, read from the same place as
+    the weights); None for an encoder without pretrained weights. With other than the
+    weights' channel count (smp adapts the first convolution), every channel gets their
+    averages."""
+    weights = params["model_encoder_weights"]
+    if weights is None:
+        return None
+    from segmentation_models_pytorch.encoders import get_preprocessing_params
+
+    try:
+        settings = get_preprocessing_params(params["model_encoder"], pretrained=weights)
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"{_WEIGHTS_KEY}: no preprocessing parameters: {exc}") from exc
+    mean = [float(m) for m in settings["mean"]]
+    std = [float(s) for s in settings["std"]]
+    if len(mean) != in_channels:
+        mean = [sum(mean) / len(mean)] * in_channels
+        std = [sum(std) / len(std)] * in_channels
+    return {"mean": mean, "std": std}
+
+
 def build_model(params: dict[str, Any], in_channels: int, classes: int = 1) -> torch.nn.Module:
     """A fresh smp model: one output channel (the foreground logit) for binary data
     (``classes == 1``), else one logit per class."""

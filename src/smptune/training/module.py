@@ -11,12 +11,33 @@ import torch
 
 from smptune.errors import TrialError
 from smptune.search.scoring import Scoring
-from smptune.training.augment import augment_batch, random_crop
+from smptune.training.augment import Augment, random_crop
 from smptune.training.evaluation import SegmentationMetrics
 from smptune.training.losses import make_loss
+from smptune.training.params import parse_augment
 
 if TYPE_CHECKING:
     from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
+
+
+class Normalise(torch.nn.Module):
+    """``(images - mean) / std`` per channel, or nothing without statistics."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, normalisation: dict[str, list[float]] | None) -> None:
+        super().__init__()
+        self.enabled = normalisation is not None
+        mean = normalisation["mean"] if normalisation else [0.0]
+        std = normalisation["std"] if normalisation else [1.0]
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return images
+        return (images - self.mean) / self.std
 
 
 class SegmentationModule(pl.LightningModule):
@@ -26,7 +47,9 @@ class SegmentationModule(pl.LightningModule):
     (``(size, height, width)``) training batches are random ``size`` crops. Every validation
     epoch appends its metrics to :attr:`history` and logs them (``val_<name>``) with the run
     score (``val_score``); with ``keep_best`` the weights of the best epoch so far are kept
-    in :attr:`best_state`.
+    in :attr:`best_state`. ``normalisation`` (a pretrained encoder's ``mean`` and ``std``,
+    see :func:`~smptune.training.model.encoder_normalisation`) is applied to every batch on
+    the device.
     """
 
     def __init__(
@@ -40,6 +63,7 @@ class SegmentationModule(pl.LightningModule):
         crop: tuple[int, int, int] | None = None,
         keep_best: bool = False,
         channels_last: bool = False,
+        normalisation: dict[str, list[float]] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -50,8 +74,14 @@ class SegmentationModule(pl.LightningModule):
         self.crop = crop
         self.keep_best = keep_best
         self.channels_last = channels_last
+        self.normalise = Normalise(normalisation)
+        self.augment = Augment(parse_augment(params["augment"]))
         self.loss_fn = make_loss(
-            params["loss"], classes, params["focal_loss_alpha"], params["focal_loss_gamma"]
+            params["loss"],
+            classes,
+            params["focal_loss_alpha"],
+            params["focal_loss_gamma"],
+            (params["tversky_alpha"], params["tversky_beta"]),
         )
         self.val_metrics = SegmentationMetrics(classes)
         self.history: list[dict[str, float]] = []
@@ -63,7 +93,8 @@ class SegmentationModule(pl.LightningModule):
         self._val_samples = 0
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(images)
+        """Logits of images in [0, 1], normalised first as the encoder expects."""
+        return self.model(self.normalise(images))
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         optimizer = torch.optim.AdamW(
@@ -107,9 +138,8 @@ class SegmentationModule(pl.LightningModule):
         images, masks = batch
         if self.crop is not None:
             images, masks = random_crop(images, masks, *self.crop)
-        if self.hp["augment"]:
-            images, masks = augment_batch(images, masks)
-        loss = self.loss_fn(self.model(images), masks)
+        images, masks = self.augment(images, masks)
+        loss = self.loss_fn(self(images), masks)
         self._loss_sum += loss.detach()
         self._loss_batches += 1
         return loss
@@ -149,7 +179,7 @@ class SegmentationModule(pl.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, masks = batch
-        logits = self.model(images)
+        logits = self(images)
         self._val_loss += self.loss_fn(logits, masks).detach() * images.shape[0]
         self._val_samples += images.shape[0]
         self.val_metrics.update(logits, masks)

@@ -24,9 +24,15 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 8,
     "weight_decay": 1e-2,
     "loss": "focal",
+    "tversky_alpha": 0.5,
+    "tversky_beta": 0.5,
 }
-LOSSES = ("focal", "dice", "focal+dice", "ce")
-"""``ce``: cross-entropy (binary: BCE on the foreground logit)."""
+AUGMENTATIONS = ("flips", "scale", "rotate", "intensity", "noise")
+"""Augmentation sets an ``augment`` names (``flips+intensity``, ``all``); ``true`` is
+``flips``, ``false`` or ``none`` none."""
+LOSSES = ("focal", "dice", "jaccard", "lovasz", "tversky", "ce")
+"""Losses a ``loss`` names, alone or in a weighted sum (``dice+0.5*focal``); ``ce``:
+cross-entropy (binary: BCE on the foreground logit)."""
 
 
 def _key(name: str) -> str:
@@ -37,6 +43,49 @@ def _number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigError(f"{_key(name)}: expected a finite number, got {value!r}")
     return float(value)
+
+
+def parse_augment(value: Any) -> tuple[str, ...]:
+    """The augmentation sets an ``augment`` value names, in :data:`AUGMENTATIONS` order."""
+    if isinstance(value, bool):
+        return ("flips",) if value else ()
+    text = value.strip().lower().replace(" ", "") if isinstance(value, str) else ""
+    if text in ("none", "false"):
+        return ()
+    if text == "all":
+        return AUGMENTATIONS
+    names = set(text.split("+")) if text else {""}
+    if not names <= set(AUGMENTATIONS):
+        raise ConfigError(
+            f"{_key('augment')}: must be true, false, none, all, or sets of "
+            f"{', '.join(AUGMENTATIONS)} joined by '+' (flips+intensity), got {value!r}"
+        )
+    return tuple(name for name in AUGMENTATIONS if name in names)
+
+
+def parse_loss(value: Any) -> tuple[tuple[float, str], ...]:
+    """``(weight, loss)`` terms of a ``loss`` value: one of :data:`LOSSES`, or a sum of them
+    with optional weights (``dice+focal``, ``0.7*dice+0.3*ce``)."""
+    text = value.strip().lower().replace(" ", "") if isinstance(value, str) else ""
+    terms: list[tuple[float, str]] = []
+    for part in text.split("+") if text else [""]:
+        weight_text, star, name = part.rpartition("*")
+        try:
+            weight = float(weight_text) if star else 1.0
+        except ValueError:
+            weight = math.nan
+        if name not in LOSSES or not math.isfinite(weight) or weight <= 0:
+            raise ConfigError(
+                f"{_key('loss')}: must be one of {', '.join(LOSSES)} or a sum of them with "
+                f"optional positive weights (dice+focal, 0.7*dice+0.3*ce), got {value!r}"
+            )
+        terms.append((weight, name))
+    return tuple(terms)
+
+
+def loss_text(terms: tuple[tuple[float, str], ...]) -> str:
+    """A loss spelled one way: ``dice+0.5*focal``."""
+    return "+".join(name if weight == 1 else f"{weight:g}*{name}" for weight, name in terms)
 
 
 def resolve_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -62,7 +111,7 @@ def resolve_params(params: Mapping[str, Any]) -> dict[str, Any]:
     p["model_encoder_weights"] = weights
 
     if not isinstance(p["augment"], bool):
-        raise ConfigError(f"{_key('augment')}: expected true or false, got {p['augment']!r}")
+        p["augment"] = "+".join(parse_augment(p["augment"])) or "none"
 
     lr = _number("learning_rate", p["learning_rate"])
     if lr <= 0:
@@ -103,10 +152,10 @@ def resolve_params(params: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"{_key('weight_decay')}: must be >= 0, got {p['weight_decay']!r}")
     p["weight_decay"] = weight_decay
 
-    loss = p["loss"]
-    if isinstance(loss, str):
-        loss = loss.strip().lower().replace(" ", "")
-    if loss not in LOSSES:
-        raise ConfigError(f"{_key('loss')}: must be one of {', '.join(LOSSES)}, got {p['loss']!r}")
-    p["loss"] = loss
+    p["loss"] = loss_text(parse_loss(p["loss"]))
+    for name in ("tversky_alpha", "tversky_beta"):
+        value = _number(name, p[name])
+        if value < 0:
+            raise ConfigError(f"{_key(name)}: must be >= 0, got {p[name]!r}")
+        p[name] = value
     return p

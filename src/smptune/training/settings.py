@@ -10,7 +10,8 @@ Read from :class:`~smptune.trainable.SweepSettings`:
 - ``training``: ``max_epochs`` (10), ``early_stopping_patience`` (0 = off), ``precision``
   (``auto``: ``bf16-mixed`` on a GPU that supports it, else ``32-true``), ``num_workers``
   (``auto``: from the worker's share of cores, see :func:`smptune.sharing.dataloader_workers`),
-  ``save_checkpoints`` (``none`` or ``best``); ``checkpoint_every`` and ``keep_checkpoints``
+  ``save_checkpoints`` (``none`` or ``best``), ``weight_averaging`` (see
+  :data:`WEIGHT_AVERAGING`); ``checkpoint_every`` and ``keep_checkpoints``
   are the task layer's (see :class:`~smptune.trainable.RunCheckpoint`).
 """
 
@@ -30,6 +31,10 @@ DEFAULT_N_FOLDS = 5
 DEFAULT_VALIDATION_FRACTION = 0.2
 FOLD_METHODS = ("kfold", "shuffle", "stratified", "group")
 CHECKPOINTS = ("none", "best")
+#: ``training.weight_averaging``: none, or ``ema``: an exponential moving average of the
+#: weights over about an epoch of steps (Lightning's ``EMAWeightAveraging``). Validation sees
+#: the averaged weights, and every run ends with them (the retrained model too).
+WEIGHT_AVERAGING = ("none", "ema")
 CV_KEYS = ("n_folds", "n_randoms", "fold_method", "validation_fraction", "group_column")
 TRAINING_KEYS = (
     "max_epochs",
@@ -37,6 +42,7 @@ TRAINING_KEYS = (
     "precision",
     "num_workers",
     "save_checkpoints",
+    "weight_averaging",
     "checkpoint_every",  # the task layer's, as cv.n_randoms
     "keep_checkpoints",
 )
@@ -79,6 +85,7 @@ class RunSettings:
     precision: Precision
     num_workers: int | Literal["auto"]
     save_checkpoints: str
+    weight_averaging: str = "none"
 
     @property
     def n_folds(self) -> int:
@@ -170,6 +177,14 @@ def run_settings(settings: SweepSettings) -> RunSettings:
             f"training.save_checkpoints: must be one of {', '.join(CHECKPOINTS)}, "
             f"got {checkpoints!r}"
         )
+    averaging = training.get("weight_averaging", "none")
+    if averaging is None or averaging is False:
+        averaging = "none"
+    if averaging not in WEIGHT_AVERAGING:
+        raise ConfigError(
+            f"training.weight_averaging: must be one of {', '.join(WEIGHT_AVERAGING)}, "
+            f"got {averaging!r}"
+        )
     return RunSettings(
         seed=seed,
         scoring=scoring,
@@ -182,4 +197,5 @@ def run_settings(settings: SweepSettings) -> RunSettings:
         precision=precision,
         num_workers=_num_workers(training.get("num_workers", "auto")),
         save_checkpoints=checkpoints,
+        weight_averaging=averaging,
     )

@@ -20,9 +20,11 @@ class SegmentationTrainable:
 
     Hyperparameters (:attr:`defaults`): ``model_arch`` and ``model_encoder`` (any smp
     architecture and encoder, ``tu-<timm model>`` included), ``model_encoder_weights``,
-    ``augment`` (random flips/rotations), ``learning_rate`` and ``weight_decay`` (AdamW),
-    ``gamma`` (ExponentialLR per epoch), ``loss`` (focal, dice, focal+dice, ce),
-    ``focal_loss_alpha`` and ``focal_loss_gamma``, ``batch_size``. Metrics (:attr:`metrics`
+    ``augment`` (augmentation sets, see :data:`~smptune.training.params.AUGMENTATIONS`),
+    ``learning_rate`` and ``weight_decay`` (AdamW), ``gamma`` (ExponentialLR per epoch),
+    ``loss`` (see :data:`~smptune.training.params.LOSSES`; weighted sums too),
+    ``focal_loss_alpha`` and ``focal_loss_gamma``, ``tversky_alpha`` and ``tversky_beta``,
+    ``batch_size``. Metrics (:attr:`metrics`
     for binary data; see :func:`~smptune.training.metrics.metric_names`), computed on the
     whole validation set: iou, f1, precision, recall, accuracy, loss (and ``iou_class_<k>``
     for multi-class data).

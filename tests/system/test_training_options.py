@@ -1,0 +1,169 @@
+"""The segmentation trainable's options through the CLI, on real workers: every loss and
+weighted sums of them, every augmentation set, and a pretrained encoder read from local disk
+whose inputs are normalised with its own statistics."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from smptune.queue.store import SweepStore
+
+from conftest import run_cli, wait_for
+from local_weights import write_local_weights
+
+LOSSES = ["dice", "jaccard", "lovasz", "tversky", "focal", "ce", "0.7*dice+0.3*focal"]
+
+
+def _segmentation_config(path: Path, classes: int = 1, **hyperparameters: object) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": path.stem,
+                "n_trials": "grid",
+                "data": {
+                    "synthetic": {"n_images": 12, "size": 32, "seed": 4, "classes": classes},
+                    "test_fraction": 0.25,
+                },
+                "cv": {"n_folds": 2},
+                "training": {"max_epochs": 1, "early_stopping_patience": 0},
+                "hyperparameters": {"batch_size": 4, **hyperparameters},
+            }
+        )
+    )
+    return path
+
+
+def _submit(config: Path, url: str, artifacts: Path, **env: str) -> str:
+    result = run_cli("producer", "submit", config, "--broker", url, "--artifacts", artifacts, **env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()[0]
+
+
+def _wait_done(store: SweepStore, sweep_id: str) -> None:
+    wait_for(lambda: store.get_sweep(sweep_id).status.terminal, 600, 0.5)
+    sweep = store.get_sweep(sweep_id)
+    assert sweep.status == "done", sweep.error
+
+
+def test_every_loss_trains_binary_and_multiclass_sweeps(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given a grid over every loss, for binary and for 3-class data (all augmentations on)
+    start_workers("--cpu", "2")
+    sweeps = [
+        _submit(
+            _segmentation_config(tmp_path / f"losses-{classes}.yaml", classes, loss=LOSSES),
+            redis_server.url,
+            tmp_path / "out",
+        )
+        for classes in (1, 3)
+    ]
+    for sweep_id in sweeps:
+        _wait_done(store, sweep_id)
+        # Then every loss trained each fold to a finite score, as results.json records it
+        results = json.loads((tmp_path / "out" / sweep_id / "results.json").read_text())
+        trials = results["ranking"]
+        assert sorted(t["params"]["loss"] for t in trials) == sorted(LOSSES)
+        for trial in trials:
+            assert trial["status"] == "complete", (trial["params"]["loss"], trial["error"])
+            assert len(trial["folds"]) == 2 and math.isfinite(trial["score"])
+            for fold in trial["folds"].values():
+                assert math.isfinite(fold["metrics"]["loss"])
+
+
+def test_every_augmentation_set_trains_a_sweep(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given a grid over the augmentation sets, alone and together
+    start_workers("--cpu", "2")
+    sets = [True, False, "scale+rotate", "intensity+noise", "all"]
+    config = _segmentation_config(tmp_path / "augment.yaml", augment=sets)
+    sweep_id = _submit(config, redis_server.url, tmp_path / "out")
+    _wait_done(store, sweep_id)
+    # Then each trained, and the best configuration names its set as the user wrote it
+    trials = store.trials(sweep_id)
+    assert sorted(str(t.params["augment"]) for t in trials) == sorted(
+        ["True", "False", "scale+rotate", "intensity+noise", "flips+scale+rotate+intensity+noise"]
+    )
+    assert all(t.status == "complete" and math.isfinite(t.score) for t in trials)
+    best = yaml.safe_load((tmp_path / "out" / sweep_id / "best_config.yaml").read_text())
+    chosen = best["hyperparameters"]["augment"]["value"]
+    assert chosen in [*sets[:4], "flips+scale+rotate+intensity+noise"]
+
+
+def test_a_pretrained_encoder_from_local_weights_gets_its_own_normalisation(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given ImageNet weights for mobilenet_v2 on local disk only (a Hugging Face cache, offline)
+    mean, std = [0.1, 0.2, 0.3], [0.5, 0.25, 0.125]
+    cache = write_local_weights(tmp_path / "hf", mean, std)
+    offline = {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    start_workers("--cpu", "1", **offline)
+    config = _segmentation_config(
+        tmp_path / "pretrained.yaml",
+        model_encoder="mobilenet_v2",
+        model_encoder_weights="imagenet",
+    )
+    # When a sweep trains it
+    sweep_id = _submit(config, redis_server.url, tmp_path / "out", **offline)
+    _wait_done(store, sweep_id)
+    # Then the final model records the statistics its inputs were normalised with, read
+    # from those weights' files, beside how raw pixels became [0, 1]
+    info = json.loads(
+        (tmp_path / "out" / sweep_id / "final" / "model" / "smptune.json").read_text()
+    )
+    assert info["encoder_normalisation"] == {"mean": mean, "std": std}
+    assert "(x - mean) / std" in info["input"]
+    assert info["hyperparameters"]["model_encoder_weights"] == "imagenet"
+
+
+def test_results_set_the_cv_after_the_final_models_epochs_beside_its_test_score(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given a finished sweep of noisy learning curves whose final model trains the median of
+    # the best trial's best epochs
+    start_workers("--cpu", "1")
+    config = tmp_path / "curves.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "curves",
+                "trainable": "smptune.testing:LearningCurveTrainable",
+                "n_trials": 3,
+                "metric": "score",
+                "retrain_epochs": "median",
+                "cv": {"n_folds": 3},
+                "training": {"max_epochs": 6},
+                "hyperparameters": {"x": {"low": 0.5, "high": 0.9}, "noise": 0.05},
+            }
+        )
+    )
+    sweep_id = _submit(config, redis_server.url, tmp_path / "out")
+    _wait_done(store, sweep_id)
+
+    # When its results are read
+    out = tmp_path / "copy"
+    shown = run_cli("producer", "results", sweep_id, "--broker", redis_server.url, "--out", out)
+
+    # Then the best trial's CV at its best epochs, its CV after the final model's epoch count
+    # (each fold read at that epoch) and the test score stand side by side
+    assert shown.returncode == 0, shown.stderr
+    best = json.loads((out / "results.json").read_text())["best"]
+    epochs = sorted(f["best_epoch"] for f in _best_folds(store, sweep_id, best["trial"]))[1]
+    assert best["epochs"] == epochs == best["cv_at_epochs"]["epochs"]
+    curves = store.trials(sweep_id, [best["trial"]])[0].curves
+    expected = sum(curve[epochs - 1] for curve in curves.values()) / len(curves)
+    assert best["cv_at_epochs"]["score"] == pytest.approx(expected)
+    line = next(line for line in shown.stdout.splitlines() if line.startswith("score: CV "))
+    assert f"CV after {epochs} epochs {expected:.4f}" in line and ", test " in line
+    report = (out / "report.html").read_text()
+    assert f"CV at {epochs} epochs" in report and "as the final model trains" in report
+
+
+def _best_folds(store: SweepStore, sweep_id: str, trial: int) -> list[dict]:
+    return list(store.trials(sweep_id, [trial])[0].folds.values())
