@@ -280,9 +280,12 @@ def test_settings_for_the_trainable():
         data=config.data,
         cv={"n_folds": 3, "n_randoms": 1},
         training=config.training,
+        fold_models=True,  # retrain_and_test with its fold ensemble, the defaults
     )
     settings.cv["n_folds"] = 99
     assert config.cv["n_folds"] == 3  # a copy
+    assert config_from_dict(_minimal(ensemble=False)).settings().fold_models is False
+    assert config_from_dict(_minimal(retrain_and_test=False)).settings().fold_models is False
 
 
 # --- round-trip --------------------------------------------------------------------------
@@ -335,6 +338,7 @@ def test_config_to_yaml_keeps_key_order():
         (_minimal(cv={"n_folds": 1}), "cv.n_folds", "must be an integer >= 2, got 1"),
         (_minimal(n_trials=0), "n_trials", "got 0"),
         (_minimal(retrain_epochs="last"), "retrain_epochs", "mean, median, max, got 'last'"),
+        (_minimal(ensemble="yes"), "ensemble", "must be true or false, got 'yes'"),
         (
             _minimal(training={"checkpoint_every": -1}),
             "training.checkpoint_every",

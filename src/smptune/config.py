@@ -72,6 +72,7 @@ KNOWN_KEYS = (
     "training",
     "retrain_and_test",
     "retrain_epochs",
+    "ensemble",
     "max_attempts",
     "enqueue",
     "hyperparameters",
@@ -281,6 +282,8 @@ class SweepConfig:
     #: How many epochs retrain-and-test trains: the mean, median or max of the best trial's
     #: runs' best epochs.
     retrain_epochs: str = "mean"
+    #: Whether retrain-and-test also tests the best trial's fold models together.
+    ensemble: bool = True
     max_attempts: int = 3
     #: Configurations the first trials train (a list, or a ``best_config.yaml`` path).
     enqueue: Any = None
@@ -330,6 +333,8 @@ class SweepConfig:
                 f"retrain_and_test: must be true or false, got {self.retrain_and_test!r}"
             )
         self.max_attempts = _int("max_attempts", self.max_attempts, 1)
+        if not isinstance(self.ensemble, bool):
+            raise ConfigError(f"ensemble: must be true or false, got {self.ensemble!r}")
         if self.retrain_epochs not in RETRAIN_EPOCHS:
             raise ConfigError(
                 f"retrain_epochs: must be one of {', '.join(RETRAIN_EPOCHS)}, "
@@ -505,7 +510,13 @@ class SweepConfig:
             data=copy.deepcopy(self.data),
             cv=copy.deepcopy(self.cv),
             training=copy.deepcopy(self.training),
+            fold_models=self.fold_models,
         )
+
+    @property
+    def fold_models(self) -> bool:
+        """Whether runs keep their best epoch's model for the fold ensemble."""
+        return self.retrain_and_test and self.ensemble
 
     def configurations(self) -> list[dict[str, Any]]:
         """Every configuration of the sweep: the full grid, or ``n_trials`` seeded samples."""
@@ -538,6 +549,7 @@ class SweepConfig:
             "training": copy.deepcopy(self.training),
             "retrain_and_test": self.retrain_and_test,
             "retrain_epochs": self.retrain_epochs,
+            "ensemble": self.ensemble,
             "max_attempts": self.max_attempts,
             **({"enqueue": copy.deepcopy(self.enqueue)} if self.enqueue else {}),
             "hyperparameters": space_to_dict(self.hyperparameters),

@@ -291,9 +291,14 @@ def _submit_and_maybe_wait(
     return _print_outcome(console, store, sweep_id, snap)
 
 
-def _print_cv_versus_test(console: Any, results: Any, test_metrics: Any) -> None:
+def _print_final_figures(console: Any, results: Any, test_metrics: Any) -> None:
+    from smptune.results.folder import ensemble_metrics
     from smptune.results.progress import cv_versus_test_line
 
+    ensemble = ensemble_metrics(results or {})
+    if ensemble:
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in ensemble.items())
+        console.print(f"test metrics of its fold ensemble: {shown}", markup=False)
     line = cv_versus_test_line(results or {}, test_metrics)
     if line:
         console.print(line, markup=False)
@@ -308,7 +313,7 @@ def _print_outcome(console: Any, store: Any, sweep_id: str, snap: dict[str, Any]
     if sweep.test_metrics:
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in sweep.test_metrics.items())
         console.print(f"test metrics of the best configuration: {metrics}")
-        _print_cv_versus_test(console, sweep.results, sweep.test_metrics)
+        _print_final_figures(console, sweep.results, sweep.test_metrics)
     console.print(f"results: {Path(sweep.artifacts_dir) / sweep_id}")
     if snap["status"] != "done":
         console.print(f"sweep {sweep_id} ended {snap['status']}: {snap.get('error') or ''}")
@@ -410,7 +415,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         console.print(
             "test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sweep.test_metrics.items())
         )
-        _print_cv_versus_test(console, results, sweep.test_metrics)
+        _print_final_figures(console, results, sweep.test_metrics)
     if args.out:
         console.print(f"results written to {args.out} (report: {args.out / 'report.html'})")
     if exported:

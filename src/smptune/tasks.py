@@ -30,7 +30,7 @@ from smptune.queue.store import SweepStore
 from smptune.records import OUTCOMES, SweepRecord, SweepStatus
 from smptune.results.folder import summarize, write_results
 from smptune.sharing import apply_in_child
-from smptune.trainable import FoldContext, allowed_trainables, load_trainable
+from smptune.trainable import FoldContext, allowed_trainables, fold_model_dirs, load_trainable
 from smptune.trial_run import TrialRun, describe_error
 
 log = logging.getLogger("smptune.tasks")
@@ -112,6 +112,8 @@ def finalize_sweep(self: Any, trial_results: list[dict[str, Any]], sweep_id: str
     best = results["best"]
     # a resumed or extended sweep retrains only when its best trial changed
     unchanged = best is not None and sweep.test_metrics and sweep.retrained_trial == best["trial"]
+    if unchanged and sweep.results and sweep.results.get("fold_ensemble"):
+        results["fold_ensemble"] = sweep.results["fold_ensemble"]
     retrain = config.retrain_and_test and best is not None and not cancelled and not unchanged
     status = "retraining" if retrain else "cancelled" if cancelled else "done"
     splits = _describe_splits(config)
@@ -181,6 +183,10 @@ def _retrain_under_lease(
         if not results.get("best"):
             raise TrialError(f"sweep {sweep_id} has no best trial to retrain")
         metrics = _retrain(db, config, sweep, results["best"])
+        ensemble = _test_ensemble(config, sweep, results["best"]) if config.fold_models else None
+        if ensemble is not None:
+            results = {**results, "fold_ensemble": ensemble}
+            db.set_sweep_fields(sweep_id, results=results)
     except Exception as exc:
         log.warning(
             "sweep %s retrain-and-test failed: %s\n%s",
@@ -237,6 +243,47 @@ def _retrain(
         **_predictions_field(out),
     )
     return metrics
+
+
+def _test_ensemble(
+    config: SweepConfig, sweep: SweepRecord, best: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The best trial's fold models tested together (``test_metrics``, exported to
+    ``final/ensemble``), or why not (``error``); None for a trainable without
+    ``test_ensemble``. A failure here never fails the sweep."""
+    trainable = load_trainable(config.trainable, allowed=allowed_trainables())
+    test = getattr(trainable, "test_ensemble", None)
+    if test is None:
+        return None
+    base = Path(sweep.artifacts_dir) / sweep.id
+    members = fold_model_dirs(base / "trials" / str(best["trial"]))
+    if len(members) < config.n_runs:
+        error = (
+            f"{len(members)} of trial {best['trial']}'s {config.n_runs} fold models are on "
+            f"this machine (under {base / 'trials'})"
+        )
+        log.warning("sweep %s: no fold ensemble: %s", sweep.id, error)
+        return {"error": error}
+    context = FoldContext(
+        sweep.id,
+        best["trial"],
+        -1,
+        config.cv_settings.n_folds,
+        config.settings(),
+        output_dir=base / "final",
+    )
+    try:
+        metrics = test(best["params"], members, context)
+    except Exception as exc:
+        log.warning("sweep %s: the fold ensemble failed: %s", sweep.id, describe_error(exc))
+        return {"error": describe_error(exc)}
+    log.info("sweep %s fold ensemble of trial %d: %s", sweep.id, best["trial"], metrics)
+    return {
+        "trial": best["trial"],
+        "members": [folder.parent.name for folder in members],
+        "test_metrics": metrics,
+        "dir": str(base / "final" / "ensemble"),
+    }
 
 
 def _predictions_field(final_dir: Path) -> dict[str, str]:

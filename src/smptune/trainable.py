@@ -34,6 +34,7 @@ __all__ = [
     "Trainable",
     "allowed_trainables",
     "data_root_base",
+    "fold_model_dirs",
     "load_trainable",
 ]
 
@@ -61,6 +62,12 @@ def data_root_base() -> Path | None:
     return Path(base).expanduser() if base else None
 
 
+def fold_model_dirs(trial_dir: Path) -> list[Path]:
+    """The best-epoch models a trial's runs saved for the fold ensemble (with
+    ``SweepSettings.fold_models``): ``<trial_dir>/logs/fold_<k>_seed_<r>/best_model``."""
+    return sorted(p for p in trial_dir.glob("logs/fold_*_seed_*/best_model") if p.is_dir())
+
+
 def allowed_trainables() -> list[str]:
     """Trainables this worker process accepts beyond the built-ins."""
     return [name for name in os.environ.get(ALLOWED_TRAINABLES_ENV, "").split(",") if name]
@@ -73,6 +80,8 @@ class SweepSettings:
     ``scoring`` says how a run's metrics become its score: a trainable picks each run's best
     epoch with ``scoring.best_index(history)`` and must report every ``scoring.names``.
     ``metric`` and ``mode`` are the first scoring metric and :attr:`Scoring.mode`.
+    ``fold_models``: each run saves its best epoch's model (``logs/<run>/best_model`` under
+    its output folder) for the final fold ensemble.
     """
 
     seed: int
@@ -82,6 +91,7 @@ class SweepSettings:
     cv: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     scoring: Scoring | None = None
+    fold_models: bool = False
 
     def __post_init__(self) -> None:
         if self.scoring is None:

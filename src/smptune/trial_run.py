@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Mapping
@@ -34,7 +35,13 @@ from smptune.search.distributions import param_text, with_defaults
 from smptune.search.halving import Halving
 from smptune.search.scoring import run_index, trial_score
 from smptune.sharing import apply_in_child, describe_share
-from smptune.trainable import FoldContext, RunCheckpoint, allowed_trainables, load_trainable
+from smptune.trainable import (
+    FoldContext,
+    RunCheckpoint,
+    allowed_trainables,
+    fold_model_dirs,
+    load_trainable,
+)
 
 __all__ = ["RunWatch", "TrialRun", "TrialStopped", "choose_params", "describe_error"]
 
@@ -468,6 +475,7 @@ class TrialRun:
             )
         if outcome != RECORDED:
             raise Ignore()
+        self._prune_fold_models()
         if record["status"] == TrialStatus.COMPLETE and self.config.time_budget_factor:
             deadline = self.db.plan_deadline(self.sweep_id, record["duration_s"])
             if deadline is not None:
@@ -479,6 +487,20 @@ class TrialRun:
                 )
         self._log_outcome(record)
         return {"trial": self.trial, "status": record["status"], "score": record.get("score")}
+
+    def _prune_fold_models(self) -> None:
+        """Keep the runs' best-epoch models only for trials that can still be best (the
+        fold ensemble's candidates): drop this trial's unless it is among them, and those of
+        the trial it pushed out. Kept for every trial with ``save_checkpoints: best``."""
+        config = self.config
+        if not config.fold_models or config.training.get("save_checkpoints") == "best":
+            return
+        n = ENSEMBLE_CANDIDATES
+        ranked = self.db.top_trials(self.sweep_id, config.scoring.mode, n + 1)
+        for trial in {self.trial, *ranked[n:]} - set(ranked[:n]):
+            out = _trial_dir(self.db, self.sweep_id, trial)
+            for folder in fold_model_dirs(out) if out is not None else []:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def _log_start(self, params: Mapping[str, Any]) -> None:
         log.info(
@@ -576,6 +598,9 @@ class RunWatch:
             best = max(finite) if self.owner.config.scoring.mode == "max" else min(finite)
         return PartialRun(self.fold, self.repeat, epochs, best, self.stop.reason, duration_s)
 
+
+#: Complete trials whose runs' best-epoch models are kept for the fold ensemble.
+ENSEMBLE_CANDIDATES = 3
 
 #: Stops after which a run is continued later, from a checkpoint saved as it stops.
 RESUMABLE = (TrialStatus.REQUEUED, TrialStatus.CANCELLED, TrialStatus.STOPPED)

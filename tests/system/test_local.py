@@ -117,8 +117,17 @@ def test_quickstart_in_local_mode_with_shortened_epochs(tmp_path: Path):
     best = results["best"]
     # all-background scores an IoU of 0; the best trial must clearly beat it
     assert best["score"] > 0.2, best
-    test_metrics = json.loads((out / "final" / "test_metrics.json").read_text())
-    assert set(test_metrics) >= {"iou", "f1", "precision", "recall", "accuracy"}
+    both = json.loads((out / "final" / "test_metrics.json").read_text())
+    expected = {"iou", "f1", "precision", "recall", "accuracy", "loss"}
+    assert set(both["retrained_model"]) >= expected
+    # and the best trial's fold models, tested together, are reported beside it
+    assert set(both["fold_ensemble"]) >= expected
+    assert results["fold_ensemble"]["members"] == [
+        f"fold_{k}_seed_0" for k in range(config["cv"]["n_folds"])
+    ]
+    assert "fold ensemble" in result.stdout
+    report = (out / "report.html").read_text()
+    assert "fold ensemble" in report and "final/ensemble/" in report
 
     import segmentation_models_pytorch as smp
     import torch
@@ -127,3 +136,12 @@ def test_quickstart_in_local_mode_with_shortened_epochs(tmp_path: Path):
     with torch.no_grad():
         prediction = model(torch.rand(1, 3, 64, 64))
     assert prediction.shape == (1, 1, 64, 64)
+
+    # and so does the exported ensemble, as its docs say
+    from smptune.training.ensemble import load_ensemble
+
+    ensemble = load_ensemble(out / "final" / "ensemble")
+    probabilities = ensemble(torch.rand(2, 3, 64, 64))
+    assert probabilities.shape == (2, 1, 64, 64)
+    assert float(probabilities.min()) >= 0 and float(probabilities.max()) <= 1
+    assert ensemble.predict(torch.rand(2, 3, 64, 64)).shape == (2, 64, 64)

@@ -363,3 +363,42 @@ def test_auto_precision_is_full_precision_without_a_gpu():
     )
     assert resolve_precision("auto") == expected
     assert resolve_precision("16-mixed") == "16-mixed"
+
+
+def test_a_fold_ensemble_averages_its_members_probabilities_and_round_trips(tmp_path):
+    import torch
+
+    from smptune.training.ensemble import FoldEnsemble, export_ensemble, load_ensemble
+    from smptune.training.model import build_model
+
+    # Given two differently initialised binary models saved in smp's format
+    members = []
+    for fold in range(2):
+        torch.manual_seed(fold)
+        model = build_model(
+            {
+                "model_arch": "Unet",
+                "model_encoder": "tu-regnetx_002",
+                "model_encoder_weights": None,
+            },
+            3,
+        ).eval()
+        folder = tmp_path / "trials" / "0" / "logs" / f"fold_{fold}_seed_0" / "best_model"
+        model.save_pretrained(str(folder))
+        (folder / "smptune.json").write_text(json.dumps({"classes": 1, "in_channels": 3}))
+        members.append((folder, model))
+    images = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = torch.stack([torch.sigmoid(m(images)) for _, m in members]).mean(0)
+
+    # When they are exported as an ensemble and loaded back
+    out = export_ensemble([f for f, _ in members], tmp_path / "final" / "ensemble", {"iou": 0.5})
+    ensemble = load_ensemble(out)
+
+    # Then it predicts the mean of their probabilities, and labels where it passes 0.5
+    assert isinstance(ensemble, FoldEnsemble)
+    assert torch.allclose(ensemble(images), expected, atol=1e-5)
+    assert torch.equal(ensemble.predict(images), (expected[:, 0] > 0.5).long())
+    info = json.loads((out / "smptune.json").read_text())
+    assert info["members"] == ["fold_0_seed_0", "fold_1_seed_0"]
+    assert info["test_metrics"] == {"iou": 0.5} and "load_ensemble" in info["load"]

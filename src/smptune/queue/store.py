@@ -757,6 +757,12 @@ class SweepStore:
             )
         )
 
+    def top_trials(self, sweep_id: str, mode: str, n: int) -> list[int]:
+        """The ``n`` complete trials with the best scores, best first."""
+        key = f"{self._sweep(sweep_id)}:scores"
+        rows = (self.r.zrevrange if mode == "max" else self.r.zrange)(key, 0, n - 1)
+        return [int(row) for row in rows]
+
     def best_score(self, sweep_id: str, mode: str) -> tuple[int, float] | None:
         """(trial, score) of the best complete trial so far, or None."""
         key = f"{self._sweep(sweep_id)}:scores"

@@ -88,6 +88,11 @@ def learning_curves(ranked: list[TrialRecord]) -> list[dict[str, Any]]:
     ]
 
 
+def ensemble_metrics(results: Mapping[str, Any]) -> dict[str, float] | None:
+    """The fold ensemble's test metrics, when it was tested."""
+    return (results.get("fold_ensemble") or {}).get("test_metrics")
+
+
 def best_config(config: Mapping[str, Any], best_params: Mapping[str, Any]) -> dict[str, Any]:
     """A config that trains the best configuration again: every parameter fixed, one trial."""
     again = copy.deepcopy(dict(config))
@@ -211,7 +216,11 @@ def write_results(
     if test_metrics is not None:
         final = out_dir / "final"
         final.mkdir(exist_ok=True)
-        (final / "test_metrics.json").write_text(json.dumps(dict(test_metrics), indent=2))
+        both = {
+            "retrained_model": dict(test_metrics),
+            "fold_ensemble": ensemble_metrics(results),
+        }
+        (final / "test_metrics.json").write_text(json.dumps(both, indent=2))
     from smptune.results.html import write_report_safely  # matplotlib only when writing
 
     write_report_safely(results, config, out_dir, test_metrics)  # never fails the sweep

@@ -187,10 +187,20 @@ def _test(test_metrics: Mapping[str, Any] | None, results: Mapping[str, Any]) ->
             "(retrain_and_test is off, still running, or failed)</p>"
         )
     else:
-        rows = [[_e(k), _num(v)] for k, v in test_metrics.items()]
-        body = _table(["metric", "test split"], rows, {1: "num"}) + _cv_versus_test(
-            test_metrics, results
-        )
+        ensemble = results.get("fold_ensemble") or {}
+        both = ensemble.get("test_metrics") or {}
+        rows = [[_e(k), _num(v), _num(both.get(k))] for k, v in test_metrics.items()]
+        header = ["metric", "retrained model", "fold ensemble"]
+        body = _table(header, rows, {1: "num", 2: "num"}) + _cv_versus_test(test_metrics, results)
+        if both:
+            body += (
+                f'<p class="note">The fold ensemble averages the probabilities of trial '
+                f"{_e(ensemble.get('trial'))}'s {len(ensemble.get('members') or [])} fold "
+                "models at their best epochs; it is exported to final/ensemble/ "
+                "(smptune.training.ensemble.load_ensemble).</p>"
+            )
+        elif ensemble.get("error"):
+            body += f'<p class="note">no fold ensemble: {_e(ensemble["error"])}</p>'
     return f'<section id="test"><h2>Test metrics of the final model</h2>{body}</section>'
 
 

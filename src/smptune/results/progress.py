@@ -205,7 +205,14 @@ def cv_versus_test_line(results: dict[str, Any], test_metrics: dict[str, Any]) -
     cv, at_epochs, test = figures
     epochs = (results.get("best") or {}).get("epochs")
     after = "" if at_epochs is None else f", CV after {epochs} epochs {at_epochs:.4f}"
-    return f"{results.get('metric', 'score')}: CV {cv:.4f} (best epochs){after}, test {test:.4f}"
+    line = f"{results.get('metric', 'score')}: CV {cv:.4f} (best epochs){after}, test {test:.4f}"
+    ensemble = (results.get("fold_ensemble") or {}).get("test_metrics")
+    if ensemble and results.get("scoring"):
+        from smptune.search.scoring import Scoring
+
+        score = Scoring.from_dict(results["scoring"]).run_score(ensemble)
+        line += f" (retrained model), {score:.4f} (fold ensemble)"
+    return line
 
 
 def _requeued_text(r: dict[str, Any]) -> str:

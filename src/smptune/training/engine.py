@@ -303,7 +303,9 @@ def _train_fold(params: dict[str, Any], context: FoldContext) -> FoldResult:
     started = time.monotonic()
     p = resolve_params(params)
     rs, data, plan = splits_for(context.settings)
-    keep_best = rs.save_checkpoints == "best" and context.output_dir is not None
+    keep_best = context.output_dir is not None and (
+        rs.save_checkpoints == "best" or context.settings.fold_models
+    )
     module, train, val = _prepare(
         p, rs, data, plan.fold(context.fold), context.run_seed, keep_best=keep_best
     )
@@ -372,6 +374,42 @@ def _retrain_and_test(
         save_model(module.model, out / "model", p, rs, data, metrics, kind="test")
         preview(module, data, split.evaluate[:PREVIEW_SAMPLES], out / "predictions.png")
     return metrics
+
+
+def ensemble_test(
+    params: dict[str, Any], members: Sequence[Path], context: FoldContext
+) -> dict[str, float]:
+    """Test-split metrics of the fold models in ``members`` together (their probabilities
+    averaged), with the loss of the averaged prediction; see :mod:`.ensemble`."""
+    from smptune.training.ensemble import FoldEnsemble, load_members
+    from smptune.training.evaluation import SegmentationMetrics
+    from smptune.training.losses import make_loss
+
+    p = resolve_params(params)
+    _, data, plan = splits_for(context.settings)
+    test = list(plan.retrain().evaluate)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    ensemble = FoldEnsemble(
+        load_members(members), data.classes, encoder_normalisation(p, data.in_channels)
+    ).to(device)
+    metrics = SegmentationMetrics(data.classes).to(device)
+    loss_fn = make_loss(
+        p["loss"],
+        data.classes,
+        p["focal_loss_alpha"],
+        p["focal_loss_gamma"],
+        (p["tversky_alpha"], p["tversky_beta"]),
+    )
+    loss_sum, seen = 0.0, 0
+    for start in range(0, len(test), p["batch_size"]):
+        chosen = np.asarray(test[start : start + p["batch_size"]], dtype=np.int64)
+        images = torch.from_numpy(data.float_images(chosen)).to(device)
+        masks = torch.from_numpy(np.ascontiguousarray(data.masks[chosen])).to(device)
+        logits = FoldEnsemble.logits(ensemble(images), data.classes)
+        metrics.update(logits, masks)
+        loss_sum += float(loss_fn(logits, masks)) * len(chosen)
+        seen += len(chosen)
+    return {**metrics.compute(), "loss": loss_sum / max(1, seen)}
 
 
 @torch.no_grad()

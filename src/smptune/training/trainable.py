@@ -7,7 +7,8 @@ the methods that need them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from smptune.trainable import FoldContext, FoldResult, SweepSettings
@@ -66,6 +67,21 @@ class SegmentationTrainable:
         from smptune.training.engine import retrain_and_test
 
         return retrain_and_test(dict(params), epochs, context)
+
+    def test_ensemble(
+        self, params: Mapping[str, Any], members: Sequence[Path], context: FoldContext
+    ) -> dict[str, float]:
+        """Test-split metrics of the fold models in ``members`` (the best runs' folders, in
+        smp's format) together, their probabilities averaged; with ``context.output_dir``
+        set, the ensemble is exported to ``output_dir/ensemble`` (see
+        :mod:`smptune.training.ensemble`)."""
+        from smptune.training.engine import ensemble_test
+        from smptune.training.ensemble import export_ensemble
+
+        metrics = ensemble_test(dict(params), members, context)
+        if context.output_dir is not None:
+            export_ensemble(members, Path(context.output_dir) / "ensemble", metrics)
+        return metrics
 
     def describe_splits(self, settings: SweepSettings) -> dict[str, Any]:
         """See :func:`describe_splits`."""
