@@ -65,6 +65,22 @@ def submit_and_wait(
     return (result.stdout.split() or [""])[0], result
 
 
+def submit_in_background(config: Path, broker: str, artifacts: Path) -> subprocess.Popen[str]:
+    """``producer submit CONFIG --broker URL --wait`` started, not waited for (its own session,
+    output captured)."""
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "smptune.producer", "submit", str(config)),
+            *("--broker", broker, "--wait", "--artifacts", str(artifacts)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        start_new_session=True,
+    )
+
+
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
     server = EmbeddedRedis(data_dir=tmp_path / "redis").start()

@@ -367,7 +367,7 @@ class TrialRun:
         self, watch: RunWatch, epoch: int, score: float, reason: str | None
     ) -> TrialStopped | None:
         """Why ``watch``'s run must stop after ``epoch`` (``reason``: the sweep's stop reason;
-        cancelled, out of time, or pruned), or None to go on."""
+        cancelled, out of time, preempted), or None to go on."""
         where = f"at fold {watch.fold}, epoch {epoch}"
         if reason == PREEMPTED:
             return TrialStopped(TrialStatus.REQUEUED, f"its worker was preempted {where}")

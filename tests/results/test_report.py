@@ -117,7 +117,7 @@ def test_a_sweep_writes_a_self_contained_report_whose_images_load_in_a_browser(
     # the test metrics when the sweep is marked done, and one PNG per plot
     out = tmp_path / "artifacts" / sweep_id
     page = (out / "report.html").read_text()
-    assert "test split" in page
+    assert "Test metrics of the final model" in page and "retrained model" in page
     pngs = {key: (out / "plots" / f"{key}.png").read_bytes() for key in PLOTS}
     for key, data in pngs.items():
         with Image.open(io.BytesIO(data)) as image:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 from smptune.queue.store import SweepStore
 from smptune.testing import LearningCurveTrainable
 
-from conftest import cli_env, run_cli, wait_for, write_config
+from conftest import run_cli, submit_in_background, wait_for, write_config
 
 EPOCH_S = 0.6
 PARAMS = {"x": 0.6, "y": 0.3, "z": 0.5}
@@ -32,20 +30,6 @@ def _curve_config(path: Path, **overrides: object) -> Path:
         "hyperparameters": {**PARAMS, "epoch_s": EPOCH_S},
     }
     return write_config(path, **{**settings, **overrides})
-
-
-def _submit(config: Path, broker: str, artifacts: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            *(sys.executable, "-m", "smptune.producer", "submit", str(config)),
-            *("--broker", broker, "--wait", "--artifacts", str(artifacts)),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
-        start_new_session=True,
-    )
 
 
 def _sweep_id(store: SweepStore) -> str:
@@ -66,7 +50,7 @@ def test_a_fold_whose_machine_is_lost_at_epoch_6_of_10_resumes_at_epoch_7_on_ano
     # Given one trial of 2 folds × 10 epochs training on host-a, checkpointing every epoch
     a = start_workers("--cpu", "1", "--hostname", "host-a", name="a", SMPTUNE_LEASE_TTL="3")
     artifacts = tmp_path / "artifacts"
-    producer = _submit(_curve_config(tmp_path / "s.yaml"), redis_server.url, artifacts)
+    producer = submit_in_background(_curve_config(tmp_path / "s.yaml"), redis_server.url, artifacts)
     sweep_id = _sweep_id(store)
     wait_for(lambda: _on(store, sweep_id, "host-a"), 60, 0.05)
     b = start_workers("--cpu", "1", "--hostname", "host-b", name="b", SMPTUNE_LEASE_TTL="3")
@@ -125,7 +109,7 @@ def test_sigterm_to_a_preemptible_machine_gives_its_trial_back_at_once(
         tmp_path / "s.yaml", training={"max_epochs": 10, "keep_checkpoints": True}
     )
     artifacts = tmp_path / "artifacts"
-    producer = _submit(config, redis_server.url, artifacts)
+    producer = submit_in_background(config, redis_server.url, artifacts)
     sweep_id = _sweep_id(store)
     wait_for(lambda: _on(store, sweep_id, "host-a", epoch=3), 60, 0.05)
 
@@ -170,7 +154,7 @@ def test_a_preempted_trial_that_reaches_no_boundary_within_the_grace_is_given_ba
     config = write_config(
         tmp_path / "s.yaml", n_trials=1, cv={"n_folds": 2}, hyperparameters={"x": 1.0, "sleep": 8}
     )
-    producer = _submit(config, redis_server.url, tmp_path / "artifacts")
+    producer = submit_in_background(config, redis_server.url, tmp_path / "artifacts")
     sweep_id = _sweep_id(store)
     wait_for(lambda: _on(store, sweep_id, "host-a"), 60, 0.05)
     start_workers("--cpu", "1", "--hostname", "host-b", name="b")

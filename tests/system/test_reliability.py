@@ -10,10 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +18,7 @@ from smptune.messages import trial_task_id
 from smptune.queue.store import SweepStore
 from smptune.records import TrialRecord
 
-from conftest import cli_env, run_cli, submit_and_wait, wait_for, write_config
+from conftest import run_cli, submit_and_wait, submit_in_background, wait_for, write_config
 
 LEASE_TTL = "3"  # seconds; production uses 30
 
@@ -37,28 +34,6 @@ def assert_every_trial_once(store: SweepStore, sweep_id: str, statuses=("complet
     assert all(t.status in statuses for t in trials), [t.status for t in trials]
     assert len(sweep.results["ranking"]) == sweep.n_trials
     return trials
-
-
-def _submit(config: Path, broker: str, artifacts: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "smptune.producer",
-            "submit",
-            str(config),
-            "--broker",
-            broker,
-            "--wait",
-            "--artifacts",
-            str(artifacts),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
-        start_new_session=True,
-    )
 
 
 def _sweep_id_of(store: SweepStore) -> str:
@@ -83,7 +58,7 @@ def test_kill_9_of_the_worker_child_mid_fold_resumes_the_trial(
     config = write_config(
         tmp_path / "s.yaml", n_trials=3, hyperparameters={"x": [0.0, 1.0, 2.0], "sleep": 0.7}
     )
-    producer = _submit(config, redis_server.url, tmp_path / "a")
+    producer = submit_in_background(config, redis_server.url, tmp_path / "a")
     sweep_id = _sweep_id_of(store)
 
     # When the pool child running a trial is killed in the middle of its second fold
@@ -112,7 +87,7 @@ def test_kill_9_of_a_whole_workers_machine_moves_its_trial_to_another(
         cv={"n_folds": 2},
         hyperparameters={"x": [0.0, 1.0, 2.0, 3.0], "sleep": 1.5},
     )
-    producer = _submit(config, redis_server.url, tmp_path / "a")
+    producer = submit_in_background(config, redis_server.url, tmp_path / "a")
     sweep_id = _sweep_id_of(store)
 
     # When host-a's supervisor and all its workers are killed mid-trial
@@ -148,7 +123,7 @@ def test_redis_killed_and_restarted_mid_sweep_loses_nothing(
         cv={"n_folds": 2},
         hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": 0.3},
     )
-    producer = _submit(config, redis_server.url, tmp_path / "a")
+    producer = submit_in_background(config, redis_server.url, tmp_path / "a")
     sweep_id = _sweep_id_of(store)
     wait_for(lambda: store.get_sweep(sweep_id).folds_done >= 3, 60, 0.05)
 
@@ -230,7 +205,7 @@ def test_the_sweep_finishes_without_the_producer(tmp_path, redis_server, store, 
     config = write_config(
         tmp_path / "s.yaml", n_trials=4, hyperparameters={"x": [0.0, 1.0, 2.0, 3.0], "sleep": 0.2}
     )
-    producer = _submit(config, redis_server.url, tmp_path / "a")
+    producer = submit_in_background(config, redis_server.url, tmp_path / "a")
     sweep_id = _sweep_id_of(store)
     wait_for(lambda: store.running(sweep_id), 60, 0.05)  # submitted: the chord is queued
     os.killpg(producer.pid, signal.SIGKILL)
@@ -252,7 +227,7 @@ def test_cancel_mid_sweep_stops_at_a_fold_boundary_and_writes_partial_results(
         n_trials=10,
         hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": 0.4},
     )
-    producer = _submit(config, redis_server.url, tmp_path / "a")
+    producer = submit_in_background(config, redis_server.url, tmp_path / "a")
     sweep_id = _sweep_id_of(store)
     wait_for(lambda: store.get_sweep(sweep_id).count("complete") >= 2, 60, 0.05)
     _running_trial(store, sweep_id, min_fold=1)
@@ -337,7 +312,7 @@ def test_a_retrain_whose_machine_is_lost_runs_again_on_another_within_two_lease_
         cv={"n_folds": 2},
         hyperparameters={"x": 1.0, "y": -2.0, "retrain_sleep": 8.0},
     )
-    producer = _submit(config, redis_server.url, tmp_path / "a")
+    producer = submit_in_background(config, redis_server.url, tmp_path / "a")
     sweep_id = _sweep_id_of(store)
     lease = f"smptune:sweep:{sweep_id}:lease:retrain"
     holder = wait_for(lambda: store.r.get(lease), 60, 0.05)

@@ -87,13 +87,10 @@ def test_every_augmentation_set_trains_a_sweep(
     _wait_done(store, sweep_id)
     # Then each trained, and the best configuration names its set as the user wrote it
     trials = store.trials(sweep_id)
-    assert sorted(str(t.params["augment"]) for t in trials) == sorted(
-        ["True", "False", "scale+rotate", "intensity+noise", "flips+scale+rotate+intensity+noise"]
-    )
+    assert sorted(str(t.params["augment"]) for t in trials) == sorted(map(str, sets))
     assert all(t.status == "complete" and math.isfinite(t.score) for t in trials)
     best = yaml.safe_load((tmp_path / "out" / sweep_id / "best_config.yaml").read_text())
-    chosen = best["hyperparameters"]["augment"]["value"]
-    assert chosen in [*sets[:4], "flips+scale+rotate+intensity+noise"]
+    assert best["hyperparameters"]["augment"]["value"] in sets
 
 
 def test_a_pretrained_encoder_from_local_weights_gets_its_own_normalisation(

@@ -624,15 +624,20 @@ class SweepStore:
     def lease_exists(self, sweep_id: str, trial: int) -> bool:
         return bool(self.r.exists(self.lease_key(sweep_id, trial)))
 
-    def claim_orphan(self, sweep_id: str, trial: int) -> bool:
-        """Take a running trial whose lease has expired off the running set, once."""
+    def _requeue_keys(self, sweep_id: str, trial: int) -> list[str]:
+        """The keys a running trial leaves when it is queued again: the running and
+        finished sets, its lease, its hash."""
         base = self._sweep(sweep_id)
-        keys = [
+        return [
             f"{base}:running",
             f"{base}:finished",
             self.lease_key(sweep_id, trial),
             self._trial(sweep_id, trial),
         ]
+
+    def claim_orphan(self, sweep_id: str, trial: int) -> bool:
+        """Take a running trial whose lease has expired off the running set, once."""
+        keys = self._requeue_keys(sweep_id, trial)
         return bool(self._claim_orphan(keys=keys, args=[trial, time.time()]))
 
     def fold_started(self, sweep_id: str, trial: int, fold: int) -> None:
@@ -690,13 +695,7 @@ class SweepStore:
         """Give back a running trial of a preempted ``worker``: off the running set, its
         lease dropped (only if ``lease`` holds it, when given), marked requeued; the attempt
         is not counted. False when the trial is not that worker's any more."""
-        base = self._sweep(sweep_id)
-        keys = [
-            f"{base}:running",
-            f"{base}:finished",
-            self.lease_key(sweep_id, trial),
-            self._trial(sweep_id, trial),
-        ]
+        keys = self._requeue_keys(sweep_id, trial)
         return bool(self._requeue_preempted(keys=keys, args=[trial, worker, time.time(), lease]))
 
     def preempted(self, workers: Iterable[str]) -> None:

@@ -96,6 +96,17 @@ class RunSettings:
         return metric_names(self.data.classes)
 
 
+def _choice(training: dict[str, Any], key: str, choices: tuple[str, ...]) -> str:
+    """``training[key]``, one of ``choices`` (``none``, the first, when unset, null or
+    false)."""
+    value = training.get(key, choices[0])
+    if value is None or value is False:
+        value = choices[0]
+    if value not in choices:
+        raise ConfigError(f"training.{key}: must be one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
 def _num_workers(value: Any) -> int | Literal["auto"]:
     if isinstance(value, str) and value.strip().lower() == "auto":
         return "auto"
@@ -169,22 +180,8 @@ def run_settings(settings: SweepSettings) -> RunSettings:
         raise ConfigError(
             f"training.precision: must be one of {', '.join(PRECISIONS)}, got {precision!r}"
         )
-    checkpoints = training.get("save_checkpoints", "none")
-    if checkpoints is None or checkpoints is False:
-        checkpoints = "none"
-    if checkpoints not in CHECKPOINTS:
-        raise ConfigError(
-            f"training.save_checkpoints: must be one of {', '.join(CHECKPOINTS)}, "
-            f"got {checkpoints!r}"
-        )
-    averaging = training.get("weight_averaging", "none")
-    if averaging is None or averaging is False:
-        averaging = "none"
-    if averaging not in WEIGHT_AVERAGING:
-        raise ConfigError(
-            f"training.weight_averaging: must be one of {', '.join(WEIGHT_AVERAGING)}, "
-            f"got {averaging!r}"
-        )
+    checkpoints = _choice(training, "save_checkpoints", CHECKPOINTS)
+    averaging = _choice(training, "weight_averaging", WEIGHT_AVERAGING)
     return RunSettings(
         seed=seed,
         scoring=scoring,
