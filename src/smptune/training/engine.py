@@ -383,7 +383,7 @@ def ensemble_test(
     averaged), with the loss of the averaged prediction; see :mod:`.ensemble`."""
     from smptune.training.ensemble import FoldEnsemble, load_members
     from smptune.training.evaluation import SegmentationMetrics
-    from smptune.training.losses import make_loss
+    from smptune.training.losses import loss_of
 
     p = resolve_params(params)
     _, data, plan = splits_for(context.settings)
@@ -393,13 +393,7 @@ def ensemble_test(
         load_members(members), data.classes, encoder_normalisation(p, data.in_channels)
     ).to(device)
     metrics = SegmentationMetrics(data.classes).to(device)
-    loss_fn = make_loss(
-        p["loss"],
-        data.classes,
-        p["focal_loss_alpha"],
-        p["focal_loss_gamma"],
-        (p["tversky_alpha"], p["tversky_beta"]),
-    )
+    loss_fn = loss_of(p, data.classes)
     loss_sum, seen = 0.0, 0
     for start in range(0, len(test), p["batch_size"]):
         chosen = np.asarray(test[start : start + p["batch_size"]], dtype=np.int64)

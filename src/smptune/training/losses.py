@@ -11,7 +11,8 @@ foreground logit), multi-class data one per class (softmax).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -87,6 +88,18 @@ def _smp(name: str, classes: int, tversky: tuple[float, float]) -> Loss:
     else:
         raise ValueError(f"unknown loss {name!r}")
     return lambda logits, masks: loss(logits.float(), masks.long())
+
+
+def loss_of(params: Mapping[str, Any], classes: int) -> Loss:
+    """The loss resolved hyperparameters ``params`` name, with their focal and Tversky
+    settings."""
+    return make_loss(
+        params["loss"],
+        classes,
+        params["focal_loss_alpha"],
+        params["focal_loss_gamma"],
+        (params["tversky_alpha"], params["tversky_beta"]),
+    )
 
 
 def make_loss(

@@ -13,7 +13,7 @@ from smptune.errors import TrialError
 from smptune.search.scoring import Scoring
 from smptune.training.augment import Augment, random_crop
 from smptune.training.evaluation import SegmentationMetrics
-from smptune.training.losses import make_loss
+from smptune.training.losses import loss_of
 from smptune.training.params import parse_augment
 
 if TYPE_CHECKING:
@@ -76,13 +76,7 @@ class SegmentationModule(pl.LightningModule):
         self.channels_last = channels_last
         self.normalise = Normalise(normalisation)
         self.augment = Augment(parse_augment(params["augment"]))
-        self.loss_fn = make_loss(
-            params["loss"],
-            classes,
-            params["focal_loss_alpha"],
-            params["focal_loss_gamma"],
-            (params["tversky_alpha"], params["tversky_beta"]),
-        )
+        self.loss_fn = loss_of(params, classes)
         self.val_metrics = SegmentationMetrics(classes)
         self.history: list[dict[str, float]] = []
         self.train_losses: list[float] = []
