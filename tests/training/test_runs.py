@@ -200,21 +200,47 @@ def test_a_run_resumed_from_its_checkpoint_continues_as_the_uninterrupted_run(tm
     assert resumed.metrics == pytest.approx(whole.metrics, rel=1e-4, abs=1e-6)
 
 
-def test_an_ema_run_validates_and_ends_with_the_averaged_weights():
+def val_losses(out: Path) -> list[float]:
+    return [float(r["val_loss"]) for r in epochs_csv(out / "logs/fold_0_seed_0/metrics.csv")]
+
+
+def test_an_ema_run_validates_and_ends_with_the_averaged_weights(tmp_path):
     # Given the same 3-epoch run with and without an exponential moving average of weights
     trainable = SegmentationTrainable()
-    plain = trainable.train_fold(FAST, run(sweep(max_epochs=3)))
-    ema = trainable.train_fold(FAST, run(sweep(max_epochs=3, weight_averaging="ema")))
-    # Then the averaged weights were validated: other metrics from the same training
+    plain = trainable.train_fold(FAST, run(sweep(max_epochs=3), out=tmp_path / "plain"))
+    ema = trainable.train_fold(
+        FAST, run(sweep(max_epochs=3, weight_averaging="ema"), out=tmp_path / "ema")
+    )
+    # Then every epoch validated the averaged weights: other losses from the same training
     assert ema.epochs_run == plain.epochs_run == 3
     assert math.isfinite(ema.metrics["loss"])
-    assert ema.metrics["loss"] != pytest.approx(plain.metrics["loss"], rel=1e-4)
+    raw_losses = val_losses(tmp_path / "plain")
+    for averaged, raw in zip(val_losses(tmp_path / "ema"), raw_losses, strict=True):
+        assert averaged != pytest.approx(raw, rel=1e-4)
+
+
+def test_an_swa_run_averages_only_its_last_epochs(tmp_path):
+    # Given the same 6-epoch run with and without SWA (window: the last 2 epochs)
+    trainable = SegmentationTrainable()
+    plain = trainable.train_fold(FAST, run(sweep(max_epochs=6), out=tmp_path / "plain"))
+    swa_sweep = sweep(max_epochs=6, weight_averaging="swa")
+    swa = trainable.train_fold(FAST, run(swa_sweep, out=tmp_path / "swa"))
+    raw, averaged = val_losses(tmp_path / "plain"), val_losses(tmp_path / "swa")
+    # Then the first 4 epochs validated the raw weights, as without SWA ...
+    assert averaged[:4] == pytest.approx(raw[:4], rel=1e-5)
+    # ... and the last 2 the average: epoch 5 is the weights after epoch 5 (one update) and
+    # epoch 6 the mean of epochs 5 and 6, which differs from the raw epoch 6
+    assert averaged[4] == pytest.approx(raw[4], rel=1e-5)
+    assert averaged[5] != pytest.approx(raw[5], rel=1e-4)
+    assert swa.epochs_run == plain.epochs_run == 6
 
 
 def test_weight_averaging_names_its_choices():
     from smptune.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"training\.weight_averaging: must be one of none, ema"):
+    with pytest.raises(
+        ConfigError, match=r"training\.weight_averaging: must be one of none, ema, swa"
+    ):
         SegmentationTrainable().validate({}, sweep(weight_averaging="swa2"))
 
 

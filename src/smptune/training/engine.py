@@ -28,6 +28,7 @@ from torch.utils.data import (
 from smptune import sharing
 from smptune.errors import ConfigError, SmptuneError, TrialError
 from smptune.trainable import FoldContext, FoldResult
+from smptune.training.averaging import averaging
 from smptune.training.data import SegmentationData
 from smptune.training.folds import Split
 from smptune.training.model import build_model, encoder_normalisation
@@ -177,17 +178,6 @@ class _EpochBoundary(pl.Callback):
             trainer.should_stop = True
 
 
-def _averaging(kind: str, steps_per_epoch: int) -> list[pl.Callback]:
-    """Lightning's weight averaging for a run (see ``WEIGHT_AVERAGING``): an EMA whose
-    horizon is about one epoch of steps, so that it smooths a noisy last epoch whatever
-    the dataset's size."""
-    if kind != "ema":
-        return []
-    from lightning.pytorch.callbacks import EMAWeightAveraging
-
-    return [EMAWeightAveraging(decay=1.0 - 1.0 / max(2, steps_per_epoch))]
-
-
 def _trainer(
     rs: RunSettings,
     context: FoldContext,
@@ -322,7 +312,7 @@ def _train_fold(params: dict[str, Any], context: FoldContext) -> FoldResult:
                 check_finite=False,
             )
         )
-    callbacks += _averaging(rs.weight_averaging, len(train))
+    callbacks += averaging(rs.weight_averaging, steps_per_epoch=len(train), epochs=rs.max_epochs)
     trainer = _trainer(rs, context, rs.max_epochs, callbacks, run_name(context))
     checkpoint = context.checkpoint
     resume = checkpoint is not None and checkpoint.resume_epoch > 0 and checkpoint.path.is_file()
@@ -364,8 +354,8 @@ def _retrain_and_test(
     rs, data, plan = splits_for(context.settings)
     split = plan.retrain()
     module, train, test = _prepare(p, rs, data, split, context.run_seed)
-    averaging = _averaging(rs.weight_averaging, len(train))
-    trainer = _trainer(rs, context, epochs, averaging, "retrain")
+    averages = averaging(rs.weight_averaging, steps_per_epoch=len(train), epochs=epochs)
+    trainer = _trainer(rs, context, epochs, averages, "retrain")
     _run(lambda: trainer.fit(module, train_dataloaders=train))
     _run(lambda: trainer.validate(module, dataloaders=test, verbose=False))
     metrics = dict(module.history[-1])

@@ -31,10 +31,11 @@ DEFAULT_N_FOLDS = 5
 DEFAULT_VALIDATION_FRACTION = 0.2
 FOLD_METHODS = ("kfold", "shuffle", "stratified", "group")
 CHECKPOINTS = ("none", "best")
-#: ``training.weight_averaging``: none, or ``ema``: an exponential moving average of the
-#: weights over about an epoch of steps (Lightning's ``EMAWeightAveraging``). Validation sees
-#: the averaged weights, and every run ends with them (the retrained model too).
-WEIGHT_AVERAGING = ("none", "ema")
+#: ``training.weight_averaging``: none; ``ema``, an exponential moving average of the weights
+#: over about an epoch of steps; or ``swa``, the equal average of the weights at the end of
+#: each of the last third of the epochs (see :mod:`.averaging`). Validation sees the averaged
+#: weights once there are any, and every run ends with them (the retrained model too).
+WEIGHT_AVERAGING = ("none", "ema", "swa")
 CV_KEYS = ("n_folds", "n_randoms", "fold_method", "validation_fraction", "group_column")
 TRAINING_KEYS = (
     "max_epochs",
