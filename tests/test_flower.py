@@ -232,7 +232,7 @@ def test_trial_messages_carry_a_readable_label(tmp_path, redis_server, store: Sw
     # Then each queued trial's label names its sweep and trial; the random sweep's also
     # its parameters, floats to 4 significant digits, cut near PARAMS_MAX_CHARS
     labels = _queued_argsreprs(store)
-    ids = {s["name"]: s["id"] for s in store.list_sweeps()}
+    ids = {s.name: s.id for s in store.list_sweeps()}
     random_id, adaptive_id = ids["quad"], ids["adaptive"]
     assert labels[f"{adaptive_id}-trial-1"] == f"trial 1 (sweep={adaptive_id})"
     first = labels[f"{random_id}-trial-0"]

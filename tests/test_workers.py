@@ -359,3 +359,72 @@ def test_workers_with_a_malformed_broker_url_exit_2():
     result = run_cli("workers", "start", "--cpu", "1", "--broker", "notaurl")
     assert result.returncode == 2, result.stderr
     assert "--broker" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_worker_that_keeps_exiting_at_start_is_reported_and_not_started_forever(caplog):
+    # Given a supervised "worker" whose process exits with code 3 as soon as it starts (as a
+    # broken install or a bad option would), and one that keeps running
+    import subprocess
+    import sys
+    import threading
+
+    from smptune.workers import MAX_QUICK_EXITS, Supervisor, WorkerSpec
+
+    crashing = WorkerSpec("cpu0@x", "", [sys.executable, "-c", "raise SystemExit(3)"], {})
+    sleeper = WorkerSpec("cpu1@x", "", [sys.executable, "-c", "import time; time.sleep(60)"], {})
+    supervisor = Supervisor([crashing, sleeper], shutdown_timeout_s=5)
+    done: list[int] = []
+    thread = threading.Thread(target=lambda: done.append(supervisor.run()), daemon=True)
+    with caplog.at_level("INFO", logger="smptune.workers"):
+        thread.start()
+        # Then it is started MAX_QUICK_EXITS times, reported with its exit codes, and left
+        wait_for(lambda: "not starting it again" in caplog.text, 60)
+        broken, alive = supervisor.workers
+        assert broken.given_up and broken.exits == [3] * MAX_QUICK_EXITS
+        assert f"cpu0@x exited {MAX_QUICK_EXITS} times in a row" in caplog.text
+        assert "exit codes 3, 3, 3, 3, 3" in caplog.text
+        # while the healthy worker runs on
+        assert isinstance(alive.process, subprocess.Popen) and alive.process.poll() is None
+        supervisor.request_stop(signal.SIGTERM)
+        thread.join(30)
+    assert done == [0]
+
+
+def test_the_supervisor_exits_1_once_every_worker_keeps_exiting(caplog):
+    import sys
+
+    from smptune.workers import Supervisor, WorkerSpec
+
+    spec = WorkerSpec("cpu0@x", "", [sys.executable, "-c", "raise SystemExit(3)"], {})
+    with caplog.at_level("INFO", logger="smptune.workers"):
+        assert Supervisor([spec], shutdown_timeout_s=5).run() == 1
+    assert "every worker keeps exiting at start" in caplog.text
+
+
+def test_worker_logs_are_named_after_the_workers(tmp_path, redis_server, start_workers):
+    # Given two CPU workers on host "node" writing to --logfile-dir
+    workers = start_workers("--cpu", "2", "--hostname", "node")
+    # Then each writes DIR/<worker name>.log, as the help says
+    wait_for(lambda: workers.logs().count("ready") >= 2, 60)
+    assert sorted(p.name for p in workers.log_dir.glob("*.log")) == [
+        "cpu0@node.log",
+        "cpu1@node.log",
+    ]
+
+
+def test_a_bad_loglevel_is_refused_before_any_worker_starts():
+    result = run_cli(
+        "workers", "start", "--cpu", "1", "--loglevel", "loud", "--broker", "redis://h"
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "workers: error: --loglevel: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, "
+        "got 'LOUD'"
+    )
+
+
+def test_workers_help_is_plain_text():
+    result = run_cli("workers", "--help")
+    assert result.returncode == 0
+    assert "``" not in result.stdout and ":mod:" not in result.stdout
+    assert "The workers command: one supervised Celery worker per device" in result.stdout

@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from smptune.cli import add_common_options, add_verbose_to_commands, complete
 from smptune.errors import ConfigError, ExitCode, SmptuneError
 from smptune.records import SweepRecord
 from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url, mask_secrets, mask_url
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="producer", description="Submit cross-validated sweeps and read their results."
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
+    add_common_options(parser, "producer")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (
         _add_submit,
@@ -36,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         _add_cleanup,
     ):
         add(sub)
-    _with_broker(sub.add_parser("list", help="the sweeps this broker knows"))
+    listing = _with_broker(sub.add_parser("list", help="the sweeps this broker knows"))
+    listing.add_argument("--json", action="store_true", help="the sweeps as a JSON list")
+    add_verbose_to_commands(sub)
     return parser
 
 
@@ -146,6 +149,7 @@ def _add_cancel(sub: Any) -> None:
         )
     )
     cancel.add_argument("sweep")
+    cancel.add_argument("--json", action="store_true", help="what was done, as JSON")
 
 
 def _add_continue(sub: Any) -> None:
@@ -246,24 +250,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configurations = plan_configurations(config)
     if args.dry_run:
-        if config.is_open_ended:
-            print(
-                f"no n_trials: trials start until the time budget ({config.time_budget}) is "
-                f"spent, each configuration chosen by the {config.sampler} sampler when its "
-                "trial starts; nothing to list. The search space:"
-            )
-            for name, dist in config.hyperparameters.items():
-                print(f"  {name}: {json.dumps(dist.to_dict())}")
-        elif config.is_adaptive:
-            print(
-                f"sampler {config.sampler}: the {config.n_trials} configurations are chosen at "
-                "run time, each when its trial starts on a worker, from the trials finished "
-                "by then; nothing to list. The search space:"
-            )
-            for name, dist in config.hyperparameters.items():
-                print(f"  {name}: {json.dumps(dist.to_dict())}")
-        for n, params in enumerate(configurations):
-            print(json.dumps({"trial": n, "params": params}))
+        _print_dry_run(config, configurations)
         return ExitCode.OK
     url = _broker_url(args)
     if url is None:
@@ -272,6 +259,27 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     store = SweepStore.from_url(url)
     return _submit_and_maybe_wait(args, store, url, config, configurations, wait=args.wait)
+
+
+def _print_dry_run(config: Any, configurations: list[dict[str, Any]]) -> None:
+    """JSON lines on stdout: a configuration per trial, or, where the sampler chooses them at
+    run time, a hyperparameter and its distribution per line; what that means on stderr."""
+    if config.is_open_ended or config.is_adaptive:
+        if config.is_open_ended:
+            why = (
+                f"no n_trials: trials start until the time budget ({config.time_budget}) is "
+                f"spent, each configuration chosen by the {config.sampler} sampler"
+            )
+        else:
+            why = f"sampler {config.sampler}: the {config.n_trials} configurations are chosen"
+        print(
+            f"{why} at run time, when each trial starts; printing the search space instead",
+            file=sys.stderr,
+        )
+        for name, dist in config.hyperparameters.items():
+            print(json.dumps({"hyperparameter": name, "distribution": dist.to_dict()}))
+    for n, params in enumerate(configurations):
+        print(json.dumps({"trial": n, "params": params}))
 
 
 def _submit_and_maybe_wait(
@@ -449,21 +457,26 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     store = _store(args)
     memory = store.memory_by_sweep()
+    sweeps = store.list_sweeps()
+    if args.json:
+        rows = [{**s.to_dict(), "redis_bytes": memory.get(s.id, 0)} for s in sweeps]
+        print(json.dumps(rows, indent=2))
+        return ExitCode.OK
     table = Table()
     columns = ("sweep", "name", "status", "created", "trials", "complete", "failed", "redis")
     for column in columns:
         table.add_column(column, no_wrap=column in ("sweep", "created"))
-    for s in store.list_sweeps():
-        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(s["created"] or 0)))
+    for s in sweeps:
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.created))
         table.add_row(
-            s["id"],
-            s["name"],
-            s["status"],
+            s.id,
+            s.name,
+            s.status.value,
             created,
-            s["n_trials"],
-            s["trials_complete"],
-            s["trials_failed"],
-            _bytes(memory.get(s["id"], 0)),
+            str(s.n_trials),
+            str(s.trials_complete),
+            str(s.trials_failed),
+            _bytes(memory.get(s.id, 0)),
         )
     console = _console()
     console.print(table)
@@ -563,7 +576,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     memory = store.memory_by_sweep()
     old = []
     for row in store.list_sweeps():
-        sweep = store.get_sweep(row["id"])
+        sweep = store.get_sweep(row.id)
         ended = sweep.finished or sweep.finalized_at or sweep.created
         if sweep.status.terminal and ended < cutoff:
             old.append(sweep.id)
@@ -582,18 +595,26 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-
     store = _store(args)
     status = store.get_sweep(args.sweep).status
     if status.terminal:
-        print(f"sweep {args.sweep} has already ended ({status}); nothing to cancel")
-        return ExitCode.OK
-    store.request_cancel(args.sweep)
-    print(
-        f"cancelling sweep {args.sweep}: queued trials will not start, running ones stop "
-        "at their next epoch boundary (fold boundary if the trainable reports no epochs), "
-        "then the partial results are written"
-    )
+        message = f"sweep {args.sweep} has already ended ({status}); nothing to cancel"
+    else:
+        store.request_cancel(args.sweep)
+        message = (
+            f"cancelling sweep {args.sweep}: queued trials will not start, running ones stop "
+            "at their next epoch boundary (fold boundary if the trainable reports no epochs), "
+            "then the partial results are written"
+        )
+    if args.json:
+        outcome = {
+            "sweep": args.sweep,
+            "status": status.value,
+            "cancel_requested": not status.terminal,
+        }
+        print(json.dumps(outcome))
+    else:
+        print(message)
     return ExitCode.OK
 
 
@@ -621,7 +642,9 @@ def _is_connection_error(exc: BaseException) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    complete(parser)
+    args = parser.parse_args(argv)
     try:
         return int(COMMANDS[args.command](args))
     except KeyboardInterrupt:

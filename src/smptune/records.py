@@ -23,6 +23,7 @@ __all__ = [
     "SavedCheckpoint",
     "SweepRecord",
     "SweepStatus",
+    "SweepSummary",
     "TrialRecord",
     "TrialStatus",
 ]
@@ -260,3 +261,20 @@ class SweepRecord:
     @property
     def n_finished(self) -> int:
         return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """A line of ``producer list``: a sweep's name, state and trial counts (an open-ended
+    sweep's ``n_trials`` counts the trials started so far)."""
+
+    id: str
+    name: str
+    status: SweepStatus
+    created: float
+    n_trials: int
+    trials_complete: int
+    trials_failed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "status": self.status.value}

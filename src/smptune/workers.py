@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from smptune.cli import add_common_options, add_verbose_to_commands, complete, plain
 from smptune.errors import ConfigError, ExitCode, SmptuneError
 from smptune.messages import DEFAULT_QUEUE
 from smptune.queue.lease import lease_ttl_s
@@ -59,6 +60,13 @@ log = logging.getLogger("smptune.workers")
 
 #: Seconds a preempted machine's trials have to checkpoint and give themselves back.
 DEFAULT_PREEMPT_GRACE_S = 25.0
+#: Celery's log levels (``--loglevel``).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: A worker that exits this many times in a row, each within :data:`QUICK_EXIT_S` of its
+#: start, is not started again: it would fail the same way forever (a bad option, a broken
+#: install, a device that is gone).
+MAX_QUICK_EXITS = 5
+QUICK_EXIT_S = 60.0
 
 
 def visible_gpus() -> list[str]:
@@ -136,6 +144,9 @@ class Supervised:
     backoff_s: float = 1.0
     next_start: float = 0.0
     exits: list[int] = field(default_factory=list)
+    #: exits in a row, each soon after its start (see :data:`MAX_QUICK_EXITS`)
+    quick_exits: int = 0
+    given_up: bool = False
 
 
 def _devices(args: argparse.Namespace) -> list[tuple[str, str, str]]:
@@ -198,7 +209,7 @@ def worker_specs(args: argparse.Namespace, broker_url: str) -> list[WorkerSpec]:
         if args.max_memory_per_child:
             argv += ["--max-memory-per-child", str(args.max_memory_per_child * 1024)]
         if args.logfile_dir:
-            argv += ["--logfile", os.path.join(args.logfile_dir, f"{kind}{index}.log")]
+            argv += ["--logfile", os.path.join(args.logfile_dir, f"{name}.log")]
         env = {k: v for k, v in os.environ.items() if k not in (CPUS_ENV, MEMORY_FRACTION_ENV)}
         env.update(
             {
@@ -280,6 +291,8 @@ class Supervisor:
         while not self.stopping:
             now = time.monotonic()
             for w in self.workers:
+                if w.given_up:
+                    continue
                 if w.process is None:
                     if now >= w.next_start:
                         self._start(w)
@@ -290,13 +303,28 @@ class Supervisor:
                         w.backoff_s = 1.0
                     continue
                 w.exits.append(code)
-                w.restarts += 1
                 w.process = None
+                w.quick_exits = w.quick_exits + 1 if now - w.started < QUICK_EXIT_S else 1
+                if w.quick_exits >= MAX_QUICK_EXITS:
+                    w.given_up = True
+                    log.error(
+                        "%s exited %d times in a row within %.0f s of starting (exit codes %s): "
+                        "not starting it again; its output above says why",
+                        w.spec.name,
+                        w.quick_exits,
+                        QUICK_EXIT_S,
+                        ", ".join(map(str, w.exits[-w.quick_exits :])),
+                    )
+                    continue
+                w.restarts += 1
                 w.next_start = now + w.backoff_s
                 log.warning(
                     "%s exited with code %s; restarting in %.0f s", w.spec.name, code, w.backoff_s
                 )
                 w.backoff_s = min(w.backoff_s * 2, 30.0)
+            if all(w.given_up for w in self.workers):
+                log.error("every worker keeps exiting at start: the supervisor stops")
+                return ExitCode.FAILURE
             self._reap(now)
             time.sleep(0.2)
         if self.preemption is not None and self.stop_signal == signal.SIGTERM:
@@ -343,10 +371,20 @@ class Supervisor:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="workers", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
+    parser = argparse.ArgumentParser(
+        prog="workers",
+        description=plain(__doc__.split("\n\n")[0]),
+        epilog=plain(__doc__.split("\n\n", 1)[1]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_common_options(parser, "workers")
     sub = parser.add_subparsers(dest="command", required=True)
-    start = sub.add_parser("start", help="start one supervised Celery worker per device")
+    start = sub.add_parser(
+        "start",
+        help="start one supervised Celery worker per device",
+        description="Start one supervised Celery worker per device (every visible GPU, or "
+        "--cpu N CPU workers) and keep them running until SIGTERM or Ctrl-C.",
+    )
     where = start.add_mutually_exclusive_group()
     where.add_argument(
         "--devices",
@@ -389,10 +427,16 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument(
         "--loglevel",
         default="INFO",
+        type=str.upper,
+        metavar="LEVEL",
         help="INFO (default): a line per trial start, run end and trial end with sweep id, "
-        "trial, fold, score and duration; WARNING: problems only",
+        "trial, fold, score and duration; WARNING: problems only; also DEBUG, ERROR, CRITICAL",
     )
-    start.add_argument("--logfile-dir", help="write each worker's log to DIR/<worker>.log")
+    start.add_argument(
+        "--logfile-dir",
+        metavar="DIR",
+        help="write each worker's log to DIR/<worker name>.log, e.g. DIR/gpu0@host.log",
+    )
     start.add_argument(
         "--max-tasks-per-child",
         type=int,
@@ -428,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds a running trial may finish in on shutdown",
     )
+    add_verbose_to_commands(sub)
     return parser
 
 
@@ -458,6 +503,10 @@ def start(args: argparse.Namespace) -> int:
     check_broker_url(broker_url, "--broker" if args.broker else BROKER_ENV)
     if args.cpu is not None and args.cpu < 1:
         raise ConfigError(f"--cpu: must be >= 1, got {args.cpu}")
+    if args.loglevel not in LOG_LEVELS:
+        raise ConfigError(
+            f"--loglevel: must be one of {', '.join(LOG_LEVELS)}, got {args.loglevel!r}"
+        )
     if args.preempt_grace is not None and not 0 < args.preempt_grace <= 3600:
         raise ConfigError(
             f"--preempt-grace: must be more than 0 and at most 3600 seconds, got "
@@ -489,6 +538,7 @@ def start(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     parser = build_parser()
+    complete(parser)
     args = parser.parse_args(argv)
     try:
         return start(args)

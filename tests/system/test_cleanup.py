@@ -64,6 +64,6 @@ def test_ended_sweeps_are_deleted_and_collected_but_never_a_live_one(
 
     # Then only the live sweep is left
     assert _keys(store, done[1]) == []
-    assert [s["id"] for s in store.list_sweeps()] == ["queued-sweep"]
+    assert [s.id for s in store.list_sweeps()] == ["queued-sweep"]
     bad = run_cli("producer", "gc", "--older-than", "soon", *broker)
     assert bad.returncode == 2 and "--older-than:" in bad.stderr

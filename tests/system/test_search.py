@@ -5,6 +5,7 @@ a real Redis and real worker processes."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 import statistics
 from pathlib import Path
@@ -86,7 +87,12 @@ def test_an_adaptive_sweep_chooses_each_configuration_when_its_trial_starts(
         },
     )
     dry = run_cli("producer", "submit", config, "--dry-run")
-    assert dry.returncode == 0 and "chosen at run time" in dry.stdout
+    assert dry.returncode == 0 and "chosen at run time" in dry.stderr
+    space = [json.loads(line) for line in dry.stdout.splitlines()]
+    assert [(d["hyperparameter"], d["distribution"]["distribution"]) for d in space] == [
+        ("x", "uniform"),
+        ("y", "choice"),
+    ]
     submitted = run_cli("producer", "submit", config, "--broker", redis_server.url)
     assert submitted.returncode == 0, submitted.stderr
     sweep_id = submitted.stdout.split()[0]

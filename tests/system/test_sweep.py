@@ -57,9 +57,12 @@ def test_sweep_runs_every_trial_once_and_retrains_the_best(
     assert {r["worker"].split("@")[0] for r in rows} <= {"cpu0", "cpu1"}
     both = json.loads((out / "final" / "test_metrics.json").read_text())
     assert both == {"retrained_model": sweep.test_metrics, "fold_ensemble": None}
-    assert (
-        json.loads((out / "results.json").read_text())["best"]["trial"] == results["best"]["trial"]
-    )
+    written = json.loads((out / "results.json").read_text())
+    assert written["best"]["trial"] == results["best"]["trial"]
+    # with Optuna's names for the answer too
+    assert written["best_params"] == {"x": best_params["x"], "y": best_params["y"]}
+    assert written["best_value"] == results["best"]["score"]
+    assert written["direction"] == "maximize"
     model = json.loads((out / "final" / "model.json").read_text())
     assert model["params"] == best_params
 

@@ -51,6 +51,7 @@ from smptune.records import (
     SavedCheckpoint,
     SweepRecord,
     SweepStatus,
+    SweepSummary,
     TrialRecord,
     TrialStatus,
 )
@@ -456,13 +457,26 @@ class SweepStore:
             raise SweepNotFoundError(f"no sweep {sweep_id!r} in this broker")
         return _sweep_record(raw)
 
-    def list_sweeps(self) -> list[dict[str, Any]]:
+    def list_sweeps(self) -> list[SweepSummary]:
+        """Every sweep this broker knows, newest first."""
         ids = self.r.zrevrange(f"{PREFIX}:sweeps", 0, -1)
         pipe = self.r.pipeline(transaction=False)
         fields = ("id", "name", "status", "created", "n_trials", "trials_complete", "trials_failed")
         for sweep_id in ids:
             pipe.hmget(self._sweep(sweep_id), fields)
-        return [dict(zip(fields, row, strict=True)) for row in pipe.execute() if row[0]]
+        return [
+            SweepSummary(
+                id=row[0],
+                name=row[1] or "",
+                status=SweepStatus(row[2] or "queued"),
+                created=float(row[3] or 0),
+                n_trials=int(row[4] or 0),
+                trials_complete=int(row[5] or 0),
+                trials_failed=int(row[6] or 0),
+            )
+            for row in pipe.execute()
+            if row[0]
+        ]
 
     def _sweep_key_names(self, sweep_id: str) -> list[str]:
         """Every Redis key of a sweep: its own, and Celery's results and chord of its tasks."""

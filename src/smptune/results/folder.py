@@ -56,6 +56,12 @@ def summarize(db: SweepStore, sweep_id: str) -> dict[str, Any]:
             # the folds at the retrain's epoch count, beside each at its best epoch
             "cv_at_epochs": score_at_epoch(best.curves, epochs),
         },
+        # Optuna's names for the same answer (study.best_params, best_value, direction)
+        "best_params": None
+        if best is None
+        else {k: best.params[k] for k in config.hyperparameters if k in best.params},
+        "best_value": None if best is None else best.score,
+        "direction": "maximize" if config.mode == "max" else "minimize",
         "ranking": [
             {**t.to_dict(), "rank": rank, "fold_scores": run_scores(t.folds, config.scoring)}
             for rank, t in enumerate(ranked, start=1)

@@ -1,0 +1,88 @@
+"""What both commands share: --version, -v anywhere, --json listings, shell completion."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from smptune import __version__
+from smptune.queue.store import SweepStore
+
+from conftest import cli_env, run_cli, write_config
+
+
+@pytest.mark.parametrize("command", ["producer", "workers"])
+def test_version(command: str):
+    result = run_cli(command, "--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"{command} (smptune) {__version__}"
+
+
+def test_verbose_after_the_subcommand_shows_the_traceback(tmp_path: Path):
+    result = run_cli("producer", "submit", tmp_path / "nope.yaml", "-v")
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr and "nope.yaml" in result.stderr.splitlines()[-1]
+    quiet = run_cli("producer", "submit", tmp_path / "nope.yaml")
+    assert "Traceback" not in quiet.stderr
+
+
+def test_list_and_cancel_speak_json(tmp_path: Path, redis_server, store: SweepStore):
+    # Given two sweeps queued on a broker with no workers
+    url = redis_server.url
+    ids = []
+    for name in ("first", "second"):
+        config = write_config(tmp_path / f"{name}.yaml", name=name, n_trials=3)
+        submitted = run_cli("producer", "submit", config, "--broker", url)
+        assert submitted.returncode == 0, submitted.stderr
+        ids.append(submitted.stdout.split()[0])
+
+    # When one is cancelled with --json
+    cancelled = run_cli("producer", "cancel", ids[0], "--broker", url, "--json")
+
+    # Then the answer is one JSON object saying what happened
+    assert cancelled.returncode == 0, cancelled.stderr
+    answer = json.loads(cancelled.stdout)
+    assert answer == {"sweep": ids[0], "status": "queued", "cancel_requested": True}
+    assert store.get_sweep(ids[0]).cancel_requested
+
+    # And list --json has both, newest first, with their counts and Redis memory
+    listed = run_cli("producer", "list", "--broker", url, "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [r["id"] for r in rows] == ids[::-1]
+    assert [r["name"] for r in rows] == ["second", "first"]
+    assert all(r["n_trials"] == 3 and r["trials_complete"] == 0 for r in rows)
+    assert all(r["redis_bytes"] > 0 and r["created"] > 0 for r in rows)
+
+
+def _complete(line: str, tmp_path: Path) -> list[str]:
+    """What bash's completion hook (argcomplete's protocol) gets back for ``line``."""
+    out = tmp_path / "completions"
+    command = line.split()[0]
+    module = {"producer": "smptune.producer", "workers": "smptune.workers"}[command]
+    env = cli_env(
+        _ARGCOMPLETE="1",
+        _ARGCOMPLETE_IFS="\n",
+        COMP_LINE=line,
+        COMP_POINT=str(len(line)),
+        _ARGCOMPLETE_STDOUT_FILENAME=str(out),
+    )
+    subprocess.run([sys.executable, "-m", module], env=env, timeout=60, check=False)
+    return [word.strip() for word in out.read_text().split("\n")]
+
+
+def test_shell_completion_of_commands_and_options(tmp_path: Path):
+    assert {"status", "submit"} <= set(_complete("producer s", tmp_path))
+    assert "--json" in _complete("producer list --j", tmp_path)
+    assert "--preemptible" in _complete("workers start --pre", tmp_path)
+    # and the hook a shell's startup file evaluates is there
+    register = Path(sys.executable).with_name("register-python-argcomplete")
+    script = subprocess.run(
+        [str(register), "producer"], capture_output=True, text=True, env=dict(os.environ)
+    )
+    assert script.returncode == 0 and "complete " in script.stdout
