@@ -51,10 +51,27 @@ def configure(app: Celery, broker_url: str, send_only: bool = False) -> None:
     backend = broker_url
     if send_only:
         backend = f"smptune.queue.backend:SendOnlyRedisBackend+{broker_url}"
+    previous = app.conf.broker_url
     app.conf.update(broker_url=broker_url, result_backend=backend)
+    if previous and previous != broker_url:
+        _forget_connections(app)
     tls = tls_options(broker_url)
     if tls is not None:  # rediss://: the same TLS settings for the broker and the backend
         app.conf.update(broker_use_ssl=tls, redis_backend_use_ssl=tls)
+
+
+def _forget_connections(app: Celery) -> None:
+    """Drop the connection pools and the result backend Celery built for the previous
+    broker, so that the next send uses the new one (the Python API in one process may talk to
+    several brokers, an embedded one per ``api.local()`` block). Celery has no public call for
+    this; these are the attributes its own ``_after_fork`` resets."""
+    import threading
+
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._after_fork()
+    app._backend_cache = None
+    app._local = threading.local()
 
 
 def create_app() -> Celery:

@@ -135,61 +135,65 @@ def _run_columns(results: Mapping[str, Any]) -> list[tuple[int, str, str | None]
     return columns
 
 
-def write_trials_csv(results: Mapping[str, Any], path: Path) -> None:
-    """A row per trial: number, status, parameters, every run's score (and each metric of it
-    when several combine), mean, std, unstable flag, where a stopped trial stopped (``fold 0,
-    epoch 3``), duration, worker, error."""
+def trial_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A row per trial, by trial number, as trials.csv holds it: number, rank, status,
+    parameters, every run's score (and each metric of it when several combine), mean, std,
+    unstable flag, where a stopped trial stopped (``fold 0, epoch 3``), duration, worker,
+    error. A run or value that does not exist is None."""
     params = _param_names(results)
     runs = _run_columns(results)
+    rows = []
+    for t in sorted(results["ranking"], key=lambda t: t["trial"]):
+        folds = {int(k): v for k, v in t.get("folds", {}).items()}  # JSON keys are str
+        scores = dict(zip(sorted(folds), t.get("fold_scores", []), strict=False))
+        row: dict[str, Any] = {"trial": t["trial"], "rank": t["rank"], "status": t["status"]}
+        row.update({p: t["params"].get(p) for p in params})
+        for run, column, metric in runs:
+            if run not in scores:
+                row[column] = None
+            elif metric is None:
+                row[column] = scores[run]
+            else:
+                row[column] = folds[run]["metrics"].get(metric)
+        row.update(
+            {
+                "mean": t.get("score"),
+                "std": t.get("score_std"),
+                "unstable": bool(t.get("unstable")),
+                "stopped_at": _stopped_at(t.get("partial")) or None,
+                "duration_s": t.get("duration_s"),
+                "worker": t.get("worker") or None,
+                "error": t.get("error") or None,
+            }
+        )
+        rows.append(row)
+    return rows
+
+
+def write_trials_csv(results: Mapping[str, Any], path: Path) -> None:
+    """:func:`trial_rows` as CSV: lists and mappings as JSON, None as an empty cell."""
     header = [
         "trial",
         "rank",
         "status",
-        *params,
-        *(column for _, column, _ in runs),
-        "mean",
-        "std",
-        "unstable",
-        "stopped_at",
-        "duration_s",
-        "worker",
-        "error",
+        *_param_names(results),
+        *(column for _, column, _ in _run_columns(results)),
+        *("mean", "std", "unstable", "stopped_at", "duration_s", "worker", "error"),
     ]
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
-        for t in sorted(results["ranking"], key=lambda t: t["trial"]):
-            folds = {int(k): v for k, v in t.get("folds", {}).items()}  # JSON keys are str
-            scores = dict(zip(sorted(folds), t.get("fold_scores", []), strict=False))
-            cells = []
-            for run, _, metric in runs:
-                if run not in scores:
-                    cells.append("")
-                elif metric is None:
-                    cells.append(scores[run])
-                else:
-                    cells.append(folds[run]["metrics"].get(metric, ""))
-            writer.writerow(
-                [
-                    t["trial"],
-                    t["rank"],
-                    t["status"],
-                    *(
-                        json.dumps(t["params"].get(p))
-                        if isinstance(t["params"].get(p), list | dict)
-                        else t["params"].get(p)
-                        for p in params
-                    ),
-                    *cells,
-                    "" if t.get("score") is None else t["score"],
-                    "" if t.get("score_std") is None else t["score_std"],
-                    "yes" if t.get("unstable") else "",
-                    _stopped_at(t.get("partial")),
-                    "" if t.get("duration_s") is None else round(t["duration_s"], 3),
-                    t.get("worker") or "",
-                    t.get("error") or "",
-                ]
-            )
+        for row in trial_rows(results):
+            row["unstable"] = "yes" if row["unstable"] else None
+            if row["duration_s"] is not None:
+                row["duration_s"] = round(row["duration_s"], 3)
+            writer.writerow([_cell(row[column]) for column in header])
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    return json.dumps(value) if isinstance(value, list | dict) else value
 
 
 def _stopped_at(partial: Mapping[str, Any] | None) -> str:
