@@ -19,6 +19,7 @@ from smptune.records import SweepRecord
 from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url, mask_secrets, mask_url
 
 DEFAULT_ARTIFACTS = "smptune-results"
+DEFAULT_DASHBOARD_STORAGE = "sqlite:///smptune-optuna.db"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_cancel,
         _add_continue,
         _add_cleanup,
+        _add_dashboard,
     ):
         add(sub)
     listing = _with_broker(sub.add_parser("list", help="the sweeps this broker knows"))
@@ -131,11 +133,52 @@ def _add_results(sub: Any) -> None:
     results.add_argument(
         "--optuna-storage",
         metavar="URL",
-        help="also write the sweep as an Optuna study: an RDB URL (sqlite:///sweeps.db) or a "
-        "journal file path",
+        help="also mirror the sweep into an Optuna study (created, or brought up to date): an "
+        "RDB URL (sqlite:///sweeps.db) or a journal file path",
     )
     results.add_argument(
         "--optuna-study", metavar="NAME", help="the Optuna study's name (default: the sweep id)"
+    )
+    results.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep the Optuna study up to date until the sweep ends (for optuna-dashboard)",
+    )
+    results.add_argument(
+        "--every",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="with --follow: seconds between updates (default: 5)",
+    )
+
+
+def _add_dashboard(sub: Any) -> None:
+    """The ``dashboard`` command."""
+    dashboard = _with_broker(
+        sub.add_parser(
+            "dashboard",
+            help="optuna-dashboard following a sweep: the sweep is mirrored into an Optuna "
+            "study as it runs",
+            description="Mirrors the sweep into --optuna-storage every --every seconds until "
+            "it ends and runs `optuna-dashboard` (pip install optuna-dashboard) on that "
+            "storage; the dashboard stays up after the sweep ends, until Ctrl-C.",
+        )
+    )
+    dashboard.add_argument("sweep")
+    dashboard.add_argument(
+        "--optuna-storage",
+        default=DEFAULT_DASHBOARD_STORAGE,
+        metavar="URL",
+        help=f"an RDB URL or a journal file path (default: {DEFAULT_DASHBOARD_STORAGE})",
+    )
+    dashboard.add_argument(
+        "--optuna-study", metavar="NAME", help="the study's name (default: the sweep id)"
+    )
+    dashboard.add_argument("--port", type=int, default=8080, help="default: 8080")
+    dashboard.add_argument("--address", default="127.0.0.1", help="default: 127.0.0.1")
+    dashboard.add_argument(
+        "--every", type=float, default=5.0, metavar="S", help="seconds between updates"
     )
 
 
@@ -386,17 +429,26 @@ def cmd_results(args: argparse.Namespace) -> int:
 
     if args.optuna_study is not None and not args.optuna_storage:
         raise ConfigError("--optuna-study: needs --optuna-storage URL")
+    if not 0.1 <= args.every <= 3600:
+        raise ConfigError(f"--every: must be between 0.1 and 3600 seconds, got {args.every:g}")
     store = _store(args)
     sweep = store.get_sweep(args.sweep)
     results = sweep.results or summarize(store, args.sweep)
     exported = None
+    if args.follow and not args.optuna_storage:
+        raise ConfigError("--follow: needs --optuna-storage URL")
     if args.optuna_storage is not None:
-        from smptune.results.optuna_export import export_study
+        from smptune.results.optuna_export import mirror_study
 
         study = args.optuna_study or args.sweep
-        count = export_study(results, sweep.config, args.optuna_storage, study)
+        if args.follow:
+            return _follow(args, store, study)
+        done = mirror_study(results, sweep.config, args.optuna_storage, study)
         where = mask_url(args.optuna_storage)
-        exported = f"Optuna study {study!r}: {count} trials written to {where}"
+        exported = (
+            f"Optuna study {study!r}: {done.total} trials in {where} ({done.added} added, "
+            f"{done.updated} brought up to date)"
+        )
         if args.json:
             print(exported, file=sys.stderr)
     if args.out:
@@ -428,6 +480,31 @@ def cmd_results(args: argparse.Namespace) -> int:
         console.print(f"results written to {args.out} (report: {args.out / 'report.html'})")
     if exported:
         console.print(exported, markup=False)
+    return ExitCode.OK
+
+
+def _follow(args: argparse.Namespace, store: Any, study: str, stop: Any = None) -> int:
+    """Mirror the sweep into the Optuna study until it ends, a line per change."""
+    from smptune.results.optuna_export import follow
+
+    where = mask_url(args.optuna_storage)
+    print(
+        f"mirroring sweep {args.sweep} into Optuna study {study!r} in {where} every "
+        f"{args.every:g} s until it ends (Ctrl-C stops mirroring, not the sweep)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+    def report(done: Any) -> None:
+        print(
+            f"Optuna study {study!r}: {done.total} trials ({done.running} running; "
+            f"{done.added} added, {done.updated} brought up to date)",
+            flush=True,
+        )
+
+    last = follow(store, args.sweep, args.optuna_storage, study, args.every, report, stop)
+    status = store.get_sweep(args.sweep).status
+    print(f"sweep {args.sweep} {status.value}: {last.total} trials in the study", flush=True)
     return ExitCode.OK
 
 
@@ -618,6 +695,51 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    import shutil
+    import subprocess
+
+    from smptune.results.optuna_export import open_storage
+
+    if not 0.1 <= args.every <= 3600:
+        raise ConfigError(f"--every: must be between 0.1 and 3600 seconds, got {args.every:g}")
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port: must be between 1 and 65535, got {args.port}")
+    executable = shutil.which("optuna-dashboard")
+    if executable is None:
+        raise ConfigError(
+            "dashboard: optuna-dashboard is not installed (pip install optuna-dashboard); "
+            f"or mirror the sweep with producer results {args.sweep} --optuna-storage URL "
+            "--follow and run optuna-dashboard URL yourself"
+        )
+    store = _store(args)
+    store.get_sweep(args.sweep)  # an unknown sweep: exit 2 before anything starts
+    open_storage(args.optuna_storage)  # a bad storage: exit 2 likewise
+    study = args.optuna_study or args.sweep
+    command = [executable, args.optuna_storage, "--host", args.address, "--port", str(args.port)]
+    server = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    print(
+        f"optuna-dashboard on http://{args.address}:{args.port}/ (study {study!r})",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        _follow(args, store, study, stop=lambda: server.poll() is not None)
+        if server.poll() is None:
+            print("the sweep has ended; the dashboard stays up until Ctrl-C", file=sys.stderr)
+            server.wait()
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    if server.returncode not in (0, None, -15):
+        raise SmptuneError(f"dashboard: optuna-dashboard exited with code {server.returncode}")
+    return ExitCode.OK
+
+
 COMMANDS = {
     "submit": cmd_submit,
     "status": cmd_status,
@@ -629,6 +751,7 @@ COMMANDS = {
     "extend": cmd_extend,
     "delete": cmd_delete,
     "gc": cmd_gc,
+    "dashboard": cmd_dashboard,
 }
 
 

@@ -3,7 +3,13 @@ with Optuna's own API."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 import warnings
 
 import optuna
@@ -15,7 +21,7 @@ from optuna.trial import TrialState
 
 from smptune.queue.store import SweepStore
 
-from conftest import run_cli, submit_and_wait, write_config
+from conftest import cli_env, run_cli, submit_and_wait, wait_for, write_config
 
 STATES = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
 
@@ -56,7 +62,8 @@ def test_a_sweep_exported_to_optuna_reads_back_with_its_trials_values_and_best(
         "producer", "results", finished_sweep, "--broker", redis_server.url, "--optuna-storage", url
     )
     assert export.returncode == 0, export.stderr
-    assert f"Optuna study '{finished_sweep}': 10 trials written" in export.stdout
+    assert f"Optuna study '{finished_sweep}': 10 trials in" in export.stdout
+    assert "(10 added, 0 brought up to date)" in export.stdout
 
     # Then Optuna reads a maximising study named after the sweep, one trial per trial
     study = optuna.load_study(study_name=finished_sweep, storage=url)
@@ -95,13 +102,29 @@ def test_a_sweep_exported_to_optuna_reads_back_with_its_trials_values_and_best(
         ax = optuna.visualization.matplotlib.plot_optimization_history(study)
     assert len(ax.collections) >= 1 and ax.get_title()
 
-    # When it is exported again to the same storage: a clear error, nothing overwritten
+    # When it is exported again to the same storage: the study is refreshed, not doubled
     again = run_cli(
         "producer", "results", finished_sweep, "--broker", redis_server.url, "--optuna-storage", url
     )
-    assert again.returncode == 2
-    assert "already holds a study named" in again.stderr and "--optuna-study" in again.stderr
-    assert len(again.stderr.strip().splitlines()) == 1 and "Traceback" not in again.stderr
+    assert again.returncode == 0, again.stderr
+    assert "10 trials in" in again.stdout and "(0 added, 0 brought up to date)" in again.stdout
+    assert len(optuna.load_study(study_name=finished_sweep, storage=url).trials) == 10
+    # and a study of that name made from another sweep is refused in one line
+    optuna.create_study(storage=url, study_name="taken").set_user_attr("sweep_id", "other")
+    taken = run_cli(
+        "producer",
+        "results",
+        finished_sweep,
+        "--broker",
+        redis_server.url,
+        "--optuna-storage",
+        url,
+        "--optuna-study",
+        "taken",
+    )
+    assert taken.returncode == 2
+    assert "already holds a study named 'taken' of sweep other" in taken.stderr
+    assert len(taken.stderr.strip().splitlines()) == 1 and "Traceback" not in taken.stderr
     # unless another name is given
     other = run_cli(
         "producer",
@@ -116,7 +139,9 @@ def test_a_sweep_exported_to_optuna_reads_back_with_its_trials_values_and_best(
         "--json",
     )
     assert other.returncode == 0, other.stderr
-    assert sorted(optuna.study.get_all_study_names(url)) == sorted([finished_sweep, "second"])
+    assert sorted(optuna.study.get_all_study_names(url)) == sorted(
+        [finished_sweep, "second", "taken"]
+    )
     assert len(optuna.load_study(study_name="second", storage=url).trials) == 10
 
 
@@ -144,3 +169,119 @@ def test_a_journal_file_and_bad_storages(tmp_path, redis_server, finished_sweep:
 
     lone = run_cli("producer", "results", finished_sweep, *broker, "--optuna-study", "x")
     assert lone.returncode == 2 and "needs --optuna-storage" in lone.stderr
+
+
+def _slow_sweep(tmp_path, redis_server) -> str:
+    config = write_config(
+        tmp_path / "slow.yaml",
+        n_trials=4,
+        hyperparameters={"x": {"low": -2.0, "high": 3.0}, "sleep": 0.8},
+    )
+    submitted = run_cli("producer", "submit", config, "--broker", redis_server.url)
+    assert submitted.returncode == 0, submitted.stderr
+    return submitted.stdout.split()[0]
+
+
+def _popen(*args: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "smptune.producer", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(**env),
+    )
+
+
+def test_following_a_running_sweep_keeps_its_optuna_study_up_to_date(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given a sweep of slow trials on one worker, mirrored with --follow as it runs
+    sweep_id = _slow_sweep(tmp_path, redis_server)
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    follower = _popen(
+        "results", sweep_id, "--broker", redis_server.url, "--optuna-storage", url,
+        "--follow", "--every", "0.3",
+    )  # fmt: skip
+    start_workers("--cpu", "1")
+
+    # Then, while it runs, the study shows a running trial with the runs it has finished
+    def running_with_a_run():
+        try:
+            trials = optuna.load_study(study_name=sweep_id, storage=url).trials
+        except KeyError:  # the study is not created yet
+            return None
+        return next(
+            (t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values), None
+        )
+
+    seen = wait_for(running_with_a_run, 120, 0.1)
+    assert store.get_sweep(sweep_id).status == "running"
+
+    # And once the sweep ends the follower stops, with every trial complete, that one too
+    out, err = follower.communicate(timeout=120)
+    assert follower.returncode == 0, err
+    assert f"sweep {sweep_id} done: 4 trials in the study" in out
+    assert "until it ends" in err
+    study = optuna.load_study(study_name=sweep_id, storage=url)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    same = study.trials[seen.number]
+    assert same.user_attrs["smptune_trial"] == seen.user_attrs["smptune_trial"]
+    assert len(same.intermediate_values) == 3
+    results = store.get_sweep(sweep_id).results
+    assert study.best_trial.user_attrs["smptune_trial"] == results["best"]["trial"]
+
+
+def test_the_dashboard_runs_optuna_dashboard_on_the_mirrored_study(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given optuna-dashboard on PATH (here a stand-in that records how it was started and
+    # which trials it could read from the storage when it was asked to stop)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    seen = tmp_path / "dashboard.json"
+    fake = bin_dir / "optuna-dashboard"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import json, signal, sys, time, optuna\n"
+        "def stop(*_):\n"
+        "    names = optuna.study.get_all_study_names(sys.argv[1])\n"
+        "    trials = {n: len(optuna.load_study(study_name=n, storage=sys.argv[1]).trials)\n"
+        "              for n in names}\n"
+        f"    open({str(seen)!r}, 'w').write(json.dumps({{'argv': sys.argv[1:],"
+        " 'trials': trials}))\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "while True: time.sleep(0.1)\n"
+    )
+    fake.chmod(0o755)
+    path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    sweep_id = _slow_sweep(tmp_path, redis_server)
+    url = f"sqlite:///{tmp_path / 'dash.db'}"
+    start_workers("--cpu", "1")
+
+    # When the dashboard command follows the sweep until it ends, and is then stopped
+    dashboard = _popen(
+        "dashboard", sweep_id, "--broker", redis_server.url, "--optuna-storage", url,
+        "--port", "8123", "--every", "0.3", PATH=path,
+    )  # fmt: skip
+    wait_for(lambda: store.get_sweep(sweep_id).status == "done", 120)
+    wait_for(lambda: len(optuna.load_study(study_name=sweep_id, storage=url).trials) == 4, 30)
+    time.sleep(1.0)
+    dashboard.send_signal(signal.SIGINT)
+    _, err = dashboard.communicate(timeout=60)
+
+    # Then optuna-dashboard was started on that storage and port, and saw the whole sweep
+    assert "optuna-dashboard on http://127.0.0.1:8123/" in err
+    assert "the dashboard stays up until Ctrl-C" in err
+    started = json.loads(seen.read_text())
+    assert started["argv"] == [url, "--host", "127.0.0.1", "--port", "8123"]
+    assert started["trials"] == {sweep_id: 4}
+
+
+def test_the_dashboard_without_optuna_dashboard_says_how_to_get_it(redis_server):
+    result = run_cli(
+        "producer", "dashboard", "some-sweep", "--broker", redis_server.url, PATH="/usr/bin:/bin"
+    )
+    assert result.returncode == 2
+    assert "optuna-dashboard is not installed (pip install optuna-dashboard)" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -1,12 +1,17 @@
-"""A sweep as an Optuna study: for Optuna's dashboard, plots and importance evaluators.
+"""A sweep mirrored into an Optuna study: for optuna-dashboard, Optuna's plots and its
+importance evaluators, also while the sweep runs.
 
 Each searched (non-fixed) parameter keeps its distribution; a trial's intermediate value at
 step ``k`` is the score of its run ``k`` (fold × seeds + seed). Complete trials are
 ``COMPLETE`` with their score (an unstable one, which smptune ranks below every stable trial,
 is ``FAIL``, as Optuna records an objective that returned NaN); pruned trials are ``PRUNED``
-and failed ones ``FAIL``, both with the runs they finished; stopped, skipped, cancelled and
-unfinished trials are left out. ``user_attrs`` hold smptune's trial number, status, rank,
-worker and run scores.
+and failed ones ``FAIL``, both with the runs they finished; running trials are ``RUNNING``
+with the runs they finished so far; stopped, skipped, cancelled and queued trials are left
+out. ``user_attrs`` hold smptune's trial number, status, rank, worker and run scores.
+
+Mirroring again brings the study up to date: trials that ended or started since are added,
+and a trial mirrored while it ran gets its new runs and its final state. Optuna never
+changes a finished trial, and neither does the mirror.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import datetime
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -101,7 +107,9 @@ def study_trials(
             state = TrialState.PRUNED
         elif status in (TrialStatus.COMPLETE, TrialStatus.FAILED):  # unstable or no score
             state = TrialState.FAIL
-        else:  # stopped, skipped, cancelled, unfinished: left out
+        elif status is TrialStatus.RUNNING and t.get("params"):
+            state = TrialState.RUNNING
+        else:  # stopped, skipped, cancelled, queued: left out
             continue
         scores = run_scores(t)
         values, distributions = observe(space, t.get("params") or {}, view=user_view)
@@ -114,7 +122,9 @@ def study_trials(
             intermediate_values=scores if details else None,
         )
         started, finished = _time(t.get("started")), _time(t.get("finished"))
-        if started is not None and finished is not None and started <= finished:
+        if state is TrialState.RUNNING and started is not None:
+            frozen.datetime_start = started
+        elif started is not None and finished is not None and started <= finished:
             frozen.datetime_start, frozen.datetime_complete = started, finished
         out.append(frozen)
     return out
@@ -150,26 +160,112 @@ def open_storage(url: str) -> Any:
         raise ConfigError(f"--optuna-storage: cannot open journal file {url}: {exc}") from None
 
 
-def export_study(
-    results: Mapping[str, Any], config: Mapping[str, Any], storage_url: str, study_name: str
-) -> int:
-    """Write the sweep as a new study ``study_name`` in ``storage_url``; returns the number
-    of trials written. ConfigError when the storage already holds a study of that name."""
+@dataclass(frozen=True)
+class Mirrored:
+    """What one pass of :func:`mirror_study` did: trials added, trials brought up to date,
+    and how many the study holds, of them still running."""
+
+    added: int
+    updated: int
+    total: int
+    running: int
+
+
+def mirror_study(
+    results: Mapping[str, Any], config: Mapping[str, Any], storage: Any, study_name: str
+) -> Mirrored:
+    """Create or bring up to date study ``study_name`` in ``storage`` (an Optuna storage or
+    its URL) from the sweep's ``results``. A study of that name made from another sweep is
+    refused with :class:`ConfigError`."""
     import optuna
+    from optuna.trial import TrialState
+
+    if isinstance(storage, str):
+        url, storage = storage, open_storage(storage)
+    else:
+        url = "the storage"
+    trials = study_trials(results, config)  # built first: a bad sweep leaves no empty study
+    study = optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        direction=direction(results),
+        load_if_exists=True,
+    )
+    owner = study.user_attrs.get("sweep_id")
+    if owner is not None and owner != results.get("sweep_id"):
+        raise ConfigError(
+            f"--optuna-storage: {mask_url(url)} already holds a study named {study_name!r} of "
+            f"sweep {owner}; pass --optuna-study NAME to export under another name"
+        )
+    if study.direction.name.lower() != direction(results):
+        raise ConfigError(
+            f"--optuna-storage: study {study_name!r} in {mask_url(url)} is set to "
+            f"{study.direction.name.lower()}, the sweep to {direction(results)}"
+        )
+    for key in ("sweep_id", "name", "metric", "mode", "n_trials", "n_folds", "n_randoms"):
+        if results.get(key) is not None and study.user_attrs.get(key) != results[key]:
+            study.set_user_attr(key, results[key])
+    mirrored = {t.user_attrs.get("smptune_trial"): t for t in study.get_trials(deepcopy=False)}
+    added = updated = 0
+    for trial in trials:
+        number = trial.user_attrs["smptune_trial"]
+        existing = mirrored.get(number)
+        if existing is None:
+            study.add_trial(trial)
+            added += 1
+        elif existing.state is TrialState.RUNNING and _update(storage, existing, trial):
+            updated += 1
+    now = study.get_trials(deepcopy=False)
+    running = sum(t.state is TrialState.RUNNING for t in now)
+    return Mirrored(added=added, updated=updated, total=len(now), running=running)
+
+
+def _update(storage: Any, existing: Any, trial: Any) -> bool:
+    """Bring a trial mirrored while it ran up to date: its new runs, attributes and, once it
+    has ended, its state and value. Whether anything changed."""
+    from optuna.trial import TrialState
+
+    trial_id = existing._trial_id
+    changed = False
+    for step, value in trial.intermediate_values.items():
+        if existing.intermediate_values.get(step) != value:
+            storage.set_trial_intermediate_value(trial_id, step, value)
+            changed = True
+    for key, value in trial.user_attrs.items():
+        if existing.user_attrs.get(key) != value:
+            storage.set_trial_user_attr(trial_id, key, value)
+            changed = True
+    if trial.state is not TrialState.RUNNING:
+        values = None if trial.value is None else [trial.value]
+        storage.set_trial_state_values(trial_id, trial.state, values)
+        changed = True
+    return changed
+
+
+def follow(
+    store: Any,
+    sweep_id: str,
+    storage_url: str,
+    study_name: str,
+    every_s: float,
+    report: Any,
+    stop: Any = None,
+) -> Mirrored:
+    """Mirror the sweep every ``every_s`` seconds until it has ended (one last pass then),
+    or until ``stop()`` is true; ``report(Mirrored)`` after each pass that changed the
+    study. The last pass's counts."""
+    import time
+
+    from smptune.results.folder import summarize
 
     storage = open_storage(storage_url)
-    trials = study_trials(results, config)  # built first: a bad sweep leaves no empty study
-    try:
-        study = optuna.create_study(
-            storage=storage, study_name=study_name, direction=direction(results)
-        )
-    except optuna.exceptions.DuplicatedStudyError:
-        raise ConfigError(
-            f"--optuna-storage: {mask_url(storage_url)} already holds a study named "
-            f"{study_name!r}; pass --optuna-study NAME to export under another name"
-        ) from None
-    for key in ("sweep_id", "name", "metric", "mode", "n_trials", "n_folds", "n_randoms"):
-        if results.get(key) is not None:
-            study.set_user_attr(key, results[key])
-    study.add_trials(trials)
-    return len(trials)
+    while True:
+        sweep = store.get_sweep(sweep_id)
+        ended = sweep.status.terminal
+        results = sweep.results if ended and sweep.results else summarize(store, sweep_id)
+        done = mirror_study(results, sweep.config, storage, study_name)
+        if done.added or done.updated:
+            report(done)
+        if ended or (stop is not None and stop()):
+            return done
+        time.sleep(every_s)
