@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,62 @@ def test_results_set_the_cv_after_the_final_models_epochs_beside_its_test_score(
 
 def _best_folds(store: SweepStore, sweep_id: str, trial: int) -> list[dict]:
     return list(store.trials(sweep_id, [trial])[0].folds.values())
+
+
+def test_runs_log_to_tensorboard_and_csv_with_their_hyperparameters(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given a one-configuration sweep logged to CSV and TensorBoard, with SWA over 2 epochs
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    start_workers("--cpu", "1")
+    path = _segmentation_config(tmp_path / "logged.yaml", learning_rate=0.003)
+    config = yaml.safe_load(path.read_text())
+    config["training"].update(
+        {"max_epochs": 2, "loggers": ["csv", "tensorboard"], "weight_averaging": "swa"}
+    )
+    path.write_text(yaml.safe_dump(config))
+    sweep_id = _submit(path, redis_server.url, tmp_path / "out")
+    _wait_done(store, sweep_id)
+
+    # Then each run of the trial has TensorBoard events under trials/0/tensorboard/<run>,
+    # with a validation score per epoch, and the final model's retrain one too
+    sweep_dir = tmp_path / "out" / sweep_id
+    runs = sorted(p.name for p in (sweep_dir / "trials/0/tensorboard").iterdir())
+    assert runs == ["fold_0_seed_0", "fold_1_seed_0"]
+    events = EventAccumulator(str(sweep_dir / "trials/0/tensorboard/fold_1_seed_0"))
+    events.Reload()
+    assert len(events.Scalars("val_iou")) == 2
+    # with its hyperparameters beside its best epoch's metrics (TensorBoard's HPARAMS tab)
+    assert events.PluginTagToContent("hparams")
+    best = events.Scalars("best/iou")
+    assert len(best) == 1 and best[0].value == pytest.approx(
+        max(e.value for e in events.Scalars("val_iou"))
+    )
+    assert (sweep_dir / "final/tensorboard/retrain").is_dir()
+    # and the CSV logger's hparams.yaml says the same
+    hparams = yaml.safe_load((sweep_dir / "trials/0/logs/fold_1_seed_0/hparams.yaml").read_text())
+    assert hparams["learning_rate"] == 0.003 and hparams["batch_size"] == 4
+    assert (hparams["sweep"], hparams["trial"], hparams["fold"]) == (sweep_id, 0, 1)
+
+
+@pytest.mark.parametrize(
+    ("loggers", "says"),
+    [
+        (["csv", "wandb"], "training.loggers: 'wandb' is not a logger; choose from csv"),
+        pytest.param(
+            ["mlflow"],
+            "training.loggers: mlflow needs the mlflow package",
+            marks=pytest.mark.skipif(find_spec("mlflow") is not None, reason="mlflow installed"),
+        ),
+        (["csv", "csv"], "training.loggers: each logger once"),
+    ],
+)
+def test_a_bad_logger_is_refused_at_submit(tmp_path, loggers, says):
+    path = _segmentation_config(tmp_path / "bad.yaml")
+    config = yaml.safe_load(path.read_text())
+    config["training"]["loggers"] = loggers
+    path.write_text(yaml.safe_dump(config))
+    result = run_cli("producer", "submit", path, "--dry-run")
+    assert result.returncode == 2
+    assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1

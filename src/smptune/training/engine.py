@@ -31,6 +31,7 @@ from smptune.trainable import FoldContext, FoldResult
 from smptune.training.averaging import averaging
 from smptune.training.data import SegmentationData
 from smptune.training.folds import Split
+from smptune.training.loggers import log_outcome, run_loggers
 from smptune.training.model import build_model, encoder_normalisation
 from smptune.training.module import Normalise, SegmentationModule
 from smptune.training.params import resolve_params
@@ -184,12 +185,9 @@ def _trainer(
     max_epochs: int,
     callbacks: list[pl.Callback],
     log_name: str,
+    params: dict[str, Any],
 ) -> pl.Trainer:
-    logger: Any = False
-    if context.output_dir is not None:
-        from lightning.pytorch.loggers import CSVLogger
-
-        logger = CSVLogger(save_dir=str(context.output_dir), name="logs", version=log_name)
+    loggers = run_loggers(rs.loggers, context, log_name, params)
     try:
         with quiet():
             return pl.Trainer(
@@ -197,7 +195,7 @@ def _trainer(
                 devices=1,
                 max_epochs=max_epochs,
                 precision=resolve_precision(rs.precision),
-                logger=logger,
+                logger=loggers or False,
                 callbacks=[*callbacks, _EpochBoundary(context)],
                 enable_checkpointing=False,
                 enable_progress_bar=False,
@@ -313,7 +311,7 @@ def _train_fold(params: dict[str, Any], context: FoldContext) -> FoldResult:
             )
         )
     callbacks += averaging(rs.weight_averaging, steps_per_epoch=len(train), epochs=rs.max_epochs)
-    trainer = _trainer(rs, context, rs.max_epochs, callbacks, run_name(context))
+    trainer = _trainer(rs, context, rs.max_epochs, callbacks, run_name(context), params)
     checkpoint = context.checkpoint
     resume = checkpoint is not None and checkpoint.resume_epoch > 0 and checkpoint.path.is_file()
     ckpt_path = str(checkpoint.path) if checkpoint is not None and resume else None
@@ -324,6 +322,7 @@ def _train_fold(params: dict[str, Any], context: FoldContext) -> FoldResult:
     )
     history = module.history
     best = rs.scoring.best_index(history)
+    log_outcome(trainer.loggers, context, params, history[best])
     if keep_best and module.best_state is not None and context.output_dir is not None:
         module.model.load_state_dict(module.best_state)
         target = Path(context.output_dir) / "logs" / run_name(context) / "best_model"
@@ -355,10 +354,11 @@ def _retrain_and_test(
     split = plan.retrain()
     module, train, test = _prepare(p, rs, data, split, context.run_seed)
     averages = averaging(rs.weight_averaging, steps_per_epoch=len(train), epochs=epochs)
-    trainer = _trainer(rs, context, epochs, averages, "retrain")
+    trainer = _trainer(rs, context, epochs, averages, "retrain", params)
     _run(lambda: trainer.fit(module, train_dataloaders=train))
     _run(lambda: trainer.validate(module, dataloaders=test, verbose=False))
     metrics = dict(module.history[-1])
+    log_outcome(trainer.loggers, context, params, {f"test_{k}": v for k, v in metrics.items()})
     if context.output_dir is not None:
         out = Path(context.output_dir)
         save_model(module.model, out / "model", p, rs, data, metrics, kind="test")

@@ -36,6 +36,12 @@ CHECKPOINTS = ("none", "best")
 #: each of the last third of the epochs (see :mod:`.averaging`). Validation sees the averaged
 #: weights once there are any, and every run ends with them (the retrained model too).
 WEIGHT_AVERAGING = ("none", "ema", "swa")
+#: ``training.loggers``: Lightning's loggers each run writes to (``csv`` by default). The
+#: TensorBoard and MLflow ones need their packages (``pip install smptune[tensorboard]``,
+#: ``smptune[mlflow]``); see :mod:`.loggers`.
+LOGGERS = ("csv", "tensorboard", "mlflow")
+#: The package each logger needs, and the extra that installs it.
+LOGGER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
 CV_KEYS = ("n_folds", "n_randoms", "fold_method", "validation_fraction", "group_column")
 TRAINING_KEYS = (
     "max_epochs",
@@ -46,6 +52,7 @@ TRAINING_KEYS = (
     "weight_averaging",
     "checkpoint_every",  # the task layer's, as cv.n_randoms
     "keep_checkpoints",
+    "loggers",
 )
 #: A ``Trainer(precision=...)`` string of Lightning.
 TrainerPrecision = Literal[
@@ -87,6 +94,7 @@ class RunSettings:
     num_workers: int | Literal["auto"]
     save_checkpoints: str
     weight_averaging: str = "none"
+    loggers: tuple[str, ...] = ("csv",)
 
     @property
     def n_folds(self) -> int:
@@ -106,6 +114,32 @@ def _choice(training: dict[str, Any], key: str, choices: tuple[str, ...]) -> str
     if value not in choices:
         raise ConfigError(f"training.{key}: must be one of {', '.join(choices)}, got {value!r}")
     return str(value)
+
+
+def _loggers(value: Any) -> tuple[str, ...]:
+    """``training.loggers``: a name or a list of names from :data:`LOGGERS`, each once, whose
+    package is installed."""
+    import importlib.util
+
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        choices = ", ".join(LOGGERS)
+        raise ConfigError(f"training.loggers: must be a list of {choices}, got {value!r}")
+    for name in names:
+        if name not in LOGGERS:
+            raise ConfigError(
+                f"training.loggers: {name!r} is not a logger; choose from {', '.join(LOGGERS)}"
+            )
+        if name in LOGGER_PACKAGES:
+            package, extra = LOGGER_PACKAGES[name]
+            if importlib.util.find_spec(package) is None:
+                raise ConfigError(
+                    f"training.loggers: {name} needs the {package} package "
+                    f"(pip install 'smptune[{extra}]')"
+                )
+    if len(set(names)) != len(names):
+        raise ConfigError(f"training.loggers: each logger once, got {list(names)}")
+    return tuple(names)
 
 
 def _num_workers(value: Any) -> int | Literal["auto"]:
@@ -196,4 +230,5 @@ def run_settings(settings: SweepSettings) -> RunSettings:
         num_workers=_num_workers(training.get("num_workers", "auto")),
         save_checkpoints=checkpoints,
         weight_averaging=averaging,
+        loggers=_loggers(training.get("loggers", ["csv"])),
     )
