@@ -199,3 +199,10 @@ def wait_for(predicate: Callable[[], object], timeout: float = 60, interval: flo
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The few tests marked ``slow`` (minutes each) first, the rest in their order: with
+    parallel test processes (scripts/test.sh runs three), the longest start at once instead
+    of last, and all processes end at about the same time."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

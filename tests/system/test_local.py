@@ -82,7 +82,7 @@ def test_ctrl_c_in_local_mode_stops_redis_and_the_workers(tmp_path: Path):
         wait_for(
             lambda: any(
                 "trial 0 starts" in p.read_text()
-                for p in (tmp_path / "out").glob("logs/*/cpu0.log")
+                for p in (tmp_path / "out").glob("logs/*/cpu0@*.log")
             ),
             60,
         )

@@ -198,7 +198,7 @@ def test_a_sweep_whose_retrain_failed_is_retrained_when_resumed(
         tmp_path / "s.yaml", n_trials=2, hyperparameters={"x": 1.0, "y": -2.0, "sleep": 1.0}
     )
     sweep_id = _submit(config, redis_server.url, tmp_path / "a")
-    (tmp_path / "a" / sweep_id).mkdir(parents=True)
+    (tmp_path / "a" / sweep_id).mkdir(parents=True, exist_ok=True)  # a worker may be first
     (tmp_path / "a" / sweep_id / "final").write_text("in the way")
     wait_for(lambda: store.get_sweep(sweep_id).status.terminal, timeout=90)
     assert store.get_sweep(sweep_id).status == "failed"
