@@ -27,7 +27,7 @@ from smptune.testing import QuadraticTrainable
 
 from conftest import run_cli, submit_and_wait, write_config
 
-PLOTS = ("history", "folds", "parallel", "importance")
+PLOTS = ("history", "timeline", "folds", "parallel", "importance")
 _PROBE = (
     "<script>window.addEventListener('load', () => {"
     "const imgs = Array.from(document.images);"
@@ -133,8 +133,25 @@ def test_a_sweep_writes_a_self_contained_report_whose_images_load_in_a_browser(
     assert all(f"#{t}" in page for t in range(8))
     assert "the final model wrote no sample predictions" in page
     assert "fANOVA" in page
+    # and the importances say that 8 trials are too few to trust them
+    assert "Unreliable: fitted to only 8 trials" in _section(page, "importance")
+    # and the summary gives wall and device time and the workers that ran the trials
+    summary = _section(page, "summary")
+    assert "<b>wall time</b>" in summary and "<b>device time</b>" in summary
+    ran = {t["worker"] for t in store.get_sweep(sweep_id).results["ranking"]}
+    assert f"<b>workers</b>{len(ran)}<" in summary
+    # and the timeline has a row per worker and says how busy they were
+    timeline = _section(page, "timeline")
+    who = "The worker was" if len(ran) == 1 else f"The {len(ran)} workers were"
+    assert f"{who} busy" in timeline and "gaps are idle time" in timeline
+    # and every plot is drawn at twice the width it is shown at (sharp on dense screens)
+    shown = re.findall(r'<img src="data:image/png;base64,([^"]+)" alt="[^"]*" width="(\d+)"', page)
+    assert len(shown) == len(PLOTS)
+    for data, width in shown:
+        with Image.open(io.BytesIO(base64.b64decode(data))) as image:
+            assert image.size[0] == 2 * int(width)
     # and every image loads in a real browser
-    assert _browser_counts(out / "report.html", tmp_path) == (4, 4)
+    assert _browser_counts(out / "report.html", tmp_path) == (len(PLOTS), len(PLOTS))
 
     # When the results are written elsewhere from Redis, with the final model's predictions
     # in the sweep record
@@ -153,9 +170,10 @@ def test_a_sweep_writes_a_self_contained_report_whose_images_load_in_a_browser(
     _assert_self_contained(again)
     for key in PLOTS:
         assert (elsewhere / "plots" / f"{key}.png").stat().st_size > 1000
-    assert predictions in _images(again) and len(_images(again)) == 5
+    assert predictions in _images(again) and len(_images(again)) == len(PLOTS) + 1
     assert "no final model" not in again
-    assert _browser_counts(elsewhere / "report.html", tmp_path) == (5, 5)
+    n = len(PLOTS) + 1
+    assert _browser_counts(elsewhere / "report.html", tmp_path) == (n, n)
 
 
 def _recorded_sweep(

@@ -344,9 +344,12 @@ def test_final_model_loads_with_smp_predicts_better_than_background_and_is_previ
     background = baseline_metrics(s)
     assert background["iou"] == 0.0 and iou > 0.2
     assert metrics["iou"] == pytest.approx(iou, abs=1e-6)
-    # and predictions.png shows 4 rows of image | truth | prediction
+    # and predictions.png shows 4 rows of image | truth | prediction, titled, each 48 px
+    # sample scaled up 4 times (at least 192 px) so that a mask's pixels can be told apart
     with Image.open(tmp_path / "predictions.png") as png:
-        assert png.size == (3 * 48 + 2 * 4, 4 * 48 + 3 * 4)
+        assert png.size == (3 * 192 + 2 * 4, 22 + 4 * 192 + 3 * 4)
+        title_row = np.asarray(png.convert("L"))[:22]
+    assert (title_row < 128).any()  # the column titles are drawn
 
 
 def test_final_multiclass_model_has_one_output_per_class(tmp_path):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from smptune.records import OUTCOMES, PartialRun
+from smptune.results.plots import DPI, SHOWN_DPI
 from smptune.search.scoring import cv_versus_test
 
 log = logging.getLogger("smptune.report")
@@ -87,9 +88,14 @@ def _badge(status: Any) -> str:
     return f'<span class="badge {css}">{_e(status)}</span>'
 
 
-def _img(png: bytes, alt: str) -> str:
+def _img(png: bytes, alt: str, scale: float = SHOWN_DPI / DPI) -> str:
+    """An inline PNG shown at ``scale`` of its pixel width (plots are drawn at twice the size
+    they are shown, for high-density screens)."""
     data = base64.b64encode(png).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
+    width = ""
+    if png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) >= 24:
+        width = f' width="{round(int.from_bytes(png[16:20], "big") * scale)}"'
+    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}"{width}>'
 
 
 def _table(header: list[str], rows: list[list[str]], classes: dict[int, str] | None = None) -> str:
@@ -119,7 +125,51 @@ def _searched(results: Mapping[str, Any], config: Mapping[str, Any]) -> list[str
     ]
 
 
-def _summary(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
+def _duration(seconds: float) -> str:
+    """``4.2 s``, ``42 s``, ``12 min``, ``3.4 h``: one way for every duration on the page."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _time_facts(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Wall time (first trial start to last end), device time (what the runs trained) and
+    the workers that ran trials."""
+    trials = results.get("ranking") or []
+    starts = [t["started"] for t in trials if _finite(t.get("started"))]
+    ends = [t["finished"] for t in trials if _finite(t.get("finished"))]
+    device = sum(t["duration_s"] for t in trials if _finite(t.get("duration_s")))
+    workers = {t["worker"] for t in trials if t.get("worker")}
+    facts = []
+    if starts and ends and max(ends) >= min(starts):
+        facts.append(("wall time", _duration(max(ends) - min(starts))))
+    if device:
+        facts.append(("device time", f"{_duration(device)} (runs training)"))
+    if workers:
+        facts.append(("workers", f"{len(workers)}"))
+    return facts
+
+
+def _split_facts(splits: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """The dataset's size and its splits, from ``splits.json``."""
+    if not splits or not isinstance(splits.get("test"), list):
+        return []
+    test, train = len(splits["test"]), len(splits.get("train") or [])
+    folds = [len(f.get("validation") or []) for f in splits.get("folds") or []]
+    facts = [("dataset", f"{test + train} samples: {train} train, {test} test")]
+    if folds:
+        sizes = f"{min(folds)}" if min(folds) == max(folds) else f"{min(folds)}–{max(folds)}"
+        facts.append(("validation per fold", f"{sizes} samples"))
+    return facts
+
+
+def _summary(
+    results: Mapping[str, Any], config: Mapping[str, Any], splits: Mapping[str, Any] | None = None
+) -> str:
     counts = ", ".join(f"{results[s.counter]} {s}" for s in OUTCOMES if results.get(s.counter))
     n_randoms = int(results.get("n_randoms") or 1)
     cv = f"{results.get('n_folds', '?')} folds" + (f" × {n_randoms} seeds" if n_randoms > 1 else "")
@@ -131,6 +181,7 @@ def _summary(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
         ("sampler", _e(results.get("sampler") or config.get("sampler") or "random")),
         ("pruner", _e(results.get("pruner") or config.get("pruner") or "none")),
         ("seed", _e(config.get("seed", "–"))),
+        *((k, _e(v)) for k, v in _time_facts(results) + _split_facts(splits)),
     ]
     return (
         '<section id="summary"><h2>Summary</h2><div class="facts">'
@@ -211,8 +262,10 @@ def _cv_versus_test(test_metrics: Mapping[str, Any], results: Mapping[str, Any])
     cv, at_epochs, test = figures
     label = _e(results.get("metric", "score"))
     best = results.get("best") or {}
+    sign = "+" if test >= cv else "−"
     text = (
-        f"{label}: CV {_num(cv)} (each run at its best epoch), test {_num(test)} ({test - cv:+.3f})"
+        f"{label}: CV {_num(cv)} (each run at its best epoch), test {_num(test)} "
+        f"({sign}{_num(abs(test - cv))})"
     )
     if at_epochs is not None:
         text += f"; CV after {_e(best.get('epochs'))} epochs, as the final model trains, " + (
@@ -230,7 +283,7 @@ def _cv_versus_test(test_metrics: Mapping[str, Any], results: Mapping[str, Any])
 def _predictions(png: bytes | None, test_metrics: Mapping[str, Any] | None) -> str:
     if png:
         body = (
-            f"<figure>{_img(png, 'sample predictions of the final model')}<figcaption>Test "
+            f"<figure>{_img(png, 'sample predictions of the final model', 1.0)}<figcaption>Test "
             "images, their masks and the final model's predictions "
             f"({PREDICTIONS.as_posix()}).</figcaption></figure>"
         )
@@ -327,13 +380,14 @@ def render_html(
     test_metrics: Mapping[str, Any] | None,
     plots: list[Any],
     predictions_png: bytes | None,
+    splits: Mapping[str, Any] | None = None,
 ) -> str:
-    """The page, as one string."""
+    """The page, as one string; ``splits`` as ``splits.json`` holds them."""
     name = results.get("name") or config.get("name") or "sweep"
     sweep_id = results.get("sweep_id", "")
     by_key = {p.key: p for p in plots}
     sections = [
-        _summary(results, config),
+        _summary(results, config, splits),
         _best(results, config),
         _test(test_metrics, results),
         _predictions(predictions_png, test_metrics),
@@ -392,7 +446,15 @@ def write_report(
     predictions = out_dir / PREDICTIONS
     png = predictions.read_bytes() if predictions.is_file() else None
     page = out_dir / "report.html"
-    page.write_text(render_html(results, config, test_metrics, plots, png), encoding="utf-8")
+    splits = None
+    if (out_dir / "splits.json").is_file():
+        try:
+            splits = json.loads((out_dir / "splits.json").read_text())
+        except (OSError, ValueError):  # the page goes on without the split sizes
+            splits = None
+    page.write_text(
+        render_html(results, config, test_metrics, plots, png, splits), encoding="utf-8"
+    )
     return page
 
 

@@ -90,11 +90,18 @@ def _metric(results: Mapping[str, Any]) -> str:
     return str(results.get("metric") or "score")
 
 
+#: Pixels per inch of the PNGs; the report shows them at :data:`SHOWN_DPI`.
+DPI, SHOWN_DPI = 200, 100
+#: Below this many complete trials fANOVA's importances are noted as unreliable.
+RELIABLE_IMPORTANCE_TRIALS = 20
+
+
 def _figure(width: float, height: float) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    # drawn at twice the size it is shown (the page halves it): sharp on high-density screens
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -495,12 +502,81 @@ def importance(results: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[A
         f"to {fitted}; each bar is the share of the "
         "score's variance that parameter explains on its own."
     )
+    if len(complete) < RELIABLE_IMPORTANCE_TRIALS:
+        caption = (
+            f"Unreliable: fitted to only {len(complete)} trials (about "
+            f"{RELIABLE_IMPORTANCE_TRIALS} or more are needed for stable shares); another "
+            "seed or a few more trials can reorder the bars. " + caption
+        )
+        ax.set_title(f"unreliable: only {len(complete)} trials", color="tab:red", fontsize=9)
+    return fig, caption
+
+
+def _busy(intervals: list[tuple[float, float]]) -> float:
+    """Seconds covered by the union of ``intervals``."""
+    total, end = 0.0, -math.inf
+    for a, b in sorted(intervals):
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return total
+
+
+def timeline(results: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[Any, str] | None:
+    """Which worker ran which trial when: a row per worker, a bar per trial from its start
+    to its end (coloured by how it ended), so that idle gaps show; None before any trial
+    started."""
+    from matplotlib.patches import Patch
+
+    bars = [
+        (str(t["worker"]), float(t["started"]), float(t["finished"]), t)
+        for t in results.get("ranking") or []
+        if t.get("worker") and _finite(t.get("started")) and _finite(t.get("finished"))
+        and t["finished"] >= t["started"]
+    ]  # fmt: skip
+    if not bars:
+        return None
+    start = min(b[1] for b in bars)
+    end = max(b[2] for b in bars)
+    workers = sorted({b[0] for b in bars})
+    span = max(end - start, 1e-9)
+    unit, per = ("seconds", 1.0) if span < 180 else ("minutes", 60.0)
+    if span > 3 * 3600:
+        unit, per = "hours", 3600.0
+    row = {w: i for i, w in enumerate(workers)}
+    fig = _figure(8, min(12.0, 1.3 + 0.32 * len(workers)))
+    ax = fig.add_subplot()
+    label = len(bars) <= 40
+    for worker, a, b, trial in bars:
+        color, _ = _style(trial)
+        left, width = (a - start) / per, max((b - a) / per, span / per / 2000)
+        ax.barh(row[worker], width, left=left, height=0.7, color=color, edgecolor="white")
+        if label:
+            ax.text(left + width / 2, row[worker], f"{trial['trial']}", ha="center",
+                    va="center", fontsize=6, color="white")  # fmt: skip
+    ax.set_yticks(range(len(workers)), [_short(w, 24) for w in workers], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{unit} since the first trial started")
+    ax.grid(axis="x", alpha=0.3)
+    present = {"unstable" if t.get("unstable") else str(t.get("status")) for *_, t in bars}
+    handles = [Patch(color=c, label=k) for k, (c, _) in _STATUS_STYLE.items() if k in present]
+    if len(handles) > 1:
+        ax.legend(handles=handles, loc="lower right", fontsize=7)
+    busy = sum(_busy([(a, b) for w, a, b, _ in bars if w == worker]) for worker in workers)
+    share = busy / (span * len(workers))
+    who = "The worker was" if len(workers) == 1 else f"The {len(workers)} workers were"
+    caption = (
+        f"Each bar is a trial (its number inside) on the worker that last ran it, from its "
+        f"start to its end; gaps are idle time. {who} busy {share:.0%} of the "
+        f"{span / per:.3g} {unit} from the first start to the last end."
+    )
     return fig, caption
 
 
 PLOTS: tuple[tuple[str, str, Callable[..., tuple[Any, str] | None]], ...] = (
     ("history", "Optimisation history", history),
     ("learning_curves", "Learning curves", learning_curves),
+    ("timeline", "Workers over time", timeline),
     ("folds", "Scores of every run", fold_scores),
     ("parallel", "Parallel coordinates", parallel_coordinates),
     ("importance", "Parameter importances", importance),

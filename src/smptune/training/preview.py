@@ -46,21 +46,35 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return (np.clip(np.moveaxis(planes, 0, -1), 0.0, 1.0) * 255).round().astype(np.uint8)
 
 
+#: Each tile is shown at least this many pixels wide (nearest-neighbour, so masks stay
+#: crisp); the column titles sit above the first row.
+MIN_TILE_PX = 192
+TITLES = ("image", "true mask", "prediction")
+
+
 def write_predictions(
     path: str | Path, images: np.ndarray, masks: np.ndarray, predictions: np.ndarray, gap: int = 4
 ) -> Path:
     """One row per sample: ``images`` (N, C, H, W) in [0, 1], ``masks`` and ``predictions``
-    (N, H, W) labels; returns the written path."""
-    from PIL import Image
+    (N, H, W) labels; columns titled, small images scaled up; returns the written path."""
+    from PIL import Image, ImageDraw
 
     n, _, height, width = images.shape
-    canvas = np.full((n * height + (n - 1) * gap, 3 * width + 2 * gap, 3), 255, dtype=np.uint8)
+    scale = max(1, -(-MIN_TILE_PX // width))
+    h, w = height * scale, width * scale
+    title_h = 22
+    canvas = np.full((title_h + n * h + (n - 1) * gap, 3 * w + 2 * gap, 3), 255, dtype=np.uint8)
     for i in range(n):
-        top = i * (height + gap)
+        top = title_h + i * (h + gap)
         tiles = (_rgb(images[i]), colourise(masks[i]), colourise(predictions[i]))
         for j, tile in enumerate(tiles):
-            left = j * (width + gap)
-            canvas[top : top + height, left : left + width] = tile
+            left = j * (w + gap)
+            big = tile.repeat(scale, axis=0).repeat(scale, axis=1)
+            canvas[top : top + h, left : left + w] = big
+    picture = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(picture)
+    for j, title in enumerate(TITLES):
+        draw.text((j * (w + gap) + 4, 4), title, fill=(29, 35, 48))
     path = Path(path)
-    Image.fromarray(canvas).save(path)
+    picture.save(path)
     return path
