@@ -705,7 +705,10 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         raise ConfigError(f"--every: must be between 0.1 and 3600 seconds, got {args.every:g}")
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port: must be between 1 and 65535, got {args.port}")
-    executable = shutil.which("optuna-dashboard")
+    # on PATH, else installed beside this Python (a virtualenv that is not activated)
+    executable = shutil.which("optuna-dashboard") or shutil.which(
+        "optuna-dashboard", path=str(Path(sys.executable).parent)
+    )
     if executable is None:
         raise ConfigError(
             "dashboard: optuna-dashboard is not installed (pip install optuna-dashboard); "

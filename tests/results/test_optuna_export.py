@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import warnings
+from importlib.util import find_spec
 
 import optuna
 import pytest
@@ -278,6 +280,7 @@ def test_the_dashboard_runs_optuna_dashboard_on_the_mirrored_study(
     assert started["trials"] == {sweep_id: 4}
 
 
+@pytest.mark.skipif(find_spec("optuna_dashboard") is not None, reason="it is installed")
 def test_the_dashboard_without_optuna_dashboard_says_how_to_get_it(redis_server):
     result = run_cli(
         "producer", "dashboard", "some-sweep", "--broker", redis_server.url, PATH="/usr/bin:/bin"
@@ -285,3 +288,71 @@ def test_the_dashboard_without_optuna_dashboard_says_how_to_get_it(redis_server)
     assert result.returncode == 2
     assert "optuna-dashboard is not installed (pip install optuna-dashboard)" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _dom(url: str, tmp_path) -> str:
+    """The page at ``url`` after its scripts ran, as headless Chromium renders it."""
+    return subprocess.run(
+        [
+            shutil.which("chromium") or "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            "--virtual-time-budget=30000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+
+
+@pytest.mark.skipif(
+    find_spec("optuna_dashboard") is None or shutil.which("chromium") is None,
+    reason="needs optuna-dashboard and chromium (scripts/ci-deps.sh installs both when it can)",
+)
+def test_the_dashboard_shows_the_sweeps_trials_in_a_browser(
+    tmp_path, redis_server, store: SweepStore, finished_sweep: str
+):
+    # Given a finished sweep of 10 trials and `producer dashboard` on it
+    url = f"sqlite:///{tmp_path / 'seen.db'}"
+    port = _free_port()
+    dashboard = _popen(
+        "dashboard", finished_sweep, "--broker", redis_server.url, "--optuna-storage", url,
+        "--port", str(port), "--every", "0.5",
+    )  # fmt: skip
+    try:
+        import urllib.request
+
+        def up() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2):
+                    return True
+            except OSError:
+                return False
+
+        wait_for(up, 60, 0.5)
+        wait_for(lambda: len(optuna.load_study(study_name=finished_sweep, storage=url).trials)
+                 == 10, 60)  # fmt: skip
+        # When a browser opens the dashboard's study list and the study's trial table
+        listing = _dom(f"http://127.0.0.1:{port}/dashboard/", tmp_path)
+        study_id = optuna.load_study(study_name=finished_sweep, storage=url)._study_id
+        trials = _dom(f"http://127.0.0.1:{port}/dashboard/studies/{study_id}/trials", tmp_path)
+    finally:
+        dashboard.send_signal(signal.SIGINT)
+        dashboard.communicate(timeout=60)
+    # Then it lists the sweep's study, and the study's trial list shows all 10 trials with
+    # their states
+    assert finished_sweep in listing, listing[-2000:]
+    assert all(f"Trial {n}" in trials for n in range(10)), trials[-2000:]
+    assert "Complete" in trials and "Pruned" in trials and "Fail" in trials
