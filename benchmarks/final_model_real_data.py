@@ -28,8 +28,13 @@ from typing import Any
 import numpy as np
 
 TILE = 64
-#: (max_epochs, weight_averaging) of each row.
-ROWS = [(3, "none"), (3, "ema"), (3, "swa"), (12, "none"), (12, "ema"), (12, "swa")]
+#: (max_epochs, weight_averaging, retrain_epochs) of each row.
+ROWS = [
+    (epochs, averaging, retrain)
+    for epochs in (3, 12)
+    for retrain in ("mean", "max")
+    for averaging in ("none", "ema", "swa")
+]
 
 
 def stardist_images() -> tuple[np.ndarray, np.ndarray]:
@@ -68,12 +73,13 @@ def write_tiles(root: Path) -> int:
     return n
 
 
-def config(root: Path, epochs: int, averaging: str) -> dict[str, Any]:
+def config(root: Path, epochs: int, averaging: str, retrain: str) -> dict[str, Any]:
     return {
-        "name": f"nuclei-{epochs}ep-{averaging}",
+        "name": f"nuclei-{epochs}ep-{averaging}-{retrain}",
         "n_trials": 4,
         "seed": 0,
         "metric": "iou",
+        "retrain_epochs": retrain,
         "data": {"root": str(root), "test_fraction": 0.2},
         "cv": {"n_folds": 3},
         "training": {"max_epochs": epochs, "weight_averaging": averaging},
@@ -91,20 +97,25 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.final_model_real_data")
     parser.add_argument("--out", type=Path, help="keep the results here (default: a temp dir)")
+    parser.add_argument(
+        "--rows", help="only these rows, by index (0-based, comma-separated); default: all"
+    )
     args = parser.parse_args()
+    rows = [ROWS[int(i)] for i in args.rows.split(",")] if args.rows else ROWS
     work = args.out or Path(tempfile.mkdtemp(prefix="smptune-nuclei-"))
     n = write_tiles(work / "data")
     print(f"{n} tiles of {TILE}x{TILE} px in {work / 'data'}", flush=True)
     with api.local(cpu_workers=2, log_dir=work / "logs") as broker:
         sweeps = [
-            (epochs, averaging, api.submit(config(work / "data", epochs, averaging), broker,
-                                           artifacts=work / "results"))
-            for epochs, averaging in ROWS
+            (epochs, averaging, retrain,
+             api.submit(config(work / "data", epochs, averaging, retrain), broker,
+                        artifacts=work / "results"))
+            for epochs, averaging, retrain in rows
         ]  # fmt: skip
-        print("| schedule | weights | CV (best epochs) | CV (final epochs) | test IoU, "
-              "retrained | test IoU, fold ensemble |", flush=True)  # fmt: skip
-        print("| --- | --- | --- | --- | --- | --- |", flush=True)
-        for epochs, averaging, sweep in sweeps:
+        print("| schedule | weights | retrain epochs | CV (best epochs) | CV (final epochs) | "
+              "test IoU, retrained | test IoU, fold ensemble |", flush=True)  # fmt: skip
+        print("| --- | --- | --- | --- | --- | --- | --- |", flush=True)
+        for epochs, averaging, retrain, sweep in sweeps:
             sweep.wait(poll_s=2.0)
             results = sweep.results()
             best = results["best"] or {}
@@ -114,6 +125,7 @@ def main() -> None:
             cells = [
                 f"{epochs} epochs",
                 averaging,
+                retrain,
                 f"{best.get('score', float('nan')):.3f}",
                 "–" if at is None else f"{at:.3f} ({best.get('epochs')} ep)",
                 f"{test.get('iou', float('nan')):.3f}",

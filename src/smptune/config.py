@@ -281,7 +281,7 @@ class SweepConfig:
     retrain_and_test: bool = True
     #: How many epochs retrain-and-test trains: the mean, median or max of the best trial's
     #: runs' best epochs.
-    retrain_epochs: str = "mean"
+    retrain_epochs: str = "max"
     #: Whether retrain-and-test also tests the best trial's fold models together.
     ensemble: bool = True
     max_attempts: int = 3

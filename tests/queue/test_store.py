@@ -73,10 +73,10 @@ def test_ranking_puts_failed_and_nan_trials_last():
 
 def test_retrain_epochs_are_the_mean_median_or_max_best_epoch():
     folds = {0: {"best_epoch": 3}, 1: {"best_epoch": 3}, 2: {"best_epoch": 9}}
-    assert best_epochs(folds) == 5
+    assert best_epochs(folds, "mean") == 5
     assert best_epochs(folds, "median") == 3
     assert best_epochs(folds, "max") == 9
-    assert best_epochs({}) == 1
+    assert best_epochs({}, "max") == 1
 
 
 def test_the_cv_at_the_retrains_epochs_reads_each_run_at_that_epoch():

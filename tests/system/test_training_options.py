@@ -224,3 +224,39 @@ def test_a_bad_logger_is_refused_at_submit(tmp_path, loggers, says):
     result = run_cli("producer", "submit", path, "--dry-run")
     assert result.returncode == 2
     assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(find_spec("mlflow") is None, reason="mlflow is not installed")
+def test_runs_log_to_an_mlflow_file_store_grouped_by_sweep_trial_and_fold(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given a one-configuration sweep logged to MLflow, with no tracking server configured
+    from mlflow.tracking import MlflowClient
+
+    start_workers("--cpu", "1")
+    path = _segmentation_config(tmp_path / "mlflow.yaml", learning_rate=0.003)
+    config = yaml.safe_load(path.read_text())
+    config["training"].update({"max_epochs": 2, "loggers": ["mlflow"]})
+    path.write_text(yaml.safe_dump(config))
+    sweep_id = _submit(path, redis_server.url, tmp_path / "out")
+    _wait_done(store, sweep_id)
+
+    # Then the sweep's file store has an experiment named after the sweep with a run per
+    # fold run and one for the final model, each tagged with where it belongs
+    client = MlflowClient(tracking_uri=(tmp_path / "out" / sweep_id / "mlruns").as_uri())
+    experiment = client.get_experiment_by_name(sweep_id)
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    by_name = {r.info.run_name: r for r in runs}
+    assert set(by_name) == {"trial 0 fold_0_seed_0", "trial 0 fold_1_seed_0", "trial 0 retrain"}
+    fold = by_name["trial 0 fold_1_seed_0"]
+    assert (fold.data.tags["sweep"], fold.data.tags["trial"], fold.data.tags["fold"]) == (
+        sweep_id,
+        "0",
+        "1",
+    )
+    # with its hyperparameters, its epochs' scores and its best epoch's
+    assert float(fold.data.params["learning_rate"]) == 0.003
+    history = client.get_metric_history(fold.info.run_id, "val_iou")
+    assert len(history) == 2
+    assert fold.data.metrics["best/iou"] == pytest.approx(max(m.value for m in history))

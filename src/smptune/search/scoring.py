@@ -245,7 +245,7 @@ def rank_trials(trials: Iterable[TrialRecord], mode: str) -> list[TrialRecord]:
 RETRAIN_EPOCHS = ("mean", "median", "max")
 
 
-def best_epochs(folds: Mapping[int, Mapping[str, Any]], rule: str = "mean") -> int:
+def best_epochs(folds: Mapping[int, Mapping[str, Any]], rule: str) -> int:
     """Epochs for retrain-and-test: the runs' best epochs' rounded mean, median or max (see
     :data:`RETRAIN_EPOCHS`), at least 1."""
     epochs = sorted(int(f["best_epoch"]) for f in folds.values())
