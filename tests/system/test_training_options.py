@@ -228,7 +228,7 @@ def test_a_bad_logger_is_refused_at_submit(tmp_path, loggers, says):
 
 @pytest.mark.skipif(find_spec("mlflow") is None, reason="mlflow is not installed")
 def test_runs_log_to_an_mlflow_file_store_grouped_by_sweep_trial_and_fold(
-    tmp_path, redis_server, store: SweepStore, start_workers
+    tmp_path, redis_server, store: SweepStore, start_workers, monkeypatch
 ):
     # Given a one-configuration sweep logged to MLflow, with no tracking server configured
     from mlflow.tracking import MlflowClient
@@ -243,6 +243,7 @@ def test_runs_log_to_an_mlflow_file_store_grouped_by_sweep_trial_and_fold(
 
     # Then the sweep's file store has an experiment named after the sweep with a run per
     # fold run and one for the final model, each tagged with where it belongs
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # as the workers set it
     client = MlflowClient(tracking_uri=(tmp_path / "out" / sweep_id / "mlruns").as_uri())
     experiment = client.get_experiment_by_name(sweep_id)
     assert experiment is not None

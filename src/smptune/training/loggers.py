@@ -9,7 +9,8 @@ Where they write, for a trial's run ``fold_F_seed_S`` (and ``retrain`` for the f
   its hyperparameters in the HPARAMS tab.
 - ``mlflow``: an MLflow run per smptune run, in the experiment named after the sweep, tagged
   ``sweep``, ``trial``, ``fold`` and ``seed``; at ``$MLFLOW_TRACKING_URI``, else in a file
-  store ``<sweep>/mlruns``.
+  store ``<sweep>/mlruns`` (``MLFLOW_ALLOW_FILE_STORE`` is set for it: MLflow 3 asks for that
+  switch before it uses a file store).
 """
 
 from __future__ import annotations
@@ -65,7 +66,12 @@ def run_loggers(
         elif name == "mlflow":
             from lightning.pytorch.loggers import MLFlowLogger
 
-            uri = os.environ.get("MLFLOW_TRACKING_URI") or (_sweep_dir(out) / "mlruns").as_uri()
+            uri = os.environ.get("MLFLOW_TRACKING_URI")
+            if not uri:
+                # MLflow 3 keeps its file store behind this switch; with no tracking server
+                # it is the one store that many workers (and machines) can write at once
+                os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+                uri = (_sweep_dir(out) / "mlruns").as_uri()
             loggers.append(
                 MLFlowLogger(
                     experiment_name=context.sweep_id,
