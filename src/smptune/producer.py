@@ -429,8 +429,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 
     if args.optuna_study is not None and not args.optuna_storage:
         raise ConfigError("--optuna-study: needs --optuna-storage URL")
-    if not 0.1 <= args.every <= 3600:
-        raise ConfigError(f"--every: must be between 0.1 and 3600 seconds, got {args.every:g}")
+    _check_every(args.every)
     store = _store(args)
     sweep = store.get_sweep(args.sweep)
     results = sweep.results or summarize(store, args.sweep)
@@ -481,6 +480,11 @@ def cmd_results(args: argparse.Namespace) -> int:
     if exported:
         console.print(exported, markup=False)
     return ExitCode.OK
+
+
+def _check_every(every: float) -> None:
+    if not 0.1 <= every <= 3600:
+        raise ConfigError(f"--every: must be between 0.1 and 3600 seconds, got {every:g}")
 
 
 def _follow(args: argparse.Namespace, store: Any, study: str, stop: Any = None) -> int:
@@ -701,8 +705,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     from smptune.results.optuna_export import open_storage
 
-    if not 0.1 <= args.every <= 3600:
-        raise ConfigError(f"--every: must be between 0.1 and 3600 seconds, got {args.every:g}")
+    _check_every(args.every)
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port: must be between 1 and 65535, got {args.port}")
     # on PATH, else installed beside this Python (a virtualenv that is not activated)

@@ -113,33 +113,19 @@ def test_a_sweep_exported_to_optuna_reads_back_with_its_trials_values_and_best(
     assert len(optuna.load_study(study_name=finished_sweep, storage=url).trials) == 10
     # and a study of that name made from another sweep is refused in one line
     optuna.create_study(storage=url, study_name="taken").set_user_attr("sweep_id", "other")
-    taken = run_cli(
-        "producer",
-        "results",
-        finished_sweep,
-        "--broker",
-        redis_server.url,
-        "--optuna-storage",
-        url,
-        "--optuna-study",
-        "taken",
-    )
+
+    def export(*extra: str):
+        broker = ("--broker", redis_server.url)
+        return run_cli(
+            "producer", "results", finished_sweep, *broker, "--optuna-storage", url, *extra
+        )
+
+    taken = export("--optuna-study", "taken")
     assert taken.returncode == 2
     assert "already holds a study named 'taken' of sweep other" in taken.stderr
     assert len(taken.stderr.strip().splitlines()) == 1 and "Traceback" not in taken.stderr
     # unless another name is given
-    other = run_cli(
-        "producer",
-        "results",
-        finished_sweep,
-        "--broker",
-        redis_server.url,
-        "--optuna-storage",
-        url,
-        "--optuna-study",
-        "second",
-        "--json",
-    )
+    other = export("--optuna-study", "second", "--json")
     assert other.returncode == 0, other.stderr
     assert sorted(optuna.study.get_all_study_names(url)) == sorted(
         [finished_sweep, "second", "taken"]
