@@ -429,13 +429,13 @@ def cmd_results(args: argparse.Namespace) -> int:
 
     if args.optuna_study is not None and not args.optuna_storage:
         raise ConfigError("--optuna-study: needs --optuna-storage URL")
+    if args.follow and not args.optuna_storage:
+        raise ConfigError("--follow: needs --optuna-storage URL")
     _check_every(args.every)
     store = _store(args)
     sweep = store.get_sweep(args.sweep)
     results = sweep.results or summarize(store, args.sweep)
     exported = None
-    if args.follow and not args.optuna_storage:
-        raise ConfigError("--follow: needs --optuna-storage URL")
     if args.optuna_storage is not None:
         from smptune.results.optuna_export import mirror_study
 
