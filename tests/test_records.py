@@ -43,6 +43,7 @@ def test_records_are_frozen_and_a_trial_record_becomes_plain_data():
     row = trial.to_dict()
     assert row["status"] == "pruned" and type(row["status"]) is str
     assert json.loads(json.dumps(row))["folds"] == {"0": {"metrics": {}}}
+    assert row["device_s"] == trial.device_s == 0.0
     sweep = SweepRecord(
         id="s",
         name="s",

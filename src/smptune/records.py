@@ -196,7 +196,7 @@ class TrialRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The record as ``results.json`` and ``trials.csv`` hold it (status as its string;
-        the curves left out: the report draws them)."""
+        the curves left out: the report draws them; ``device_s`` added)."""
         out = {
             f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "curves"
         }
@@ -205,6 +205,7 @@ class TrialRecord:
         out["folds"] = {k: dict(v) for k, v in self.folds.items()}
         out["partial"] = self.partial.to_dict() if self.partial else None
         out["checkpoint"] = self.checkpoint.to_dict() if self.checkpoint else None
+        out["device_s"] = self.device_s
         return out
 
 

@@ -137,12 +137,12 @@ def _duration(seconds: float) -> str:
 
 
 def _time_facts(results: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Wall time (first trial start to last end), device time (what the runs trained) and
-    the workers that ran trials."""
+    """Wall time (first trial start to last end), device time (what the runs trained, the
+    records' ``device_s``) and the workers that ran trials."""
     trials = results.get("ranking") or []
     starts = [t["started"] for t in trials if _finite(t.get("started"))]
     ends = [t["finished"] for t in trials if _finite(t.get("finished"))]
-    device = sum(t["duration_s"] for t in trials if _finite(t.get("duration_s")))
+    device = sum(t["device_s"] for t in trials if _finite(t.get("device_s")))
     workers = {t["worker"] for t in trials if t.get("worker")}
     facts = []
     if starts and ends and max(ends) >= min(starts):
@@ -341,7 +341,7 @@ def _ranking(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
                 f"{stable}/{len(scores)}" if stable < len(scores) else str(len(scores)),
                 *([stop or "–"] if any(stops) else []),
                 *(_value(params[n]) if n in params else "–" for n in searched),
-                f"{duration:.1f} s" if _finite(duration) else "–",
+                _duration(duration) if _finite(duration) else "–",
                 _e(t.get("worker") or "–"),
                 f'<span title="{_e(t.get("error") or "")}">{_e((t.get("error") or "")[:120])}'
                 "</span>",
