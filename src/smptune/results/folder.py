@@ -13,6 +13,7 @@ from typing import Any
 from smptune.config import config_from_dict, config_to_yaml
 from smptune.queue.store import SweepStore
 from smptune.records import OUTCOMES, PartialRun, TrialRecord, TrialStatus
+from smptune.results.optuna_export import direction
 from smptune.search.scoring import (
     BEST_TIER,
     best_epochs,
@@ -61,7 +62,7 @@ def summarize(db: SweepStore, sweep_id: str) -> dict[str, Any]:
         if best is None
         else {k: best.params[k] for k in config.hyperparameters if k in best.params},
         "best_value": None if best is None else best.score,
-        "direction": "maximize" if config.mode == "max" else "minimize",
+        "direction": direction(config.mode),
         "ranking": [
             {**t.to_dict(), "rank": rank, "fold_scores": run_scores(t.folds, config.scoring)}
             for rank, t in enumerate(ranked, start=1)

@@ -130,8 +130,9 @@ def study_trials(
     return out
 
 
-def direction(results: Mapping[str, Any]) -> Literal["minimize", "maximize"]:
-    return "minimize" if results.get("mode") == "min" else "maximize"
+def direction(mode: str | None) -> Literal["minimize", "maximize"]:
+    """Optuna's name for a sweep's ``mode`` (max for combined metrics)."""
+    return "minimize" if mode == "min" else "maximize"
 
 
 def open_storage(url: str) -> Any:
@@ -185,11 +186,9 @@ def mirror_study(
     else:
         url = "the storage"
     trials = study_trials(results, config)  # built first: a bad sweep leaves no empty study
+    wanted = direction(results.get("mode"))
     study = optuna.create_study(
-        storage=storage,
-        study_name=study_name,
-        direction=direction(results),
-        load_if_exists=True,
+        storage=storage, study_name=study_name, direction=wanted, load_if_exists=True
     )
     owner = study.user_attrs.get("sweep_id")
     if owner is not None and owner != results.get("sweep_id"):
@@ -197,27 +196,30 @@ def mirror_study(
             f"--optuna-storage: {mask_url(url)} already holds a study named {study_name!r} of "
             f"sweep {owner}; pass --optuna-study NAME to export under another name"
         )
-    if study.direction.name.lower() != direction(results):
+    if study.direction.name.lower() != wanted:
         raise ConfigError(
             f"--optuna-storage: study {study_name!r} in {mask_url(url)} is set to "
-            f"{study.direction.name.lower()}, the sweep to {direction(results)}"
+            f"{study.direction.name.lower()}, the sweep to {wanted}"
         )
     for key in ("sweep_id", "name", "metric", "mode", "n_trials", "n_folds", "n_randoms"):
         if results.get(key) is not None and study.user_attrs.get(key) != results[key]:
             study.set_user_attr(key, results[key])
-    mirrored = {t.user_attrs.get("smptune_trial"): t for t in study.get_trials(deepcopy=False)}
+    before = study.get_trials(deepcopy=False)
+    mirrored = {t.user_attrs.get("smptune_trial"): t for t in before}
+    states = [t.state for t in before]  # the study's trial states after this pass
     added = updated = 0
     for trial in trials:
         number = trial.user_attrs["smptune_trial"]
         existing = mirrored.get(number)
         if existing is None:
             study.add_trial(trial)
+            states.append(trial.state)
             added += 1
         elif existing.state is TrialState.RUNNING and _update(storage, existing, trial):
+            states[existing.number] = trial.state
             updated += 1
-    now = study.get_trials(deepcopy=False)
-    running = sum(t.state is TrialState.RUNNING for t in now)
-    return Mirrored(added=added, updated=updated, total=len(now), running=running)
+    running = sum(state is TrialState.RUNNING for state in states)
+    return Mirrored(added=added, updated=updated, total=len(states), running=running)
 
 
 def _update(storage: Any, existing: Any, trial: Any) -> bool:

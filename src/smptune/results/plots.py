@@ -481,7 +481,7 @@ def importance(results: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[A
     if len(complete) > FANOVA_FULL_DEPTH_TRIALS:
         options["max_depth"] = 6
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction=direction(results))
+    study = optuna.create_study(direction=direction(results.get("mode")))
     study.add_trials(complete)
     shares = optuna.importance.get_param_importances(
         study, evaluator=FanovaImportanceEvaluator(**options)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger
 
 from smptune.trainable import FoldContext
 
@@ -51,8 +51,6 @@ def run_loggers(
     loggers: list[Any] = []
     for name in names:
         if name == "csv":
-            from lightning.pytorch.loggers import CSVLogger
-
             loggers.append(CSVLogger(save_dir=str(out), name="logs", version=run_name))
         elif name == "tensorboard":
             loggers.append(
@@ -64,8 +62,6 @@ def run_loggers(
                 )
             )
         elif name == "mlflow":
-            from lightning.pytorch.loggers import MLFlowLogger
-
             uri = os.environ.get("MLFLOW_TRACKING_URI")
             if not uri:
                 # MLflow 3 keeps its file store behind this switch; with no tracking server
@@ -98,5 +94,5 @@ def log_outcome(
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams({**params, **_group(context)}, metrics=best)
-        elif type(logger).__name__ == "MLFlowLogger":
+        elif isinstance(logger, MLFlowLogger):
             logger.log_metrics(best)

@@ -40,8 +40,8 @@ WEIGHT_AVERAGING = ("none", "ema", "swa")
 #: TensorBoard and MLflow ones need their packages (``pip install smptune[tensorboard]``,
 #: ``smptune[mlflow]``); see :mod:`.loggers`.
 LOGGERS = ("csv", "tensorboard", "mlflow")
-#: The package each logger needs, and the extra that installs it.
-LOGGER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
+#: The loggers that need a package of their own name, installed by the extra of that name.
+LOGGER_PACKAGES = ("tensorboard", "mlflow")
 CV_KEYS = ("n_folds", "n_randoms", "fold_method", "validation_fraction", "group_column")
 TRAINING_KEYS = (
     "max_epochs",
@@ -130,13 +130,10 @@ def _loggers(value: Any) -> tuple[str, ...]:
             raise ConfigError(
                 f"training.loggers: {name!r} is not a logger; choose from {', '.join(LOGGERS)}"
             )
-        if name in LOGGER_PACKAGES:
-            package, extra = LOGGER_PACKAGES[name]
-            if importlib.util.find_spec(package) is None:
-                raise ConfigError(
-                    f"training.loggers: {name} needs the {package} package "
-                    f"(pip install 'smptune[{extra}]')"
-                )
+        if name in LOGGER_PACKAGES and importlib.util.find_spec(name) is None:
+            raise ConfigError(
+                f"training.loggers: {name} needs the {name} package (pip install 'smptune[{name}]')"
+            )
     if len(set(names)) != len(names):
         raise ConfigError(f"training.loggers: each logger once, got {list(names)}")
     return tuple(names)
