@@ -29,6 +29,7 @@ BENCHMARKS: tuple[str, ...] = (
     "recovery",
     "search",
     "multi_fidelity",
+    "search_real_data",
     "gpu",
 )
 

@@ -347,7 +347,7 @@ class SweepConfig:
         self.hyperparameters = self._resolve_space(self.hyperparameters)
         self.enqueue = self._resolve_enqueue(self.enqueue)
         if self.pruner_spec.halving:  # its rungs must fit the runs' epochs
-            Halving.from_spec(self.pruner_spec, self.training["max_epochs"])
+            Halving.from_spec(self.pruner_spec, self.training["max_epochs"], self.n_runs)
 
     def _resolve_search(self) -> None:
         """``sampler`` agrees with ``n_trials``; ``pruner`` and ``time_budget`` are valid."""

@@ -361,6 +361,8 @@ def _print_outcome(console: Any, store: Any, sweep_id: str, snap: dict[str, Any]
     sweep = store.get_sweep(sweep_id)
     if sweep.results:
         console.print(ranking_table(sweep.results))
+        if sweep.results.get("no_best"):
+            console.print(f"sweep {sweep_id}: {sweep.results['no_best']}", markup=False)
     if sweep.test_metrics:
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in sweep.test_metrics.items())
         console.print(f"test metrics of the best configuration: {metrics}")
@@ -470,6 +472,8 @@ def cmd_results(args: argparse.Namespace) -> int:
         return ExitCode.OK
     console = _console()
     console.print(ranking_table(results, limit=50))
+    if results.get("no_best"):
+        console.print(f"sweep {args.sweep}: {results['no_best']}", markup=False)
     if sweep.test_metrics:
         console.print(
             "test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sweep.test_metrics.items())

@@ -131,6 +131,8 @@ def finalize_sweep(self: Any, trial_results: list[dict[str, Any]], sweep_id: str
         counts or "no trials",
         results["best"] and results["best"]["trial"],
     )
+    if results["no_best"]:
+        log.warning("sweep %s: %s", sweep_id, results["no_best"])
     if retrain:
         app.signature(
             RETRAIN_AND_TEST,

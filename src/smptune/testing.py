@@ -1,7 +1,8 @@
 """Fast trainables without torch, for queue tests, benchmarks and demos.
 
 :class:`QuadraticTrainable` trains a run in one step; :class:`LearningCurveTrainable` in
-epochs, reporting each (see :class:`~smptune.trainable.FoldContext`).
+epochs, reporting each (see :class:`~smptune.trainable.FoldContext`);
+:class:`RecordedCurvesTrainable` replays learning curves recorded from real training.
 
 The quadratic's score peaks at ``x = 1, y = -2``; ``sleep`` seconds pass per fold (and
 ``retrain_sleep`` in retrain-and-test); ``fail``
@@ -13,12 +14,14 @@ model: reproducible per trial, fold and seed).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import random
 import time
 from collections.abc import Mapping
+from importlib import resources
 from typing import Any
 
 from smptune.errors import ConfigError, TrialError
@@ -104,8 +107,12 @@ class LearningCurveTrainable:
     ``x = 0.7, y = 0.35, z = 0.5`` and falls with the distance to it; ``rate`` grows as ``y``
     falls, so fast starters near the peak are overtaken by slower, better ones (curves cross).
     ``noise`` is the standard deviation of Gaussian noise on each epoch's score (drawn from
-    the trial, run and epoch); ``fold_noise`` that of a per-fold offset shared by every trial
-    (some folds are harder). An epoch takes ``epoch_s`` seconds; a run trains
+    the trial, run and epoch); ``early_noise`` adds noise of that standard deviation at the
+    first epoch, halving every two epochs (early epochs on real data jump about: validation
+    IoU 0.25–0.45 at epoch 1 for configurations that reach 0.9); ``fold_noise`` is that of a
+    per-fold offset shared by every trial (some folds are harder), ``run_noise`` that of an
+    offset per trial and run (a configuration suits one fold better than another). An epoch
+    takes ``epoch_s`` seconds; a run trains
     ``training.max_epochs`` epochs unless its context stops it, saving and resuming its
     epochs as its context's checkpoint says (a JSON file). :meth:`true_score` is a
     configuration's noise-free score after a full run.
@@ -117,7 +124,9 @@ class LearningCurveTrainable:
         "z": 0.5,
         "epoch_s": 0.0,
         "noise": 0.0,
+        "early_noise": 0.0,
         "fold_noise": 0.0,
+        "run_noise": 0.0,
     }
     metrics = ("score", "loss")
 
@@ -155,6 +164,9 @@ class LearningCurveTrainable:
         offset = random.Random(f"{context.sweep_id}/fold/{context.fold}").gauss(
             0.0, float(params["fold_noise"])
         )
+        offset += random.Random(f"{context.sweep_id}/{context.trial}/run/{context.fold}").gauss(
+            0.0, float(params["run_noise"])
+        )
         checkpoint = context.checkpoint
         history: list[dict[str, float]] = []
         if checkpoint is not None and checkpoint.resume_epoch and checkpoint.path.is_file():
@@ -166,6 +178,7 @@ class LearningCurveTrainable:
             draw = random.Random(f"{context.sweep_id}/{context.trial}/{context.run_seed}/{epoch}")
             score = self.true_score(params, epoch) + offset
             score += draw.gauss(0.0, float(params["noise"]))
+            score += draw.gauss(0.0, float(params["early_noise"]) * 0.5 ** ((epoch - 1) / 2))
             history.append({"score": score, "loss": 1.0 - score})
             context.report(epoch, history[-1])
             if checkpoint is not None and checkpoint.due(epoch):
@@ -189,3 +202,115 @@ class LearningCurveTrainable:
     ) -> dict[str, float]:
         score = self.true_score({**self.defaults, **params}, epochs)
         return {"score": score, "loss": 1.0 - score}
+
+
+#: The curves :class:`RecordedCurvesTrainable` replays (see ``benchmarks/record_curves.py``).
+NUCLEI_CURVES = "nuclei_curves.json"
+
+
+@functools.cache
+def recorded_curves(name: str = NUCLEI_CURVES) -> dict[str, Any]:
+    """The recorded curves ``name`` shipped in ``smptune/data``."""
+    text = resources.files("smptune").joinpath("data").joinpath(name).read_text()
+    return dict(json.loads(text))
+
+
+class RecordedCurvesTrainable:
+    """Replays validation curves recorded from real training (``benchmarks/record_curves.py``:
+    the built-in trainable on StarDist's hand-labelled nuclei, 3 folds of 15 epochs, for each
+    configuration of a grid): a pruner or a sampler meets real curves, noisy early epochs and
+    folds that differ included, at the cost of ``epoch_s`` seconds an epoch.
+
+    Hyperparameters: ``learning_rate`` (snapped to the nearest recorded one on a log scale),
+    ``model_arch`` and ``loss`` (recorded values). Fold ``k`` replays fold ``k``'s curve;
+    ``training.early_stopping_patience`` stops a run as the built-in trainable would.
+    Metrics: ``iou`` and ``loss`` (``1 - iou``); retrain-and-test returns the configuration's
+    recorded test metrics. :meth:`record` is a configuration's recording.
+    """
+
+    defaults: Mapping[str, Any] = {
+        "learning_rate": 1e-3,
+        "model_arch": "Unet",
+        "loss": "dice",
+        "epoch_s": 0.0,
+    }
+    metrics = ("iou", "loss")
+
+    @staticmethod
+    def record(params: Mapping[str, Any]) -> dict[str, Any]:
+        """The recorded configuration nearest to ``params``."""
+        data = recorded_curves()
+        params = {**RecordedCurvesTrainable.defaults, **params}
+        arch, loss = params["model_arch"], params["loss"]
+        configs = data["configs"]
+        same = [
+            c for c in configs if c["params"]["model_arch"] == arch and c["params"]["loss"] == loss
+        ]
+        if not same:
+            known = sorted({(c["params"]["model_arch"], c["params"]["loss"]) for c in configs})
+            raise ConfigError(
+                f"hyperparameters: no recorded curves for model_arch={arch!r}, loss={loss!r} "
+                f"(recorded: {known})"
+            )
+        log_lr = math.log(float(params["learning_rate"]))
+        return dict(min(same, key=lambda c: abs(math.log(c["params"]["learning_rate"]) - log_lr)))
+
+    @staticmethod
+    def cv_score(params: Mapping[str, Any], epochs: int | None = None) -> float:
+        """A configuration's CV score after full training: the mean over its folds of each
+        fold's best epoch (within the first ``epochs``)."""
+        folds = RecordedCurvesTrainable.record(params)["folds"]
+        return sum(max(f[:epochs]) for f in folds) / len(folds)
+
+    def validate(self, params: Mapping[str, Any], settings: SweepSettings) -> None:
+        data = recorded_curves()
+        lr = {**self.defaults, **params}["learning_rate"]
+        if isinstance(lr, bool) or not isinstance(lr, int | float) or lr <= 0:
+            raise ConfigError(f"hyperparameters.learning_rate: must be a number > 0, got {lr!r}")
+        self.record(params)
+        if settings.metric not in self.metrics:
+            raise ConfigError(
+                f"metric: {settings.metric!r} is not reported by this trainable; "
+                f"choose one of {', '.join(self.metrics)}"
+            )
+        epochs = int(settings.training.get("max_epochs", 10))
+        if epochs > data["max_epochs"]:
+            raise ConfigError(
+                f"training.max_epochs: {epochs} is more than the {data['max_epochs']} epochs "
+                "recorded"
+            )
+        folds = int(settings.cv.get("n_folds", 1))
+        if folds > data["n_folds"]:
+            raise ConfigError(f"cv.n_folds: {folds} is more than the {data['n_folds']} recorded")
+
+    def train_fold(self, params: Mapping[str, Any], context: FoldContext) -> FoldResult:
+        start = time.perf_counter()
+        params = {**self.defaults, **params}
+        curve = self.record(params)["folds"][context.fold]
+        epochs = int(context.settings.training.get("max_epochs", 10))
+        patience = int(context.settings.training.get("early_stopping_patience", 0))
+        history: list[dict[str, float]] = []
+        best, since_best = -math.inf, 0
+        for epoch in range(1, epochs + 1):
+            if params["epoch_s"]:
+                time.sleep(float(params["epoch_s"]))
+            iou = float(curve[epoch - 1])
+            history.append({"iou": iou, "loss": 1.0 - iou})
+            context.report(epoch, history[-1])
+            best, since_best = (iou, 0) if iou > best else (best, since_best + 1)
+            if context.should_stop() or (patience and since_best >= patience):
+                break
+        scoring = context.settings.scoring
+        chosen = scoring.best_index(history) if scoring is not None else len(history) - 1
+        return FoldResult(
+            metrics=history[chosen],
+            best_epoch=chosen + 1,
+            epochs_run=len(history),
+            duration_s=time.perf_counter() - start,
+        )
+
+    def retrain_and_test(
+        self, params: Mapping[str, Any], epochs: int, context: FoldContext
+    ) -> dict[str, float]:
+        iou = float(self.record(params)["test"]["iou"])
+        return {"iou": iou, "loss": 1.0 - iou}

@@ -26,6 +26,7 @@ __all__ = [
     "PRELOAD_ENV",
     "PRELOAD_MODULES",
     "QUADRATIC_TRAINABLE",
+    "RECORDED_CURVES_TRAINABLE",
     "SEGMENTATION_TRAINABLE",
     "FoldContext",
     "FoldResult",
@@ -41,10 +42,12 @@ __all__ = [
 SEGMENTATION_TRAINABLE = "smptune.training:SegmentationTrainable"
 QUADRATIC_TRAINABLE = "smptune.testing:QuadraticTrainable"
 LEARNING_CURVE_TRAINABLE = "smptune.testing:LearningCurveTrainable"
+RECORDED_CURVES_TRAINABLE = "smptune.testing:RecordedCurvesTrainable"
 BUILTIN_TRAINABLES: tuple[str, ...] = (
     SEGMENTATION_TRAINABLE,
     QUADRATIC_TRAINABLE,
     LEARNING_CURVE_TRAINABLE,
+    RECORDED_CURVES_TRAINABLE,
 )
 #: Comma-separated trainables a worker runs beyond the built-ins (``--allow-trainable``).
 ALLOWED_TRAINABLES_ENV = "SMPTUNE_ALLOWED_TRAINABLES"

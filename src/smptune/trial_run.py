@@ -292,6 +292,12 @@ class TrialRun:
                     )
                 if watch.stop is not None and watch.stop.status is TrialStatus.PRUNED:
                     raise watch.stop  # decided at its last epoch: the run is complete
+                if isinstance(self.epoch_pruner, _HalvingPruner):
+                    why = self.epoch_pruner.after_run(watch.index, result.epochs_run)
+                    if why is not None:
+                        raise TrialStopped(
+                            TrialStatus.PRUNED, f"pruned by {self.config.pruner} {why}"
+                        )
             last = fold == self.n_folds - 1
             if repeats and not last and fold_pruning and self._should_prune(params):
                 raise TrialStopped(
@@ -369,6 +375,13 @@ class TrialRun:
         """Why ``watch``'s run must stop after ``epoch`` (``reason``: the sweep's stop reason;
         cancelled, out of time, preempted), or None to go on."""
         where = f"at fold {watch.fold}, epoch {epoch}"
+        # the pruner first: a run stopped for another reason at a rung is judged there, or
+        # the copy that continues it after the rung would never be
+        why = None if self.epoch_pruner is None else self.epoch_pruner.decide(watch, epoch, score)
+        if why is not None:
+            return TrialStopped(
+                TrialStatus.PRUNED, f"pruned by {self.config.pruner} {where}: {why}"
+            )
         if reason == PREEMPTED:
             return TrialStopped(TrialStatus.REQUEUED, f"its worker was preempted {where}")
         if reason == "cancelled":
@@ -379,12 +392,7 @@ class TrialRun:
                 f"the time budget ran out {where} (after {len(self.done)} of "
                 f"{self.config.n_runs} runs)",
             )
-        if self.epoch_pruner is None:
-            return None
-        why = self.epoch_pruner.decide(watch, epoch, score)
-        if why is None:
-            return None
-        return TrialStopped(TrialStatus.PRUNED, f"pruned by {self.config.pruner} {where}: {why}")
+        return None
 
     def _run(self, fold: int, repeat: int) -> int:
         """The run index of seed ``repeat`` of ``fold``."""
@@ -592,10 +600,7 @@ class RunWatch:
     def partial(self, epochs: int, duration_s: float) -> PartialRun:
         """The run as recorded when it stops after ``epochs`` epochs."""
         assert self.stop is not None
-        finite = [s for s in self.scores if math.isfinite(s)]
-        best = None
-        if finite:
-            best = max(finite) if self.owner.config.scoring.mode == "max" else min(finite)
+        best = best_so_far(self.scores, self.owner.config.scoring.mode)
         return PartialRun(self.fold, self.repeat, epochs, best, self.stop.reason, duration_s)
 
 
@@ -607,32 +612,60 @@ RESUMABLE = (TrialStatus.REQUEUED, TrialStatus.CANCELLED, TrialStatus.STOPPED)
 
 
 class _HalvingPruner:
-    """ASHA or Hyperband for one trial: its bracket, and a decision at each rung epoch."""
+    """ASHA or Hyperband for one trial: its bracket, and a decision at each of its rungs
+    (see :mod:`smptune.search.halving`): inside the first run after an epoch, at the end of a
+    later run once it is recorded."""
 
     def __init__(self, owner: TrialRun) -> None:
         config = owner.config
         self.owner = owner
-        self.halving = Halving.from_spec(config.pruner_spec, owner.max_epochs)
+        self.halving = Halving.from_spec(config.pruner_spec, owner.max_epochs, config.n_runs)
         self.bracket = self.halving.bracket(config.seed, owner.trial)
+        self.plan = self.halving.rungs(self.bracket)
         self.rungs: Rungs = owner.db.rungs(owner.sweep_id, self.halving, config.scoring.mode)
-        self._first: tuple[float, ...] | None = None
-
-    def first_run_score(self, epoch: int) -> float | None:
-        """The trial's first run's score at ``epoch`` (read once, when a later run needs it)."""
-        if self._first is None:
-            owner = self.owner
-            self._first = owner.db.curves(owner.sweep_id, owner.trial).get(0, ())
-        return self._first[epoch - 1] if epoch <= len(self._first) else None
 
     def decide(self, watch: RunWatch, epoch: int, score: float) -> str | None:
-        rung = self.halving.rung(epoch, self.bracket)
+        """At a rung of the first run: rank the run's best score so far."""
+        if watch.index != 0:
+            return None
+        rung = next((r for r in self.plan if r.epoch == epoch), None)
         if rung is None:
             return None
-        first = None if watch.index == 0 else self.first_run_score(epoch)
-        decision = self.rungs.decide(
-            self.owner.trial, self.bracket, rung, watch.index, score, first
-        )
-        return None if decision.keep else decision.describe(epoch)
+        best = best_so_far(watch.scores, self.owner.config.scoring.mode)
+        value = math.nan if best is None else best  # no finite epoch: ranked as unstable
+        decision = self.rungs.decide(self.owner.trial, self.bracket, rung.index, value)
+        return None if decision.keep else decision.describe()
+
+    def after_run(self, run: int, epochs_run: int) -> str | None:
+        """Once run ``run`` is recorded: the first run's rungs it ended before (early
+        stopping), on its best score, then the rung at its end, on the trial's mean over its
+        runs so far; why the trial stops, or None."""
+        owner = self.owner
+        scoring = owner.config.scoring
+        n_repeats = owner.n_randoms
+        for rung in self.plan:
+            if rung.epoch is not None and run == 0 and rung.epoch > epochs_run:
+                value = scoring.run_score(owner.done[0]["metrics"])
+                where = f"at {rung.where(n_repeats)} (its run ended at epoch {epochs_run})"
+            elif rung.epoch is None and rung.run == run:
+                mean, _, unstable = trial_score({i: owner.done[i] for i in range(run + 1)}, scoring)
+                value = math.nan if unstable or mean is None else mean
+                where = f"{rung.where(n_repeats)}, on the mean of its first {run + 1} runs"
+            else:
+                continue
+            decision = self.rungs.decide(owner.trial, self.bracket, rung.index, value)
+            if not decision.keep:
+                return f"{where}: {decision.describe()}"
+        return None
+
+
+def best_so_far(scores: list[float], mode: str) -> float | None:
+    """The best finite score of ``scores`` (None when none is): how a rung reads a run, and
+    a stopped run's score."""
+    finite = [s for s in scores if math.isfinite(s)]
+    if not finite:
+        return None
+    return max(finite) if mode == "max" else min(finite)
 
 
 class _MedianPerEpoch:

@@ -415,3 +415,27 @@ def test_the_ranking_shows_where_a_pruned_trial_stopped(tmp_path, store: SweepSt
     assert "stopped at fold 0, epoch 3" in rows["2"]
     assert 'title="pruned by asha at fold 0, epoch 3 (score &lt; 0.5)"' in rows["2"]
     assert "stopped at" not in rows["0"] + rows["1"]
+
+
+def test_a_sweep_whose_trials_were_all_pruned_has_no_best_and_says_so(tmp_path, store: SweepStore):
+    # Given a sweep whose two trials were pruned inside fold 0
+    sweep_id, config = _recorded_sweep(
+        store, tmp_path, {0: [0.3, 0.4, 0.5], 1: [0.8, 0.9]}, pruned=(0, 1)
+    )
+
+    # When it is summarized and its folder written
+    results = summarize(store, sweep_id)
+    out = write_results(results, config, tmp_path / "out")
+
+    # Then neither is the best, though the second scored 0.9 in its two epochs: nothing
+    # finished its cross-validation, which results.json and the report say in one line
+    assert results["best"] is None and results["best_params"] is None
+    assert results["no_best"] == (
+        "no trial finished its cross-validation (2 pruned), so there is no best configuration "
+        "and nothing is retrained"
+    )
+    assert json.loads((out / "results.json").read_text())["no_best"] == results["no_best"]
+    assert results["no_best"] in _section((out / "report.html").read_text(), "best")
+    assert not (out / "best_config.yaml").exists()
+    # and the ranking still lists both, the one that trained further first
+    assert [t["trial"] for t in results["ranking"]] == [0, 1]

@@ -29,13 +29,14 @@ def _run(score: float) -> dict:
     return {"metrics": {"score": score, "loss": 1 - score}, "best_epoch": 4, "epochs_run": 4}
 
 
-def test_epoch_steps_mix_the_earlier_runs_with_this_runs_epoch():
+def test_epoch_steps_mix_the_earlier_runs_with_this_runs_best_epoch_so_far():
     config = _config()
     runs = {0: _run(0.8)}
-    curves = {0: (0.2, 0.5, 0.7, 0.8), 1: (0.4, math.nan, 0.6)}
+    curves = {0: (0.2, 0.5, 0.4, 0.8), 1: (0.4, math.nan, 0.6, 0.5)}
     steps = epoch_values(runs, curves, config.scoring, 4)
-    # fold 0: its own epochs; fold 1 (steps 4..7): the mean of fold 0's score and its epoch
-    assert steps == pytest.approx({0: 0.2, 1: 0.5, 2: 0.7, 3: 0.8, 4: 0.6, 6: 0.7})
+    # fold 0: its best epoch so far (the dip at epoch 3 reads as 0.5); fold 1 (steps 4..7):
+    # the mean of fold 0's score and fold 1's best epoch so far
+    assert steps == pytest.approx({0: 0.2, 1: 0.5, 2: 0.5, 3: 0.8, 4: 0.6, 6: 0.7, 7: 0.7})
     # a later run whose earlier run is missing has no comparable steps
     assert epoch_values({}, {1: (0.4,)}, config.scoring, 4) == {}
 

@@ -8,7 +8,7 @@ import pytest
 
 from smptune.errors import ConfigError
 from smptune.records import PartialRun, TrialRecord, TrialStatus
-from smptune.search.scoring import Scoring, rank_tier, rank_trials, trial_score
+from smptune.search.scoring import Scoring, may_be_best, rank_tier, rank_trials, trial_score
 from smptune.search.specs import PrunerSpec, SamplerSpec
 
 
@@ -97,6 +97,12 @@ def test_ranking_tiers_complete_then_pruned_then_unstable_then_unscored():
     # partial trials: the further they trained, the higher, whatever their partial score
     assert [t.trial for t in ranked] == [4, 2, 5, 1, 3, 7, 8, 0, 6]
     assert [rank_tier(t) for t in ranked] == [0, 0, 1, 1, 2, 3, 3, 4, 4]
+    # the answer is a complete trial; a stopped one (time budget, cancel) only when none is,
+    # and a pruned one never, however high its partial score
+    assert [t.trial for t in ranked if may_be_best(t)] == [4, 2, 5]
+    no_complete = [t for t in ranked if t.status is not TrialStatus.COMPLETE]
+    assert next(t.trial for t in no_complete if may_be_best(t)) == 5
+    assert not any(may_be_best(t) for t in ranked if t.status is TrialStatus.PRUNED)
 
 
 def test_sampler_and_pruner_specs_round_trip_with_their_defaults():

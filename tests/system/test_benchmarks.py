@@ -95,5 +95,5 @@ def test_quick_multi_fidelity_benchmark_compares_strategies_on_learning_curves()
     # and ASHA's row carries the target, and the rung decision its latency
     asha = next(line for line in lines if line.startswith("multi-fidelity asha: device"))
     assert re.search(r"<= 0\.333\d*\s+(pass|miss)$", asha), asha
-    rung = next(line for line in lines if line.startswith("rung decision at 2,000 trials, first"))
+    rung = next(line for line in lines if line.startswith("rung decision at 2,000 trials, inside"))
     assert re.search(rf"{NUMBER} s\s+{NUMBER} s \(median per epoch, study rebuilt\)", rung)

@@ -58,12 +58,14 @@ def test_asha_stops_trials_at_epoch_rungs_inside_a_fold_and_ranks_them_by_how_fa
     complete = [t for t in trials if t.status is TrialStatus.COMPLETE]
     assert pruned and complete and len(pruned) + len(complete) == 12
     for t in pruned:
-        assert t.partial is not None and t.partial.epochs in (1, 3)
-        assert f"pruned by asha at fold {t.partial.fold}, epoch {t.partial.epochs}" in t.error
+        if t.partial is None:  # at the rung after fold 0 (9 epochs fall at its end)
+            assert sorted(t.folds) == [0] and "pruned by asha after fold 0" in (t.error or "")
+            continue
+        assert t.partial.fold == 0 and t.partial.epochs in (1, 3)
+        assert f"pruned by asha at fold 0, epoch {t.partial.epochs}" in t.error
         assert "ranked" in t.error
         # the partial run never counts as a complete one; its epochs are on record
-        assert t.partial.fold * 1 not in t.folds or t.partial.fold > 0
-        assert len(t.curves[t.partial.fold]) == t.partial.epochs
+        assert not t.folds and len(t.curves[0]) == t.partial.epochs
     # and complete trials trained every epoch of every fold
     for t in complete:
         assert sorted(t.folds) == [0, 1] and all(len(c) == 9 for c in t.curves.values())
@@ -296,3 +298,136 @@ def test_the_wilcoxon_pruner_stops_a_trial_clearly_worse_than_the_best_on_the_sa
     assert trials[0].status is TrialStatus.COMPLETE and len(trials[0].folds) == 5
     assert trials[2].status is TrialStatus.PRUNED and len(trials[2].folds) < 5
     assert "pruned by the wilcoxon pruner after" in (trials[2].error or "")
+
+
+REPLAY = "smptune.testing:RecordedCurvesTrainable"
+REAL_SPACE = {
+    "learning_rate": {"distribution": "loguniform", "low": 1.0e-4, "high": 3.0e-2},
+    "model_arch": ["Unet", "FPN"],
+    "loss": ["dice", "focal"],
+    "epoch_s": 0.005,
+}
+
+
+def _real_config(path: Path, **overrides: object) -> Path:
+    """A sweep over the curves recorded from real nuclei data (3 folds of 15 epochs)."""
+    settings: dict[str, object] = {
+        "name": "nuclei",
+        "trainable": REPLAY,
+        "metric": "iou",
+        "seed": 4,
+        "cv": {"n_folds": 3},
+        "training": {"max_epochs": 15},
+        "hyperparameters": REAL_SPACE,
+    }
+    settings.update(overrides)
+    return write_config(path, **settings)
+
+
+def test_tpe_with_asha_on_real_curves_finishes_trials_as_good_as_random_search(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given two workers and the curves recorded from real nuclei data: noisy early epochs,
+    # folds that differ (the data on which the old rungs pruned every trial of a sweep)
+    start_workers("--cpu", "2")
+    artifacts = tmp_path / "artifacts"
+
+    # When random search trains 8 configurations fully, and TPE + ASHA (its defaults)
+    # searches 18
+    random_id, result = submit_and_wait(
+        _real_config(tmp_path / "random.yaml", n_trials=8), redis_server.url, artifacts
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    asha = _real_config(
+        tmp_path / "asha.yaml",
+        n_trials=18,
+        sampler={"type": "tpe", "n_startup_trials": 6},
+        pruner="asha",
+    )
+    asha_id, result = submit_and_wait(asha, redis_server.url, artifacts)
+    assert result.returncode == 0, result.stderr + result.stdout
+
+    # Then some trials completed their cross-validation, and the best of them (the one
+    # retrained and tested) is within 0.02 of random search's best
+    random_best = store.get_sweep(random_id).results["best"]
+    sweep = store.get_sweep(asha_id)
+    trials = store.trials(asha_id)
+    complete = [t for t in trials if t.status is TrialStatus.COMPLETE]
+    pruned = [t for t in trials if t.status is TrialStatus.PRUNED]
+    assert complete and pruned and len(complete) + len(pruned) == 18
+    best = sweep.results["best"]
+    assert best["status"] == "complete" and len(store.trials(asha_id)[best["trial"]].folds) == 3
+    assert best["score"] >= random_best["score"] - 0.02, (best, random_best)
+    assert set(sweep.test_metrics or {}) == {"iou", "loss"}
+    # and a pruned trial trained fewer epochs, on average, than a complete one
+    assert _epochs(pruned) / len(pruned) < _epochs(complete) / len(complete)
+
+
+def _epochs(trials: list) -> int:
+    done = sum(int(r.get("epochs_run", 0)) for t in trials for r in t.folds.values())
+    return done + sum(t.partial.epochs for t in trials if t.partial)
+
+
+def test_asha_rungs_read_fold_0_then_whole_folds_and_the_user_sees_each_rungs_decisions(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given ASHA from its first epoch, no bootstrap, over real curves with early stopping:
+    # rungs at fold 0's epochs 1, 3 and 9, and after fold 1 (27 epochs fall in fold 1)
+    start_workers("--cpu", "2")
+    config = _real_config(
+        tmp_path / "rungs.yaml",
+        n_trials=24,
+        training={"max_epochs": 15, "early_stopping_patience": 3},
+        pruner={"type": "asha", "min_resource": 1, "bootstrap_count": 0},
+    )
+
+    # When it runs
+    sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "artifacts")
+    assert result.returncode == 0, result.stderr + result.stdout
+
+    # Then every pruned trial stopped at a rung: inside fold 0 at a rung epoch (or at its
+    # end, when early stopping ended the run before a rung), or after fold 1 with two
+    # complete folds and no partial run
+    trials = store.trials(sweep_id)
+    pruned = [t for t in trials if t.status is TrialStatus.PRUNED]
+    assert pruned
+    for t in pruned:
+        error = t.error or ""
+        if t.partial is not None:
+            assert t.partial.fold == 0 and t.partial.epochs in (1, 3, 9), t
+            assert f"pruned by asha at fold 0, epoch {t.partial.epochs}: it ranked" in error
+        elif "after fold 1" in error:
+            assert sorted(t.folds) == [0, 1], t
+            assert "on the mean of its first 2 runs: it ranked" in error
+        else:
+            assert sorted(t.folds) == [0] and "its run ended at epoch" in error, t
+    # and the rungs' counts add up: each pruned trial was stopped at one rung, and the
+    # complete trials were promoted at the last one
+    results = store.get_sweep(sweep_id).results
+    rungs = results["rungs"]
+    assert [r["where"] for r in rungs] == [
+        "fold 0, epoch 1",
+        "fold 0, epoch 3",
+        "fold 0, epoch 9",
+        "after fold 1",
+    ]
+    stopped_at = {e["trial"] for r in rungs for e in r["trials"] if not e["promoted"]}
+    assert stopped_at == {t.trial for t in pruned}
+    for r in rungs:
+        assert r["reached"] == r["promoted"] + r["stopped"] == len(r["trials"])
+    complete = {t.trial for t in trials if t.status is TrialStatus.COMPLETE}
+    assert complete and complete <= {e["trial"] for e in rungs[-1]["trials"] if e["promoted"]}
+    assert results["best"]["status"] == "complete"
+
+    # and producer status counts the trials promoted per rung
+    status = run_cli("producer", "status", sweep_id, "--broker", redis_server.url)
+    assert status.returncode == 0, status.stderr
+    first = rungs[0]
+    assert (
+        f"rungs: fold 0, epoch 1: {first['reached']} reached, {first['promoted']} promoted"
+        in status.stdout
+    ), status.stdout
+    # and the report shows the rungs: the plot and the table of decisions
+    report = (tmp_path / "artifacts" / sweep_id / "report.html").read_text()
+    assert 'id="rung-decisions"' in report and "after fold 1" in report
+    assert (tmp_path / "artifacts" / sweep_id / "plots" / "rungs.png").stat().st_size > 10_000

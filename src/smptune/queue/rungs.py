@@ -2,62 +2,64 @@
 
 Keys (``{id}`` is the sweep id, ``{b}`` the bracket, ``{k}`` the rung)::
 
-    smptune:sweep:{id}:rung:{b}:{k}          zset  trial -> its first run's score at rung k
-    smptune:sweep:{id}:gap:{b}:{run}:{k}     zset  trial -> its score in ``run`` at rung k
-                                                   less its first run's score there
+    smptune:sweep:{id}:rung:{b}:{k}          zset  trial -> its score at rung k
+    smptune:sweep:{id}:rung:{b}:{k}:kept     set   trials rung k let go on
+    smptune:sweep:{id}:rung:{b}:{k}:stopped  set   trials rung k stopped
 
-Scores enter as "higher is better" (a ``min`` metric negated; an unstable epoch as the lowest
-score). Each decision is ``ZADD``, ``ZCARD`` and ``ZCOUNT`` (a later run adds the median of its
-gaps: ``ZRANGE`` at one index), all O(log trials), in one Lua script. The rule is
-:mod:`smptune.search.halving`'s.
+Scores enter as "higher is better" (a ``min`` metric negated; an unstable score as the
+lowest). Each decision is ``ZADD``, ``ZCARD`` and ``ZCOUNT``, O(log trials), in one Lua
+script. A trial's first decision at a rung is its decision there: a copy of the trial that
+reaches the rung again (queued again after its worker was lost, restarted without its
+checkpoint) is told the same, so a trial that was promoted is never stopped at that rung
+later by trials that arrived since. The rule is :mod:`smptune.search.halving`'s.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import redis
 
-from smptune.search.halving import Halving, RungDecision
+from smptune.search.halving import Halving, Rung, RungDecision
 
-__all__ = ["UNSTABLE_SCORE", "Rungs"]
+__all__ = ["UNSTABLE_SCORE", "RungCount", "Rungs"]
 
-#: How an unstable (NaN or infinite) epoch score enters a rung: below every real one.
+#: How an unstable (NaN or infinite) score enters a rung: below every real one.
 UNSTABLE_SCORE = -1e300
 
-# KEYS[1] the first run's rung, KEYS[2] this run's gaps ('' for the first run)
-# ARGV: trial, score, first run's score ('' for the first run), bootstrap, factor
+# KEYS: the rung's scores, its kept set, its stopped set
+# ARGV: trial, score, bootstrap, factor
 _DECIDE = """
 local trial, score = ARGV[1], tonumber(ARGV[2])
-local bootstrap, factor = tonumber(ARGV[4]), tonumber(ARGV[5])
-local value = score
-if ARGV[3] == '' then
-  redis.call('ZADD', KEYS[1], score, trial)
-else
-  local first = tonumber(ARGV[3])
-  redis.call('ZADD', KEYS[2], score - first, trial)
-  local m = redis.call('ZCARD', KEYS[2])
-  if m <= bootstrap then return {1, m, 0, m} end
-  local mid = redis.call('ZRANGE', KEYS[2], math.floor((m - 1) / 2), math.floor((m - 1) / 2),
-                         'WITHSCORES')
-  value = score - tonumber(mid[2])
-end
+local bootstrap, factor = tonumber(ARGV[3]), tonumber(ARGV[4])
+local before = redis.call('ZSCORE', KEYS[1], trial)
+if before then score = tonumber(before) else redis.call('ZADD', KEYS[1], score, trial) end
 local n = redis.call('ZCARD', KEYS[1])
 local kept = math.max(1, math.floor(n / factor))
-if n <= bootstrap then return {1, n, 0, n} end
-local better = redis.call('ZCOUNT', KEYS[1], '(' .. string.format('%.17g', value), '+inf')
-if ARGV[3] ~= '' then
-  local own = redis.call('ZSCORE', KEYS[1], trial)
-  if own and tonumber(own) > value then better = better - 1 end
-end
+local better = redis.call('ZCOUNT', KEYS[1], '(' .. string.format('%.17g', score), '+inf')
+if redis.call('SISMEMBER', KEYS[2], trial) == 1 then return {1, n, better, kept} end
+if redis.call('SISMEMBER', KEYS[3], trial) == 1 then return {0, n, better, kept} end
 local keep = 0
-if better < kept then keep = 1 end
+if n <= bootstrap or better < kept then keep = 1 end
+if keep == 1 then redis.call('SADD', KEYS[2], trial) else redis.call('SADD', KEYS[3], trial) end
 return {keep, n, better, kept}
 """
 
 
+@dataclass(frozen=True)
+class RungCount:
+    """How many trials reached one rung, and what it told them."""
+
+    bracket: int
+    rung: Rung
+    reached: int
+    promoted: int
+    stopped: int
+
+
 class Rungs:
-    """One sweep's rungs: record a run's score at a rung and say whether it goes on."""
+    """One sweep's rungs: record a trial's score at a rung and say whether it goes on."""
 
     def __init__(self, client: redis.Redis, sweep_key: str, halving: Halving, mode: str) -> None:
         self.r = client
@@ -70,30 +72,47 @@ class Rungs:
         """``value`` as a rung holds it: higher is better; unstable lowest."""
         return self.sign * value if math.isfinite(value) else UNSTABLE_SCORE
 
-    def decide(
-        self,
-        trial: int,
-        bracket: int,
-        rung: int,
-        run: int,
-        value: float,
-        first_run_value: float | None = None,
-    ) -> RungDecision:
-        """Record ``value`` (run ``run`` at rung ``rung``) and decide; a later run passes its
-        trial's first-run score at the same rung as ``first_run_value``."""
-        if run and first_run_value is None:  # nothing to put it on the first run's scale
-            return RungDecision(True, 0, 0, 0)
-        first_key = f"{self.key}:rung:{bracket}:{rung}"
-        gap_key = f"{self.key}:gap:{bracket}:{run}:{rung}" if run else first_key
-        first = "" if first_run_value is None or not run else repr(self.score(first_run_value))
+    def _key(self, bracket: int, rung: int) -> str:
+        return f"{self.key}:rung:{bracket}:{rung}"
+
+    def decide(self, trial: int, bracket: int, rung: int, value: float) -> RungDecision:
+        """Record ``value`` (the trial's score at rung ``rung`` of ``bracket``) and decide;
+        the trial's first decision there if it had one."""
+        key = self._key(bracket, rung)
         keep, reached, better, kept = self._decide(
-            keys=[first_key, gap_key],
+            keys=[key, f"{key}:kept", f"{key}:stopped"],
             args=[
                 trial,
                 repr(self.score(value)),
-                first,
                 self.halving.bootstrap_count,
                 self.halving.reduction_factor,
             ],
         )
         return RungDecision(bool(keep), int(reached), int(better), int(kept))
+
+    def counts(self) -> list[RungCount]:
+        """Every rung of every bracket with what it decided so far (three O(1) reads a rung),
+        for ``producer status``."""
+        plan = [(b, rung) for b in range(self.halving.brackets) for rung in self.halving.rungs(b)]
+        pipe = self.r.pipeline(transaction=False)
+        for b, rung in plan:
+            key = self._key(b, rung.index)
+            pipe.zcard(key)
+            pipe.scard(f"{key}:kept")
+            pipe.scard(f"{key}:stopped")
+        replies = pipe.execute()
+        return [
+            RungCount(b, rung, *(int(v) for v in replies[3 * i : 3 * i + 3]))
+            for i, (b, rung) in enumerate(plan)
+        ]
+
+    def members(self, bracket: int, rung: int) -> tuple[dict[int, float], set[int]]:
+        """``(score by trial, trials stopped)`` at one rung, scores in the metric's own
+        terms (None-free: an unstable score reads as NaN); for the report."""
+        key = self._key(bracket, rung)
+        scores = {
+            int(trial): (self.sign * value if value > UNSTABLE_SCORE else math.nan)
+            for trial, value in self.r.zrange(key, 0, -1, withscores=True)
+        }
+        stopped = {int(t) for t in self.r.smembers(f"{key}:stopped")}
+        return scores, stopped

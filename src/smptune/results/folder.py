@@ -6,18 +6,19 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from smptune.config import config_from_dict, config_to_yaml
+from smptune.config import SweepConfig, config_from_dict, config_to_yaml
 from smptune.queue.store import SweepStore
 from smptune.records import OUTCOMES, PartialRun, TrialRecord, TrialStatus
 from smptune.results.optuna_export import direction
+from smptune.search.halving import Halving
 from smptune.search.scoring import (
-    BEST_TIER,
     best_epochs,
-    rank_tier,
+    may_be_best,
     rank_trials,
     run_index,
     run_scores,
@@ -30,8 +31,9 @@ def summarize(db: SweepStore, sweep_id: str) -> dict[str, Any]:
     sweep = db.get_sweep(sweep_id)
     config = config_from_dict(sweep.config)
     ranked = rank_trials(db.trials(sweep_id), config.scoring.mode)
-    best = next((t for t in ranked if rank_tier(t) <= BEST_TIER), None)
+    best = next((t for t in ranked if may_be_best(t)), None)
     epochs = best_epochs(best.folds, config.retrain_epochs) if best is not None else 1
+    counts = {status.counter: sweep.count(status) for status in OUTCOMES}
     return {
         "sweep_id": sweep_id,
         "name": config.name,
@@ -44,7 +46,8 @@ def summarize(db: SweepStore, sweep_id: str) -> dict[str, Any]:
         "scoring": config.scoring.to_dict(),
         "sampler": config.sampler,
         "pruner": config.pruner,
-        **{status.counter: sweep.count(status) for status in OUTCOMES},
+        **counts,
+        "no_best": None if best is not None else no_best_reason(counts),
         "best": None
         if best is None
         else {
@@ -68,7 +71,52 @@ def summarize(db: SweepStore, sweep_id: str) -> dict[str, Any]:
             for rank, t in enumerate(ranked, start=1)
         ],
         "learning_curves": learning_curves(ranked),
+        "rungs": rung_results(db, sweep_id, config),
     }
+
+
+def rung_results(db: SweepStore, sweep_id: str, config: SweepConfig) -> list[dict[str, Any]] | None:
+    """What each rung of a successive-halving pruner decided: where it is read, how many
+    trials reached it, were promoted and stopped there, and each trial's score there (None
+    for an unstable one); None without such a pruner."""
+    if not config.pruner_spec.halving:
+        return None
+    halving = Halving.from_spec(config.pruner_spec, config.max_epochs, config.n_runs)
+    rungs = db.rungs(sweep_id, halving, config.scoring.mode)
+    out = []
+    for bracket in range(halving.brackets):
+        for rung in halving.rungs(bracket):
+            scores, stopped = rungs.members(bracket, rung.index)
+            out.append(
+                {
+                    "bracket": bracket,
+                    "rung": rung.index,
+                    "where": rung.where(config.cv_settings.n_randoms),
+                    "resource": rung.resource,
+                    "reached": len(scores),
+                    "promoted": len(scores.keys() - stopped),
+                    "stopped": len(scores.keys() & stopped),
+                    "trials": [
+                        {
+                            "trial": trial,
+                            "score": score if math.isfinite(score) else None,
+                            "promoted": trial not in stopped,
+                        }
+                        for trial, score in sorted(scores.items())
+                    ],
+                }
+            )
+    return out
+
+
+def no_best_reason(counts: Mapping[str, int]) -> str:
+    """Why a sweep has no best configuration, in one line: no trial finished its
+    cross-validation stably (``8 pruned, 2 failed``)."""
+    ended = ", ".join(f"{counts[s.counter]} {s}" for s in OUTCOMES if counts.get(s.counter))
+    return (
+        f"no trial finished its cross-validation ({ended or 'no trials'}), so there is no "
+        "best configuration and nothing is retrained"
+    )
 
 
 #: How many of the best complete trials, and of the trials stopped inside a run, the report

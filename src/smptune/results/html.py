@@ -190,12 +190,16 @@ def _summary(
     )
 
 
+#: What the page says when the results do not say why there is no best configuration.
+NO_BEST = "no complete trial has a stable score: there is no best configuration"
+
+
 def _best(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
     best = results.get("best")
     if not best:
         return (
             '<section id="best"><h2>Best configuration</h2>'
-            '<p class="note">no trial has a stable score: there is no best configuration</p>'
+            f'<p class="note">{_e(results.get("no_best") or NO_BEST)}</p>'
             "</section>"
         )
     searched = _searched(results, config)
@@ -316,6 +320,51 @@ def _stopped_at(partial: Any) -> str:
     return f'<span title="{_e(partial.get("reason") or "")}">stopped at {_e(where)}</span>'
 
 
+#: Trials named per rung in the rung table (the best first).
+MAX_RUNG_NAMES = 12
+
+
+def _rung_table(results: Mapping[str, Any]) -> str:
+    """What each rung of a successive-halving pruner decided, a row per rung; empty without
+    such a pruner."""
+    listed = results.get("rungs")
+    if not listed:
+        return ""
+    sign = -1.0 if results.get("mode") == "min" else 1.0
+    several = len({r["bracket"] for r in listed}) > 1
+    header = [*(["bracket"] if several else []), "rung", "read at", "epochs trained"]
+    header += ["reached", "promoted", "stopped", "best there", "promoted trials (best first)"]
+    rows = []
+    for r in listed:
+        scored = [t for t in r["trials"] if _finite(t.get("score"))]
+        ranked = sorted(scored, key=lambda t: -sign * t["score"])
+        kept = [f"#{t['trial']}" for t in ranked if t["promoted"]]
+        named = ", ".join(kept[:MAX_RUNG_NAMES]) + (" …" if len(kept) > MAX_RUNG_NAMES else "")
+        rows.append(
+            [
+                *([_e(r["bracket"])] if several else []),
+                _e(r["rung"]),
+                _e(r["where"]),
+                _e(r["resource"]),
+                _e(r["reached"]),
+                _e(r["promoted"]),
+                _e(r["stopped"]),
+                _num(ranked[0]["score"]) if ranked else "–",
+                _e(named) or "–",
+            ]
+        )
+    start = 1 if several else 0
+    classes = {i: "num" for i in range(start + 2, start + 7)}
+    note = (
+        '<p class="note">Inside fold 0 a rung reads the run\'s best epoch so far; after a fold, '
+        "the trial's mean over its folds so far. A trial goes on while it is in the best third "
+        "(1 / reduction_factor) of the trials that reached the rung; the first "
+        "bootstrap_count trials at a rung all go on.</p>"
+    )
+    table = _table(header, rows, classes)
+    return f'<section id="rung-decisions"><h2>Rung decisions</h2>{table}{note}</section>'
+
+
 def _ranking(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
     trials = sorted(results.get("ranking") or [], key=lambda t: t.get("rank") or math.inf)
     searched = _searched(results, config)
@@ -392,6 +441,7 @@ def render_html(
         _test(test_metrics, results),
         _predictions(predictions_png, test_metrics),
         *(_plot(p) for p in plots),
+        _rung_table(results),
         _ranking(results, config),
         _space(config),
     ]
@@ -400,6 +450,7 @@ def render_html(
         ("test", "Test"),
         ("predictions", "Predictions"),
         *((k, p.title) for k, p in by_key.items()),
+        *([("rung-decisions", "Rung decisions")] if results.get("rungs") else []),
         ("ranking", "Ranking"),
         ("space", "Search space"),
     ]

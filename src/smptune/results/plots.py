@@ -573,9 +573,66 @@ def timeline(results: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[Any
     return fig, caption
 
 
+#: Trials drawn across the rungs at most (the ones that went furthest first).
+MAX_RUNG_TRIALS = 200
+
+
+def rungs(results: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[Any, str] | None:
+    """Each trial's score at each rung of a successive-halving pruner, a panel per bracket
+    with rungs: a grey line through a trial's rungs, a green dot where it was promoted, a
+    red × where it was stopped; None without such a pruner (no section)."""
+    listed = results.get("rungs")
+    if listed is None:
+        return None
+    by_bracket: dict[int, list[Mapping[str, Any]]] = {}
+    for rung in listed:
+        by_bracket.setdefault(int(rung["bracket"]), []).append(rung)
+    panels = {b: r for b, r in sorted(by_bracket.items()) if any(x["reached"] for x in r)}
+    if not panels:
+        raise NoPlot("no trial has reached a rung")
+    fig = _figure(min(4.0 + 3.2 * len(panels), 13.0), 4.4)
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    promoted_total = stopped_total = 0
+    for ax, (bracket, rungs_of) in zip(axes, panels.items(), strict=True):
+        paths: dict[int, list[tuple[int, float, bool]]] = {}
+        for x, rung in enumerate(rungs_of):
+            for entry in rung["trials"]:
+                if _finite(entry.get("score")):
+                    paths.setdefault(int(entry["trial"]), []).append(
+                        (x, float(entry["score"]), bool(entry["promoted"]))
+                    )
+        furthest = sorted(paths, key=lambda t: (-len(paths[t]), t))[:MAX_RUNG_TRIALS]
+        for trial in furthest:
+            xs, ys, kept = zip(*paths[trial], strict=True)
+            ax.plot(xs, ys, color="tab:gray", lw=0.7, alpha=0.45, zorder=1)
+            for x, y, k in zip(xs, ys, kept, strict=True):
+                if k:
+                    promoted_total += 1
+                    ax.scatter(x, y, color="tab:green", s=16, zorder=3)
+                else:
+                    stopped_total += 1
+                    ax.scatter(x, y, color="tab:red", marker="x", s=22, lw=1.2, zorder=3)
+        ax.set_xticks(range(len(rungs_of)))
+        ax.set_xticklabels(
+            [f"{r['where']}\n{r['promoted']}/{r['reached']} on" for r in rungs_of], fontsize=7
+        )
+        if len(panels) > 1:
+            ax.set_title(f"bracket {bracket}", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"{_metric(results)} at the rung ({_better(results)})")
+    caption = (
+        "Each trial's score at each rung of the successive-halving pruner (inside fold 0 its "
+        "best epoch so far; after a fold its mean over the folds done), joined by a line: "
+        f"promoted (green, {promoted_total}) or stopped (red ×, {stopped_total}); under each "
+        "rung, how many of the trials that reached it went on."
+    )
+    return fig, caption
+
+
 PLOTS: tuple[tuple[str, str, Callable[..., tuple[Any, str] | None]], ...] = (
     ("history", "Optimisation history", history),
     ("learning_curves", "Learning curves", learning_curves),
+    ("rungs", "Successive-halving rungs", rungs),
     ("timeline", "Workers over time", timeline),
     ("folds", "Scores of every run", fold_scores),
     ("parallel", "Parallel coordinates", parallel_coordinates),

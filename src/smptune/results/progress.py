@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
@@ -78,7 +79,47 @@ def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
         "test_metrics": sweep.test_metrics,
         "error": sweep.error,
         "finalize_runs": sweep.finalize_runs,
+        "rungs": rung_counts(store, sweep_id, config, n_runs),
     }
+
+
+def rung_counts(
+    store: SweepStore, sweep_id: str, config: Mapping[str, Any], n_runs: int
+) -> list[dict[str, Any]]:
+    """Per rung of a successive-halving pruner: where it is read and how many trials
+    reached it, were promoted and were stopped there (none without such a pruner)."""
+    from smptune.search.halving import Halving
+    from smptune.search.specs import PrunerSpec
+
+    spec = PrunerSpec.parse(config.get("pruner"))
+    if not spec.halving:
+        return []
+    halving = Halving.from_spec(spec, int(config["training"]["max_epochs"]), n_runs)
+    seeds = int((config.get("cv") or {}).get("n_randoms") or 1)
+    return [
+        {
+            "bracket": c.bracket,
+            "where": c.rung.where(seeds),
+            "reached": c.reached,
+            "promoted": c.promoted,
+            "stopped": c.stopped,
+        }
+        for c in store.rungs(sweep_id, halving, mode=str(config.get("mode", "max"))).counts()
+    ]
+
+
+def rungs_line(rungs: list[dict[str, Any]]) -> str | None:
+    """``rungs: fold 0, epoch 2: 9 reached, 3 promoted | after fold 1: ...`` (per bracket
+    with several), or None without rungs."""
+    if not rungs:
+        return None
+    several = len({r["bracket"] for r in rungs}) > 1
+    parts = [
+        (f"bracket {r['bracket']} " if several else "")
+        + f"{r['where']}: {r['reached']} reached, {r['promoted']} promoted"
+        for r in rungs
+    ]
+    return "rungs: " + " | ".join(parts)
 
 
 def estimate_eta(
@@ -184,6 +225,9 @@ def status_lines(snap: dict[str, Any]) -> list[str]:
         line = f"  {r['worker']}{share}: trial {r['trial']} {fold}, "
         line += f"{format_duration(r['running_s'])} in this trial"
         lines.append(line + (f" | {r['params']}" if r["params"] else ""))
+    rungs = rungs_line(snap.get("rungs") or [])
+    if rungs:
+        lines.append(rungs)
     if snap.get("requeued"):
         lines.append("queued again: " + ", ".join(_requeued_text(r) for r in snap["requeued"]))
     if snap["test_metrics"]:

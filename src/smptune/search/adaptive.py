@@ -131,16 +131,22 @@ def epoch_values(
 ) -> dict[int, float]:
     """What a sampler or per-epoch pruner sees of a trial's epochs: at step ``run ×
     max_epochs + epoch − 1``, the mean of the scores of the runs before ``run`` and of
-    ``run``'s score at ``epoch`` (a step of every trial mixes the same runs and epoch)."""
+    ``run``'s best score up to ``epoch`` (a step of every trial mixes the same runs and
+    epoch). The best so far rather than the epoch's own score, as the halving rungs read a
+    run: on real data one epoch's validation score jumps about, and a run that dipped is
+    judged by what it has shown."""
     scores = dict(zip(sorted(runs), run_scores(runs, scoring), strict=True))
+    better = max if scoring.mode == "max" else min
     out: dict[int, float] = {}
     for run, curve in sorted(curves.items()):
         before = [scores.get(i, math.nan) for i in range(run)]
         if not all(math.isfinite(v) for v in before):
             continue  # an earlier run is missing or unstable: no comparable steps
+        best = math.nan
         for epoch, value in enumerate(curve[:max_epochs], 1):
             if math.isfinite(value):
-                out[run * max_epochs + epoch - 1] = (sum(before) + value) / (run + 1)
+                best = value if math.isnan(best) else better(best, value)
+                out[run * max_epochs + epoch - 1] = (sum(before) + best) / (run + 1)
     return out
 
 

@@ -209,9 +209,12 @@ def trial_score(
     return mean, std, unstable
 
 
-#: Rank tiers up to this one hold trials that may be the best: stable, with a score from
-#: complete runs.
-BEST_TIER = 1
+def may_be_best(t: TrialRecord) -> bool:
+    """Whether ``t`` may be the sweep's answer: complete and stable, or, only while no trial
+    is complete, stopped (time budget, preemption, cancel) after a complete run. A pruned
+    trial never is: a pruner judged it worse on part of its cross-validation."""
+    tier = rank_tier(t)
+    return tier == 0 or (tier == 1 and t.status is TrialStatus.STOPPED)
 
 
 def rank_tier(t: TrialRecord) -> int:

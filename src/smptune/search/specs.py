@@ -50,13 +50,19 @@ _FACTOR = (
 _AT = (lambda v: v in PRUNE_AT, " or ".join(repr(a) for a in PRUNE_AT))
 _MAX_RESOURCE = (
     lambda v: v == "auto" or _POSITIVE[0](v),
-    "an integer >= 1 or 'auto' (training.max_epochs)",
+    "an integer >= 1 or 'auto' (every epoch of every run of a trial)",
 )
 _HALVING_OPTIONS = {
-    "min_resource": _POSITIVE,
+    "min_resource": (
+        lambda v: v == "auto" or _POSITIVE[0](v),
+        "an integer >= 1 or 'auto' (training.max_epochs / reduction_factor)",
+    ),
     "reduction_factor": _FACTOR,
     "max_resource": _MAX_RESOURCE,
-    "bootstrap_count": _INT,
+    "bootstrap_count": (
+        lambda v: v == "auto" or _INT[0](v),
+        "an integer >= 0 or 'auto' (reduction_factor)",
+    ),
 }
 _OPTIONS: dict[str, dict[str, tuple[Any, str]]] = {
     "random": {},
@@ -80,6 +86,14 @@ _OPTIONS: dict[str, dict[str, tuple[Any, str]]] = {
     "asha": _HALVING_OPTIONS,
     "hyperband": _HALVING_OPTIONS,
 }
+#: ASHA's and Hyperband's defaults, chosen on learning curves recorded from real data
+#: (docs/performance.md, "Successive halving on real curves").
+_HALVING_DEFAULTS = {
+    "min_resource": "auto",
+    "reduction_factor": 3,
+    "max_resource": "auto",
+    "bootstrap_count": "auto",
+}
 #: Defaults that differ from Optuna's: a sweep has few trials, so start learning early.
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "tpe": {"n_startup_trials": 5, "constant_liar": True, "multivariate": True},
@@ -87,8 +101,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "cmaes": {"n_startup_trials": 5},
     "median": {"n_startup_trials": 5, "n_warmup_steps": 0, "at": "fold"},
     "wilcoxon": {"p_threshold": 0.1, "n_startup_steps": 2},
-    "asha": {"min_resource": 1, "reduction_factor": 3, "max_resource": "auto"},
-    "hyperband": {"min_resource": 1, "reduction_factor": 3, "max_resource": "auto"},
+    "asha": _HALVING_DEFAULTS,
+    "hyperband": _HALVING_DEFAULTS,
 }
 
 
