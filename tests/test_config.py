@@ -469,3 +469,34 @@ def test_bad_enqueued_configurations_name_the_key(enqueue, extra, fragment):
     with pytest.raises(ConfigError) as info:
         config_from_dict(raw)
     assert fragment in str(info.value)
+
+
+# --- class names -------------------------------------------------------------------------
+
+
+def test_class_names_name_every_class_and_round_trip():
+    data = {"synthetic": {"classes": 3}}
+    config = config_from_dict(_minimal(data=data, class_names=["bg", " cells ", "debris"]))
+    assert config.class_names == ["bg", "cells", "debris"]
+    assert config_from_dict(config.to_dict()) == config
+    binary = config_from_dict(_minimal(class_names=["background", "building"]))
+    assert binary.class_names == ["background", "building"]
+    assert "class_names" not in config_from_dict(_minimal()).to_dict()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"class_names": ["a", "b", "c"]}, r"^class_names: 3 names, but binary data needs 2 "),
+        (
+            {"data": {"root": "/x", "classes": 4}, "class_names": ["a", "b"]},
+            r"^class_names: 2 names, but 4 classes need 4$",
+        ),
+        ({"class_names": ["a", "a"]}, r"^class_names: 'a' names two classes$"),
+        ({"class_names": "a,b"}, r"^class_names: must be a list of non-empty names"),
+        ({"class_names": ["a", ""]}, r"^class_names: must be a list of non-empty names"),
+    ],
+)
+def test_bad_class_names_are_config_errors(extra, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(_minimal(**extra))

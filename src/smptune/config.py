@@ -68,6 +68,7 @@ KNOWN_KEYS = (
     "queue",
     "trial_timeout",
     "data",
+    "class_names",
     "cv",
     "training",
     "retrain_and_test",
@@ -276,6 +277,9 @@ class SweepConfig:
     queue: str = DEFAULT_QUEUE
     trial_timeout: float = DEFAULT_TRIAL_TIMEOUT_S
     data: dict[str, Any] = field(default_factory=lambda: {"synthetic": {}})
+    #: What people read for class indices (tables, plots, log lines); binary data names its
+    #: background and foreground.
+    class_names: list[str] | None = None
     cv: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     retrain_and_test: bool = True
@@ -341,6 +345,7 @@ class SweepConfig:
                 f"got {self.retrain_epochs!r}"
             )
         self.data = self._resolve_data(self.data)
+        self.class_names = self._resolve_class_names(self.class_names)
         self.cv = self._resolve_cv(self.cv)
         self.cv_settings = CvSettings(self.cv["n_folds"], self.cv["n_randoms"])
         self.training = self._resolve_training(self.training)
@@ -386,6 +391,33 @@ class SweepConfig:
         if not explicit:
             data["test_fraction"] = _fraction("data.test_fraction", data.get("test_fraction", 0.2))
         return data
+
+    def _resolve_class_names(self, raw: Any) -> list[str] | None:
+        """``class_names``: one distinct, non-empty name per class (``data.classes``, or the
+        synthetic data's; binary data has two: background and foreground). The count is
+        checked for the built-in trainable, whose data these keys describe."""
+        if raw is None:
+            return None
+        synthetic = self.data.get("synthetic")
+        classes = self.data.get(
+            "classes", synthetic.get("classes", 1) if isinstance(synthetic, Mapping) else 1
+        )
+        builtin = self.trainable == SEGMENTATION_TRAINABLE
+        expected = max(2, classes) if builtin and isinstance(classes, int) else None
+        if not isinstance(raw, list) or not all(isinstance(n, str) and n.strip() for n in raw):
+            raise ConfigError(f"class_names: must be a list of non-empty names, got {raw!r}")
+        names = [n.strip() for n in raw]
+        if expected is not None and len(names) != expected:
+            needs = (
+                f"{classes} classes need {classes}"
+                if expected == classes
+                else "binary data needs 2 (background, foreground)"
+            )
+            raise ConfigError(f"class_names: {len(names)} names, but {needs}")
+        repeated = next((n for n in names if names.count(n) > 1), None)
+        if repeated is not None:
+            raise ConfigError(f"class_names: {repeated!r} names two classes")
+        return names
 
     def _resolve_enqueue(self, raw: Any) -> list[dict[str, Any]]:
         """``enqueue``: a list of configurations (name -> value), or the path of a
@@ -545,6 +577,7 @@ class SweepConfig:
             "queue": self.queue,
             "trial_timeout": self.trial_timeout,
             "data": copy.deepcopy(self.data),
+            **({"class_names": list(self.class_names)} if self.class_names else {}),
             "cv": copy.deepcopy(self.cv),
             "training": copy.deepcopy(self.training),
             "retrain_and_test": self.retrain_and_test,

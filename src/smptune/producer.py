@@ -344,11 +344,12 @@ def _submit_and_maybe_wait(
 
 def _print_final_figures(console: Any, results: Any, test_metrics: Any) -> None:
     from smptune.results.folder import ensemble_metrics
+    from smptune.results.labels import metrics_text
     from smptune.results.progress import cv_versus_test_line
 
     ensemble = ensemble_metrics(results or {})
     if ensemble:
-        shown = ", ".join(f"{k}={v:.4f}" for k, v in ensemble.items())
+        shown = metrics_text(ensemble, (results or {}).get("class_names"))
         console.print(f"test metrics of its fold ensemble: {shown}", markup=False)
     line = cv_versus_test_line(results or {}, test_metrics)
     if line:
@@ -364,8 +365,10 @@ def _print_outcome(console: Any, store: Any, sweep_id: str, snap: dict[str, Any]
         if sweep.results.get("no_best"):
             console.print(f"sweep {sweep_id}: {sweep.results['no_best']}", markup=False)
     if sweep.test_metrics:
-        metrics = ", ".join(f"{k}={v:.4f}" for k, v in sweep.test_metrics.items())
-        console.print(f"test metrics of the best configuration: {metrics}")
+        from smptune.results.labels import metrics_text
+
+        metrics = metrics_text(sweep.test_metrics, sweep.config.get("class_names"))
+        console.print(f"test metrics of the best configuration: {metrics}", markup=False)
         _print_final_figures(console, sweep.results, sweep.test_metrics)
     console.print(f"results: {Path(sweep.artifacts_dir) / sweep_id}")
     if snap["status"] != "done":
@@ -475,9 +478,10 @@ def cmd_results(args: argparse.Namespace) -> int:
     if results.get("no_best"):
         console.print(f"sweep {args.sweep}: {results['no_best']}", markup=False)
     if sweep.test_metrics:
-        console.print(
-            "test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sweep.test_metrics.items())
-        )
+        from smptune.results.labels import metrics_text
+
+        shown = metrics_text(sweep.test_metrics, sweep.config.get("class_names"))
+        console.print(f"test metrics: {shown}", markup=False)
         _print_final_figures(console, results, sweep.test_metrics)
     if args.out:
         console.print(f"results written to {args.out} (report: {args.out / 'report.html'})")

@@ -118,7 +118,7 @@ def test_quickstart_in_local_mode_with_shortened_epochs(tmp_path: Path):
     # all-background scores an IoU of 0; the best trial must clearly beat it
     assert best["score"] > 0.2, best
     both = json.loads((out / "final" / "test_metrics.json").read_text())
-    expected = {"iou", "f1", "precision", "recall", "accuracy", "loss"}
+    expected = {"iou", "dice", "f1", "precision", "recall", "accuracy", "loss"}
     assert set(both["retrained_model"]) >= expected
     # and the best trial's fold models, tested together, are reported beside it
     assert set(both["fold_ensemble"]) >= expected

@@ -388,7 +388,11 @@ def test_every_scoring_metric_must_be_reported_for_the_config():
     binary = {"synthetic": {"n_images": 12, "size": 32}}
     multi = {"synthetic": {"n_images": 12, "size": 32, "classes": 3}}
     SegmentationTrainable().validate({}, sweep(multi, metric=["iou", "iou_class_2", "loss:lower"]))
-    assert metric_names(3)[-3:] == ("iou_class_0", "iou_class_1", "iou_class_2")
+    assert metric_names(3)[-6:] == (
+        *("iou_class_0", "iou_class_1", "iou_class_2"),
+        *("dice_class_0", "dice_class_1", "dice_class_2"),
+    )
+    SegmentationTrainable().validate({}, sweep(multi, metric="dice_class_1"))
     with pytest.raises(ConfigError, match=r"^metric: 'iou_class_2' is not a metric .*binary"):
         SegmentationTrainable().validate({}, sweep(binary, metric=["iou", "iou_class_2"]))
 

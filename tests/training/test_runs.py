@@ -286,13 +286,19 @@ def test_multiclass_crops_and_group_folds_train(tmp_path):
     }
     s = sweep(data, cv={"fold_method": "group"}, max_epochs=1)
     result = SegmentationTrainable().train_fold({**FAST, "loss": "focal+dice"}, run(s))
-    # Then it reports macro metrics and one IoU per class, all in [0, 1]
-    names = {"iou", "f1", "precision", "recall", "accuracy", "loss"}
-    assert set(result.metrics) == names | {"iou_class_0", "iou_class_1", "iou_class_2"}
+    # Then it reports macro metrics and one IoU and one Dice per class, all in [0, 1]
+    names = {"iou", "dice", "f1", "precision", "recall", "accuracy", "loss"}
+    per_class_names = {f"{m}_class_{k}" for m in ("iou", "dice") for k in range(3)}
+    assert set(result.metrics) == names | per_class_names
     assert all(0.0 <= v <= 1.0 for k, v in result.metrics.items() if k != "loss")
-    # (every class occurs in the validation masks, so iou is the mean of the three)
-    per_class = [result.metrics[f"iou_class_{k}"] for k in range(3)]
-    assert result.metrics["iou"] == pytest.approx(np.mean(per_class))
+    # (every class occurs in the validation masks, so iou and dice are the means of the three)
+    for metric in ("iou", "dice"):
+        per_class = [result.metrics[f"{metric}_class_{k}"] for k in range(3)]
+        assert result.metrics[metric] == pytest.approx(np.mean(per_class))
+    # and a class's Dice is 2 IoU / (1 + IoU)
+    for k in range(3):
+        iou = result.metrics[f"iou_class_{k}"]
+        assert result.metrics[f"dice_class_{k}"] == pytest.approx(2 * iou / (1 + iou), abs=1e-5)
 
 
 def test_best_checkpoints_are_saved_per_run_in_smp_format(tmp_path):

@@ -207,7 +207,7 @@ def test_segmentation_trainable_meets_the_protocol_and_accepts_its_defaults():
     trainable = SegmentationTrainable()
     assert isinstance(trainable, Trainable)
     assert trainable.metrics == METRICS
-    assert METRICS == ("iou", "f1", "precision", "recall", "accuracy", "loss")
+    assert METRICS == ("iou", "dice", "f1", "precision", "recall", "accuracy", "loss")
     trainable.validate({}, settings())
     trainable.validate(dict(trainable.defaults), settings())
 
@@ -238,7 +238,7 @@ def test_bad_hyperparameters_are_config_errors_naming_the_key(params, message):
 @pytest.mark.parametrize(
     ("sweep", "message"),
     [
-        (SweepSettings(seed=0, metric="dice", mode="max", data=TINY), r"^metric: "),
+        (SweepSettings(seed=0, metric="jaccard", mode="max", data=TINY), r"^metric: "),
         (settings({"synthetic": {"n_image": 5}}), r"data\.synthetic\.n_image: unknown option"),
         (settings({"synthetic": {"size": -3}}), r"data\.synthetic\.size"),
         (settings({"synthetic": {}, "root": "/x"}), r"either root or synthetic"),
@@ -260,7 +260,7 @@ def test_baseline_of_all_background_scores_zero_iou():
     split = train_test_split(len(masks), 7, 0.25)
     share = float((masks[list(split.train)] == 0).mean())
     assert baseline == pytest.approx(
-        {"iou": 0.0, "f1": 0.0, "precision": 0.0, "recall": 0.0, "accuracy": share}
+        {"iou": 0.0, "dice": 0.0, "f1": 0.0, "precision": 0.0, "recall": 0.0, "accuracy": share}
     )
     assert metrics_from_counts(tp=3, fp=1, fn=2, tn=4)["iou"] == pytest.approx(0.5)
 

@@ -15,6 +15,7 @@ from smptune.config import SweepConfig, config_from_dict, config_to_yaml
 from smptune.queue.store import SweepStore
 from smptune.records import OUTCOMES, PartialRun, TrialRecord, TrialStatus
 from smptune.results.optuna_export import direction
+from smptune.results.per_class import per_class_rows
 from smptune.search.halving import Halving
 from smptune.search.scoring import (
     best_epochs,
@@ -46,6 +47,7 @@ def summarize(db: SweepStore, sweep_id: str) -> dict[str, Any]:
         "scoring": config.scoring.to_dict(),
         "sampler": config.sampler,
         "pruner": config.pruner,
+        "class_names": config.class_names,
         **counts,
         "no_best": None if best is not None else no_best_reason(counts),
         "best": None
@@ -267,6 +269,9 @@ def write_results(
     payload = dict(results)
     if test_metrics is not None:
         payload["test_metrics"] = dict(test_metrics)
+    per_class = per_class_rows(results, test_metrics, config.get("class_names"))
+    if per_class:
+        payload["per_class"] = [row.to_dict() for row in per_class]
     (out_dir / "results.json").write_text(json.dumps(payload, indent=2, default=str))
     if results.get("best"):
         (out_dir / "best_config.yaml").write_text(

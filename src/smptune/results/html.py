@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from smptune.records import OUTCOMES, PartialRun
+from smptune.results.labels import metric_label, split_class_metric
+from smptune.results.per_class import FIGURES, ClassRow, Spread, per_class_rows
 from smptune.results.plots import DPI, SHOWN_DPI
 from smptune.search.scoring import cv_versus_test
 
@@ -235,7 +237,14 @@ def _best(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
-def _test(test_metrics: Mapping[str, Any] | None, results: Mapping[str, Any]) -> str:
+def _test(
+    test_metrics: Mapping[str, Any] | None,
+    results: Mapping[str, Any],
+    class_names: list[str] | None = None,
+    per_class: bool = False,
+) -> str:
+    """The test table; ``per_class``: the per-class rows are in their own table, so this one
+    leaves them out."""
     if not test_metrics:
         body = (
             '<p class="note">no test metrics: the final model has not been trained and tested '
@@ -244,7 +253,11 @@ def _test(test_metrics: Mapping[str, Any] | None, results: Mapping[str, Any]) ->
     else:
         ensemble = results.get("fold_ensemble") or {}
         both = ensemble.get("test_metrics") or {}
-        rows = [[_e(k), _num(v), _num(both.get(k))] for k, v in test_metrics.items()]
+        rows = [
+            [_e(metric_label(k, class_names)), _num(v), _num(both.get(k))]
+            for k, v in test_metrics.items()
+            if not (per_class and split_class_metric(k))
+        ]
         header = ["metric", "retrained model", "fold ensemble"]
         body = _table(header, rows, {1: "num", 2: "num"}) + _cv_versus_test(test_metrics, results)
         if both:
@@ -257,6 +270,40 @@ def _test(test_metrics: Mapping[str, Any] | None, results: Mapping[str, Any]) ->
         elif ensemble.get("error"):
             body += f'<p class="note">no fold ensemble: {_e(ensemble["error"])}</p>'
     return f'<section id="test"><h2>Test metrics of the final model</h2>{body}</section>'
+
+
+def _spread(value: Spread | None) -> str:
+    return "–" if value is None else f"{_num(value.mean)} ± {_num(value.std, 2)}"
+
+
+def _per_class(rows: list[ClassRow]) -> str:
+    """The per-class table (:mod:`.per_class`); nothing when no figure is per class."""
+    if not rows:
+        return ""
+    header = [
+        "class",
+        *(f"CV {f}" for f in FIGURES),
+        *(f"retrained {f}" for f in FIGURES),
+        *(f"ensemble {f}" for f in FIGURES),
+    ]
+    body = [
+        [
+            _e(row.name),
+            *(_spread(row.cv[f]) for f in FIGURES),
+            *(_num(row.retrained[f]) for f in FIGURES),
+            *(_num(row.ensemble[f]) for f in FIGURES),
+        ]
+        for row in rows
+    ]
+    numeric = {i: "num" for i in range(1, len(header))}
+    return (
+        '<section id="per-class"><h2>Per class</h2>'
+        + _table(header, body, numeric)
+        + '<p class="note">CV: the best trial\'s runs, each at its best epoch (mean ± std '
+        "over runs); retrained: the final model on the test split; ensemble: the best "
+        "trial's fold models together on the test split. A class's Dice is its F1.</p>"
+        "</section>"
+    )
 
 
 def _cv_versus_test(test_metrics: Mapping[str, Any], results: Mapping[str, Any]) -> str:
@@ -435,10 +482,13 @@ def render_html(
     name = results.get("name") or config.get("name") or "sweep"
     sweep_id = results.get("sweep_id", "")
     by_key = {p.key: p for p in plots}
+    class_names = config.get("class_names")
+    per_class = per_class_rows(results, test_metrics, class_names)
     sections = [
         _summary(results, config, splits),
         _best(results, config),
-        _test(test_metrics, results),
+        _test(test_metrics, results, class_names, bool(per_class)),
+        _per_class(per_class),
         _predictions(predictions_png, test_metrics),
         *(_plot(p) for p in plots),
         _rung_table(results),
@@ -448,6 +498,7 @@ def render_html(
     links = [
         ("best", "Best"),
         ("test", "Test"),
+        *([("per-class", "Per class")] if per_class else []),
         ("predictions", "Predictions"),
         *((k, p.title) for k, p in by_key.items()),
         *([("rung-decisions", "Rung decisions")] if results.get("rungs") else []),

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from smptune.queue.store import SweepStore
 from smptune.records import OUTCOMES, SweepStatus, TrialRecord, TrialStatus
+from smptune.results.labels import metrics_text
 from smptune.search.distributions import param_text
 
 #: Trial outcomes in the order they are shown: complete and failed first, always.
@@ -77,6 +78,7 @@ def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
         "running": running,
         "requeued": requeued,
         "test_metrics": sweep.test_metrics,
+        "class_names": config.get("class_names"),
         "error": sweep.error,
         "finalize_runs": sweep.finalize_runs,
         "rungs": rung_counts(store, sweep_id, config, n_runs),
@@ -231,9 +233,8 @@ def status_lines(snap: dict[str, Any]) -> list[str]:
     if snap.get("requeued"):
         lines.append("queued again: " + ", ".join(_requeued_text(r) for r in snap["requeued"]))
     if snap["test_metrics"]:
-        lines.append(
-            "test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in snap["test_metrics"].items())
-        )
+        shown = metrics_text(snap["test_metrics"], snap.get("class_names"))
+        lines.append(f"test metrics: {shown}")
     if snap["error"]:
         lines.append(f"error: {snap['error']}")
     return lines

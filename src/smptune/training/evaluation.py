@@ -10,6 +10,7 @@ from torchmetrics import MetricCollection
 from torchmetrics import classification as tmc
 
 from smptune.training.data import IGNORE
+from smptune.training.metrics import metric_names
 
 
 class _MulticlassOptions(TypedDict):
@@ -44,6 +45,7 @@ class SegmentationMetrics(torch.nn.Module):
                     "recall": tmc.MulticlassRecall(average="macro", **common),
                     "accuracy": tmc.MulticlassAccuracy(average="micro", **common),
                     "iou_class": tmc.MulticlassJaccardIndex(average="none", **common),
+                    "dice_class": tmc.MulticlassF1Score(average="none", **common),
                 },
                 compute_groups=False,
             )
@@ -65,7 +67,9 @@ class SegmentationMetrics(torch.nn.Module):
                 out[name] = float(value)
             else:
                 out.update({f"{name}_{k}": float(v) for k, v in enumerate(value.tolist())})
-        return out
+        # A class's Dice coefficient is its F1 score: computed once, reported under both names.
+        out["dice"] = out["f1"]
+        return {name: out[name] for name in metric_names(self.classes) if name in out}
 
     def reset(self) -> None:
         self.collection.reset()

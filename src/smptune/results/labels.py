@@ -1,0 +1,37 @@
+"""How a person reads a metric's name: ``dice · tumour`` for ``dice_class_2`` under the
+config's ``class_names``; machine-read places (run records, trials.csv, the keys of
+results.json's metrics) keep the indices."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+_PER_CLASS = re.compile(r"^(?P<metric>[A-Za-z]\w*?)_class_(?P<index>\d+)$")
+
+
+def split_class_metric(name: str) -> tuple[str, int] | None:
+    """``("dice", 2)`` for ``dice_class_2``; None for a metric of no one class."""
+    found = _PER_CLASS.match(name)
+    return (found["metric"], int(found["index"])) if found else None
+
+
+def class_name(index: int, class_names: Sequence[str] | None) -> str:
+    """Class ``index``'s name, or ``class <index>`` without one."""
+    if class_names and 0 <= index < len(class_names):
+        return class_names[index]
+    return f"class {index}"
+
+
+def metric_label(name: str, class_names: Sequence[str] | None) -> str:
+    """``dice · tumour`` for ``dice_class_2`` under ``class_names``; any other name, or one
+    whose class has no name, as it is."""
+    split = split_class_metric(name)
+    if split is None or not class_names or split[1] >= len(class_names):
+        return name
+    return f"{split[0]} · {class_names[split[1]]}"
+
+
+def metrics_text(metrics: Mapping[str, float], class_names: Sequence[str] | None) -> str:
+    """``iou=0.8123, iou · tumour=0.7012, ...``: metrics for a log line."""
+    return ", ".join(f"{metric_label(k, class_names)}={v:.4f}" for k, v in metrics.items())
