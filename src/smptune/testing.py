@@ -188,14 +188,7 @@ class LearningCurveTrainable:
                 checkpoint.saved(epoch)
             if context.should_stop():
                 break
-        scoring = context.settings.scoring
-        best = scoring.best_index(history) if scoring is not None else len(history) - 1
-        return FoldResult(
-            metrics=history[best],
-            best_epoch=best + 1,
-            epochs_run=len(history),
-            duration_s=time.perf_counter() - start,
-        )
+        return best_epoch_result(history, context, start)
 
     def retrain_and_test(
         self, params: Mapping[str, Any], epochs: int, context: FoldContext
@@ -300,17 +293,24 @@ class RecordedCurvesTrainable:
             best, since_best = (iou, 0) if iou > best else (best, since_best + 1)
             if context.should_stop() or (patience and since_best >= patience):
                 break
-        scoring = context.settings.scoring
-        chosen = scoring.best_index(history) if scoring is not None else len(history) - 1
-        return FoldResult(
-            metrics=history[chosen],
-            best_epoch=chosen + 1,
-            epochs_run=len(history),
-            duration_s=time.perf_counter() - start,
-        )
+        return best_epoch_result(history, context, start)
 
     def retrain_and_test(
         self, params: Mapping[str, Any], epochs: int, context: FoldContext
     ) -> dict[str, float]:
         iou = float(self.record(params)["test"]["iou"])
         return {"iou": iou, "loss": 1.0 - iou}
+
+
+def best_epoch_result(
+    history: list[dict[str, float]], context: FoldContext, start: float
+) -> FoldResult:
+    """A run's result at its best epoch by the sweep's scoring (the last without one)."""
+    scoring = context.settings.scoring
+    chosen = scoring.best_index(history) if scoring is not None else len(history) - 1
+    return FoldResult(
+        metrics=history[chosen],
+        best_epoch=chosen + 1,
+        epochs_run=len(history),
+        duration_s=time.perf_counter() - start,
+    )
