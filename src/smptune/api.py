@@ -13,7 +13,10 @@ rows and its results.
 
 It drives the same code as the ``producer`` command: the same validation (a bad config
 raises :class:`smptune.errors.ConfigError` naming the key), the same records in Redis, and the
-same results folder. Torch is not imported here.
+same results folder. Torch is not imported here, except by :func:`predict`, which runs a
+sweep's final model on new images::
+
+    masks = api.predict("smptune-results/<sweep>", ["new/"], out="masks/")
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url
 if TYPE_CHECKING:
     from smptune.queue.store import SweepStore
 
-__all__ = ["Sweep", "connect", "local", "submit", "sweeps"]
+__all__ = ["Sweep", "connect", "local", "predict", "submit", "sweeps"]
 
 DEFAULT_ARTIFACTS = "smptune-results"
 
@@ -197,3 +200,35 @@ def local(
     logs = Path(log_dir or Path(DEFAULT_ARTIFACTS) / "logs" / time.strftime("%Y%m%d-%H%M%S"))
     with LocalCluster(logs, cpu_workers, trainable) as cluster:
         yield cluster.url
+
+
+def predict(
+    results_dir: str | Path,
+    images: str | Path | list[str | Path],
+    out: str | Path,
+    *,
+    model: str | None = None,
+    device: str | None = None,
+    overlap: float | None = None,
+    tta: str = "none",
+    postprocess: str = "none",
+) -> list[Path]:
+    """Masks of ``images`` (files or folders, any size) from the sweep's fold ensemble in
+    ``results_dir/final/ensemble`` (``model="retrained"``, or without an ensemble: the
+    retrained model in ``final/model``), written to ``out`` in each image's format; the
+    masks' paths, in order. ``tta`` (``flips``) and ``postprocess`` (``largest_component``)
+    as :mod:`smptune.training.refine` describes. Bad input raises
+    :class:`~smptune.errors.ConfigError` naming the file; masks written before it stay."""
+    from smptune.training.prediction import image_files, load_predictor, predict_files
+
+    given = [images] if isinstance(images, str | Path) else list(images)
+    files = image_files(given)
+    predictor = load_predictor(
+        results_dir,
+        model=model,
+        device=device,
+        overlap=overlap,
+        tta=tta,
+        postprocess=postprocess,
+    )
+    return list(predict_files(predictor, files, Path(out)))

@@ -69,12 +69,12 @@ def test_a_sweep_whose_redis_and_every_worker_were_killed_resumes_where_it_stopp
 def test_a_cancelled_sweep_resumes_its_unfinished_trials_and_finalizes_again(
     tmp_path, redis_server, store: SweepStore, start_workers
 ):
-    # Given a sweep of four trials of three 1.5-s folds, cancelled while its second trial runs
+    # Given a sweep of four trials of three 2.5-s folds, cancelled while its second trial runs
     start_workers("--cpu", "1")
     config = write_config(
         tmp_path / "s.yaml",
         n_trials=4,
-        hyperparameters={"x": {"low": 0.0, "high": 2.0}, "y": -2.0, "sleep": 1.5},
+        hyperparameters={"x": {"low": 0.0, "high": 2.0}, "y": -2.0, "sleep": 2.5},
     )
     sweep_id = _submit(config, redis_server.url, tmp_path / "a")
     wait_for(lambda: len(store.folds(sweep_id, 1)) >= 1, timeout=60, interval=0.05)

@@ -141,7 +141,7 @@ def test_class_values_out_of_range_are_config_errors_naming_file_and_value(tmp_p
     [
         ({"resize": "crop"}, r"data\.crop_size: resize: crop needs"),
         ({"resize": "crop", "crop_size": 48}, r"data\.crop_size: must be a multiple of 32"),
-        ({"crop_size": 64}, r"data\.crop_size: only used with resize: crop"),
+        ({"resize": "pad", "crop_size": 64}, r"data\.crop_size: only used with resize: crop"),
         ({"resize": "stretch"}, r"data\.resize: must be one of pad, crop"),
         ({"classes": 0}, r"data\.classes"),
         ({"classes": 3, "ignore_index": 1}, r"data\.ignore_index: 1 is one of the classes"),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from smptune.config import SweepConfig, config_from_dict, config_to_yaml
+from smptune.metric_keys import split_refined
 from smptune.queue.store import SweepStore
 from smptune.records import OUTCOMES, PartialRun, TrialRecord, TrialStatus
 from smptune.results.optuna_export import direction
@@ -19,8 +20,10 @@ from smptune.results.per_class import per_class_rows
 from smptune.search.halving import Halving
 from smptune.search.scoring import (
     best_epochs,
+    cv_versus_test,
     may_be_best,
     rank_trials,
+    retrain_floor,
     run_index,
     run_scores,
     score_at_epoch,
@@ -150,6 +153,32 @@ def ensemble_metrics(results: Mapping[str, Any]) -> dict[str, float] | None:
     return (results.get("fold_ensemble") or {}).get("test_metrics")
 
 
+#: The model smptune gives by default, and where it is: the fold ensemble when there is one
+#: (on real data it scored at least as well as the retrained model in 10 of 12 measured
+#: settings, docs/performance.md), else the retrained model.
+MODEL_FOLDERS = {"fold_ensemble": "final/ensemble", "retrained_model": "final/model"}
+
+
+def default_model(results: Mapping[str, Any]) -> str:
+    """``fold_ensemble`` when the fold ensemble was exported and tested, else
+    ``retrained_model``: what ``producer predict`` runs and the report leads with."""
+    return "fold_ensemble" if ensemble_metrics(results) else "retrained_model"
+
+
+def retrain_check(
+    results: Mapping[str, Any], test_metrics: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """results.json's ``retrain_check``: the retrained model's test score against
+    :func:`~smptune.search.scoring.retrain_floor` (``below``: it scored worse)."""
+    figures = cv_versus_test(test_metrics, results)
+    floor = retrain_floor(results)
+    if figures is None or floor is None:
+        return None
+    test = figures[2]
+    below = test < floor if (results.get("mode") or "max") == "max" else test > floor
+    return {"test": test, "floor": floor, "below": below}
+
+
 def best_config(config: Mapping[str, Any], best_params: Mapping[str, Any]) -> dict[str, Any]:
     """A config that trains the best configuration again: every parameter fixed, one trial."""
     again = copy.deepcopy(dict(config))
@@ -252,6 +281,29 @@ def _stopped_at(partial: Mapping[str, Any] | None) -> str:
     return PartialRun.from_dict(partial).describe() if partial else ""
 
 
+def final_metrics(
+    retrained: Mapping[str, float], ensemble: Mapping[str, float] | None
+) -> dict[str, Any]:
+    """final/test_metrics.json: the plain figures of the retrained model and the fold
+    ensemble, and under ``refined`` those of each configured test-time augmentation or
+    post-processing (``{"flips": {"retrained_model": …, "fold_ensemble": …}}``)."""
+    mine, mine_refined = split_refined(retrained)
+    theirs, theirs_refined = split_refined(ensemble or {})
+    out: dict[str, Any] = {
+        "retrained_model": mine,
+        "fold_ensemble": theirs if ensemble is not None else None,
+    }
+    if mine_refined or theirs_refined:
+        out["refined"] = {
+            variant: {
+                "retrained_model": mine_refined.get(variant),
+                "fold_ensemble": theirs_refined.get(variant),
+            }
+            for variant in dict.fromkeys([*mine_refined, *theirs_refined])
+        }
+    return out
+
+
 def write_results(
     results: Mapping[str, Any],
     config: Mapping[str, Any],
@@ -269,22 +321,31 @@ def write_results(
     payload = dict(results)
     if test_metrics is not None:
         payload["test_metrics"] = dict(test_metrics)
+        chosen = default_model(results)
+        payload["default_model"] = {"model": chosen, "path": MODEL_FOLDERS[chosen]}
+        payload["retrain_check"] = retrain_check(results, test_metrics)
     per_class = per_class_rows(results, test_metrics, config.get("class_names"))
     if per_class:
         payload["per_class"] = [row.to_dict() for row in per_class]
     (out_dir / "results.json").write_text(json.dumps(payload, indent=2, default=str))
     if results.get("best"):
+        header = ""
+        if test_metrics is not None:
+            chosen = default_model(results)
+            header = (
+                f"# Trains the best configuration again. Its model from this sweep: "
+                f"{MODEL_FOLDERS[chosen]}/ ({chosen.replace('_', ' ')}, the default of "
+                "producer predict)\n"
+            )
         (out_dir / "best_config.yaml").write_text(
-            config_to_yaml(best_config(config, results["best"]["params"]))
+            header + config_to_yaml(best_config(config, results["best"]["params"]))
         )
     if test_metrics is not None:
         final = out_dir / "final"
         final.mkdir(exist_ok=True)
-        both = {
-            "retrained_model": dict(test_metrics),
-            "fold_ensemble": ensemble_metrics(results),
-        }
-        (final / "test_metrics.json").write_text(json.dumps(both, indent=2))
+        (final / "test_metrics.json").write_text(
+            json.dumps(final_metrics(test_metrics, ensemble_metrics(results)), indent=2)
+        )
     from smptune.results.html import write_report_safely  # matplotlib only when writing
 
     write_report_safely(results, config, out_dir, test_metrics)  # never fails the sweep

@@ -18,8 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from smptune.metric_keys import split_refined
 from smptune.records import OUTCOMES, PartialRun
-from smptune.results.labels import metric_label, split_class_metric
+from smptune.results.folder import MODEL_FOLDERS, default_model, retrain_check
+from smptune.results.labels import REFINED_SHOWN, metric_label, split_class_metric, variant_label
 from smptune.results.per_class import FIGURES, ClassRow, Spread, per_class_rows
 from smptune.results.plots import DPI, SHOWN_DPI
 from smptune.search.scoring import cv_versus_test
@@ -253,13 +255,18 @@ def _test(
     else:
         ensemble = results.get("fold_ensemble") or {}
         both = ensemble.get("test_metrics") or {}
+        plain, _ = split_refined(test_metrics)
         rows = [
             [_e(metric_label(k, class_names)), _num(v), _num(both.get(k))]
-            for k, v in test_metrics.items()
+            for k, v in plain.items()
             if not (per_class and split_class_metric(k))
         ]
+        chosen = default_model(results)
         header = ["metric", "retrained model", "fold ensemble"]
+        header[1 if chosen == "retrained_model" else 2] += " (default)"
         body = _table(header, rows, {1: "num", 2: "num"}) + _cv_versus_test(test_metrics, results)
+        body += _default_note(chosen, results, test_metrics)
+        body += _refinements(test_metrics, both)
         if both:
             body += (
                 f'<p class="note">The fold ensemble averages the probabilities of trial '
@@ -270,6 +277,59 @@ def _test(
         elif ensemble.get("error"):
             body += f'<p class="note">no fold ensemble: {_e(ensemble["error"])}</p>'
     return f'<section id="test"><h2>Test metrics of the final model</h2>{body}</section>'
+
+
+def _default_note(chosen: str, results: Mapping[str, Any], test_metrics: Mapping[str, Any]) -> str:
+    """Which model is the default, and whether the retrained one fell below its floor."""
+    text = (
+        f"The default model is the {chosen.replace('_', ' ')} ({MODEL_FOLDERS[chosen]}/): "
+        "producer predict runs it unless told --model"
+        f" {'retrained' if chosen == 'fold_ensemble' else 'ensemble'}."
+    )
+    check = retrain_check(results, test_metrics)
+    if check is not None and check["below"]:
+        text += (
+            f" The retrained model scores {_num(check['test'])}, below the CV after its "
+            f"epochs less twice the runs' spread ({_num(check['floor'])}): its last epoch "
+            "was an unlucky one; the fold ensemble does not depend on it."
+        )
+    return f'<p class="note">{text}</p>'
+
+
+def _refinements(retrained: Mapping[str, Any], ensemble: Mapping[str, Any]) -> str:
+    """The test figures with flips (``tta``) and the largest component kept
+    (``postprocess``) beside the plain ones; nothing when neither is configured."""
+    plain, refined = split_refined(retrained)
+    plain_ensemble, refined_ensemble = split_refined(ensemble)
+    if not refined:
+        return ""
+    header = [
+        "evaluation",
+        *(f"retrained {f}" for f in REFINED_SHOWN),
+        *(f"ensemble {f}" for f in REFINED_SHOWN),
+    ]
+    rows = [
+        [
+            _e(label),
+            *(_num(mine.get(f)) for f in REFINED_SHOWN),
+            *(_num(theirs.get(f)) for f in REFINED_SHOWN),
+        ]
+        for label, mine, theirs in [
+            ("plain", plain, plain_ensemble),
+            *(
+                (variant_label(v), figures, refined_ensemble.get(v) or {})
+                for v, figures in refined.items()
+            ),
+        ]
+    ]
+    return (
+        "<h3>Test-time augmentation and post-processing</h3>"
+        + _table(header, rows, {i: "num" for i in range(1, len(header))})
+        + '<p class="note">flips: the mean of the predictions of the image and its three '
+        "flips; largest component: each class keeps its largest connected region "
+        "(training.tta, training.postprocess; producer predict --tta, --postprocess). "
+        "Every figure is on the test split.</p>"
+    )
 
 
 def _spread(value: Spread | None) -> str:

@@ -7,6 +7,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from smptune.metric_keys import split_refined
+
+#: The figures of a refined evaluation that log lines show.
+REFINED_SHOWN = ("iou", "dice")
+_VARIANT_PARTS = re.compile(r"flips|largest_component")
 _PER_CLASS = re.compile(r"^(?P<metric>[A-Za-z]\w*?)_class_(?P<index>\d+)$")
 
 
@@ -33,5 +38,17 @@ def metric_label(name: str, class_names: Sequence[str] | None) -> str:
 
 
 def metrics_text(metrics: Mapping[str, float], class_names: Sequence[str] | None) -> str:
-    """``iou=0.8123, iou · tumour=0.7012, ...``: metrics for a log line."""
-    return ", ".join(f"{metric_label(k, class_names)}={v:.4f}" for k, v in metrics.items())
+    """``iou=0.8123, iou · tumour=0.7012, ...; with flips: iou=0.8201, dice=0.8843``: metrics
+    for a log line, a refined evaluation's (:mod:`smptune.metric_keys`) by its macro IoU
+    and Dice."""
+    plain, refined = split_refined(metrics)
+    text = ", ".join(f"{metric_label(k, class_names)}={v:.4f}" for k, v in plain.items())
+    for variant, figures in refined.items():
+        shown = ", ".join(f"{k}={figures[k]:.4f}" for k in REFINED_SHOWN if k in figures)
+        text += f"; with {variant_label(variant)}: {shown}"
+    return text
+
+
+def variant_label(variant: str) -> str:
+    """``flips + largest component`` for ``flips_largest_component``."""
+    return " + ".join(part.replace("_", " ") for part in _VARIANT_PARTS.findall(variant))

@@ -256,7 +256,7 @@ def cv_versus_test_line(results: dict[str, Any], test_metrics: dict[str, Any]) -
         from smptune.search.scoring import Scoring
 
         score = Scoring.from_dict(results["scoring"]).run_score(ensemble)
-        line += f" (retrained model), {score:.4f} (fold ensemble)"
+        line += f" (retrained model), {score:.4f} (fold ensemble, the default model)"
     return line
 
 

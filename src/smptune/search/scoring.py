@@ -271,7 +271,20 @@ def score_at_epoch(curves: Mapping[int, Sequence[float]], epochs: int) -> dict[s
     finite = [v for v in per_run.values() if math.isfinite(v)]
     if not finite:
         return None
-    return {"epochs": epochs, "score": statistics.fmean(finite), "per_run": per_run}
+    mean, std = mean_std(finite)
+    return {"epochs": epochs, "score": mean, "std": std, "per_run": per_run}
+
+
+def retrain_floor(results: Mapping[str, Any]) -> float | None:
+    """The least a retrained model should score on the test split: the CV after its epochs
+    less twice the runs' spread there (``min`` metrics: plus). None without epoch curves."""
+    at = (results.get("best") or {}).get("cv_at_epochs") or {}
+    score, std = at.get("score"), at.get("std")
+    if not isinstance(score, int | float) or not isinstance(std, int | float):
+        return None
+    sign = -1.0 if (results.get("mode") or "max") == "max" else 1.0
+    floor = float(score) + sign * 2.0 * float(std)
+    return floor if math.isfinite(floor) else None
 
 
 def cv_versus_test(

@@ -37,20 +37,6 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tens
     return images, masks
 
 
-def random_crop(
-    images: torch.Tensor, masks: torch.Tensor, size: int, height: int, width: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A random ``size``×``size`` window of each sample, inside its ``height``×``width`` image
-    where it fits (the stored arrays are padded to at least ``size``)."""
-    n = images.shape[0]
-    ys = torch.randint(0, max(0, height - size) + 1, (n,)).tolist()
-    xs = torch.randint(0, max(0, width - size) + 1, (n,)).tolist()
-    corners = list(enumerate(zip(ys, xs, strict=True)))
-    crops = [images[i, :, y : y + size, x : x + size] for i, (y, x) in corners]
-    labels = [masks[i, y : y + size, x : x + size] for i, (y, x) in corners]
-    return torch.stack(crops), torch.stack(labels)
-
-
 class Augment:
     """The augmentation sets ``names`` (see :data:`~smptune.training.params.AUGMENTATIONS`),
     applied to ``(images, masks)`` batches: images (N, C, H, W) in [0, 1], masks (N, H, W)."""

@@ -5,23 +5,39 @@
 - ``root``: a folder with ``images/`` and ``masks/``; files are matched by stem
   (``images/a.png`` ↔ ``masks/a.npy`` is fine) and may be PNG, TIFF (multi-band too) or NPY.
   Images are H×W, H×W×C or C×H×W (TIFF, NPY: the smaller of the first and last axis is the
-  channel axis), any number of channels, any size (all images of one size). An optional
-  ``metadata.csv`` beside them has a ``name`` column (file stems) and any other columns
-  (e.g. the ``cv.group_column``).
+  channel axis), any number of channels (all images the same), any height and width (at
+  least one pixel a side). An optional ``metadata.csv`` beside them has a ``name`` column
+  (file stems) and any other columns (e.g. the ``cv.group_column``).
 - ``synthetic``: a mapping of options (see :mod:`smptune.training.synthetic`).
 
 and optionally ``classes`` (1: binary, nonzero is foreground; N >= 2: labels 0..N-1),
 ``ignore_index`` (a mask value that marks invalid pixels, left out of loss and metrics),
-``resize`` (``pad`` or ``crop``, with ``crop_size``), ``cache`` and the test split:
-``test_fraction``, ``test_names``, ``test_list`` or ``test_groups`` (see
-:mod:`smptune.training.splits`).
+``resize`` (``pad`` or ``crop``, with ``crop_size``, ``foreground_share`` and ``overlap``; a
+``crop_size`` alone means ``crop``), ``cache`` and the test split: ``test_fraction``,
+``test_names``, ``test_list`` or ``test_groups`` (see :mod:`smptune.training.splits`).
+
+``resize: pad`` trains and evaluates whole images, batched: all images must have one size
+(images of different sizes are refused, with a suggested ``crop_size``: how large a patch
+fits a GPU is the user's call, and a silent default would decide it). ``resize: crop``
+trains on random ``crop_size`` patches, ``foreground_share`` (default 0.33, as nnU-Net's
+oversampling; 0: none) of them centred on a foreground pixel; validation and test run on
+whole images at their true size with Gaussian-blended sliding windows of ``crop_size``
+overlapping by ``overlap`` (default 0.5; see :mod:`smptune.training.inference`).
 
 Images are kept as ``uint8`` (read as ``x / 255``) when the files are ``uint8``; other data is
 scaled to float32 in [0, 1] per channel by its minimum and maximum over the whole dataset
 (float data already within [0, 1] is kept). Heights and widths are padded at the bottom and
-right by reflection to multiples of 32 (and at least ``crop_size``); padded mask pixels and
-``ignore_index`` pixels get the value :data:`IGNORE`. The decoded arrays live in a memory-mapped
-cache shared by the processes of a machine (:mod:`smptune.training.cache`).
+right by reflection to multiples of 32 (and at least ``crop_size``: a smaller image is padded
+up to it); padded mask pixels and ``ignore_index`` pixels get the value :data:`IGNORE`. The
+decoded arrays live in a memory-mapped cache shared by the processes of a machine
+(:mod:`smptune.training.cache`).
+
+Storage: images of one size are one stacked (N, C, H, W) array, masks (N, H, W). Images of
+different sizes are one flat buffer each (:class:`Ragged`: every sample's padded pixels one
+after the other, with their shapes and true sizes beside), not a common (N, C, Hmax, Wmax)
+array: that costs N times the largest image (a thousand 64² tiles and one 4000² scene:
+48 GB instead of 60 MB), the flat buffer only the samples' own padded sizes, and each sample
+stays one contiguous memory-mapped view, so a training patch reads only its own rows.
 """
 
 from __future__ import annotations
@@ -30,7 +46,7 @@ import csv
 import json
 import math
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -52,7 +68,9 @@ IGNORE = 255
 PAD_MULTIPLE = 32
 MAX_CLASSES = 255
 DEFAULT_TEST_FRACTION = 0.2
-RESIZES = ("pad", "crop")
+RESIZES = ("pad", "crop", "scale")
+DEFAULT_FOREGROUND_SHARE = 0.33
+DEFAULT_OVERLAP = 0.5  # inference.DEFAULT_OVERLAP, without importing torch here
 DATA_KEYS = (
     "root",
     "synthetic",
@@ -60,6 +78,9 @@ DATA_KEYS = (
     "ignore_index",
     "resize",
     "crop_size",
+    "image_size",
+    "foreground_share",
+    "overlap",
     "cache",
     "test_fraction",
     "test_names",
@@ -71,36 +92,106 @@ METADATA_FILE = "metadata.csv"
 _CACHE_SIZE = 2
 
 
+class Ragged:
+    """Samples of different shapes in one flat (memory-mapped) array: sample ``i`` is the
+    contiguous run ``flat[offsets[i]:offsets[i + 1]]`` viewed as ``shapes[i]``.
+
+    Indexed by one sample (``ragged[i]``), iterated, ``len``; no fancy indexing (samples of
+    different shapes do not stack).
+    """
+
+    def __init__(self, flat: np.ndarray, shapes: np.ndarray) -> None:
+        self.flat = flat
+        self.shapes = np.asarray(shapes, dtype=np.int64)
+        sizes = np.prod(self.shapes, axis=1) if len(self.shapes) else np.zeros(0, np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.flat.dtype
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        start, stop = self.offsets[i], self.offsets[i + 1]
+        return self.flat[start:stop].reshape(tuple(int(d) for d in self.shapes[i]))
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self[i] for i in range(len(self)))
+
+
 @dataclass(frozen=True)
 class SegmentationData:
-    """All samples of a dataset (arrays usually memory-mapped from the cache)."""
+    """All samples of a dataset (arrays usually memory-mapped from the cache).
 
-    images: np.ndarray  # (N, C, H, W) uint8 (x / 255) or float32 in [0, 1]; H, W padded
-    masks: np.ndarray  # (N, H, W) uint8 labels; IGNORE for padded and ignored pixels
+    ``images[i]`` is sample ``i`` as stored, (C, H, W) with H, W padded; ``sizes[i]`` its true
+    (height, width), the top-left part of the stored one. Images of one size are stacked
+    arrays (``images`` (N, C, H, W), ``masks`` (N, H, W)), else :class:`Ragged`.
+    """
+
+    images: np.ndarray | Ragged  # uint8 (x / 255) or float32 in [0, 1]
+    masks: np.ndarray | Ragged  # uint8 labels; IGNORE for padded and ignored pixels
     names: tuple[str, ...]
-    height: int  # before padding
+    height: int  # before padding; the largest of mixed sizes
     width: int
     source: str
     normalisation: dict[str, Any]  # how raw pixel values were mapped to [0, 1]
     classes: int = 1
     metadata: dict[str, tuple[str | None, ...]] = field(default_factory=dict)
+    sizes: np.ndarray | None = None  # (N, 2) true sizes when they differ
 
     @property
     def n(self) -> int:
-        return int(self.images.shape[0])
+        return len(self.images)
 
     @property
     def in_channels(self) -> int:
-        return int(self.images.shape[1])
+        return int(self.images[0].shape[0])
+
+    @property
+    def uniform(self) -> bool:
+        """Whether every sample has one size (stacked arrays)."""
+        return isinstance(self.images, np.ndarray)
+
+    def size(self, i: int) -> tuple[int, int]:
+        """Sample ``i``'s true (height, width)."""
+        if self.sizes is None:
+            return self.height, self.width
+        return int(self.sizes[i, 0]), int(self.sizes[i, 1])
+
+    def float_image(self, i: int, *, crop: bool = True) -> np.ndarray:
+        """Sample ``i`` as float32 (C, H, W) in [0, 1], at its true size (``crop``) or as
+        stored (padded)."""
+        image = self.images[i]
+        if crop:
+            h, w = self.size(i)
+            image = image[:, :h, :w]
+        return np.asarray(image, dtype=np.float32) * np.float32(self.scale)
+
+    def true_mask(self, i: int) -> np.ndarray:
+        """Sample ``i``'s mask (H, W) at its true size."""
+        h, w = self.size(i)
+        return np.asarray(self.masks[i][:h, :w])
 
     @property
     def scale(self) -> float:
         """Factor from stored image values to [0, 1]."""
         return 1.0 / 255.0 if self.images.dtype == np.uint8 else 1.0
 
+    def stacked(self) -> tuple[np.ndarray, np.ndarray]:
+        """The stacked ``(images, masks)`` of samples of one size (TypeError otherwise)."""
+        if not isinstance(self.images, np.ndarray) or not isinstance(self.masks, np.ndarray):
+            raise TypeError(f"{self.source}: samples of different sizes do not stack")
+        return self.images, self.masks
+
     def float_images(self, indices: Any) -> np.ndarray:
-        """Images ``indices`` as float32 in [0, 1]."""
-        return np.asarray(self.images[indices], dtype=np.float32) * np.float32(self.scale)
+        """Images ``indices`` as float32 in [0, 1], as stored (samples of one size only)."""
+        images = self.stacked()[0]
+        return np.asarray(images[indices], dtype=np.float32) * np.float32(self.scale)
 
     def column(self, name: str, key: str) -> tuple[str, ...]:
         """Metadata column ``name`` for every sample; :class:`ConfigError` naming ``key``."""
@@ -128,6 +219,9 @@ class DataSpec:
     ignore_index: int | None = None
     resize: str = "pad"
     crop_size: int | None = None
+    image_size: tuple[int, int] | None = None  # resize: scale's (height, width)
+    foreground_share: float = DEFAULT_FOREGROUND_SHARE
+    overlap: float = DEFAULT_OVERLAP
     cache: bool = True
     test_names: tuple[str, ...] | None = None
     test_list: Path | None = None
@@ -182,7 +276,10 @@ def data_spec(data: Mapping[str, Any] | None) -> DataSpec:
     root, synthetic = _source(data)
     classes = _classes(data, synthetic)
     ignore_index = _ignore_index(data.get("ignore_index"), classes)
-    resize, crop_size = _resize(data.get("resize", "pad"), data.get("crop_size"))
+    resize, crop_size = _resize(data.get("resize"), data.get("crop_size"))
+    image_size = _image_size(resize, data.get("image_size"))
+    foreground_share = _crop_fraction(data, "foreground_share", DEFAULT_FOREGROUND_SHARE, 1.0)
+    overlap = _crop_fraction(data, "overlap", DEFAULT_OVERLAP, 0.95)
     cache = data.get("cache", True)
     if not isinstance(cache, bool):
         raise ConfigError(f"data.cache: expected true or false, got {cache!r}")
@@ -197,6 +294,9 @@ def data_spec(data: Mapping[str, Any] | None) -> DataSpec:
         ignore_index=ignore_index,
         resize=resize,
         crop_size=crop_size,
+        image_size=image_size,
+        foreground_share=foreground_share,
+        overlap=overlap,
         cache=cache,
         test_names=_names("data.test_names", data["test_names"])
         if data.get("test_names") is not None
@@ -267,7 +367,10 @@ def _ignore_index(value: Any, classes: int) -> int | None:
 
 
 def _resize(resize: Any, crop_size: Any) -> tuple[str, int | None]:
-    """``(resize, crop_size)``: a crop size is given with ``resize: crop`` and only then."""
+    """``(resize, crop_size)``: a crop size is given with ``resize: crop`` and only then; a
+    crop size alone means ``resize: crop``."""
+    if resize is None:
+        resize = "pad" if crop_size is None else "crop"
     if resize not in RESIZES:
         raise ConfigError(f"data.resize: must be one of {', '.join(RESIZES)}, got {resize!r}")
     if resize != "crop":
@@ -280,6 +383,34 @@ def _resize(resize: Any, crop_size: Any) -> tuple[str, int | None]:
     if crop_size % PAD_MULTIPLE:
         raise ConfigError(f"data.crop_size: must be a multiple of 32, got {crop_size}")
     return resize, crop_size
+
+
+def _image_size(resize: str, value: Any) -> tuple[int, int] | None:
+    """``data.image_size``: ``resize: scale``'s (height, width), an integer for a square;
+    only with ``resize: scale``, which needs it."""
+    if resize != "scale":
+        if value is not None:
+            raise ConfigError("data.image_size: only used with resize: scale")
+        return None
+    if value is None:
+        raise ConfigError("data.image_size: resize: scale needs an image_size ([height, width])")
+    sides = [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(sides, list | tuple) or len(sides) != 2:
+        raise ConfigError(f"data.image_size: expected [height, width], got {value!r}")
+    height, width = (_int_key("data.image_size", side, 1, 16384) for side in sides)
+    return height, width
+
+
+def _crop_fraction(data: Mapping[str, Any], key: str, default: float, high: float) -> float:
+    """``data.<key>``: a number in [0, high], only with ``resize: crop``."""
+    value = data.get(key)
+    if value is None:
+        return default
+    if data.get("resize", "crop" if data.get("crop_size") is not None else "pad") != "crop":
+        raise ConfigError(f"data.{key}: only used with resize: crop (or a crop_size)")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
+        raise ConfigError(f"data.{key}: must be a number in [0, {high}], got {value!r}")
+    return float(value)
 
 
 def _test_list(value: Any, root: Path | None) -> Path | None:
@@ -321,8 +452,38 @@ def _array_options(spec: DataSpec) -> dict[str, Any]:
         "classes": spec.classes,
         "ignore_index": spec.ignore_index,
         "crop_size": spec.crop_size,
+        "image_size": spec.image_size,
         "cache": spec.cache,
     }
+
+
+def padded_side(side: int) -> int:
+    """``side`` rounded up to a multiple of 32, as the data is stored."""
+    return math.ceil(side / PAD_MULTIPLE) * PAD_MULTIPLE
+
+
+def scaled(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` (C, H, W) resized to ``size`` by linear interpolation (``resize: scale``),
+    in its own dtype (``uint8`` rounded). :func:`scipy.ndimage.zoom` on the pixel grid,
+    numpy only, so the producer's data check and prediction read it without torch."""
+    from scipy import ndimage
+
+    if image.shape[1:] == size:
+        return image
+    factors = (1.0, size[0] / image.shape[1], size[1] / image.shape[2])
+    out = ndimage.zoom(image.astype(np.float32), factors, order=1, mode="nearest", grid_mode=True)
+    if image.dtype == np.uint8:
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return out.astype(image.dtype, copy=False)
+
+
+def scaled_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Class labels (H, W) resized to ``size`` by nearest neighbour (no new labels)."""
+    if labels.shape == size:
+        return labels
+    rows = np.minimum((np.arange(size[0]) + 0.5) * labels.shape[0] / size[0], labels.shape[0] - 1)
+    cols = np.minimum((np.arange(size[1]) + 0.5) * labels.shape[1] / size[1], labels.shape[1] - 1)
+    return labels[rows.astype(np.int64)[:, None], cols.astype(np.int64)[None, :]]
 
 
 def _pad(
@@ -381,7 +542,8 @@ def _files(folder: Path, root: Path) -> dict[str, Path]:
     return found
 
 
-def _read(path: Path) -> np.ndarray:
+def _read(path: Path, where: str | None = None) -> np.ndarray:
+    """A file's array; a :class:`ConfigError` starting with ``where`` when it cannot be read."""
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
@@ -399,7 +561,8 @@ def _read(path: Path) -> np.ndarray:
     except ConfigError:
         raise
     except Exception as exc:
-        raise ConfigError(f"data.root: cannot read {path}: {exc}") from exc
+        prefix = f"{where}: cannot read it" if where else f"data.root: cannot read {path}"
+        raise ConfigError(f"{prefix}: {exc}") from exc
 
 
 def _channels_first(array: np.ndarray, suffix: str) -> np.ndarray:
@@ -528,9 +691,18 @@ def _read_folder(spec: DataSpec) -> SegmentationData:
 
     content = {"root": str(root), "files": folder_listing(image_dir, mask_dir)}
     arrays, info = cached(cache_key({**content, **_array_options(spec)}), build, enabled=spec.cache)
+    images: np.ndarray | Ragged = arrays["images"]
+    masks: np.ndarray | Ragged = arrays["masks"]
+    sizes = None
+    if info.get("layout") == "ragged":
+        padded = np.asarray(arrays["padded"], dtype=np.int64)
+        channels = np.full((len(padded), 1), int(info["channels"]), dtype=np.int64)
+        images = Ragged(arrays["images"], np.hstack([channels, padded]))
+        masks = Ragged(arrays["masks"], padded)
+        sizes = np.asarray(arrays["sizes"], dtype=np.int64)
     return SegmentationData(
-        images=arrays["images"],
-        masks=arrays["masks"],
+        images=images,
+        masks=masks,
         names=names,
         height=int(info["height"]),
         width=int(info["width"]),
@@ -538,22 +710,104 @@ def _read_folder(spec: DataSpec) -> SegmentationData:
         normalisation=info["normalisation"],
         classes=spec.classes,
         metadata=_read_metadata(root, names),
+        sizes=sizes,
     )
 
 
 def _image(path: Path, root: Path) -> np.ndarray:
-    raw = _read(path)
-    where = path.relative_to(root)
+    return read_image(path, f"data.root: image {path.relative_to(root)}")
+
+
+def read_image(path: Path, where: str | None = None) -> np.ndarray:
+    """An image file (PNG, TIFF, NPY) as (C, H, W) values as decoded, read as the data is;
+    a bad file is a :class:`ConfigError` starting with ``where`` (default: the path)."""
+    where = where or str(path)
+    raw = _read(path, where if not where.startswith("data.root: ") else None)
     if raw.ndim not in (2, 3) or raw.size == 0:
         raise ConfigError(
-            f"data.root: image {where} has shape {raw.shape}; expected H×W, H×W×C or C×H×W"
+            f"{where} has shape {raw.shape}; expected H×W, H×W×C or C×H×W (at least 1 pixel a side)"
         )
     if raw.dtype.kind not in "biuf":
-        raise ConfigError(f"data.root: image {where} has unsupported dtype {raw.dtype}")
+        raise ConfigError(f"{where} has unsupported dtype {raw.dtype}")
     image = _channels_first(raw, path.suffix.lower())
     if raw.dtype.kind == "f" and not np.isfinite(image).all():
-        raise ConfigError(f"data.root: image {where} holds NaN or infinite values")
+        raise ConfigError(f"{where} holds NaN or infinite values")
     return image
+
+
+def _chw(shape: tuple[int, ...], suffix: str) -> tuple[int, int, int]:
+    """The (C, H, W) shape :func:`_channels_first` makes of an array of ``shape``."""
+    if len(shape) == 2:
+        return 1, shape[0], shape[1]
+    if suffix == ".png" or shape[-1] <= shape[0]:
+        return shape[2], shape[0], shape[1]
+    return shape[0], shape[1], shape[2]
+
+
+def _probe(path: Path, root: Path) -> tuple[int, int, int]:
+    """An image file's (C, H, W) from its header (NPY, TIFF, PNG), else by decoding it (which
+    also raises the errors of a bad file)."""
+    suffix = path.suffix.lower()
+    shape: tuple[int, ...] = ()
+    try:
+        if suffix == ".npy":
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        elif suffix in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                shape = tuple(tif.series[0].shape)
+        else:
+            from PIL import Image
+
+            with Image.open(path) as img:
+                bands = len(img.getbands())
+                if img.mode == "P":
+                    bands = 4 if "transparency" in img.info else 3
+                width, height = img.size
+                shape = (height, width) if bands == 1 else (height, width, bands)
+    except Exception:
+        shape = ()
+    if len(shape) not in (2, 3) or 0 in shape:
+        return _chw(_image(path, root).shape, ".npy")  # already channels first
+    return _chw(tuple(int(d) for d in shape), suffix)
+
+
+def suggested_crop_size(sizes: Sequence[tuple[int, int]]) -> int:
+    """A patch size for images of ``sizes``: the median shorter side, rounded down to a
+    multiple of 32, within [32, 512]."""
+    median = float(np.median([min(h, w) for h, w in sizes]))
+    return int(min(512, max(PAD_MULTIPLE, median // PAD_MULTIPLE * PAD_MULTIPLE)))
+
+
+def _shapes(
+    spec: DataSpec, root: Path, names: tuple[str, ...], image_files: dict[str, Path]
+) -> list[tuple[int, int, int]]:
+    """Every image's (C, H, W); :class:`ConfigError` naming the first image whose channels
+    differ from the first's, or (without ``crop_size``) whose size does."""
+    shapes = [_probe(image_files[name], root) for name in names]
+    first_where = image_files[names[0]].relative_to(root)
+    channels, height, width = shapes[0]
+    for name, shape in zip(names, shapes, strict=True):
+        if shape[0] != channels:
+            raise ConfigError(
+                f"data.root: image {image_files[name].relative_to(root)} has {shape[0]} "
+                f"channel{'s' if shape[0] != 1 else ''}, but {first_where} has {channels}; "
+                "all images must have the same channels"
+            )
+    if spec.crop_size is None and spec.image_size is None:
+        other = next((i for i, s in enumerate(shapes) if s[1:] != shapes[0][1:]), None)
+        if other is not None:
+            shape = shapes[other]
+            suggestion = suggested_crop_size([s[1:] for s in shapes])
+            raise ConfigError(
+                f"data.root: image {image_files[names[other]].relative_to(root)} is "
+                f"{shape[1]}×{shape[2]}, but {first_where} is {height}×{width}; images of "
+                f"different sizes train on patches: set data.crop_size (a multiple of 32, e.g. "
+                f"{suggestion}); validation and test then run on whole images in sliding "
+                "windows of that size (or resize: scale with an image_size resizes them all)"
+            )
+    return shapes
 
 
 def _decode(
@@ -565,23 +819,36 @@ def _decode(
     allocate: Allocate,
 ) -> dict[str, Any]:
     """Decode every pair into arrays from ``allocate``; the info for :class:`SegmentationData`."""
+    shapes = _shapes(spec, root, names, image_files)
     first_path = image_files[names[0]]
     first = _image(first_path, root)
-    channels, height, width = first.shape
+    channels = first.shape[0]
     as_bytes = first.dtype == np.uint8
-    shape = spec.padded(height, width)
     dtype = np.uint8 if as_bytes else np.float32
-    images = allocate("images", (len(names), channels, *shape), dtype)
-    masks = allocate("masks", (len(names), *shape), np.uint8)
+    sizes = np.array([spec.image_size or s[1:] for s in shapes], dtype=np.int64)
+    padded = np.array([spec.padded(h, w) for h, w in sizes], dtype=np.int64)
+    images: np.ndarray | Ragged
+    masks: np.ndarray | Ragged
+    uniform = bool((sizes == sizes[0]).all())
+    if uniform:
+        shape = (int(padded[0, 0]), int(padded[0, 1]))
+        images = allocate("images", (len(names), channels, *shape), dtype)
+        masks = allocate("masks", (len(names), *shape), np.uint8)
+    else:
+        pixels = int(padded.prod(axis=1).sum())
+        allocate("padded", padded.shape, np.int64)[:] = padded
+        allocate("sizes", sizes.shape, np.int64)[:] = sizes
+        image_shapes = np.hstack([np.full((len(names), 1), channels), padded])
+        images = Ragged(allocate("images", (channels * pixels,), dtype), image_shapes)
+        masks = Ragged(allocate("masks", (pixels,), np.uint8), padded)
     for i, name in enumerate(names):
         image_path, mask_path = image_files[name], mask_files[name]
         image = first if i == 0 else _image(image_path, root)
         where = image_path.relative_to(root)
-        if image.shape != first.shape:
+        if image.shape != shapes[i]:
             raise ConfigError(
-                f"data.root: image {where} is {_describe(image.shape)}, but "
-                f"{first_path.relative_to(root)} is {_describe(first.shape)}; all images must "
-                "have the same size and channels"
+                f"data.root: image {where} is {_describe(image.shape)}, but its header says "
+                f"{_describe(shapes[i])}"
             )
         if as_bytes and image.dtype != np.uint8:
             raise ConfigError(
@@ -598,27 +865,47 @@ def _decode(
                 f"data.root: mask {mask_where} is {labels.shape[0]}×{labels.shape[1]}, but its "
                 f"image {where} is {image.shape[1]}×{image.shape[2]}"
             )
-        images[i], masks[i] = _pad(image, labels, shape)
+        if spec.image_size is not None:
+            image, labels = scaled(image, spec.image_size), scaled_labels(labels, spec.image_size)
+        target = (int(padded[i, 0]), int(padded[i, 1]))
+        images[i][...], masks[i][...] = _pad(image, labels, target)
     normalisation = (
         {"method": "divide", "by": 255.0} if as_bytes else _normalise(images, first.dtype)
     )
-    return {"height": height, "width": width, "normalisation": normalisation}
+    height, width = (int(v) for v in sizes.max(axis=0))
+    info: dict[str, Any] = {"height": height, "width": width, "normalisation": normalisation}
+    if not uniform:
+        info.update(layout="ragged", channels=int(channels))
+    return info
 
 
-def _normalise(images: np.ndarray, dtype: np.dtype, chunk: int = 256) -> dict[str, Any]:
-    """Scale float32 ``images`` in place to [0, 1] per channel (unless already in [0, 1])."""
-    low = np.full(images.shape[1], np.inf, dtype=np.float32)
-    high = np.full(images.shape[1], -np.inf, dtype=np.float32)
+def _blocks(images: np.ndarray | Ragged, chunk: int) -> Iterator[np.ndarray]:
+    """Writable (n, C, H, W) views covering ``images``: chunks of a stacked array, or one
+    sample at a time of a ragged one."""
+    if isinstance(images, Ragged):
+        for sample in images:
+            yield sample[None]
+        return
     for start in range(0, images.shape[0], chunk):
-        block = images[start : start + chunk]
+        yield images[start : start + chunk]
+
+
+def _normalise(images: np.ndarray | Ragged, dtype: np.dtype, chunk: int = 256) -> dict[str, Any]:
+    """Scale float32 ``images`` in place to [0, 1] per channel (unless already in [0, 1]).
+
+    Reflection padding repeats pixel values only, so the padded arrays have the images'
+    minimum and maximum."""
+    channels = images[0].shape[0]
+    low = np.full(channels, np.inf, dtype=np.float32)
+    high = np.full(channels, -np.inf, dtype=np.float32)
+    for block in _blocks(images, chunk):
         low = np.minimum(low, block.min(axis=(0, 2, 3)))
         high = np.maximum(high, block.max(axis=(0, 2, 3)))
     if dtype == np.bool_ or (dtype.kind == "f" and low.min() >= 0.0 and high.max() <= 1.0):
         return {"method": "none"}
     span = np.where(high > low, high - low, 1.0).astype(np.float32)
-    for start in range(0, images.shape[0], chunk):
-        block = images[start : start + chunk]
-        images[start : start + chunk] = (block - low[:, None, None]) / span[:, None, None]
+    for block in _blocks(images, chunk):
+        block[...] = (block - low[:, None, None]) / span[:, None, None]
     return {
         "method": "per-channel (x - low) / span",
         "low": low.tolist(),

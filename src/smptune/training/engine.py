@@ -27,15 +27,25 @@ from torch.utils.data import (
 
 from smptune import sharing
 from smptune.errors import ConfigError, SmptuneError, TrialError
+from smptune.metric_keys import refined_key
 from smptune.trainable import FoldContext, FoldResult
 from smptune.training.averaging import averaging
-from smptune.training.data import SegmentationData
+from smptune.training.data import IGNORE, SegmentationData
 from smptune.training.folds import Split
+from smptune.training.inference import (
+    FlipAverage,
+    Windows,
+    labels_of,
+    predict_labels,
+    sliding_window,
+)
 from smptune.training.loggers import log_outcome, run_loggers
 from smptune.training.model import build_model, encoder_normalisation
 from smptune.training.module import Normalise, SegmentationModule
 from smptune.training.params import resolve_params
+from smptune.training.patches import PatchSampler
 from smptune.training.preview import write_predictions
+from smptune.training.refine import postprocessed, variant_options, variants
 from smptune.training.settings import Precision, RunSettings, TrainerPrecision
 from smptune.training.splits import splits_for
 
@@ -49,8 +59,7 @@ class _Batches(Dataset):
     (uint8 or float32 images), read from the (memory-mapped) arrays."""
 
     def __init__(self, data: SegmentationData, indices: Sequence[int]) -> None:
-        self.images = data.images
-        self.masks = data.masks
+        self.images, self.masks = data.stacked()
         self.indices = np.asarray(list(indices), dtype=np.int64)
 
     def __len__(self) -> int:
@@ -62,6 +71,44 @@ class _Batches(Dataset):
             torch.from_numpy(np.ascontiguousarray(self.images[chosen])),
             torch.from_numpy(np.ascontiguousarray(self.masks[chosen])),
         )
+
+
+class _Patches(Dataset):
+    """Fixed-size training batches of patches: ``dataset[(epoch, [i, j, ...])]`` -> (images,
+    masks) as stored, one patch of each sample (see :mod:`.patches`)."""
+
+    def __init__(self, patches: PatchSampler, indices: Sequence[int]) -> None:
+        self.patches = patches
+        self.indices = np.asarray(list(indices), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, key: tuple[int, list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, positions = key
+        cut = [self.patches.patch(int(self.indices[p]), epoch) for p in positions]
+        return (
+            torch.from_numpy(np.stack([image for image, _ in cut])),
+            torch.from_numpy(np.stack([mask for _, mask in cut])),
+        )
+
+
+class _Wholes(Dataset):
+    """One sample at a time at its true size: ``dataset[k]`` -> (images (1, C, H, W), masks
+    (1, H, W)) as stored, for evaluation in sliding windows."""
+
+    def __init__(self, data: SegmentationData, indices: Sequence[int]) -> None:
+        self.data = data
+        self.indices = [int(i) for i in indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i = self.indices[position]
+        height, width = self.data.size(i)
+        image = np.array(self.data.images[i][None, :, :height, :width])  # a copy
+        return torch.from_numpy(image), torch.from_numpy(self.data.true_mask(i)[None].copy())
 
 
 class _EpochShuffle(Sampler[list[int]]):
@@ -93,6 +140,24 @@ class _EpochShuffle(Sampler[list[int]]):
             yield order[start : start + self.batch_size]
 
 
+class _WithEpoch(Sampler[tuple[int, list[int]]]):
+    """``(epoch, batch)`` of an :class:`_EpochShuffle`: patch positions depend on the epoch,
+    and the loader's workers only see what the sampler yields."""
+
+    def __init__(self, shuffle: _EpochShuffle) -> None:
+        self.shuffle = shuffle
+
+    def set_epoch(self, epoch: int) -> None:
+        self.shuffle.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.shuffle)
+
+    def __iter__(self) -> Iterator[tuple[int, list[int]]]:
+        epoch = self.shuffle.epoch
+        return ((epoch, batch) for batch in self.shuffle)
+
+
 def _loader(
     data: SegmentationData,
     indices: Sequence[int],
@@ -101,15 +166,28 @@ def _loader(
     shuffle: bool,
     seed: int,
     num_workers: int,
+    patches: PatchSampler | None = None,
 ) -> DataLoader:
-    dataset = _Batches(data, indices)
-    batches: Sampler[list[int]]
+    """Training batches (``shuffle``: whole images, or with ``patches`` one patch of each),
+    else evaluation batches (whole stored images; with ``patches``, one true-size image at
+    a time for sliding windows)."""
+    dataset: Dataset
+    batches: Sampler[Any]
     if shuffle:
         # A last batch of one sample breaks BatchNorm in some architectures: drop it.
-        drop_last = len(dataset) > batch_size and len(dataset) % batch_size == 1
-        batches = _EpochShuffle(len(dataset), batch_size, seed, drop_last)
-    else:
+        n = len(indices)
+        drop_last = n > batch_size and n % batch_size == 1
+        epochs = _EpochShuffle(n, batch_size, seed, drop_last)
+        if patches is None:
+            dataset, batches = _Batches(data, indices), epochs
+        else:
+            dataset, batches = _Patches(patches, indices), _WithEpoch(epochs)
+    elif patches is None:
+        dataset = _Batches(data, indices)
         batches = BatchSampler(SequentialSampler(dataset), batch_size, drop_last=False)
+    else:
+        dataset = _Wholes(data, indices)
+        batches = SequentialSampler(dataset)
     return DataLoader(
         dataset,
         sampler=batches,
@@ -249,28 +327,37 @@ def _prepare(
     model = build_model(p, data.in_channels, data.classes)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    crop = None
-    if rs.data.resize == "crop":
-        assert rs.data.crop_size is not None
-        crop = (rs.data.crop_size, data.height, data.width)
+    windows, patches = _windows(rs, p), None
+    if windows is not None:
+        patches = PatchSampler(data, windows.size, rs.data.foreground_share, seed)
     module = SegmentationModule(
         model,
         p,
         classes=data.classes,
         scoring=rs.scoring,
         scale=data.scale,
-        crop=crop,
+        windows=windows,
         keep_best=keep_best,
         channels_last=channels_last,
         normalisation=encoder_normalisation(p, data.in_channels),
     )
+    batch = p["batch_size"]
     train = _loader(
-        data, split.train, p["batch_size"], shuffle=True, seed=seed, num_workers=workers
+        data, split.train, batch, shuffle=True, seed=seed, num_workers=workers, patches=patches
     )
     evaluate = _loader(
-        data, split.evaluate, p["batch_size"], shuffle=False, seed=seed, num_workers=workers
+        data, split.evaluate, batch, shuffle=False, seed=seed, num_workers=workers, patches=patches
     )
     return module, train, evaluate
+
+
+def _windows(rs: RunSettings, params: dict[str, Any]) -> Windows | None:
+    """With ``resize: crop``: ``crop_size`` windows at ``data.overlap``, as many at a time
+    as a training batch holds patches (that fits the device, and without gradients)."""
+    if rs.data.resize != "crop":
+        return None
+    assert rs.data.crop_size is not None
+    return Windows(rs.data.crop_size, rs.data.overlap, params["batch_size"])
 
 
 def train_fold(params: dict[str, Any], context: FoldContext) -> FoldResult:
@@ -358,6 +445,9 @@ def _retrain_and_test(
     _run(lambda: trainer.fit(module, train_dataloaders=train))
     _run(lambda: trainer.validate(module, dataloaders=test, verbose=False))
     metrics = dict(module.history[-1])
+    refine = variants(rs.tta, rs.postprocess)
+    model, windows = module.model, module.windows
+    metrics.update(_refined_metrics(model, module.normalise, data, split.evaluate, windows, refine))
     log_outcome(trainer.loggers, context, params, {f"test_{k}": v for k, v in metrics.items()})
     if context.output_dir is not None:
         out = Path(context.output_dir)
@@ -371,12 +461,12 @@ def ensemble_test(
 ) -> dict[str, float]:
     """Test-split metrics of the fold models in ``members`` together (their probabilities
     averaged), with the loss of the averaged prediction; see :mod:`.ensemble`."""
-    from smptune.training.ensemble import FoldEnsemble, load_members
+    from smptune.training.ensemble import EnsembleLogits, FoldEnsemble, load_members
     from smptune.training.evaluation import SegmentationMetrics
     from smptune.training.losses import loss_of
 
     p = resolve_params(params)
-    _, data, plan = splits_for(context.settings)
+    rs, data, plan = splits_for(context.settings)
     test = list(plan.retrain().evaluate)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     ensemble = FoldEnsemble(
@@ -385,15 +475,88 @@ def ensemble_test(
     metrics = SegmentationMetrics(data.classes).to(device)
     loss_fn = loss_of(p, data.classes)
     loss_sum, seen = 0.0, 0
+    windows = _windows(rs, p)
+    refined = _refined_metrics(
+        EnsembleLogits(ensemble), None, data, test, windows, variants(rs.tta, rs.postprocess)
+    )
+    if windows is not None:
+        # the windows blend the ensemble's logits, as they blend one model's (and as
+        # prediction on new images does)
+        for i in test:
+            image = torch.from_numpy(data.float_image(i)).to(device)
+            logits = sliding_window(EnsembleLogits(ensemble), image, windows)[None]
+            mask = torch.from_numpy(data.true_mask(i)[None].copy()).to(device)
+            metrics.update(logits, mask)
+            loss_sum += float(loss_fn(logits, mask))
+            seen += 1
+        return {**metrics.compute(), "loss": loss_sum / max(1, seen), **refined}
     for start in range(0, len(test), p["batch_size"]):
         chosen = np.asarray(test[start : start + p["batch_size"]], dtype=np.int64)
         images = torch.from_numpy(data.float_images(chosen)).to(device)
-        masks = torch.from_numpy(np.ascontiguousarray(data.masks[chosen])).to(device)
+        masks = torch.from_numpy(np.ascontiguousarray(data.stacked()[1][chosen])).to(device)
         logits = FoldEnsemble.logits(ensemble(images), data.classes)
         metrics.update(logits, masks)
         loss_sum += float(loss_fn(logits, masks)) * len(chosen)
         seen += len(chosen)
-    return {**metrics.compute(), "loss": loss_sum / max(1, seen)}
+    return {**metrics.compute(), "loss": loss_sum / max(1, seen), **refined}
+
+
+@torch.no_grad()
+def _refined_metrics(
+    model: torch.nn.Module,
+    normalise: Normalise | None,
+    data: SegmentationData,
+    indices: Sequence[int],
+    windows: Windows | None,
+    chosen: Sequence[str],
+) -> dict[str, float]:
+    """The test figures of each evaluation variant in ``chosen`` (:func:`.refine.variants`:
+    flips averaged, the largest component kept, or both), keyed as
+    :func:`smptune.metric_keys.refined_key` keys them; one image at a time, at its true
+    size (the post-processing sees no padding)."""
+    if not chosen:
+        return {}
+    from smptune.training.evaluation import SegmentationMetrics
+
+    device = next(model.parameters()).device
+    model = model.eval()
+    forms = {"none": model, "flips": FlipAverage(model)}
+    meters = {v: SegmentationMetrics(data.classes).to(device) for v in chosen}
+    for i in indices:
+        mask = torch.from_numpy(data.true_mask(i)[None].copy()).to(device)
+        outputs: dict[str, np.ndarray] = {}
+        for variant, meter in meters.items():
+            tta, post = variant_options(variant)
+            if tta not in outputs:
+                logits = _whole_logits(forms[tta], normalise, data, i, windows, device)
+                outputs[tta] = labels_of(logits, data.classes).to(torch.uint8).cpu().numpy()
+            labels = postprocessed(outputs[tta], data.classes, post)
+            meter.update_labels(torch.from_numpy(labels)[None].to(device), mask)
+    return {
+        refined_key(name, variant): value
+        for variant, meter in meters.items()
+        for name, value in meter.compute().items()
+    }
+
+
+def _whole_logits(
+    model: torch.nn.Module,
+    normalise: Normalise | None,
+    data: SegmentationData,
+    i: int,
+    windows: Windows | None,
+    device: torch.device,
+) -> torch.Tensor:
+    """Logits (K, H, W) of sample ``i`` at its true size: in sliding windows, or the stored
+    (padded) image at once, cut to size."""
+    if windows is not None:
+        image = torch.from_numpy(data.float_image(i)).to(device)
+        return sliding_window(model, image, windows, normalise=normalise)
+    batch = torch.from_numpy(data.float_image(i, crop=False))[None].to(device)
+    if normalise is not None:
+        batch = normalise.to(device)(batch)
+    height, width = data.size(i)
+    return model(batch).float()[0, :, :height, :width]
 
 
 @torch.no_grad()
@@ -422,11 +585,41 @@ def preview(
     chosen = np.asarray(list(indices)[:PREVIEW_SAMPLES], dtype=np.int64)
     if not len(chosen):
         return None
+    if module.windows is not None:
+        return _preview_windows(module, data, [int(i) for i in chosen], path)
     images = data.float_images(chosen)
     labels = predict(module.model, images, data.classes, module.normalise)
     h, w = data.height, data.width
-    masks = np.asarray(data.masks[chosen])
+    masks = np.asarray(data.stacked()[1][chosen])
     return write_predictions(path, images[..., :h, :w], masks[:, :h, :w], labels[:, :h, :w])
+
+
+def _preview_windows(
+    module: SegmentationModule, data: SegmentationData, chosen: list[int], path: Path
+) -> Path:
+    """:func:`preview` of whole images predicted in windows; images of different sizes are
+    shown in tiles of the largest (the rest black, grey in the masks)."""
+    assert module.windows is not None
+    sizes = [data.size(i) for i in chosen]
+    h, w = max(s[0] for s in sizes), max(s[1] for s in sizes)
+    images = np.zeros((len(chosen), data.in_channels, h, w), dtype=np.float32)
+    masks = np.full((len(chosen), h, w), IGNORE, dtype=np.uint8)
+    labels = np.full((len(chosen), h, w), IGNORE, dtype=np.uint8)
+    device = next(module.model.parameters()).device
+    for k, i in enumerate(chosen):
+        height, width = sizes[k]
+        image = data.float_image(i)
+        images[k, :, :height, :width] = image
+        masks[k, :height, :width] = data.true_mask(i)
+        predicted = predict_labels(
+            module.model,
+            torch.from_numpy(image).to(device),
+            data.classes,
+            module.windows,
+            normalise=module.normalise,
+        )
+        labels[k, :height, :width] = predicted.cpu().numpy()
+    return write_predictions(path, images, masks, labels)
 
 
 def save_model(
@@ -466,11 +659,15 @@ def save_model(
         "multiples of 32 (pad at the bottom and right by reflection)",
         "normalisation": data.normalisation,
         "encoder_normalisation": encoder_normalisation(params, data.in_channels),
-        "image_size": [data.height, data.width],
+        "image_size": [data.height, data.width] if data.uniform else None,
         "resize": rs.data.resize,
         "crop_size": rs.data.crop_size,
         "dataset": data.source,
         "hyperparameters": params,
         f"{kind}_metrics": metrics,
     }
+    if rs.data.resize == "crop":
+        # whole images of any size: smptune.training.inference.predict_labels(model, image,
+        # classes, Windows(window, overlap), normalise=Normalise(encoder_normalisation))
+        info.update(window=rs.data.crop_size, overlap=rs.data.overlap, blending="gaussian")
     (path / "smptune.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -70,6 +70,17 @@ class FoldEnsemble(torch.nn.Module):
         return probs.clamp_min(eps).log()
 
 
+class EnsembleLogits(torch.nn.Module):
+    """A fold ensemble's mean probabilities read back as logits, as its test reads them."""
+
+    def __init__(self, ensemble: FoldEnsemble) -> None:
+        super().__init__()
+        self.ensemble = ensemble
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return FoldEnsemble.logits(self.ensemble(images), self.ensemble.classes)
+
+
 def load_members(folders: Sequence[Path]) -> list[torch.nn.Module]:
     """smp models saved with ``save_pretrained``, on the CPU, in evaluation mode."""
     import segmentation_models_pytorch as smp

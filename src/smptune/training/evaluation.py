@@ -57,7 +57,11 @@ class SegmentationMetrics(torch.nn.Module):
         return logits.argmax(dim=1)
 
     def update(self, logits: torch.Tensor, masks: torch.Tensor) -> None:
-        self.collection.update(self.predict(logits.detach()), masks.long())
+        self.update_labels(self.predict(logits.detach()), masks)
+
+    def update_labels(self, labels: torch.Tensor, masks: torch.Tensor) -> None:
+        """Count predicted class ``labels`` (N, H, W) against ``masks``."""
+        self.collection.update(labels.long(), masks.long())
 
     def compute(self) -> dict[str, float]:
         values = self.collection.compute()

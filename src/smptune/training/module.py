@@ -1,5 +1,6 @@
-"""The LightningModule: the loss, AdamW + ExponentialLR, crops and augmentation on the
-device, torchmetrics validation metrics and the run score of every epoch."""
+"""The LightningModule: the loss, AdamW + ExponentialLR, augmentation on the device,
+torchmetrics validation metrics (whole images, in sliding windows for patch-trained runs)
+and the run score of every epoch."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import torch
 
 from smptune.errors import TrialError
 from smptune.search.scoring import Scoring
-from smptune.training.augment import Augment, random_crop
+from smptune.training.augment import Augment
 from smptune.training.evaluation import SegmentationMetrics
+from smptune.training.inference import Windows, sliding_window
 from smptune.training.losses import loss_of
 from smptune.training.params import parse_augment
 
@@ -43,8 +45,10 @@ class Normalise(torch.nn.Module):
 class SegmentationModule(pl.LightningModule):
     """Trains ``model`` (an smp model) with resolved ``params``.
 
-    Batches arrive as stored (``uint8`` images are multiplied by ``scale``); with ``crop``
-    (``(size, height, width)``) training batches are random ``size`` crops. Every validation
+    Batches arrive as stored (``uint8`` images are multiplied by ``scale``); with ``windows``
+    training batches are patches (cut by the loader, see :mod:`.patches`) and validation
+    batches whole images at their true size, one at a time, predicted in Gaussian-blended
+    sliding windows (:mod:`.inference`), so the metrics are whole-image ones. Every validation
     epoch appends its metrics to :attr:`history` and logs them (``val_<name>``) with the run
     score (``val_score``); with ``keep_best`` the weights of the best epoch so far are kept
     in :attr:`best_state`. ``normalisation`` (a pretrained encoder's ``mean`` and ``std``,
@@ -60,7 +64,7 @@ class SegmentationModule(pl.LightningModule):
         classes: int = 1,
         scoring: Scoring | None = None,
         scale: float = 1.0,
-        crop: tuple[int, int, int] | None = None,
+        windows: Windows | None = None,
         keep_best: bool = False,
         channels_last: bool = False,
         normalisation: dict[str, list[float]] | None = None,
@@ -71,7 +75,7 @@ class SegmentationModule(pl.LightningModule):
         self.classes = classes
         self.scoring = scoring or Scoring.from_config("iou", "max")
         self.scale = scale
-        self.crop = crop
+        self.windows = windows
         self.keep_best = keep_best
         self.channels_last = channels_last
         self.normalise = Normalise(normalisation)
@@ -130,8 +134,6 @@ class SegmentationModule(pl.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         images, masks = batch
-        if self.crop is not None:
-            images, masks = random_crop(images, masks, *self.crop)
         images, masks = self.augment(images, masks)
         loss = self.loss_fn(self(images), masks)
         self._loss_sum += loss.detach()
@@ -147,7 +149,7 @@ class SegmentationModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """What a resumed run needs beyond Lightning's own state: the epochs' metrics, the
-        best weights so far, and the random state augmentation and crops draw from."""
+        best weights so far, and the random state augmentation draws from."""
         checkpoint["smptune"] = {
             "history": list(self.history),
             "train_losses": list(self.train_losses),
@@ -173,7 +175,16 @@ class SegmentationModule(pl.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, masks = batch
-        logits = self(images)
+        if self.windows is None:
+            logits = self(images)
+        else:
+            windows = self.windows
+            logits = torch.stack(
+                [
+                    sliding_window(self.model, image, windows, normalise=self.normalise)
+                    for image in images
+                ]
+            )
         self._val_loss += self.loss_fn(logits, masks).detach() * images.shape[0]
         self._val_samples += images.shape[0]
         self.val_metrics.update(logits, masks)

@@ -25,6 +25,7 @@ from smptune.search.scoring import Scoring
 from smptune.trainable import SweepSettings
 from smptune.training.data import DataSpec, data_spec
 from smptune.training.metrics import metric_names
+from smptune.training.refine import POSTPROCESS, TTA
 
 DEFAULT_MAX_EPOCHS = 10
 DEFAULT_N_FOLDS = 5
@@ -53,6 +54,8 @@ TRAINING_KEYS = (
     "checkpoint_every",  # the task layer's, as cv.n_randoms
     "keep_checkpoints",
     "loggers",
+    "tta",
+    "postprocess",
 )
 #: A ``Trainer(precision=...)`` string of Lightning.
 TrainerPrecision = Literal[
@@ -95,6 +98,8 @@ class RunSettings:
     save_checkpoints: str
     weight_averaging: str = "none"
     loggers: tuple[str, ...] = ("csv",)
+    tta: str = "none"  # the final evaluation's, reported beside the plain figures
+    postprocess: str = "none"
 
     @property
     def n_folds(self) -> int:
@@ -228,4 +233,6 @@ def run_settings(settings: SweepSettings) -> RunSettings:
         save_checkpoints=checkpoints,
         weight_averaging=averaging,
         loggers=_loggers(training.get("loggers", ["csv"])),
+        tta=_choice(training, "tta", TTA),
+        postprocess=_choice(training, "postprocess", POSTPROCESS),
     )
