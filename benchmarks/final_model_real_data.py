@@ -22,6 +22,7 @@ import argparse
 import importlib.util
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,16 +51,15 @@ def stardist_images() -> tuple[np.ndarray, np.ndarray]:
     return tifffile.imread(folder / "img2d.tif"), tifffile.imread(folder / "mask2d.tif")
 
 
-def write_tiles(root: Path) -> int:
-    """The image as ``uint8`` tiles with binary masks under ``root/images`` and
-    ``root/masks``; the number of tiles."""
+def write_tiles(root: Path, labels_of: Callable[[np.ndarray], np.ndarray] | None = None) -> int:
+    """The image as ``uint8`` tiles under ``root/images`` with their masks under
+    ``root/masks``: ``labels_of(instance masks)``, binary (nucleus or not) by default; the
+    number of tiles."""
     from PIL import Image
 
     image, masks = stardist_images()
-    low, high = np.percentile(image, (1, 99.8))
-    scaled = np.clip((image.astype(np.float64) - low) / max(high - low, 1e-9), 0, 1)
-    pixels = (scaled * 255).round().astype(np.uint8)
-    nuclei = (masks > 0).astype(np.uint8)
+    pixels = percentile_scaled(image)
+    labels = labels_of(masks) if labels_of is not None else (masks > 0).astype(np.uint8)
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "masks").mkdir(exist_ok=True)
     n = 0
@@ -68,9 +68,16 @@ def write_tiles(root: Path) -> int:
             name = f"tile_{top:03d}_{left:03d}.png"
             window = (slice(top, top + TILE), slice(left, left + TILE))
             Image.fromarray(pixels[window]).save(root / "images" / name)
-            Image.fromarray(nuclei[window]).save(root / "masks" / name)
+            Image.fromarray(labels[window]).save(root / "masks" / name)
             n += 1
     return n
+
+
+def percentile_scaled(image: np.ndarray) -> np.ndarray:
+    """``image`` as ``uint8`` by its 1st and 99.8th percentiles."""
+    low, high = np.percentile(image, (1, 99.8))
+    scaled = np.clip((image.astype(np.float64) - low) / max(high - low, 1e-9), 0, 1)
+    return (scaled * 255).round().astype(np.uint8)
 
 
 def config(root: Path, epochs: int, averaging: str, retrain: str) -> dict[str, Any]:

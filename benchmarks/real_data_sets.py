@@ -37,17 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.final_model_real_data import stardist_images
+from benchmarks.final_model_real_data import TILE, percentile_scaled, write_tiles
 
-TILE = 64
 VARIANTS = ("flips", "largest_component", "flips_largest_component")
-
-
-def _scaled(image: np.ndarray) -> np.ndarray:
-    """``image`` as ``uint8`` by its 1st and 99.8th percentiles."""
-    low, high = np.percentile(image, (1, 99.8))
-    scaled = np.clip((image.astype(np.float64) - low) / max(high - low, 1e-9), 0, 1)
-    return (scaled * 255).round().astype(np.uint8)
 
 
 def boundary_classes(instances: np.ndarray) -> np.ndarray:
@@ -64,21 +56,7 @@ def boundary_classes(instances: np.ndarray) -> np.ndarray:
 
 def write_three_class(root: Path) -> int:
     """nuclei-3class under ``root/images`` and ``root/masks``; the number of tiles."""
-    from PIL import Image
-
-    image, masks = stardist_images()
-    pixels, labels = _scaled(image), boundary_classes(masks)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "masks").mkdir(exist_ok=True)
-    n = 0
-    for top in range(0, pixels.shape[0] - TILE + 1, TILE):
-        for left in range(0, pixels.shape[1] - TILE + 1, TILE):
-            name = f"tile_{top:03d}_{left:03d}.png"
-            window = (slice(top, top + TILE), slice(left, left + TILE))
-            Image.fromarray(pixels[window]).save(root / "images" / name)
-            Image.fromarray(labels[window]).save(root / "masks" / name)
-            n += 1
-    return n
+    return write_tiles(root, boundary_classes)
 
 
 def write_slices(root: Path, step: int = 2) -> dict[tuple[int, int], int]:
@@ -92,7 +70,7 @@ def write_slices(root: Path, step: int = 2) -> dict[tuple[int, int], int]:
     spec = importlib.util.find_spec("stardist")
     assert spec is not None and spec.submodule_search_locations
     folder = Path(next(iter(spec.submodule_search_locations))) / "data" / "images"
-    volume = _scaled(tifffile.imread(folder / "img3d.tif"))
+    volume = percentile_scaled(tifffile.imread(folder / "img3d.tif"))
     nuclei = (tifffile.imread(folder / "mask3d.tif") > 0).astype(np.uint8) * 255
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "masks").mkdir(exist_ok=True)

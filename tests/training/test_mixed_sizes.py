@@ -12,7 +12,6 @@ from PIL import Image
 
 from smptune.errors import ConfigError
 from smptune.trainable import SweepSettings
-from smptune.training.cache import CACHE_ENV
 from smptune.training.data import IGNORE, Ragged, clear_cache, load_data
 from smptune.training.inference import Windows, labels_of, reflect_pad, sliding_window
 from smptune.training.model import build_model
@@ -22,12 +21,7 @@ from smptune.training.patches import PatchSampler
 SIZES = [(40, 50), (90, 64), (33, 77), (64, 64), (70, 45), (48, 90)]
 
 
-@pytest.fixture(autouse=True)
-def _cache_folder(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
-    clear_cache()
-    yield
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 def write_mixed(root: Path, sizes=SIZES, channels: int = 3) -> Path:

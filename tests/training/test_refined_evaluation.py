@@ -11,19 +11,12 @@ import torch
 from PIL import Image
 
 from smptune.metric_keys import split_refined
-from smptune.training.cache import CACHE_ENV
-from smptune.training.data import clear_cache, load_data
+from smptune.training.data import load_data
 from smptune.training.engine import _refined_metrics
 from smptune.training.inference import Windows
 from smptune.training.refine import variants
 
-
-@pytest.fixture(autouse=True)
-def _cache_folder(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
-    clear_cache()
-    yield
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 def _write_decoys(root: Path, sizes: list[tuple[int, int]]) -> Path:

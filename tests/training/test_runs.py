@@ -16,20 +16,14 @@ import pytest
 from smptune.search.scoring import Scoring
 from smptune.trainable import FoldContext, RunCheckpoint, SweepSettings
 from smptune.training import SegmentationTrainable, baseline_metrics
-from smptune.training.cache import CACHE_ENV
-from smptune.training.data import IGNORE, clear_cache, load_data
+from smptune.training.data import IGNORE, load_data
 from smptune.training.splits import splits_for
 
 BINARY = {"synthetic": {"n_images": 16, "size": 32, "seed": 3}, "test_fraction": 0.25}
 FAST = {"batch_size": 4, "learning_rate": 3e-3}
 
 
-@pytest.fixture(autouse=True)
-def _cache_folder(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
-    clear_cache()
-    yield
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 def sweep(data=None, metric="iou", n_folds=2, cv=None, **training) -> SweepSettings:

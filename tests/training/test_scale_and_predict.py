@@ -11,8 +11,7 @@ from PIL import Image
 
 from smptune.errors import ConfigError
 from smptune.trainable import SweepSettings
-from smptune.training.cache import CACHE_ENV
-from smptune.training.data import clear_cache, data_spec, load_data, scaled, scaled_labels
+from smptune.training.data import data_spec, load_data, scaled, scaled_labels
 from smptune.training.engine import save_model
 from smptune.training.model import build_model
 from smptune.training.params import resolve_params
@@ -20,13 +19,7 @@ from smptune.training.prediction import load_predictor, predict_files
 from smptune.training.settings import run_settings
 from training.test_mixed_sizes import SIZES, write_mixed
 
-
-@pytest.fixture(autouse=True)
-def _cache_folder(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
-    clear_cache()
-    yield
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 def test_scale_resizes_every_image_and_mask_to_the_image_size(tmp_path):
