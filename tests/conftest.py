@@ -206,3 +206,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     parallel test processes (scripts/test.sh runs three), the longest start at once instead
     of last, and all processes end at about the same time."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """A dataset cache of the test's own, and no datasets held by this process around it
+    (the training tests use it with ``pytestmark``)."""
+    from smptune.training.cache import CACHE_ENV
+    from smptune.training.data import clear_cache
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
+    clear_cache()
+    yield
+    clear_cache()
