@@ -144,6 +144,13 @@ class Sweep:
         self._store.request_cancel(self.id)
         return True
 
+    def delete(self, force: bool = False) -> int:
+        """Remove the sweep's keys from Redis (its results folder stays); how many, as
+        ``producer delete`` does. A sweep that has not ended raises :class:`ConfigError`
+        unless ``force``: then it is told to stop first (running trials stop at their next
+        epoch boundary and record nothing; its queued trials are ignored by the workers)."""
+        return self._store.delete_sweep(self.id, force=force)
+
 
 def _config(config: str | Path | Mapping[str, Any] | SweepConfig) -> SweepConfig:
     if isinstance(config, SweepConfig):

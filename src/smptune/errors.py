@@ -40,3 +40,8 @@ class SweepNotFoundError(SmptuneError):
     """No sweep with the given id is recorded in the store."""
 
     exit_code = ExitCode.USAGE
+
+
+class SweepConflictError(SmptuneError):
+    """Another writer changed the sweep first (the same id recorded, a racing extend or
+    resume); nothing of this command was written, so running it again is safe."""

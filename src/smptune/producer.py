@@ -259,6 +259,15 @@ def _add_continue(sub: Any) -> None:
     )
     extend.add_argument("sweep")
     extend.add_argument("--trials", type=int, required=True, metavar="N")
+    extend.add_argument(
+        "--allow-trainable",
+        action="append",
+        default=[],
+        metavar="MODULE:OBJECT",
+        help="import this trainable named in the sweep's record (beyond the built-ins and "
+        "$SMPTUNE_ALLOWED_TRAINABLES), as its workers were told with workers start "
+        "--allow-trainable; repeatable",
+    )
     for p in (resume, extend):
         p.add_argument(
             "--time-budget",
@@ -274,9 +283,15 @@ def _add_cleanup(sub: Any) -> None:
         sub.add_parser(
             "delete",
             help="remove an ended sweep's keys from Redis (its results folder stays)",
+            description="With --force, a sweep in any state: it is told to stop (its running "
+            "trials stop at their next epoch boundary and record nothing), and its queued "
+            "trials are ignored by the workers that take them.",
         )
     )
     delete.add_argument("sweep")
+    delete.add_argument(
+        "--force", action="store_true", help="stop and remove it even if it has not ended"
+    )
     gc = _with_broker(
         sub.add_parser(
             "gc",
@@ -675,11 +690,20 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_extend(args: argparse.Namespace) -> int:
     from smptune.config import config_from_dict
     from smptune.queue.resume import extend
-    from smptune.trainable import load_trainable
+    from smptune.trainable import BUILTIN_TRAINABLES, allowed_trainables, load_trainable
 
     def action(store: Any, app: Any, budget: float | None) -> Any:
         config = config_from_dict(store.get_sweep(args.sweep).config)
-        defaults = dict(load_trainable(config.trainable).defaults)
+        # the trainable is named by the sweep's record in Redis: whoever can write there must
+        # not get a module of their choosing imported here
+        allowed = [*allowed_trainables(), *args.allow_trainable]
+        if config.trainable not in {*BUILTIN_TRAINABLES, *allowed}:
+            raise ConfigError(
+                f"sweep {args.sweep}: its trainable {config.trainable!r} is not allowed on "
+                f"this producer (extend it with --allow-trainable {config.trainable}, as its "
+                "workers were started)"
+            )
+        defaults = dict(load_trainable(config.trainable, allowed=allowed).defaults)
         return extend(store, app, args.sweep, args.trials, defaults=defaults, time_budget_s=budget)
 
     return _continued(args, action)
@@ -687,9 +711,24 @@ def cmd_extend(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     store = _store(args)
+    sweep = store.get_sweep(args.sweep)
+    live = not sweep.status.terminal and args.force
+    told = []  # what runs now, held by a live worker
+    if live:
+        running = [n for n in store.running_numbers(sweep.id) if store.lease_exists(sweep.id, n)]
+        if running:
+            told.append(f"{len(running)} running trial{'' if len(running) == 1 else 's'}")
+        if store.retrain_held(sweep.id):
+            told.append("its retrain-and-test")
     memory = store.memory_by_sweep().get(args.sweep, 0)
-    removed = store.delete_sweep(args.sweep)
-    print(f"deleted sweep {args.sweep}: {removed} keys, {_bytes(memory)} of Redis memory")
+    removed = store.delete_sweep(args.sweep, force=args.force)
+    line = f"deleted sweep {args.sweep}" + (f" (it was {sweep.status})" if live else "")
+    line += f": {removed} keys, {_bytes(memory)} of Redis memory"
+    if told:
+        line += f"; {' and '.join(told)} told to stop (at the next epoch, recording nothing)"
+    elif live:
+        line += "; nothing was running"
+    print(line)
     return ExitCode.OK
 
 

@@ -242,6 +242,17 @@ class SweepRecord:
     generation: int = 0
     #: How many times retrain-and-test has started.
     retrain_attempts: int = 0
+    #: The size its current chord was sent with (Celery's ``<group>.s``): every trial at
+    #: submit, the trials run again at a resume or extend.
+    chord_size: int | None = None
+    #: Finalize and retrain messages sent and taken by a worker (the reaper sends one again
+    #: only while none waits: sends <= takes).
+    finalize_sends: int = 0
+    finalize_takes: int = 0
+    retrain_sends: int = 0
+    retrain_takes: int = 0
+    #: When the reaper last sent its retrain-and-test again.
+    retrain_requeued_at: float | None = None
     #: The trial whose retrain-and-test the test metrics are of.
     retrained_trial: int | None = None
     cancel_requested: float | None = None

@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from celery.exceptions import Ignore
 from celery.signals import task_postrun
@@ -25,8 +25,11 @@ from celery.signals import task_postrun
 from smptune.celeryapp import app
 from smptune.config import SweepConfig, config_from_dict
 from smptune.errors import SmptuneError, TrialError
+from smptune.lifecycle import crash_point
 from smptune.messages import CV_TRIAL, FINALIZE_SWEEP, RETRAIN_AND_TEST, TrialRequest
-from smptune.queue.store import SweepStore
+from smptune.queue.lease import Lease
+from smptune.queue.recovery import send_retrain
+from smptune.queue.store import LEASE_LOST, RECORDED, STALE, SweepStore
 from smptune.records import OUTCOMES, SweepRecord, SweepStatus
 from smptune.results.folder import summarize, write_results
 from smptune.sharing import apply_in_child
@@ -58,6 +61,9 @@ def cv_trial(self: Any, sweep_id: str, trial: int) -> dict[str, Any]:
     ignored: it records nothing and does not count towards the chord.
     """
     db = store()
+    if not db.sweep_exists(sweep_id):  # deleted (producer delete --force): a stale message
+        log.info("sweep %s was deleted; ignoring its trial %d", sweep_id, trial)
+        raise Ignore()
     if db.is_finished(sweep_id, trial):
         log.info("sweep %s trial %d already finished; ignoring this copy", sweep_id, trial)
         raise Ignore()
@@ -69,6 +75,7 @@ def cv_trial(self: Any, sweep_id: str, trial: int) -> dict[str, Any]:
             "sweep %s trial %d is held by another live copy; ignoring this one", sweep_id, trial
         )
         raise Ignore()
+    crash_point("trial.claimed")
     try:
         request = TrialRequest.from_celery(self.request, config.queue)
         return TrialRun(db, config, lease, sweep_id, trial, worker).run(request)
@@ -98,11 +105,63 @@ def _describe_splits(config: SweepConfig) -> dict[str, Any] | None:
 
 
 @app.task(name=FINALIZE_SWEEP, bind=True)
-def finalize_sweep(self: Any, trial_results: list[dict[str, Any]], sweep_id: str) -> dict:
-    """The chord callback: rank, write the results, start retrain-and-test."""
+def finalize_sweep(
+    self: Any, trial_results: list[dict[str, Any]], sweep_id: str, generation: int | None = None
+) -> dict:
+    """The chord callback: rank, write the results, start retrain-and-test.
+
+    Fenced by ``generation`` (the sweep's when the chord or the reaper sent it; None: the
+    current one) and held under the finalize lease: a stale copy, a copy of a finalized
+    generation, or one whose lease another live copy holds does nothing. Every write before
+    the status is idempotent, and the status is written only by the lease's holder, so a
+    copy that dies part-way leaves the reaper a finalize to send again.
+    """
     db = store()
-    if not db.claim_finalize(sweep_id):
+    if not db.sweep_exists(sweep_id):
+        log.info("sweep %s was deleted; ignoring its finalize", sweep_id)
+        raise Ignore()
+    db.count_take(sweep_id, "finalize")
+    sweep = db.get_sweep(sweep_id)
+    current = sweep.generation if generation is None else generation
+    if current != sweep.generation:
+        log.warning(
+            "sweep %s: ignoring a stale finalize of generation %d (the sweep is at %d)",
+            sweep_id,
+            current,
+            sweep.generation,
+        )
+        db.finalize_duplicate(sweep_id)
+        return {"sweep_id": sweep_id, "duplicate": True}
+    worker = self.request.hostname or "unknown"
+    lease = db.finalize_lease(sweep_id, current, host=worker.partition("@")[2] or worker)
+
+    def finalized() -> bool:
+        return db.get_sweep(sweep_id).finalized_at is not None
+
+    if finalized() or not lease.acquire(lease.ttl_s * 1.5, finalized):
         log.warning("sweep %s is already finalized; ignoring this finalize", sweep_id)
+        db.finalize_duplicate(sweep_id)
+        return {"sweep_id": sweep_id, "duplicate": True}
+    crash_point("finalize.claimed")
+    lease.start_heartbeat()
+    try:
+        return _finalize_under_lease(db, sweep_id, current, lease, len(trial_results))
+    finally:
+        lease.release()
+
+
+def _finalize_under_lease(
+    db: SweepStore, sweep_id: str, generation: int, lease: Lease, n_results: int
+) -> dict:
+    sweep = db.get_sweep(sweep_id)
+    recorded = db.finished_count(sweep_id)
+    if recorded < sweep.n_trials:  # a fallback sent before an extend added trials
+        log.warning(
+            "sweep %s: %d of its %d trials are recorded; its chord finalizes it once all are",
+            sweep_id,
+            recorded,
+            sweep.n_trials,
+        )
         return {"sweep_id": sweep_id, "duplicate": True}
     db.submitted(sweep_id)  # its chord fired: every trial was sent, whoever sent it
     results = summarize(db, sweep_id)
@@ -115,14 +174,24 @@ def finalize_sweep(self: Any, trial_results: list[dict[str, Any]], sweep_id: str
     if unchanged and sweep.results and sweep.results.get("fold_ensemble"):
         results["fold_ensemble"] = sweep.results["fold_ensemble"]
     retrain = config.retrain_and_test and best is not None and not cancelled and not unchanged
-    status = "retraining" if retrain else "cancelled" if cancelled else "done"
+    ended = SweepStatus.CANCELLED if cancelled else SweepStatus.DONE
+    status = SweepStatus.RETRAINING if retrain else ended
     splits = _describe_splits(config)
     db.set_sweep_fields(sweep_id, results=results, **({"splits": splits} if splits else {}))
     # the folder first: whoever sees the status change finds the results written
     _write_results(sweep_id, results)
-    db.set_sweep_fields(sweep_id, status=status, **({} if retrain else {"finished": time.time()}))
-    if not retrain:  # a retraining sweep stays active: the reaper watches its retrain too
-        db.deactivate(sweep_id)
+    crash_point("finalize.results")
+    # a retraining sweep stays active: the reaper watches its retrain too
+    outcome = db.finish_finalize(sweep_id, generation, lease.value, status, ended=not retrain)
+    if outcome != RECORDED:
+        why = {STALE: "was reopened since", LEASE_LOST: "lost its finalize lease"}
+        log.warning(
+            "sweep %s %s; this finalize writes no status",
+            sweep_id,
+            why.get(outcome, "was finalized by another copy"),
+        )
+        return {"sweep_id": sweep_id, "duplicate": True}
+    crash_point("finalize.status")
     counts = ", ".join(f"{results[s.counter]} {s}" for s in OUTCOMES if results[s.counter])
     log.info(
         "sweep %s finalized (%s): %s; best trial %s",
@@ -134,13 +203,8 @@ def finalize_sweep(self: Any, trial_results: list[dict[str, Any]], sweep_id: str
     if results["no_best"]:
         log.warning("sweep %s: %s", sweep_id, results["no_best"])
     if retrain:
-        app.signature(
-            RETRAIN_AND_TEST,
-            args=(sweep_id,),
-            queue=config.queue,
-            soft_time_limit=config.trial_timeout,
-        ).apply_async()
-    return {"sweep_id": sweep_id, "trials": len(trial_results)}
+        send_retrain(app, db, sweep_id, config.queue, config.trial_timeout)
+    return {"sweep_id": sweep_id, "trials": n_results}
 
 
 @app.task(name=RETRAIN_AND_TEST, bind=True)
@@ -152,6 +216,10 @@ def retrain_and_test(self: Any, sweep_id: str) -> dict[str, Any]:
     worker again, and after ``max_attempts`` starts the sweep is recorded failed.
     """
     db = store()
+    if not db.sweep_exists(sweep_id):
+        log.info("sweep %s was deleted; ignoring its retrain-and-test", sweep_id)
+        raise Ignore()
+    db.count_take(sweep_id, "retrain")
     sweep = db.get_sweep(sweep_id)
     if sweep.status != SweepStatus.RETRAINING:
         log.info("sweep %s is %s; ignoring this retrain-and-test", sweep_id, sweep.status)
@@ -166,6 +234,7 @@ def retrain_and_test(self: Any, sweep_id: str) -> dict[str, Any]:
     if not lease.acquire(lease.ttl_s * 1.5, retrained):
         log.info("sweep %s: another live copy retrains it; ignoring this one", sweep_id)
         raise Ignore()
+    crash_point("retrain.claimed")
     try:
         return _retrain_under_lease(db, config, sweep, lease)
     finally:
@@ -173,8 +242,11 @@ def retrain_and_test(self: Any, sweep_id: str) -> dict[str, Any]:
 
 
 def _retrain_under_lease(
-    db: SweepStore, config: SweepConfig, sweep: SweepRecord, lease: Any
+    db: SweepStore, config: SweepConfig, sweep: SweepRecord, lease: Lease
 ) -> dict[str, Any]:
+    """Retrain and test while holding ``lease``, then write the outcome (done, or failed)
+    only while still holding it: a copy that lost it to another (it was frozen past the TTL)
+    stops training at its next epoch and records nothing (raises :class:`Ignore`)."""
     sweep_id = sweep.id
     results = sweep.results or {}
     attempt = db.retrain_started(sweep_id)
@@ -184,11 +256,16 @@ def _retrain_under_lease(
             raise TrialError(f"gave up after {attempt - 1} attempts: its worker was lost each time")
         if not results.get("best"):
             raise TrialError(f"sweep {sweep_id} has no best trial to retrain")
-        metrics = _retrain(db, config, sweep, results["best"])
+        metrics = _retrain(db, config, sweep, results["best"], lease)
+        if metrics is None:
+            _retrain_lost(sweep_id)
         ensemble = _test_ensemble(config, sweep, results["best"]) if config.fold_models else None
         if ensemble is not None:
             results = {**results, "fold_ensemble": ensemble}
-            db.set_sweep_fields(sweep_id, results=results)
+            if not db.set_sweep_fields_held(sweep_id, lease, results=results):
+                _retrain_lost(sweep_id)
+    except Ignore:
+        raise
     except Exception as exc:
         log.warning(
             "sweep %s retrain-and-test failed: %s\n%s",
@@ -196,26 +273,51 @@ def _retrain_under_lease(
             describe_error(exc),
             traceback.format_exc(),
         )
-        db.set_sweep_fields(
+        failed = db.set_sweep_fields_held(
             sweep_id,
+            lease,
             status="failed",
             finished=time.time(),
             error=f"retrain-and-test failed: {describe_error(exc)}",
         )
+        if not failed:
+            _retrain_lost(sweep_id)
         db.retrain_ended(sweep_id)
         db.deactivate(sweep_id)
         return {"sweep_id": sweep_id, "status": "failed"}
+    crash_point("retrain.tested")
+    if lease.lost.is_set() or not lease.renew():  # the folder is the live copy's to write
+        _retrain_lost(sweep_id)
     _write_results(sweep_id, results)
-    db.set_sweep_fields(sweep_id, status="done", finished=time.time())
+    if not db.set_sweep_fields_held(sweep_id, lease, status="done", finished=time.time()):
+        _retrain_lost(sweep_id)
     db.retrain_ended(sweep_id)
     db.deactivate(sweep_id)
     return {"sweep_id": sweep_id, "status": "done", "test_metrics": metrics}
 
 
+def _retrain_lost(sweep_id: str) -> NoReturn:
+    """This copy of the retrain lost its lease to another: it records nothing."""
+    log.warning(
+        "sweep %s: this copy of retrain-and-test lost its lease to another copy; it stops "
+        "and records nothing",
+        sweep_id,
+    )
+    raise Ignore()
+
+
 def _retrain(
-    db: SweepStore, config: SweepConfig, sweep: SweepRecord, best: Mapping[str, Any]
-) -> dict[str, float]:
-    """Retrain and test the sweep's ``best`` trial; record its test metrics and final model."""
+    db: SweepStore,
+    config: SweepConfig,
+    sweep: SweepRecord,
+    best: Mapping[str, Any],
+    lease: Lease,
+) -> dict[str, float] | None:
+    """Retrain and test the sweep's ``best`` trial; record its test metrics and final model.
+
+    Training stops at its next epoch once ``lease`` is lost (``should_stop``); then, or
+    when another copy holds the lease as the metrics are written, nothing is recorded and
+    the result is None."""
     sweep_id = sweep.id
     out = Path(sweep.artifacts_dir) / sweep_id / "final"
     trainable = load_trainable(config.trainable, allowed=allowed_trainables())
@@ -227,9 +329,12 @@ def _retrain(
         config.cv_settings.n_folds,
         config.settings(),
         output_dir=out,
+        should_stop=lease.lost.is_set,
     )
     started = time.perf_counter()
     metrics = trainable.retrain_and_test(best["params"], best["epochs"], context)
+    if lease.lost.is_set():
+        return None
     log.info(
         "sweep %s retrain-and-test of trial %d: %s (%.1f s)",
         sweep_id,
@@ -237,14 +342,15 @@ def _retrain(
         metrics,
         time.perf_counter() - started,
     )
-    db.set_sweep_fields(
+    recorded = db.set_sweep_fields_held(
         sweep_id,
+        lease,
         test_metrics=metrics,
         retrained_trial=best["trial"],
         final_model_dir=str(out),
         **_predictions_field(out),
     )
-    return metrics
+    return metrics if recorded else None
 
 
 def _test_ensemble(

@@ -26,10 +26,11 @@ from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
 from smptune.config import SweepConfig
 from smptune.errors import SmptuneError, TrialError
+from smptune.lifecycle import crash_point
 from smptune.messages import TrialRequest
 from smptune.queue.lease import Lease
 from smptune.queue.rungs import Rungs
-from smptune.queue.store import LEASE_LOST, PREEMPTED, RECORDED, SweepStore
+from smptune.queue.store import LEASE_GONE, LEASE_LOST, PREEMPTED, RECORDED, SweepStore
 from smptune.records import PartialRun, SavedCheckpoint, TrialStatus
 from smptune.search.distributions import param_text, with_defaults
 from smptune.search.halving import Halving
@@ -191,9 +192,10 @@ class TrialRun:
             request,
             share=describe_share(),
         )
+        crash_point("trial.started")
         self.lease.start_heartbeat()
         self.started = time.perf_counter()
-        if self.config.is_open_ended and self.attempt == 1:
+        if self.config.is_open_ended:  # once per trial: the store refuses a second top-up
             self._extend(request)
         self.done = self.db.folds(self.sweep_id, self.trial)
         self.saved = self.db.checkpoint(self.sweep_id, self.trial)
@@ -206,7 +208,8 @@ class TrialRun:
 
     def _extend(self, request: TrialRequest) -> None:
         """Queue one more trial of an open-ended sweep, its chord waiting for it too, unless
-        the sweep is closed: each start adds one, so one stays queued for the next free
+        the sweep is closed: each trial's first start adds one (a start again, after a
+        preemption or a lost worker, adds none), so one stays queued for the next free
         worker until the budget is spent."""
         from smptune.celeryapp import app
         from smptune.flower import trial_argsrepr
@@ -214,8 +217,9 @@ class TrialRun:
 
         if request.group is None:
             return
-        chord_size_key = app.backend.get_key_for_group(request.group, ".t")
-        number = self.db.extend(self.sweep_id, chord_size_key)
+        group = request.group
+        keys = tuple(app.backend.get_key_for_group(group, k) for k in (".s", ".t", ".j"))
+        number = self.db.extend(self.sweep_id, self.trial, (keys[0], keys[1], keys[2]))
         if number is None:
             return
         argsrepr = trial_argsrepr(self.sweep_id, number, None, self.config.hyperparameters)
@@ -324,6 +328,8 @@ class TrialRun:
                     saved.path,
                 )
             return None
+        if saved is not None and not _confined(saved.path, output_dir, where):
+            saved = None  # not loaded: a run's checkpoint is only ever in the trial's folder
         path = output_dir / "checkpoints" / f"fold_{watch.fold}_seed_{watch.repeat}.ckpt"
         resume = 0
         if saved is not None and Path(saved.path).is_file():
@@ -347,17 +353,31 @@ class TrialRun:
 
     def _drop_checkpoint(self, path: Path | None = None) -> None:
         """Forget the run in progress's checkpoint and remove its file (unless the config
-        keeps checkpoints)."""
+        keeps checkpoints), only while this copy holds the lease (the live copy resumes
+        from that file); ``path`` is this copy's, the one recorded is removed only if it is
+        in the trial's own folder."""
         saved = self.db.checkpoint(self.sweep_id, self.trial)
-        if saved is None and path is None:
+        if saved is None and (path is None or not path.exists()):
+            return
+        if not self.lease.renew():
+            log.warning(
+                "sweep %s trial %d: %s; its checkpoint is left to the copy holding it",
+                self.sweep_id,
+                self.trial,
+                LOST_LEASE,
+            )
             return
         self.db.clear_checkpoint(self.sweep_id, self.trial)
         self.saved = None
         if self.config.keep_checkpoints:
             return
-        files = {Path(saved.path)} if saved else set()
-        for file in files | ({path} if path else set()):
-            file.unlink(missing_ok=True)
+        if path is not None:
+            path.unlink(missing_ok=True)
+        if saved is not None and saved.path != str(path):
+            folder = _trial_folder(self.db, self.sweep_id, self.trial)
+            file = _confined(saved.path, folder, f"sweep {self.sweep_id} trial {self.trial}")
+            if file is not None:
+                file.unlink(missing_ok=True)
 
     def _build_epoch_pruner(
         self, params: Mapping[str, Any]
@@ -437,7 +457,19 @@ class TrialRun:
         """Store a finished run's result (once) and count it as done."""
         result.update(fold=fold, repeat=repeat)
         run = self._run(fold, repeat)
-        self.db.record_fold(self.sweep_id, self.trial, run, result)
+        if self.db.record_fold(self.sweep_id, self.trial, run, result, self.lease.value) is None:
+            self.lease.lost.set()
+            log.warning(
+                "sweep %s trial %d: %s before it recorded fold %d seed %d; it stops and "
+                "records nothing",
+                self.sweep_id,
+                self.trial,
+                LOST_LEASE,
+                fold,
+                repeat,
+            )
+            raise TrialStopped(None, f"{LOST_LEASE} at fold {fold}")
+        crash_point("trial.run_recorded")
         self.done[run] = result
         log.info(
             "sweep %s trial %d fold %d seed %d: %s=%.4f in %.1f s",
@@ -483,6 +515,7 @@ class TrialRun:
             )
         if outcome != RECORDED:
             raise Ignore()
+        crash_point("trial.finished")
         self._prune_fold_models()
         if record["status"] == TrialStatus.COMPLETE and self.config.time_budget_factor:
             deadline = self.db.plan_deadline(self.sweep_id, record["duration_s"])
@@ -571,31 +604,69 @@ class RunWatch:
         del self.scores[epoch - 1 :]  # an epoch trained again after its checkpoint's
         self.scores.append(score)
         reason = owner.db.record_epoch(
-            owner.sweep_id, owner.trial, self.index, epoch, score, owner.worker
+            owner.sweep_id, owner.trial, self.index, epoch, score, owner.worker, owner.lease.value
         )
+        if reason == LEASE_GONE:
+            owner.lease.lost.set()
+            self.lost(f"at fold {self.fold}, epoch {epoch}")
+            return
+        crash_point("trial.epoch")
         if self.stop is None:
             self.stop = owner.stop_at_epoch(self, epoch, score, reason)
 
     def should_stop(self) -> bool:
+        """Whether the run ends at this epoch boundary: a stop was found, or this copy lost
+        the trial's lease (its heartbeat or a write found another copy holding it)."""
+        if self.owner.lease.lost.is_set():
+            self.lost(f"in fold {self.fold}")
         return self.stop is not None
+
+    def lost(self, where: str) -> None:
+        """This copy lost the trial's lease: the run stops, recording nothing (said once)."""
+        if self.stop is not None and self.stop.status is None:
+            return
+        owner = self.owner
+        log.warning(
+            "sweep %s trial %d: %s %s; it stops and records nothing",
+            owner.sweep_id,
+            owner.trial,
+            LOST_LEASE,
+            where,
+        )
+        self.stop = TrialStopped(None, f"{LOST_LEASE} {where}")
 
     def checkpoint_due(self, epoch: int) -> bool:
         """Whether the run saves a checkpoint after ``epoch``: every ``checkpoint_every``
         epochs, and before it stops to be continued (preempted, cancelled, out of time);
-        never after its last epoch or before it is pruned."""
+        never after its last epoch or before it is pruned, and never from a copy that lost
+        the trial's lease (checked in Redis before each save: a copy thawed after another
+        took the trial over must not overwrite the file that copy resumed from)."""
+        if self.owner.lease.lost.is_set():
+            self.lost(f"at fold {self.fold}, epoch {epoch}")
+            return False
         if epoch >= self.owner.max_epochs:
             return False
         if self.stop is not None:
-            return self.stop.status in RESUMABLE
-        every = self.owner.config.checkpoint_every
-        return every > 0 and epoch % every == 0
+            due = self.stop.status in RESUMABLE
+        else:
+            every = self.owner.config.checkpoint_every
+            due = every > 0 and epoch % every == 0
+        if due and not self.owner.lease.renew():
+            self.lost(f"at fold {self.fold}, epoch {epoch}, before its checkpoint")
+            return False
+        return due
 
     def checkpointed(self, epoch: int) -> None:
-        """Record that the run's checkpoint now holds it after ``epoch``."""
+        """Record that the run's checkpoint now holds it after ``epoch`` (only while this
+        copy holds the trial's lease)."""
         owner = self.owner
         assert self.checkpoint_path is not None
         saved = SavedCheckpoint(self.index, epoch, str(self.checkpoint_path))
-        owner.db.checkpointed(owner.sweep_id, owner.trial, saved)
+        if not owner.db.checkpointed(owner.sweep_id, owner.trial, saved, owner.lease.value):
+            owner.lease.lost.set()
+            self.lost(f"at fold {self.fold}, epoch {epoch}, as it saved its checkpoint")
+            return
+        crash_point("trial.checkpointed")
 
     def partial(self, epochs: int, duration_s: float) -> PartialRun:
         """The run as recorded when it stops after ``epochs`` epochs."""
@@ -609,6 +680,9 @@ ENSEMBLE_CANDIDATES = 3
 
 #: Stops after which a run is continued later, from a checkpoint saved as it stops.
 RESUMABLE = (TrialStatus.REQUEUED, TrialStatus.CANCELLED, TrialStatus.STOPPED)
+
+#: How a copy that lost its trial's lease to another says so.
+LOST_LEASE = "this copy lost the trial's lease to another copy"
 
 
 class _HalvingPruner:
@@ -686,6 +760,27 @@ class _MedianPerEpoch:
         ):
             return "below the median of the complete trials at this epoch"
         return None
+
+
+def _trial_folder(db: SweepStore, sweep_id: str, trial: int) -> Path:
+    """The trial's own folder, ``<artifacts>/<sweep>/trials/<trial>``: every file a copy of
+    it writes or removes is in there."""
+    return Path(db.get_sweep(sweep_id).artifacts_dir) / sweep_id / "trials" / str(trial)
+
+
+def _confined(path: str | Path, folder: Path, where: str) -> Path | None:
+    """``path`` (read from Redis) if it is inside ``folder``, symbolic links resolved; else
+    None, with a warning: it is neither loaded nor removed (a Redis writer must not get a
+    worker to touch files elsewhere)."""
+    candidate = Path(path)
+    try:
+        inside = candidate.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        inside = False
+    if not inside:
+        log.warning("%s: ignoring checkpoint %s, which is outside %s", where, path, folder)
+        return None
+    return candidate
 
 
 def _trial_dir(db: SweepStore, sweep_id: str, trial: int) -> Path | None:

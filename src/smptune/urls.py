@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from smptune.errors import ConfigError
 
@@ -53,33 +54,59 @@ def check_broker_url(url: str, key: str = "--broker") -> str:
 
 
 def mask_url(url: str) -> str:
-    """``redis://user:secret@host:6379/0`` → ``redis://user:***@host:6379/0``."""
+    """``redis://user:secret@host:6379/0`` → ``redis://user:***@host:6379/0``; a secret in
+    the query (``?password=``, ``sentinel_password=``, a token) is masked as well."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
         return "<unparseable url>"
-    if parts.password is None:
+    query = "&".join(
+        f"{name}=***" if _SECRET_NAME.search(unquote_plus(name)) else f"{name}{sep}{value}"
+        for name, sep, value in (item.partition("=") for item in parts.query.split("&"))
+    )
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo = f"{parts.username}:***" if parts.username else ":***"
+        host = parts.hostname or ""
+        if port is not None:
+            host = f"{host}:{port}"
+        netloc = f"{userinfo}@{host}"
+    if netloc == parts.netloc and query == parts.query:
         return url
-    userinfo = f"{parts.username}:***" if parts.username else ":***"
-    host = parts.hostname or ""
-    if port is not None:
-        host = f"{host}:{port}"
-    return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, ""))
+    shown = f"{parts.scheme}://{netloc}{parts.path}"  # unix:///path keeps its three slashes
+    return shown + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
+
+
+def _secrets_of(url: str) -> list[str]:
+    """The secrets ``url`` carries: its password, and each secret-looking query value."""
+    try:
+        parts = urlsplit(url)
+        found = [parts.password or ""]
+    except ValueError:
+        return []
+    for item in parts.query.split("&"):
+        name, _, value = item.partition("=")
+        if _SECRET_NAME.search(unquote_plus(name)):
+            found += [value, unquote_plus(value)]
+    return [secret for secret in found if secret]
 
 
 def mask_secrets(text: str, url: str | None) -> str:
-    """Replace the password of ``url`` wherever it appears in ``text``."""
+    """Replace the password of ``url`` (and any secret in its query) wherever it appears in
+    ``text``."""
     if not url:
         return text
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return text
-    if password:
-        text = text.replace(url, mask_url(url)).replace(password, "***")
+    found = _secrets_of(url)
+    if found:
+        text = text.replace(url, mask_url(url))
+        for secret in sorted(found, key=len, reverse=True):
+            text = text.replace(secret, "***")
     return text
 
+
+#: Query parameters whose value is a secret (``password``, ``sentinel_password``, ...).
+_SECRET_NAME = re.compile(r"pass|secret|token|auth|credential", re.IGNORECASE)
 
 _CERT_REQS = {
     "required": ssl.CERT_REQUIRED,

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from smptune.cli import add_common_options, add_verbose_to_commands, complete, plain
 from smptune.errors import ConfigError, ExitCode, SmptuneError
+from smptune.lifecycle import crash_point
 from smptune.messages import DEFAULT_QUEUE
 from smptune.queue.lease import lease_ttl_s
 from smptune.sharing import (
@@ -118,11 +119,19 @@ class Preemption:
         cold shutdown puts their messages back in the queue."""
         from smptune.queue.recovery import give_back
 
-        return [
+        given = [
             (sweep_id, trial)
             for sweep_id, trial, worker in self.store.running_on(workers)
             if give_back(self.store, self.app, sweep_id, trial, worker, send=False)
         ]
+        if given:
+            crash_point("supervisor.given_back")
+        return given
+
+    def put_back(self, trials: list[tuple[str, int]]) -> None:
+        """``trials``' workers stopped in time: Celery put their messages back."""
+        for sweep_id, trial in trials:
+            self.store.sent_again(sweep_id, trial)
 
     def send(self, trials: list[tuple[str, int]]) -> None:
         """Queue ``trials`` again ourselves: their workers were killed before Celery could."""
@@ -355,7 +364,9 @@ class Supervisor:
             log.warning("grace spent: cold shutdown of the workers that still train")
             given = preemption.release(names)
             self._signal_all(signal.SIGQUIT)  # Celery puts their messages back as it stops
-            if not self._wait_all(3.0):
+            if self._wait_all(3.0):
+                preemption.put_back(given)
+            else:
                 self._signal_all(signal.SIGKILL)
                 self._wait_all(5.0)
                 preemption.send(given)

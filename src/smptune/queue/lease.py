@@ -40,9 +40,23 @@ end
 return 0
 """
 
+# Take a free lease and mark its work running in one step, so that a holder that dies right
+# after taking it leaves an orphan the reaper sees (running, no lease), never a silent gap.
+# KEYS: lease, running set, finished set; ARGV: value, TTL ms, member
+_TAKE = """
+if redis.call('SISMEMBER', KEYS[3], ARGV[3]) == 1 then return 0 end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('SADD', KEYS[2], ARGV[3])
+  return 1
+end
+return 0
+"""
+
+# KEYS: lease, running set; ARGV: the dead holder's value, value, TTL ms, member
 _STEAL = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  redis.call('SADD', KEYS[2], ARGV[4])
   return 1
 end
 return 0
@@ -95,20 +109,27 @@ class Lease:
         return int(self.ttl_s * 1000)
 
     def try_acquire(self) -> bool:
-        """Take the lease if it is free or its holder on this host is gone."""
-        if self.client.set(self.key, self.value, nx=True, px=self._ttl_ms):
+        """Take the lease if it is free or its holder on this host is gone; taken, its work
+        is marked running (:attr:`running_key`) in the same step."""
+        if self._take():
             return True
         # The store's client decodes responses (decode_responses=True); redis's types cannot
         # tell that from a plain ``redis.Redis`` and give ``bytes | str``.
         holder = cast("str | None", self.client.get(self.key))
         if holder is None:
-            return bool(self.client.set(self.key, self.value, nx=True, px=self._ttl_ms))
+            return self._take()
         host, _, rest = holder.partition(":")
         pid = rest.partition(":")[0]
         if host == self.host and pid.isdigit() and not pid_alive(int(pid)):
             log.info("taking over %s from dead process %s on this host", self.key, pid)
-            return bool(self.client.eval(_STEAL, 1, self.key, holder, self.value, self._ttl_ms))
+            keys = (self.key, self.running_key)
+            args = (holder, self.value, self._ttl_ms, self.member)
+            return bool(self.client.eval(_STEAL, 2, *keys, *args))
         return False
+
+    def _take(self) -> bool:
+        keys = (self.key, self.running_key, self.finished_key)
+        return bool(self.client.eval(_TAKE, 3, *keys, self.value, self._ttl_ms, self.member))
 
     def acquire(self, wait_s: float, is_done: Callable[[], bool]) -> bool:
         """Try for up to ``wait_s`` seconds; give up early once ``is_done()`` is true."""

@@ -33,6 +33,7 @@ import logging
 import time
 from typing import Any
 
+from smptune.lifecycle import crash_point
 from smptune.messages import (
     DEFAULT_QUEUE,
     FINALIZE_SWEEP,
@@ -47,8 +48,8 @@ from smptune.records import SweepRecord, SweepStatus
 
 log = logging.getLogger("smptune.recovery")
 
-#: The "trial number" under which the reaper tracks a sweep's retrain-and-test.
-RETRAIN_KEY = -1
+#: The "trial numbers" under which the reaper tracks a sweep's retrain-and-test and finalize.
+RETRAIN_KEY, FINALIZE_KEY = -1, -2
 
 
 def give_back(
@@ -73,11 +74,25 @@ def give_back(
 
 
 def send_again(store: SweepStore, app: Any, sweep_id: str, trial: int, why: str) -> None:
-    """Send a trial's message again as it was sent when it last started."""
-    request = store.trial_request(sweep_id, trial) or TrialRequest()
+    """Send a trial marked requeued again as it was sent when it last started (from the
+    sweep's chord template if it never did), and clear its mark."""
+    request = store.trial_request(sweep_id, trial)
+    if request is None:
+        template = store.get_sweep(sweep_id).trial_request or TrialRequest()
+        request = template.for_trial(sweep_id, trial)
     send_trial(
         app, sweep_id, trial, request, REQUEUE_PRIORITY, f"trial {trial} (sweep={sweep_id}, {why})"
     )
+    store.sent_again(sweep_id, trial)
+
+
+def send_retrain(
+    app: Any, store: SweepStore, sweep_id: str, queue: str, timeout: float | None
+) -> None:
+    """Send a sweep's retrain-and-test and count it sent (the reaper sends it again only
+    while none waits to be taken)."""
+    app.send_task(RETRAIN_AND_TEST, args=(sweep_id,), queue=queue, soft_time_limit=timeout)
+    store.count_send(sweep_id, "retrain")
 
 
 class Reaper:
@@ -99,14 +114,15 @@ class Reaper:
         """One pass over the active sweeps (or ``sweep_ids``); returns the trials queued
         again."""
         now = time.monotonic() if now is None else now
+        clock = self.store.now()  # stamps other hosts wrote are compared with Redis's clock
         requeued: list[tuple[str, int]] = []
         seen: set[tuple[str, int]] = set()
         ids = self.store.active_sweeps() if sweep_ids is None else sweep_ids
         sweeps = {sweep_id: self.store.get_sweep(sweep_id) for sweep_id in ids}
         for sweep_id, sweep in sweeps.items():
-            self._finish_submit(sweep_id, sweep)
-            self._recover_retrain(sweep_id, sweep, now, seen)
-            self._finalize_if_stuck(sweep_id, sweep)
+            self._finish_submit(sweep_id, sweep, clock)
+            self._recover_retrain(sweep_id, sweep, now, seen, clock)
+            self._finalize_if_stuck(sweep_id, sweep, now, seen, clock)
             for trial in self.store.running_numbers(sweep_id):
                 key = (sweep_id, trial)
                 if self.store.lease_exists(sweep_id, trial):
@@ -117,11 +133,35 @@ class Reaper:
                 if now - first < self.grace_s:
                     continue
                 if self.store.claim_orphan(sweep_id, trial):
+                    crash_point("reaper.orphan_claimed")
                     self.requeue(sweep_id, trial)
                     requeued.append(key)
+            requeued += self._send_marked(sweep_id, clock)
         self._missing_since = {k: v for k, v in self._missing_since.items() if k in seen}
         requeued += self._requeue_lost_messages(sweeps, now)
         return requeued
+
+    def _send_marked(self, sweep_id: str, clock: float) -> list[tuple[str, int]]:
+        """Send the trials marked requeued whose sender died before it sent them (marked
+        longer than a grace ago, neither running nor finished since)."""
+        marked = self.store.to_send(sweep_id)
+        if not marked:
+            return []
+        accounted = set(self.store.running_numbers(sweep_id)) | self.store.finished(sweep_id)
+        sent = []
+        for trial, marked_at in marked.items():
+            if trial in accounted:
+                self.store.sent_again(sweep_id, trial)  # a copy runs or ran it
+                continue
+            if clock - marked_at < 3 * self.grace_s:
+                continue
+            if self.store.claim_lost(sweep_id, trial, hold_s=self.finalize_grace_s):
+                log.warning(
+                    "sweep %s trial %d: marked requeued but never sent; sending it", sweep_id, trial
+                )
+                send_again(self.store, self.app, sweep_id, trial, "sent by the reaper")
+                sent.append((sweep_id, trial))
+        return sent
 
     def recover(self, sweep_id: str) -> list[int]:
         """Everything the reaper would do for an interrupted sweep (none of whose trials a
@@ -160,22 +200,40 @@ class Reaper:
         return ids
 
     def _recover_retrain(
-        self, sweep_id: str, sweep: SweepRecord, now: float, seen: set[tuple[str, int]]
+        self,
+        sweep_id: str,
+        sweep: SweepRecord,
+        now: float,
+        seen: set[tuple[str, int]],
+        clock: float,
     ) -> None:
-        """Queue again a retrain-and-test whose lease is gone in two scans a grace apart (its
-        worker or machine was lost); ``max_attempts`` bounds how often it starts."""
-        if sweep.status is not SweepStatus.RETRAINING or not self.store.retrain_orphaned(sweep_id):
+        """Send again the retrain-and-test of a retraining sweep that no live worker holds
+        (in two scans a grace apart) when its worker was lost, or when none waits to be
+        taken: its finalize died before sending it, or a reaper died after claiming it.
+        ``max_attempts`` bounds how often it starts."""
+        if sweep.status is not SweepStatus.RETRAINING or self.store.retrain_held(sweep_id):
             return
         key = (sweep_id, RETRAIN_KEY)
         seen.add(key)
         first = self._missing_since.setdefault(key, now)
-        if now - first < self.grace_s or not self.store.claim_orphaned_retrain(sweep_id):
+        if now - first < self.grace_s:
             return
-        log.warning("sweep %s: retrain-and-test lost its worker; queueing it again", sweep_id)
-        self.store.set_sweep_fields(sweep_id, retrain_requeued_at=time.time())
+        orphaned = self.store.retrain_orphaned(sweep_id)
+        if not orphaned:
+            since = max(sweep.finalized_at or 0.0, sweep.retrain_requeued_at or 0.0)
+            if not self.store.unsent(sweep_id, "retrain") or clock - since < 3 * self.grace_s:
+                return  # one waits in the queue, or the finalize is sending it now
+        if not self.store.claim_send(sweep_id, "retrain", self.finalize_grace_s):
+            return
+        crash_point("reaper.retrain_claimed")
+        if orphaned:
+            self.store.claim_orphaned_retrain(sweep_id)
+            log.warning("sweep %s: retrain-and-test lost its worker; queueing it again", sweep_id)
+        else:
+            log.warning("sweep %s: its retrain-and-test was never sent; sending it", sweep_id)
+        self.store.set_sweep_fields(sweep_id, retrain_requeued_at=clock)
         queue = sweep.config.get("queue", DEFAULT_QUEUE)
-        timeout = sweep.config.get("trial_timeout")
-        self.app.send_task(RETRAIN_AND_TEST, args=(sweep_id,), queue=queue, soft_time_limit=timeout)
+        send_retrain(self.app, self.store, sweep_id, queue, sweep.config.get("trial_timeout"))
 
     def _requeue_lost_messages(
         self, sweeps: dict[str, SweepRecord], now: float
@@ -204,7 +262,8 @@ class Reaper:
         for (sweep_id, trial), since in sorted(self._unqueued_since.items()):
             if now - since < self.finalize_grace_s:
                 continue
-            if self.store.claim_lost(sweep_id, trial, hold_s=2 * self.finalize_grace_s):
+            if self.store.claim_lost(sweep_id, trial, hold_s=self.finalize_grace_s):
+                crash_point("reaper.lost_claimed")
                 self.requeue_unstarted(sweep_id, sweeps[sweep_id], trial)
                 requeued.append((sweep_id, trial))
             del self._unqueued_since[(sweep_id, trial)]
@@ -242,16 +301,19 @@ class Reaper:
         )
         self._send(sweep_id, trial, request)
 
-    def _finish_submit(self, sweep_id: str, sweep: SweepRecord) -> None:
+    def _finish_submit(self, sweep_id: str, sweep: SweepRecord, clock: float) -> None:
         """Send the chord of a sweep its producer left half-sent (killed, or Redis gone
         part-way) ``finalize_grace_s`` ago: the chord size again, and every trial neither
-        running nor finished (a copy of one already queued is ignored when it runs)."""
+        running nor finished (a copy of one already queued is ignored when it runs). The
+        claim lapses: a reaper that dies sending it leaves the sweep ``submitting`` for the
+        next."""
         if sweep.submitting is None or sweep.trial_request is None or sweep.finalized_at:
             return
-        if time.time() - sweep.submitting < self.finalize_grace_s:
+        if clock - sweep.submitting < self.finalize_grace_s:
             return
-        if not self.store.claim_submit_recovery(sweep_id, sweep.generation):
+        if not self.store.claim_submit_recovery(sweep_id, hold_s=self.finalize_grace_s):
             return
+        crash_point("reaper.submit_claimed")
         from smptune.queue.submit import send_chord
 
         trials = sorted(self.store.unaccounted(sweep_id, sweep.n_trials))
@@ -267,34 +329,60 @@ class Reaper:
             sweep.trial_request,
             argsreprs,
             trials=trials,
-            chord_size=sweep.n_trials,
+            chord_size=sweep.chord_size or sweep.n_trials,
         )
         self.store.submitted(sweep_id)
 
-    def _finalize_if_stuck(self, sweep_id: str, sweep: SweepRecord) -> None:
-        if sweep.finalized_at or self.store.finished_count(sweep_id) < sweep.n_trials:
+    def _finalize_if_stuck(
+        self,
+        sweep_id: str,
+        sweep: SweepRecord,
+        now: float,
+        seen: set[tuple[str, int]],
+        clock: float,
+    ) -> None:
+        """Send the finalize of the sweep's generation when every trial is recorded and no
+        live worker finalizes it (in two scans a grace apart), and either a finalize took it
+        and died, or none waits to be taken ``finalize_grace_s`` after the last trial ended
+        (the chord did not fire: Celery's chord counter lives in Redis too, and the worker
+        of a trial's last part can die before returning it)."""
+        if sweep.finalized_at is not None or sweep.submitting is not None:
             return
-        last_finished = time.time() if sweep.last_finished is None else sweep.last_finished
-        if time.time() - last_finished < self.finalize_grace_s:
+        if self.store.finished_count(sweep_id) < sweep.n_trials:
             return
-        if self.store.claim_finalize_fallback(sweep_id):
-            log.warning(
-                "sweep %s: every trial is recorded but the chord did not fire; finalizing it",
-                sweep_id,
-            )
-            queue = sweep.config.get("queue", DEFAULT_QUEUE)
-            self.app.send_task(FINALIZE_SWEEP, args=([], sweep_id), queue=queue)
+        if self.store.finalize_held(sweep_id):
+            return
+        key = (sweep_id, FINALIZE_KEY)
+        seen.add(key)
+        first = self._missing_since.setdefault(key, now)
+        if now - first < self.grace_s:
+            return
+        orphaned = self.store.finalize_orphaned(sweep_id, sweep.generation)
+        if not orphaned:
+            last_finished = clock if sweep.last_finished is None else sweep.last_finished
+            if not self.store.unsent(sweep_id, "finalize"):
+                return
+            if clock - last_finished < self.finalize_grace_s:
+                return
+        if not self.store.claim_send(sweep_id, "finalize", self.finalize_grace_s):
+            return
+        crash_point("reaper.finalize_claimed")
+        why = "its finalize lost its worker" if orphaned else "the chord did not fire"
+        log.warning("sweep %s: every trial is recorded but %s; finalizing it", sweep_id, why)
+        self.store.set_sweep_fields(sweep_id, finalize_fallback=clock)
+        queue = sweep.config.get("queue", DEFAULT_QUEUE)
+        self.app.send_task(
+            FINALIZE_SWEEP,
+            args=([], sweep_id),
+            kwargs={"generation": sweep.generation},
+            queue=queue,
+        )
+        self.store.count_send(sweep_id, "finalize")
 
     def requeue(self, sweep_id: str, trial: int) -> None:
         """Queue a trial that lost its worker, as it was sent when it last started."""
-        request = self.store.trial_request(sweep_id, trial) or TrialRequest()
-        log.warning(
-            "sweep %s trial %d lost its worker; queueing it again (task %s)",
-            sweep_id,
-            trial,
-            request.id,
-        )
-        self._send(sweep_id, trial, request)
+        log.warning("sweep %s trial %d lost its worker; queueing it again", sweep_id, trial)
+        send_again(self.store, self.app, sweep_id, trial, "queued again")
 
     def _send(self, sweep_id: str, trial: int, request: TrialRequest) -> None:
         argsrepr = f"trial {trial} (sweep={sweep_id}, queued again)"

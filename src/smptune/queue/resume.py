@@ -16,13 +16,13 @@ same step that numbers them (as an open-ended sweep grows).
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from smptune.config import SweepConfig, config_from_dict
 from smptune.errors import ConfigError
-from smptune.messages import FINALIZE_SWEEP, TRIAL_PRIORITY, finalize_task_id
+from smptune.lifecycle import crash_point
+from smptune.messages import FINALIZE_SWEEP, TRIAL_PRIORITY, TrialRequest, finalize_task_id
 from smptune.messages import send_trial as send_one
 from smptune.queue.store import SweepStore
 from smptune.records import SweepRecord, SweepStatus, TrialStatus
@@ -70,14 +70,15 @@ def resume(
         )
     again = set(RESUMED_STATUSES) | ({TrialStatus.FAILED} if retry_failed else set())
     trials = [t.trial for t in store.trials(sweep_id) if t.status in again]
-    deadline = None if time_budget_s is None else time.time() + time_budget_s
+    deadline = None if time_budget_s is None else store.now() + time_budget_s
     if not trials and sweep.status is SweepStatus.FAILED and sweep.test_metrics is None:
         # every trial ended, retrain-and-test did not: finalize (and retrain) once more
-        generation = store.reopen(sweep_id, [], deadline=deadline)
+        generation = store.reopen(sweep_id, [], deadline=deadline, n_trials=sweep.n_trials)
         config = config_from_dict(sweep.config)
         app.send_task(
             FINALIZE_SWEEP,
             args=([], sweep_id),
+            kwargs={"generation": generation},
             queue=config.queue,
             task_id=finalize_task_id(sweep_id, generation),
         )
@@ -85,8 +86,7 @@ def resume(
     if not trials:
         hint = "" if retry_failed else " (failed trials run again with --retry-failed)"
         raise ConfigError(f"sweep {sweep_id}: no trial left to resume{hint}")
-    generation = store.reopen(sweep_id, trials, deadline=deadline)
-    _send_chord(store, app, store.get_sweep(sweep_id), trials, generation)
+    _reopen_and_send(store, app, sweep, trials, trials, deadline=deadline)
     return Continued(trials, new_chord=True)
 
 
@@ -134,14 +134,13 @@ def extend(
         keys = (
             app.backend.get_key_for_group(request.group, ".s"),
             app.backend.get_key_for_group(request.group, ".t"),
+            app.backend.get_key_for_group(request.group, ".j"),
         )
-        first = store.extend_running(sweep_id, n, keys)
+        first = store.extend_running(sweep_id, n, keys, params.values())
         if first is not None:
+            crash_point("extend.counted")
             trials = list(range(first, first + n))
-            chosen = list(params.values())
-            for offset, number in enumerate(trials):
-                if chosen:
-                    store.set_params_once(sweep_id, number, chosen[offset])
+            for number in trials:
                 send_one(
                     app,
                     sweep_id,
@@ -156,9 +155,10 @@ def extend(
             f"sweep {sweep_id} is {sweep.status} and finalizing: extend it once it has ended"
         )
     trials = list(range(sweep.n_trials, sweep.n_trials + n))
-    deadline = None if time_budget_s is None else time.time() + time_budget_s
-    generation = store.reopen(sweep_id, [], add=n, params=params, deadline=deadline)
-    _send_chord(store, app, store.get_sweep(sweep_id), trials, generation)
+    deadline = None if time_budget_s is None else store.now() + time_budget_s
+    # numbered from the n_trials read above: a racing extend that reopened it first makes
+    # this one fail, nothing written (SweepConflictError), never hand out its numbers too
+    _reopen_and_send(store, app, sweep, [], trials, add=n, params=params, deadline=deadline)
     return Continued(trials, new_chord=True)
 
 
@@ -189,17 +189,37 @@ def _more_configurations(
     )
 
 
-def _send_chord(
-    store: SweepStore, app: Any, sweep: SweepRecord, trials: list[int], generation: int
+def _reopen_and_send(
+    store: SweepStore,
+    app: Any,
+    sweep: SweepRecord,
+    forget: list[int],
+    trials: list[int],
+    **reopen: Any,
 ) -> None:
-    """A new chord of ``trials`` with this generation's finalize; the template the reaper
-    uses to queue a lost one again."""
+    """Reopen an ended sweep (``forget``: the trials that run again; ``reopen``: the rest of
+    :meth:`SweepStore.reopen`'s arguments) recorded ``submitting`` with a new chord whose
+    finalize is the new generation's, then send that chord of ``trials``."""
     from smptune.queue.submit import new_chord, send_chord
 
-    template = new_chord(app, config_from_dict(sweep.config), sweep.id, generation)
+    config = config_from_dict(sweep.config)
+    templates: dict[int, TrialRequest] = {}
+
+    def chord(generation: int) -> TrialRequest:
+        templates[generation] = new_chord(app, config, sweep.id, generation)
+        return templates[generation]
+
+    generation = store.reopen(
+        sweep.id, forget, n_trials=sweep.n_trials, chord=chord, chord_size=len(trials), **reopen
+    )
+    crash_point("continue.reopened")
     argsreprs = [f"trial {n} (sweep={sweep.id}, continued)" for n in trials]
-    store.set_sweep_fields(sweep.id, trial_request=template.template_dict(), submitting=time.time())
     send_chord(
-        app, sweep.id, template, argsreprs, trials=trials, alive=lambda: store.sending(sweep.id)
+        app,
+        sweep.id,
+        templates[generation],
+        argsreprs,
+        trials=trials,
+        alive=lambda: store.sending(sweep.id),
     )
     store.submitted(sweep.id)

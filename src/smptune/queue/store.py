@@ -21,7 +21,8 @@ Keys (``{id}`` is the sweep id)::
     smptune:sweep:{id}:retraining   set    "retrain" while retrain-and-test runs
     smptune:preempt:{worker}        string set while that worker is being preempted
 
-A trial's hash holds its run in progress's last ``checkpoint`` (JSON: run, epoch, path).
+A trial's hash holds its run in progress's last ``checkpoint`` (JSON: run, epoch, path),
+and ``topped_up``: the generation in which its start added a trial to an open-ended sweep.
 
 A fold result and a trial's final record are each written at most once (HSETNX and a
 Lua script guarded by the ``finished`` set and the trial's lease), so a redelivered task
@@ -34,14 +35,14 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from smptune.errors import BrokerError, ConfigError, SweepNotFoundError
+from smptune.errors import BrokerError, ConfigError, SweepConflictError, SweepNotFoundError
 from smptune.messages import TrialRequest
 from smptune.queue.lease import Lease
 from smptune.queue.rungs import Rungs
@@ -62,7 +63,14 @@ PREFIX = "smptune"
 
 _COUNTERS = tuple(status.counter for status in OUTCOMES)
 
-_FINISH_TRIAL = """
+# Times written here are the Redis server's (TIME), so that every host compares one clock.
+_NOW = """
+local t = redis.call('TIME')
+local now = tostring(tonumber(t[1]) + tonumber(t[2]) / 1000000)
+"""
+
+_FINISH_TRIAL = _NOW + """
+if redis.call('HEXISTS', KEYS[3], 'id') == 0 then return 0 end
 local holder = redis.call('GET', KEYS[6])
 if holder and holder ~= ARGV[5] then
   return -1
@@ -76,7 +84,7 @@ for k, v in pairs(fields) do
   redis.call('HSET', KEYS[2], k, v)
 end
 redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
-redis.call('HSET', KEYS[3], 'last_finished', ARGV[6])
+redis.call('HSET', KEYS[3], 'last_finished', now)
 redis.call('SREM', KEYS[4], ARGV[1])
 if ARGV[4] ~= '' then
   redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
@@ -84,40 +92,110 @@ end
 return 1
 """
 
-_CLAIM_ORPHAN = """
+
+# KEYS: running set, finished set, lease, trial hash, the to-send set; ARGV: trial
+_CLAIM_ORPHAN = _NOW + """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 redis.call('SREM', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[4], 'status', 'requeued', 'requeued_at', ARGV[2])
+redis.call('HSET', KEYS[4], 'status', 'requeued', 'requeued_at', now)
 redis.call('HINCRBY', KEYS[4], 'requeues', 1)
+redis.call('SADD', KEYS[5], ARGV[1])
 return 1
 """
 
-# KEYS: the sweep hash, the chord's size difference (Celery's ``<group>.t``); ARGV: now
-_EXTEND = """
+# Lua helpers of the scripts below. ``holds``: whether the copy whose lease value is
+# ``value`` holds ``lease``, the lease of ``member`` (a trial, or "retrain"): the lease is
+# its, or it lapsed while ``member`` still runs unfinished (as lease.py's renewal re-creates
+# it); '' holds any. ``chord_waits``: whether a chord (Celery's ``<group>.s``, ``.t`` and
+# ``.j``) still waits for results: its size is set and fewer results than ``.s + .t`` are
+# in (Celery counts them in ``.j``, a zset or a list, and fires at ``.s + .t``; it deletes
+# the three only after it published the callback).
+_HELPERS = """
+local function holds(lease, running, finished, member, value)
+  if value == '' then return true end
+  local holder = redis.call('GET', lease)
+  if holder then return holder == value end
+  return redis.call('SISMEMBER', running, member) == 1
+    and redis.call('SISMEMBER', finished, member) == 0
+end
+local function chord_waits(size, diff, results)
+  local s = redis.call('GET', size)
+  if not s then return false end
+  local kind = redis.call('TYPE', results)['ok']
+  local ready = 0
+  if kind == 'zset' then ready = redis.call('ZCARD', results) end
+  if kind == 'list' then ready = redis.call('LLEN', results) end
+  return ready < tonumber(s) + tonumber(redis.call('GET', diff) or '0')
+end
+"""
+
+# KEYS: the sweep hash, the trial's hash, its chord's ``<group>.s``, ``.t`` and ``.j``;
+# ARGV: now. Once per trial and generation (``topped_up`` in the trial's hash): a trial
+# started again after a preemption gave its attempt back adds no second trial.
+_EXTEND = _HELPERS + """
 local sweep = KEYS[1]
 if redis.call('HGET', sweep, 'open_ended') ~= '1' then return -1 end
 if redis.call('HEXISTS', sweep, 'cancel_requested') == 1 then return -1 end
 local deadline = redis.call('HGET', sweep, 'deadline')
-if deadline and tonumber(ARGV[1]) >= tonumber(deadline) then return -1 end
-redis.call('INCR', KEYS[2])
+local t = redis.call('TIME')
+if deadline and tonumber(t[1]) + tonumber(t[2]) / 1000000 >= tonumber(deadline) then
+  return -1
+end
+if not chord_waits(KEYS[3], KEYS[4], KEYS[5]) then return -1 end
+local generation = redis.call('HGET', sweep, 'generation') or '0'
+if redis.call('HGET', KEYS[2], 'topped_up') == generation then return -1 end
+redis.call('HSET', KEYS[2], 'topped_up', generation)
+redis.call('INCR', KEYS[4])
 return redis.call('HINCRBY', sweep, 'n_trials', 1) - 1
 """
 
-# KEYS: the sweep hash, its chord's size (``<group>.s``) and size difference (``.t``);
-# ARGV: how many trials to add. The chord must not have fired (Celery deletes ``.s`` then).
-_EXTEND_RUNNING = """
+# KEYS: the sweep hash, its chord's ``<group>.s``, ``.t`` and ``.j``; ARGV: how many trials
+# to add. The chord must still wait: not fired, nor firing.
+_EXTEND_RUNNING = _HELPERS + """
 local sweep = KEYS[1]
 if redis.call('HEXISTS', sweep, 'finalized_at') == 1 then return -1 end
-if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
+if redis.call('EXISTS', KEYS[6]) == 1 then return -1 end
+if not chord_waits(KEYS[2], KEYS[3], KEYS[4]) then return -1 end
 redis.call('INCRBY', KEYS[3], tonumber(ARGV[1]))
-return redis.call('HINCRBY', sweep, 'n_trials', tonumber(ARGV[1])) - tonumber(ARGV[1])
+local first = redis.call('HINCRBY', sweep, 'n_trials', tonumber(ARGV[1])) - tonumber(ARGV[1])
+for i = 2, #ARGV do
+  redis.call('HSETNX', KEYS[5], tostring(first + i - 2), ARGV[i])
+end
+return first
 """
 
-# KEYS: running set, finished set, lease, trial hash; ARGV: trial, worker name, now, the
-# lease's value ('': whoever holds it; the worker is known to be gone)
-_REQUEUE_PREEMPTED = """
+# The writes of a trial's copy, each only while it holds the trial's lease (see ``holds``).
+# KEYS: the lease, the running and finished sets, then the script's own; ARGV: the lease's
+# value, the trial, then the script's own.
+# KEYS[4..6]: curve, sweep hash, preempt flag; ARGV[3..4]: "<run>:<epoch>", score.
+_RECORD_EPOCH = _HELPERS + """
+if not holds(KEYS[1], KEYS[2], KEYS[3], ARGV[2], ARGV[1]) then return -1 end
+redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
+local stop = redis.call('HMGET', KEYS[5], 'cancel_requested', 'deadline')
+local t = redis.call('TIME')
+return {stop[1], stop[2], redis.call('EXISTS', KEYS[6]), t[1], t[2]}
+"""
+# KEYS[4..5]: folds, sweep hash; ARGV[3..4]: run, result
+_RECORD_FOLD = _HELPERS + """
+if not holds(KEYS[1], KEYS[2], KEYS[3], ARGV[2], ARGV[1]) then return -1 end
+if redis.call('HSETNX', KEYS[4], ARGV[3], ARGV[4]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[5], 'folds_done', 1)
+return 1
+"""
+# KEYS[4]: the hash to write; ARGV[3]: its fields (JSON object of strings)
+_SET_HELD = _HELPERS + """
+if not holds(KEYS[1], KEYS[2], KEYS[3], ARGV[2], ARGV[1]) then return 0 end
+for k, v in pairs(cjson.decode(ARGV[3])) do
+  redis.call('HSET', KEYS[4], k, v)
+end
+return 1
+"""
+
+# KEYS: running set, finished set, lease, trial hash, the to-send set; ARGV: trial, worker
+# name, (unused), the lease's value ('': whoever holds it; the worker is known to be gone)
+_REQUEUE_PREEMPTED = _NOW + """
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
 if redis.call('HGET', KEYS[4], 'worker') ~= ARGV[2] then return 0 end
@@ -125,9 +203,31 @@ local holder = redis.call('GET', KEYS[3])
 if ARGV[4] ~= '' and holder and holder ~= ARGV[4] then return 0 end
 redis.call('DEL', KEYS[3])
 redis.call('SREM', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[4], 'status', 'requeued', 'requeued_at', ARGV[3])
+redis.call('HSET', KEYS[4], 'status', 'requeued', 'requeued_at', now)
 redis.call('HINCRBY', KEYS[4], 'preemptions', 1)
 redis.call('HINCRBY', KEYS[4], 'attempts', -1)
+redis.call('SADD', KEYS[5], ARGV[1])
+return 1
+"""
+
+# The end of a generation's finalize, only from the copy that holds its lease and only
+# while that generation is current. KEYS: sweep hash, finalize lease, finalizing set,
+# finalized set, active set; ARGV: generation, holder, status, '1' to deactivate, sweep id
+_FINISH_FINALIZE = _NOW + """
+if tonumber(redis.call('HGET', KEYS[1], 'generation') or '0') ~= tonumber(ARGV[1]) then
+  return -2
+end
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return -1 end
+if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then return 0 end
+redis.call('SADD', KEYS[4], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[1], 'status', ARGV[3], 'finalized_at', now)
+redis.call('HINCRBY', KEYS[1], 'finalize_runs', 1)
+if ARGV[4] == '1' then
+  redis.call('HSET', KEYS[1], 'finished', now)
+  redis.call('SREM', KEYS[5], ARGV[5])
+end
+redis.call('DEL', KEYS[2])
 return 1
 """
 
@@ -150,17 +250,26 @@ _SWEEP_END_FIELDS = (
     "cancel_requested",
     "finalized_at",
     "finalize_fallback",
+    "finalize_sends",
+    "finalize_takes",
+    "retrain_sends",
+    "retrain_takes",
     "finished",
     "deadline",
     "budget_factor",
     "error",
 )
 
+#: Reads of a sweep's hash :meth:`SweepStore.reopen` tries while other writes change it.
+_REOPEN_TRIES = 5
+
 #: What :meth:`SweepStore.record_epoch` returns when the run's worker is being preempted.
 PREEMPTED = "preempted"
+#: What :meth:`SweepStore.record_epoch` returns to a copy that lost the trial's lease.
+LEASE_GONE = "lease lost"
 
-#: Finish results of :meth:`SweepStore.finish_trial`.
-RECORDED, ALREADY_FINISHED, LEASE_LOST = 1, 0, -1
+#: Finish results of :meth:`SweepStore.finish_trial` and :meth:`SweepStore.finish_finalize`.
+RECORDED, ALREADY_FINISHED, LEASE_LOST, STALE = 1, 0, -1, -2
 
 
 def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
@@ -208,7 +317,11 @@ class SweepStore:
         self._claim_orphan = client.register_script(_CLAIM_ORPHAN)
         self._extend = client.register_script(_EXTEND)
         self._extend_running = client.register_script(_EXTEND_RUNNING)
+        self._record_epoch = client.register_script(_RECORD_EPOCH)
+        self._record_fold = client.register_script(_RECORD_FOLD)
+        self._set_held = client.register_script(_SET_HELD)
         self._requeue_preempted = client.register_script(_REQUEUE_PREEMPTED)
+        self._finish_finalize = client.register_script(_FINISH_FINALIZE)
 
     @classmethod
     def from_url(cls, url: str) -> SweepStore:
@@ -317,7 +430,7 @@ class SweepStore:
         template, group and callback fixed before anything is sent) the sweep is recorded
         ``submitting`` until :meth:`submitted`: a producer killed meanwhile leaves the reaper
         everything it needs to send the chord itself (:mod:`smptune.queue.recovery`)."""
-        now = time.time()
+        now = self.now()
         extra: dict[str, Any] = {}
         if time_budget_s is not None:
             extra["deadline"] = now + time_budget_s
@@ -327,8 +440,14 @@ class SweepStore:
             extra["open_ended"] = 1
         if trial_request is not None:
             extra["trial_request"] = json.dumps(trial_request.template_dict())
-            extra["submitting"] = now
+            extra["submitting"] = self.now()
+            extra["chord_size"] = len(configurations) if n_trials is None else n_trials
         pipe = self.r.pipeline(transaction=True)
+        pipe.watch(self._sweep(sweep_id))  # recorded once: a second writer of the id fails
+        if pipe.exists(self._sweep(sweep_id)):
+            pipe.reset()
+            raise _recorded_already(sweep_id)
+        pipe.multi()
         pipe.hset(
             self._sweep(sweep_id),
             mapping={
@@ -355,21 +474,28 @@ class SweepStore:
             )
         pipe.zadd(f"{PREFIX}:sweeps", {sweep_id: now})
         pipe.sadd(f"{PREFIX}:active", sweep_id)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except redis.WatchError:
+            raise _recorded_already(sweep_id) from None
 
     def sending(self, sweep_id: str) -> None:
         """The producer of a ``submitting`` sweep is still sending it (its sign of life)."""
-        self.r.hset(self._sweep(sweep_id), "submitting", time.time())
+        self.r.hset(self._sweep(sweep_id), "submitting", self.now())
 
     def submitted(self, sweep_id: str) -> None:
         """Every message of a ``submitting`` sweep's chord is sent."""
         self.r.hdel(self._sweep(sweep_id), "submitting")
 
-    def claim_submit_recovery(self, sweep_id: str, generation: int = 0) -> bool:
-        """Once per sweep and generation: the right to send the chord of a sweep its producer
-        left ``submitting``."""
-        field = f"submit_recovered_{generation}"
-        return bool(self.r.hsetnx(self._sweep(sweep_id), field, time.time()))
+    def claim_submit_recovery(self, sweep_id: str, hold_s: float) -> bool:
+        """The right, for ``hold_s`` seconds fleet-wide, to send the chord of a sweep its
+        producer left ``submitting`` (it stays ``submitting`` until the chord is sent)."""
+        return self.claim_send(sweep_id, "submit", hold_s)
+
+    def now(self) -> float:
+        """The Redis server's time: the one clock every host of a fleet compares."""
+        seconds, micros = self.r.time()
+        return float(seconds) + float(micros) / 1e6
 
     def active_sweeps(self) -> list[str]:
         return sorted(self.r.smembers(f"{PREFIX}:active"))
@@ -384,8 +510,10 @@ class SweepStore:
     def stop_reason(self, sweep_id: str) -> str | None:
         """Why no further run of the sweep may start, in one read: ``"cancelled"``,
         ``"out of time"`` (its time budget is spent), or None."""
-        cancelled, deadline = self.r.hmget(self._sweep(sweep_id), "cancel_requested", "deadline")
-        return _stop_reason(cancelled, deadline)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hmget(self._sweep(sweep_id), "cancel_requested", "deadline").time()
+        (cancelled, deadline), (seconds, micros) = pipe.execute()
+        return _stop_reason(cancelled, deadline, seconds + micros / 1e6)
 
     def plan_deadline(self, sweep_id: str, trial_duration_s: float) -> float | None:
         """Set the deadline of a sweep whose budget is a multiple of one trial, from its first
@@ -395,22 +523,36 @@ class SweepStore:
         factor, started = self.r.hmget(key, "budget_factor", "started")
         if factor is None:
             return None
-        start = float(started) if started else time.time()
+        start = float(started) if started else self.now()
         self.r.hsetnx(key, "deadline", start + float(factor) * trial_duration_s)
         return _float(self.r.hget(key, "deadline"))
 
-    def extend(self, sweep_id: str, chord_size_key: str) -> int | None:
-        """One more trial for an open-ended sweep that may still start trials: its number,
-        with the chord (whose size difference is ``chord_size_key``) waiting for it too, in
-        one step; None when the sweep is closed, cancelled or out of time."""
-        number = int(self._extend(keys=[self._sweep(sweep_id), chord_size_key], args=[time.time()]))
+    def extend(self, sweep_id: str, trial: int, chord_keys: tuple[str, str, str]) -> int | None:
+        """One more trial for an open-ended sweep that may still start trials, once per
+        starting ``trial`` (however often it starts): its number, with the chord
+        (``chord_keys``: Celery's ``<group>.s``, ``.t`` and ``.j``) waiting for it too, in one
+        step; None when the sweep is closed, cancelled or out of time, ``trial`` already
+        added one, or the chord fired or is firing."""
+        keys = [self._sweep(sweep_id), self._trial(sweep_id, trial), *chord_keys]
+        number = int(self._extend(keys=keys))
         return None if number < 0 else number
 
-    def extend_running(self, sweep_id: str, n: int, chord_keys: tuple[str, str]) -> int | None:
-        """Add ``n`` trials to a sweep whose chord has not fired, the chord (``chord_keys``:
-        Celery's ``<group>.s`` and ``<group>.t``) waiting for them too, in one step; the first
-        new trial's number, or None when the chord already fired."""
-        first = int(self._extend_running(keys=[self._sweep(sweep_id), *chord_keys], args=[n]))
+    def extend_running(
+        self,
+        sweep_id: str,
+        n: int,
+        chord_keys: tuple[str, str, str],
+        params: Iterable[Mapping[str, Any]] = (),
+    ) -> int | None:
+        """Add ``n`` trials to a sweep whose chord still waits, the chord (``chord_keys``:
+        Celery's ``<group>.s``, ``.t`` and ``.j``) waiting for them too, and their
+        configurations (``params``, in order; none for an adaptive sampler), in one step;
+        the first new trial's number, or None when the chord fired or is firing (all its
+        results are in) or a finalize holds the sweep."""
+        base = self._sweep(sweep_id)
+        keys = [base, *chord_keys, f"{base}:params", f"{base}:lease:finalize"]
+        args = [n, *(json.dumps(p) for p in params)]
+        first = int(self._extend_running(keys=keys, args=args))
         return None if first < 0 else first
 
     def reopen(
@@ -421,32 +563,72 @@ class SweepStore:
         add: int = 0,
         params: Mapping[int, Mapping[str, Any]] | None = None,
         deadline: float | None = None,
+        n_trials: int | None = None,
+        chord: Callable[[int], TrialRequest] | None = None,
+        chord_size: int = 0,
     ) -> int:
         """Make an ended sweep run again: ``trials`` forget their last outcome (their recorded
         runs stay), ``add`` trials are appended (``params`` by number, for those chosen now),
         the cancel, deadline (``deadline`` replaces it) and finalize are cleared, and the
-        sweep is queued. Returns its generation (1 for the first reopening)."""
+        sweep is queued. Returns its generation (1 for the first reopening). With ``chord``
+        (the new generation's chord template, by generation, of ``chord_size`` trials) the
+        sweep is recorded ``submitting`` with it in the same step, so that a producer killed
+        before it sent the chord leaves the reaper what it needs to send it.
+
+        One transaction, written only while the sweep is still ended (and still has
+        ``n_trials`` trials, when given: the count the caller numbered its new trials from);
+        else :class:`SweepConflictError`, nothing written: a racing extend or resume
+        reopened it first."""
         base = self._sweep(sweep_id)
-        sweep = self.get_sweep(sweep_id)
-        states = self.trials(sweep_id, trials)
-        pipe = self.r.pipeline(transaction=True)
-        for t in states:
-            if t.status.finished:
-                pipe.srem(f"{base}:finished", t.trial)
-                pipe.hincrby(base, t.status.counter, -1)
-            pipe.hdel(self._trial(sweep_id, t.trial), *_TRIAL_ATTEMPT_FIELDS)
-            pipe.hset(self._trial(sweep_id, t.trial), "status", TrialStatus.PENDING.value)
-        if params:
-            pipe.hset(f"{base}:params", mapping={str(n): json.dumps(p) for n, p in params.items()})
-        pipe.hdel(base, *_SWEEP_END_FIELDS)
-        pipe.hset(
-            base, mapping={"status": SweepStatus.QUEUED.value, "n_trials": sweep.n_trials + add}
+        trials = list(trials)
+        for _ in range(_REOPEN_TRIES):
+            pipe = self.r.pipeline(transaction=True)
+            try:
+                pipe.watch(base)
+                sweep = self.get_sweep(sweep_id)
+                if not sweep.status.terminal or n_trials not in (None, sweep.n_trials):
+                    raise SweepConflictError(
+                        f"sweep {sweep_id} was reopened by another extend or resume while this "
+                        f"one read it (it is {sweep.status} now, with {sweep.n_trials} trials); "
+                        "nothing was written: run it again"
+                    )
+                states = self.trials(sweep_id, trials)
+                pipe.multi()
+                for t in states:
+                    if t.status.finished:
+                        pipe.srem(f"{base}:finished", t.trial)
+                        pipe.hincrby(base, t.status.counter, -1)
+                    pipe.hdel(self._trial(sweep_id, t.trial), *_TRIAL_ATTEMPT_FIELDS)
+                    pipe.hset(self._trial(sweep_id, t.trial), "status", TrialStatus.PENDING.value)
+                if params:
+                    mapping = {str(n): json.dumps(p) for n, p in params.items()}
+                    pipe.hset(f"{base}:params", mapping=mapping)
+                pipe.hdel(base, *_SWEEP_END_FIELDS)
+                pipe.hset(
+                    base,
+                    mapping={"status": SweepStatus.QUEUED.value, "n_trials": sweep.n_trials + add},
+                )
+                if deadline is not None:
+                    pipe.hset(base, "deadline", deadline)
+                if chord is not None:
+                    template = chord(sweep.generation + 1).template_dict()
+                    submitting = {
+                        "trial_request": json.dumps(template),
+                        "submitting": self.now(),
+                        "chord_size": chord_size,
+                    }
+                    pipe.hset(base, mapping=submitting)
+                pipe.hincrby(base, "generation", 1)
+                pipe.sadd(f"{PREFIX}:active", sweep_id)
+                return int(pipe.execute()[-2])
+            except redis.WatchError:
+                continue  # the sweep's hash changed meanwhile: read it again
+            finally:
+                pipe.reset()
+        raise SweepConflictError(
+            f"sweep {sweep_id} kept changing while this command reopened it; nothing was "
+            "written: run it again"
         )
-        if deadline is not None:
-            pipe.hset(base, "deadline", deadline)
-        pipe.hincrby(base, "generation", 1)
-        pipe.sadd(f"{PREFIX}:active", sweep_id)
-        return int(pipe.execute()[-2])
 
     def cancel_requested(self, sweep_id: str) -> bool:
         return bool(self.r.hexists(self._sweep(sweep_id), "cancel_requested"))
@@ -491,15 +673,23 @@ class SweepStore:
             keys += list(self.r.scan_iter(match=pattern, count=1000))
         return keys
 
-    def delete_sweep(self, sweep_id: str) -> int:
-        """Remove every key of a sweep that has ended; the number removed. A sweep still
-        queued, running or retraining raises :class:`ConfigError` (cancel it first)."""
+    def delete_sweep(self, sweep_id: str, *, force: bool = False) -> int:
+        """Remove every key of a sweep; the number removed. A sweep still queued, running or
+        retraining raises :class:`ConfigError` (cancel it first), unless ``force``: then it
+        is told to stop and taken off the active set first, and its keys go with its hash,
+        so that a running copy stops at its next epoch boundary and records nothing, and a
+        worker that takes one of its queued messages ignores it."""
         sweep = self.get_sweep(sweep_id)
-        if not sweep.status.terminal:
+        live = not sweep.status.terminal
+        if live and not force:
             raise ConfigError(
                 f"sweep {sweep_id} is {sweep.status}: cancel it first (producer cancel "
-                f"{sweep_id}) or wait for it to end"
+                f"{sweep_id}) or wait for it to end, or stop and remove it now (producer "
+                f"delete {sweep_id} --force)"
             )
+        if live:
+            self.request_cancel(sweep_id)
+            self.deactivate(sweep_id)
         keys = self._sweep_key_names(sweep_id)
         pipe = self.r.pipeline(transaction=True)
         for start in range(0, len(keys), 1000):
@@ -507,7 +697,23 @@ class SweepStore:
         pipe.zrem(f"{PREFIX}:sweeps", sweep_id)
         pipe.srem(f"{PREFIX}:active", sweep_id)
         pipe.execute()
-        return len(keys)
+        removed = len(keys)
+        for _ in range(3 if live else 0):
+            # a copy that read the sweep's hash just before it went may have written once
+            # more; with the hash gone it writes no further
+            base = self._sweep(sweep_id)
+            late = [k for p in (base, f"{base}:*") for k in self.r.scan_iter(match=p, count=1000)]
+            if not late:
+                break
+            for start in range(0, len(late), 1000):
+                self.r.delete(*late[start : start + 1000])
+            removed += len(late)
+        return removed
+
+    def sweep_exists(self, sweep_id: str) -> bool:
+        """Whether the sweep is recorded (a message of a deleted one is ignored; so is one
+        whose hash a late write of a stopped copy made again without its record)."""
+        return bool(self.r.hexists(self._sweep(sweep_id), "id"))
 
     def memory_by_sweep(self) -> dict[str, int]:
         """Bytes of Redis memory each recorded sweep's own keys use (``MEMORY USAGE``)."""
@@ -527,22 +733,80 @@ class SweepStore:
         encoded = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in fields.items()}
         self.r.hset(self._sweep(sweep_id), mapping=encoded)
 
-    def claim_finalize(self, sweep_id: str) -> bool:
-        """True for the first finalize of a sweep (counted in ``finalize_runs``), else False
-        (counted in ``finalize_duplicates``)."""
-        key = self._sweep(sweep_id)
-        if self.r.hsetnx(key, "finalized_at", time.time()):
-            self.r.hincrby(key, "finalize_runs", 1)
-            return True
-        self.r.hincrby(key, "finalize_duplicates", 1)
-        return False
+    def set_sweep_fields_held(self, sweep_id: str, lease: Lease, **fields: Any) -> bool:
+        """:meth:`set_sweep_fields` from the holder of ``lease`` (a retrain's) only; False,
+        nothing written, when another copy holds it."""
+        encoded = {
+            k: json.dumps(v) if isinstance(v, dict | list) else str(v) for k, v in fields.items()
+        }
+        keys = [lease.key, lease.running_key, lease.finished_key, self._sweep(sweep_id)]
+        args = [lease.value, lease.member, json.dumps(encoded)]
+        return bool(self._set_held(keys=keys, args=args))
+
+    def finalize_lease(self, sweep_id: str, generation: int, host: str) -> Lease:
+        """The lease of the finalize of a sweep's ``generation``, to be held by this process:
+        taken, it marks that finalize running; it lapses with the process that held it."""
+        base = self._sweep(sweep_id)
+        return Lease(
+            self.r,
+            f"{base}:lease:finalize",
+            host,
+            running_key=f"{base}:finalizing",
+            finished_key=f"{base}:finalized",
+            member=str(generation),
+        )
+
+    def finalize_held(self, sweep_id: str) -> bool:
+        """Whether a live worker holds the sweep's finalize lease."""
+        return bool(self.r.exists(f"{self._sweep(sweep_id)}:lease:finalize"))
+
+    def finalize_orphaned(self, sweep_id: str, generation: int) -> bool:
+        """Whether ``generation``'s finalize is marked running without a live lease."""
+        base = self._sweep(sweep_id)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.sismember(f"{base}:finalizing", str(generation)).exists(f"{base}:lease:finalize")
+        running, held = pipe.execute()
+        return bool(running) and not held
+
+    def finalize_duplicate(self, sweep_id: str) -> None:
+        """Count a finalize that found its generation finalized, stale or held."""
+        self.r.hincrby(self._sweep(sweep_id), "finalize_duplicates", 1)
+
+    def finish_finalize(
+        self, sweep_id: str, generation: int, lease: str, status: SweepStatus, *, ended: bool
+    ) -> int:
+        """Write the outcome of ``generation``'s finalize, once, from the copy holding its
+        ``lease``: the status and ``finalized_at`` (and, ``ended``, ``finished`` and the
+        sweep off the active set). Returns :data:`RECORDED`, :data:`ALREADY_FINISHED`,
+        :data:`LEASE_LOST`, or :data:`STALE` (the sweep was reopened since)."""
+        base = self._sweep(sweep_id)
+        keys = [base, f"{base}:lease:finalize", f"{base}:finalizing", f"{base}:finalized"]
+        args = [generation, lease, status.value, "1" if ended else "0", sweep_id]
+        return int(self._finish_finalize(keys=[*keys, f"{PREFIX}:active"], args=args))
 
     def finished_count(self, sweep_id: str) -> int:
         return int(self.r.scard(f"{self._sweep(sweep_id)}:finished"))
 
-    def claim_finalize_fallback(self, sweep_id: str) -> bool:
-        """Once per sweep: the right to send finalize when the chord did not fire."""
-        return bool(self.r.hsetnx(self._sweep(sweep_id), "finalize_fallback", time.time()))
+    def count_take(self, sweep_id: str, step: str) -> int:
+        """A worker took a message of ``step`` (``finalize`` or ``retrain``); how many were
+        taken so far."""
+        return int(self.r.hincrby(self._sweep(sweep_id), f"{step}_takes", 1))
+
+    def count_send(self, sweep_id: str, step: str) -> None:
+        """A message of ``step`` was sent (counted once it is)."""
+        self.r.hincrby(self._sweep(sweep_id), f"{step}_sends", 1)
+
+    def unsent(self, sweep_id: str, step: str) -> bool:
+        """Whether no message of ``step`` waits to be taken: as many were taken as were
+        sent (a message lost in the broker's own gap is not seen here)."""
+        sends, takes = self.r.hmget(self._sweep(sweep_id), f"{step}_sends", f"{step}_takes")
+        return int(sends or 0) <= int(takes or 0)
+
+    def claim_send(self, sweep_id: str, step: str, hold_s: float) -> bool:
+        """The right, for ``hold_s`` seconds fleet-wide, to send ``step``'s message again (a
+        claim that lapses with the reaper that took it)."""
+        key = f"{self._sweep(sweep_id)}:claim:{step}"
+        return bool(self.r.set(key, self.now(), nx=True, ex=max(1, math.ceil(hold_s))))
 
     # -- trials -----------------------------------------------------------------------
     def params(self, sweep_id: str, trial: int) -> dict[str, Any]:
@@ -570,6 +834,10 @@ class SweepStore:
             f"{self._sweep(sweep_id)}:ask-lock", timeout=timeout_s, blocking_timeout=timeout_s
         )
 
+    def finished(self, sweep_id: str) -> set[int]:
+        """The numbers of the trials whose final record is written."""
+        return {int(n) for n in self.r.smembers(f"{self._sweep(sweep_id)}:finished")}
+
     def is_finished(self, sweep_id: str, trial: int) -> bool:
         return bool(self.r.sismember(f"{self._sweep(sweep_id)}:finished", trial))
 
@@ -588,6 +856,7 @@ class SweepStore:
         chord (see :mod:`smptune.queue.recovery`); ``share`` says what the worker has of its
         machine (``cpus 0-1 (2 threads)``).
         """
+        now = self.now()
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(
             self._trial(sweep_id, trial),
@@ -596,7 +865,7 @@ class SweepStore:
                 "worker": worker,
                 "device": device,
                 "share": share,
-                "started": time.time(),
+                "started": now,
                 "fold": 0,
                 "pid": os.getpid(),
                 "request": json.dumps(request.to_dict() if request is not None else {}),
@@ -604,7 +873,7 @@ class SweepStore:
         )
         pipe.hincrby(self._trial(sweep_id, trial), "attempts", 1)
         pipe.sadd(f"{self._sweep(sweep_id)}:running", trial)
-        pipe.hsetnx(self._sweep(sweep_id), "started", time.time())
+        pipe.hsetnx(self._sweep(sweep_id), "started", now)
         pipe.hset(self._sweep(sweep_id), "status", "running")
         return int(pipe.execute()[1])
 
@@ -647,45 +916,90 @@ class SweepStore:
             f"{base}:finished",
             self.lease_key(sweep_id, trial),
             self._trial(sweep_id, trial),
+            f"{base}:to-send",
         ]
 
     def claim_orphan(self, sweep_id: str, trial: int) -> bool:
-        """Take a running trial whose lease has expired off the running set, once."""
+        """Take a running trial whose lease has expired off the running set, once, and mark
+        it to be sent again (:meth:`to_send`) in the same step."""
         keys = self._requeue_keys(sweep_id, trial)
-        return bool(self._claim_orphan(keys=keys, args=[trial, time.time()]))
+        return bool(self._claim_orphan(keys=keys, args=[trial]))
+
+    def to_send(self, sweep_id: str) -> dict[int, float]:
+        """Trials marked requeued and not yet sent again, with when they were marked (Redis
+        time): a reaper that died between the two leaves them here for the next."""
+        base = self._sweep(sweep_id)
+        numbers = sorted(int(n) for n in self.r.smembers(f"{base}:to-send"))
+        pipe = self.r.pipeline(transaction=False)
+        for n in numbers:
+            pipe.hget(self._trial(sweep_id, n), "requeued_at")
+        return {n: float(at or 0) for n, at in zip(numbers, pipe.execute(), strict=True)}
+
+    def sent_again(self, sweep_id: str, trial: int) -> None:
+        """A trial marked requeued was sent again (or its message put back)."""
+        self.r.srem(f"{self._sweep(sweep_id)}:to-send", trial)
 
     def fold_started(self, sweep_id: str, trial: int, fold: int) -> None:
         self.r.hset(self._trial(sweep_id, trial), "fold", fold)
 
-    def record_fold(self, sweep_id: str, trial: int, fold: int, result: Mapping[str, Any]) -> bool:
-        """Store a finished fold once; False if that fold was already recorded."""
-        added = self.r.hsetnx(self._folds(sweep_id, trial), str(fold), json.dumps(result))
-        if added:
-            self.r.hincrby(self._sweep(sweep_id), "folds_done", 1)
-        return bool(added)
+    def _held_keys(self, sweep_id: str, trial: int) -> list[str]:
+        """The keys that say whether a copy holds a trial's lease: the lease, the running
+        and finished sets."""
+        base = self._sweep(sweep_id)
+        return [self.lease_key(sweep_id, trial), f"{base}:running", f"{base}:finished"]
+
+    def record_fold(
+        self, sweep_id: str, trial: int, fold: int, result: Mapping[str, Any], lease: str = ""
+    ) -> bool | None:
+        """Store a finished fold once, counted in ``folds_done``; False if that fold was
+        already recorded, None (nothing written) if ``lease`` is given and the trial's lease
+        is another copy's."""
+        keys = [*self._held_keys(sweep_id, trial), self._folds(sweep_id, trial)]
+        args = [lease, trial, str(fold), json.dumps(result)]
+        added = int(self._record_fold(keys=[*keys, self._sweep(sweep_id)], args=args))
+        return None if added < 0 else bool(added)
 
     def folds(self, sweep_id: str, trial: int) -> dict[int, dict[str, Any]]:
         raw = self.r.hgetall(self._folds(sweep_id, trial))
         return {int(k): json.loads(v) for k, v in raw.items()}
 
     def record_epoch(
-        self, sweep_id: str, trial: int, run: int, epoch: int, score: float, worker: str = ""
+        self,
+        sweep_id: str,
+        trial: int,
+        run: int,
+        epoch: int,
+        score: float,
+        worker: str = "",
+        lease: str = "",
     ) -> str | None:
         """Store the validation score of one epoch (1-based) of one run; returns why the run
-        must stop, read in the same round trip: the sweep's :meth:`stop_reason`, else
-        :data:`PREEMPTED` when ``worker`` is being preempted."""
-        pipe = self.r.pipeline(transaction=False)
-        pipe.hset(self._curve(sweep_id, trial), f"{run}:{epoch}", repr(float(score)))
-        pipe.hmget(self._sweep(sweep_id), "cancel_requested", "deadline")
-        pipe.exists(self._preempt(worker))
-        _, (cancelled, deadline), preempted = pipe.execute()
-        reason = _stop_reason(cancelled, deadline)
+        must stop, read in the same round trip: :data:`LEASE_GONE` (nothing written) when
+        ``lease`` is given and the trial's lease is another copy's, else the sweep's
+        :meth:`stop_reason`, else :data:`PREEMPTED` when ``worker`` is being preempted."""
+        keys = [
+            *self._held_keys(sweep_id, trial),
+            self._curve(sweep_id, trial),
+            self._sweep(sweep_id),
+            self._preempt(worker),
+        ]
+        args = [lease, trial, f"{run}:{epoch}", repr(float(score))]
+        reply = self._record_epoch(keys=keys, args=args)
+        if reply == -1:
+            return LEASE_GONE
+        cancelled, deadline, preempted, seconds, micros = reply
+        reason = _stop_reason(cancelled, deadline, int(seconds) + int(micros) / 1e6)
         return reason or (PREEMPTED if worker and preempted else None)
 
     # -- checkpoints and preemption -----------------------------------------------------
-    def checkpointed(self, sweep_id: str, trial: int, checkpoint: SavedCheckpoint) -> None:
-        """Record the last checkpoint of the trial's run in progress."""
-        self.r.hset(self._trial(sweep_id, trial), "checkpoint", json.dumps(checkpoint.to_dict()))
+    def checkpointed(
+        self, sweep_id: str, trial: int, checkpoint: SavedCheckpoint, lease: str = ""
+    ) -> bool:
+        """Record the last checkpoint of the trial's run in progress; False (nothing
+        written) if ``lease`` is given and the trial's lease is another copy's."""
+        keys = [*self._held_keys(sweep_id, trial), self._trial(sweep_id, trial)]
+        fields = json.dumps({"checkpoint": json.dumps(checkpoint.to_dict())})
+        return bool(self._set_held(keys=keys, args=[lease, trial, fields]))
 
     def checkpoint(self, sweep_id: str, trial: int) -> SavedCheckpoint | None:
         raw = self.r.hget(self._trial(sweep_id, trial), "checkpoint")
@@ -710,7 +1024,7 @@ class SweepStore:
         lease dropped (only if ``lease`` holds it, when given), marked requeued; the attempt
         is not counted. False when the trial is not that worker's any more."""
         keys = self._requeue_keys(sweep_id, trial)
-        return bool(self._requeue_preempted(keys=keys, args=[trial, worker, time.time(), lease]))
+        return bool(self._requeue_preempted(keys=keys, args=[trial, worker, "", lease]))
 
     def preempted(self, workers: Iterable[str]) -> None:
         """``workers`` are gone: their names may run trials again."""
@@ -821,10 +1135,18 @@ class SweepStore:
         return out
 
 
-def _stop_reason(cancelled: str | None, deadline: str | None) -> str | None:
+def _recorded_already(sweep_id: str) -> SweepConflictError:
+    return SweepConflictError(
+        f"sweep id {sweep_id} is already recorded in this broker (another producer's sweep); "
+        "nothing was written: submit again for a new id"
+    )
+
+
+def _stop_reason(cancelled: str | None, deadline: str | None, now: float) -> str | None:
+    """``now``: the Redis server's time, the clock the deadline was set by."""
     if cancelled is not None:
         return "cancelled"
-    if deadline is not None and time.time() >= float(deadline):
+    if deadline is not None and now >= float(deadline):
         return "out of time"
     return None
 
@@ -869,6 +1191,12 @@ def _sweep_record(raw: Mapping[str, str]) -> SweepRecord:
         generation=int(raw.get("generation", 0)),
         submitting=_float(raw.get("submitting")),
         retrain_attempts=int(raw.get("retrain_attempts", 0)),
+        chord_size=int(raw["chord_size"]) if raw.get("chord_size") else None,
+        finalize_sends=int(raw.get("finalize_sends", 0)),
+        finalize_takes=int(raw.get("finalize_takes", 0)),
+        retrain_sends=int(raw.get("retrain_sends", 0)),
+        retrain_takes=int(raw.get("retrain_takes", 0)),
+        retrain_requeued_at=_float(raw.get("retrain_requeued_at")),
         retrained_trial=int(raw["retrained_trial"]) if raw.get("retrained_trial") else None,
         open_ended=raw.get("open_ended") == "1",
         cancel_requested=_float(raw.get("cancel_requested")),

@@ -13,6 +13,7 @@ from typing import Any
 
 from smptune.config import SweepConfig
 from smptune.errors import BrokerError, ConfigError
+from smptune.lifecycle import crash_point
 from smptune.messages import (
     FINALIZE_SWEEP,
     TRIAL_PRIORITY,
@@ -129,8 +130,10 @@ SENT_EVENTS_MAX_TRIALS = 1000
 
 
 def new_sweep_id(name: str) -> str:
+    """A sweep id no other producer will draw: ``<name>-<UTC yyyymmdd-hhmmss>-<64 random
+    bits in hex>``, readable and sorting by time within a name."""
     slug = re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-").lower()[:40] or "sweep"
-    return f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    return f"{slug}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(8)}"
 
 
 def submit(
@@ -167,6 +170,7 @@ def submit(
         open_ended=config.is_open_ended,
         trial_request=template,
     )
+    crash_point("submit.recorded")
     from smptune.flower import trial_argsrepr
 
     # what Flower shows as args; an adaptive trial's parameters are chosen at run time
@@ -186,6 +190,7 @@ def submit(
             f"sending sweep {sweep_id} failed part-way ({exc.__cause__ or exc}); the workers' "
             f"reaper sends the rest, or cancel it (producer cancel {sweep_id})"
         ) from exc
+    crash_point("submit.sent")
     # every trial's message is sent: from now on the reaper may treat a missing one as lost,
     # and queue it again with the template (its own task id and group index added)
     store.submitted(sweep_id)
@@ -194,12 +199,13 @@ def submit(
 
 def new_chord(app: Any, config: SweepConfig, sweep_id: str, generation: int = 0) -> TrialRequest:
     """The trial template of a new chord of ``sweep_id`` whose callback is the finalize of
-    ``generation`` (0: the submit; one more per resume or extend)."""
+    ``generation`` (0: the submit; one more per resume or extend), fenced by it."""
     from smptune.celeryapp import HARD_LIMIT_GRACE_S
 
     callback = app.signature(
         FINALIZE_SWEEP,
         args=(sweep_id,),
+        kwargs={"generation": generation},
         queue=config.queue,
         task_id=finalize_task_id(sweep_id, generation),
     )

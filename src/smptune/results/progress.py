@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from smptune.queue.store import SweepStore
-from smptune.records import OUTCOMES, SweepStatus, TrialRecord, TrialStatus
+from smptune.records import OUTCOMES, SweepRecord, SweepStatus, TrialRecord, TrialStatus
 from smptune.results.labels import metrics_text
 from smptune.search.distributions import param_text
 
@@ -82,7 +82,43 @@ def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
         "error": sweep.error,
         "finalize_runs": sweep.finalize_runs,
         "rungs": rung_counts(store, sweep_id, config, n_runs),
+        "stalled": stalled_line(store, sweep),
     }
+
+
+#: Lease TTLs without progress, and with no worker holding it, after which a sweep's
+#: finalize or retrain-and-test is named stalled.
+STALLED_TTLS = 3
+
+
+def stalled_line(store: SweepStore, sweep: SweepRecord) -> str | None:
+    """What of the sweep has stalled, for how long, and the ways out: its finalize (every
+    trial finished, none finalized it) or its retrain-and-test, with no live worker holding
+    it for :data:`STALLED_TTLS` lease TTLs, measured on the Redis server's clock; else None."""
+    from smptune.queue.lease import lease_ttl_s
+
+    if sweep.status.terminal:
+        return None
+    if sweep.status is SweepStatus.RETRAINING:
+        what = "its retrain-and-test has made no progress"
+        marks = (sweep.finalized_at, sweep.retrain_requeued_at)
+        since = max((t for t in marks if t is not None), default=None)
+        held = since is None or store.retrain_held(sweep.id)
+    else:
+        what = "every trial has finished, but its finalize has made no progress"
+        since = sweep.last_finished
+        ended = sweep.n_trials > 0 and sweep.n_finished >= sweep.n_trials
+        held = not ended or sweep.finalized_at is not None or store.finalize_held(sweep.id)
+    if held or since is None:
+        return None
+    idle = store.now() - since
+    if idle < STALLED_TTLS * lease_ttl_s():
+        return None
+    return (
+        f"stalled: {what} for {format_duration(idle)} and no worker holds it; "
+        f"producer resume {sweep.id} queues it again, producer delete {sweep.id} --force "
+        "removes the sweep"
+    )
 
 
 def rung_counts(
@@ -209,6 +245,8 @@ def status_lines(snap: dict[str, Any]) -> list[str]:
     """What ``producer status`` prints: the progress line, how the ETA was measured, then
     one line per busy worker with its trial, fold and parameters."""
     lines = [f"sweep {snap['sweep_id']} ({snap['name']})", progress_line(snap)]
+    if snap.get("stalled"):
+        lines.append(snap["stalled"])
     if snap.get("deadline"):
         ends = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap["deadline"]))
         lines.append(f"time budget: no trial starts after {ends}")
