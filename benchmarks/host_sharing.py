@@ -5,7 +5,7 @@ workers ran before shares existed).
 
 The trainable trains a small convolutional net on CPU for a fixed number of steps per fold
 (as the quickstart's small Unet does, torch's threads matter); the makespan runs from the
-sweep's ``created`` to its ``finalized_at`` with the workers warm (every pool child has run
+sweep's ``created`` to its ``finalize_started`` with the workers warm (every pool child has run
 a fold, so torch is imported). Target: two workers take at most as long as one; the old
 behaviour's ratio is printed beside it.
 
@@ -68,7 +68,7 @@ def shape(quick: bool) -> dict[str, int]:
 
 
 def makespan(workers: int, cpus_per_worker: str, s: Mapping[str, int]) -> float:
-    """Seconds from the sweep's ``created`` to its ``finalized_at`` on ``workers`` CPU
+    """Seconds from the sweep's ``created`` to its ``finalize_started`` on ``workers`` CPU
     workers started with ``--cpus-per-worker cpus_per_worker``, every pool child warm."""
     env = clean_env()
     with tempfile.TemporaryDirectory() as tmp_name, EmbeddedRedis() as redis:
@@ -92,8 +92,8 @@ def makespan(workers: int, cpus_per_worker: str, s: Mapping[str, int]) -> float:
             sweep, _ = finalized(store, sweep_id, 1800)
         finally:
             kill(supervisor)
-    assert sweep.count("complete") == s["trials"] and sweep.finalized_at is not None, sweep
-    return sweep.finalized_at - sweep.created
+    assert sweep.count("complete") == s["trials"] and sweep.finalize_started is not None, sweep
+    return sweep.finalize_started - sweep.created
 
 
 def _sweep(path: Path, name: str, trials: int, folds: int, steps: int) -> Path:

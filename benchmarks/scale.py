@@ -2,9 +2,9 @@
 
 Measured: submit (config load, planning, recording the sweep and sending the chord, timed
 inside a fresh producer process, without the interpreter's start-up), the finalize task
-(``finalized_at`` to the task's end: ranking, results folder, report), trials per second
+(``finalize_started`` to the task's end: ranking, results folder, report), trials per second
 (first trial start to last trial recorded), the chord's latency (last trial recorded to
-``finalized_at``) and Redis bytes per trial (``INFO memory`` used_memory before submit and
+``finalize_started``) and Redis bytes per trial (``INFO memory`` used_memory before submit and
 after finalize). Targets (full form, 10,000 trials): submit ≤ 5 s, finalize ≤ 10 s; the
 quick form scales them per trial.
 
@@ -91,8 +91,8 @@ def measure(trials: int, workers: int) -> dict[str, float]:
         "submit_s": sub["plan_s"] + sub["send_s"],
         "send_s": sub["send_s"],
         "trials_per_s": trials / (_at(sweep.last_finished) - _at(sweep.started)),
-        "chord_latency_s": _at(sweep.finalized_at) - _at(sweep.last_finished),
-        "finalize_s": finalize_done - _at(sweep.finalized_at),
+        "chord_latency_s": _at(sweep.finalize_started) - _at(sweep.last_finished),
+        "finalize_s": finalize_done - _at(sweep.finalize_started),
         "redis_bytes_per_trial": (memory_after - memory_before) / trials,
     }
 

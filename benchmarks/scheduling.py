@@ -2,7 +2,7 @@
 
 The same workload, trials × folds of ``fold_s`` seconds each (the quadratic trainable's
 ``sleep``), runs twice side by side: through real ``workers`` processes and a real Redis
-(makespan: the sweep's ``created``, set when the producer records it, to ``finalized_at``,
+(makespan: the sweep's ``created``, set when the producer records it, to ``finalize_started``,
 set when the chord callback starts), and through a pool of N plain processes that each take
 the next configuration from a queue and run its folds in a row (the darts ``tune-parallel``
 design). Both are compared with the ideal, trials × folds × fold_s / workers.
@@ -85,7 +85,7 @@ def pool_makespan(trials: int, folds: int, fold_s: float, workers: int) -> float
 
 
 def smptune_makespan(trials: int, folds: int, fold_s: float, workers: int) -> float:
-    """Seconds from the sweep's ``created`` to its ``finalized_at``, workers warm."""
+    """Seconds from the sweep's ``created`` to its ``finalize_started``, workers warm."""
     env = clean_env()
     with tempfile.TemporaryDirectory() as tmp_name, EmbeddedRedis() as redis:
         tmp = Path(tmp_name)
@@ -104,8 +104,8 @@ def smptune_makespan(trials: int, folds: int, fold_s: float, workers: int) -> fl
             sweep, _ = finalized(store, sweep_id, trials * folds * fold_s + 300)
         finally:
             kill(supervisor)
-    assert sweep.count("complete") == trials and sweep.finalized_at is not None, sweep
-    return sweep.finalized_at - sweep.created
+    assert sweep.count("complete") == trials and sweep.finalize_started is not None, sweep
+    return sweep.finalize_started - sweep.created
 
 
 def rows(quick: bool) -> list[Row]:

@@ -230,6 +230,8 @@ class SweepRecord:
     started: float | None = None
     finished: float | None = None
     last_finished: float | None = None
+    #: When the finalize of its generation took its lease, and when it wrote its status.
+    finalize_started: float | None = None
     finalized_at: float | None = None
     deadline: float | None = None
     #: ``4`` for ``time_budget: 4x``: the deadline is set by the first complete trial.

@@ -143,6 +143,7 @@ def finalize_sweep(
         db.finalize_duplicate(sweep_id)
         return {"sweep_id": sweep_id, "duplicate": True}
     crash_point("finalize.claimed")
+    db.set_sweep_fields(sweep_id, finalize_started=db.now())
     lease.start_heartbeat()
     try:
         return _finalize_under_lease(db, sweep_id, current, lease, len(trial_results))

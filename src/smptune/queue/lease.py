@@ -19,55 +19,11 @@ from typing import cast
 
 import redis
 
+from smptune.queue.scripts import LEASE_RELEASE, LEASE_RENEW, LEASE_STEAL, LEASE_TAKE
+
 log = logging.getLogger("smptune.lease")
 
 LEASE_TTL_ENV = "SMPTUNE_LEASE_TTL"
-
-# Extend the lease; re-create it after it expired (a Redis restart, a slow heartbeat) only
-# while the trial is still running and unfinished: once the reaper has taken the trial off
-# the running set and queued it again, this copy has lost it for good.
-_RENEW = """
-local v = redis.call('GET', KEYS[1])
-if v == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if not v and redis.call('SISMEMBER', KEYS[2], ARGV[3]) == 1
-    and redis.call('SISMEMBER', KEYS[3], ARGV[3]) == 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-
-# Take a free lease and mark its work running in one step, so that a holder that dies right
-# after taking it leaves an orphan the reaper sees (running, no lease), never a silent gap.
-# KEYS: lease, running set, finished set; ARGV: value, TTL ms, member
-_TAKE = """
-if redis.call('SISMEMBER', KEYS[3], ARGV[3]) == 1 then return 0 end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  redis.call('SADD', KEYS[2], ARGV[3])
-  return 1
-end
-return 0
-"""
-
-# KEYS: lease, running set; ARGV: the dead holder's value, value, TTL ms, member
-_STEAL = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  redis.call('SADD', KEYS[2], ARGV[4])
-  return 1
-end
-return 0
-"""
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 def lease_ttl_s() -> float:
@@ -124,12 +80,12 @@ class Lease:
             log.info("taking over %s from dead process %s on this host", self.key, pid)
             keys = (self.key, self.running_key)
             args = (holder, self.value, self._ttl_ms, self.member)
-            return bool(self.client.eval(_STEAL, 2, *keys, *args))
+            return bool(self.client.eval(LEASE_STEAL, 2, *keys, *args))
         return False
 
     def _take(self) -> bool:
         keys = (self.key, self.running_key, self.finished_key)
-        return bool(self.client.eval(_TAKE, 3, *keys, self.value, self._ttl_ms, self.member))
+        return bool(self.client.eval(LEASE_TAKE, 3, *keys, self.value, self._ttl_ms, self.member))
 
     def acquire(self, wait_s: float, is_done: Callable[[], bool]) -> bool:
         """Try for up to ``wait_s`` seconds; give up early once ``is_done()`` is true."""
@@ -145,7 +101,7 @@ class Lease:
         """Extend the lease; False (and :attr:`lost` set) if another holder has it."""
         ok = bool(
             self.client.eval(
-                _RENEW,
+                LEASE_RENEW,
                 3,
                 self.key,
                 self.running_key,
@@ -178,6 +134,6 @@ class Lease:
         if self._thread is not None:
             self._thread.join(timeout=5)
         try:
-            self.client.eval(_RELEASE, 1, self.key, self.value)
+            self.client.eval(LEASE_RELEASE, 1, self.key, self.value)
         except (redis.RedisError, OSError) as exc:
             log.warning("cannot release lease %s: %s (it expires by itself)", self.key, exc)

@@ -12,10 +12,18 @@ a reply that never reaches the worker, drops it. When a sweep's queue is empty a
 holds its message, yet the trial is neither running nor finished in two scans
 ``finalize_grace_s`` apart, the reaper queues it again the same way.
 
-A retrain-and-test holds a lease the same way; one whose lease is gone is queued again
-(``max_attempts`` bounds how often it starts). A sweep its producer left half-sent (recorded
+A retrain-and-test and a finalize hold a lease the same way, taken in the step that marks
+them running: one whose lease is gone is sent again. One that was never sent (its sender
+died after writing the status that asks for it) is sent once no message of it waits to be
+taken (sends are counted against takes). A sweep its producer left half-sent (recorded
 ``submitting``) gets its chord sent by the reaper: the chord size and every trial neither
-running nor finished.
+running nor finished. A trial the reaper or a supervisor marked requeued stays marked to be
+sent until it is; a reaper that finds a mark older than a lease TTL sends it.
+
+Every right the reaper takes before it sends (a half-sent chord, a missing finalize or
+retrain, a lost message) is a key with a TTL, so a reaper that dies between its claim and
+its send leaves the work to the next pass of any reaper. Times written by other hosts are
+compared with the Redis server's clock.
 
 A preempted worker's trial is given back at once (:func:`give_back`): by the trial itself at
 an epoch or run boundary once it has saved its checkpoint, or by the worker's supervisor once
@@ -23,7 +31,8 @@ the grace has passed; it is queued again without counting an attempt.
 
 The reaper also finalizes a sweep whose every trial is recorded but whose chord did not fire
 within ``finalize_grace_s`` (Celery's chord counter lives in Redis too, and a result stored
-during a Redis restart can miss it); ``finalize_sweep`` does its work once either way.
+during a Redis restart can miss it); ``finalize_sweep`` does its work once per generation
+either way. The crash point of each step (:mod:`smptune.lifecycle`) is named where it is.
 """
 
 from __future__ import annotations

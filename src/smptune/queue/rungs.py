@@ -21,30 +21,14 @@ from dataclasses import dataclass
 
 import redis
 
+from smptune.queue.keys import rung_keys
+from smptune.queue.scripts import RUNG_DECIDE
 from smptune.search.halving import Halving, Rung, RungDecision
 
 __all__ = ["UNSTABLE_SCORE", "RungCount", "Rungs"]
 
 #: How an unstable (NaN or infinite) score enters a rung: below every real one.
 UNSTABLE_SCORE = -1e300
-
-# KEYS: the rung's scores, its kept set, its stopped set
-# ARGV: trial, score, bootstrap, factor
-_DECIDE = """
-local trial, score = ARGV[1], tonumber(ARGV[2])
-local bootstrap, factor = tonumber(ARGV[3]), tonumber(ARGV[4])
-local before = redis.call('ZSCORE', KEYS[1], trial)
-if before then score = tonumber(before) else redis.call('ZADD', KEYS[1], score, trial) end
-local n = redis.call('ZCARD', KEYS[1])
-local kept = math.max(1, math.floor(n / factor))
-local better = redis.call('ZCOUNT', KEYS[1], '(' .. string.format('%.17g', score), '+inf')
-if redis.call('SISMEMBER', KEYS[2], trial) == 1 then return {1, n, better, kept} end
-if redis.call('SISMEMBER', KEYS[3], trial) == 1 then return {0, n, better, kept} end
-local keep = 0
-if n <= bootstrap or better < kept then keep = 1 end
-if keep == 1 then redis.call('SADD', KEYS[2], trial) else redis.call('SADD', KEYS[3], trial) end
-return {keep, n, better, kept}
-"""
 
 
 @dataclass(frozen=True)
@@ -66,21 +50,21 @@ class Rungs:
         self.key = sweep_key
         self.halving = halving
         self.sign = 1.0 if mode == "max" else -1.0
-        self._decide = client.register_script(_DECIDE)
+        self._decide = client.register_script(RUNG_DECIDE)
 
     def score(self, value: float) -> float:
         """``value`` as a rung holds it: higher is better; unstable lowest."""
         return self.sign * value if math.isfinite(value) else UNSTABLE_SCORE
 
-    def _key(self, bracket: int, rung: int) -> str:
-        return f"{self.key}:rung:{bracket}:{rung}"
+    def _keys(self, bracket: int, rung: int) -> tuple[str, str, str]:
+        """The rung's scores, kept set and stopped set."""
+        return rung_keys(self.key, bracket, rung)
 
     def decide(self, trial: int, bracket: int, rung: int, value: float) -> RungDecision:
         """Record ``value`` (the trial's score at rung ``rung`` of ``bracket``) and decide;
         the trial's first decision there if it had one."""
-        key = self._key(bracket, rung)
         keep, reached, better, kept = self._decide(
-            keys=[key, f"{key}:kept", f"{key}:stopped"],
+            keys=list(self._keys(bracket, rung)),
             args=[
                 trial,
                 repr(self.score(value)),
@@ -96,10 +80,10 @@ class Rungs:
         plan = [(b, rung) for b in range(self.halving.brackets) for rung in self.halving.rungs(b)]
         pipe = self.r.pipeline(transaction=False)
         for b, rung in plan:
-            key = self._key(b, rung.index)
-            pipe.zcard(key)
-            pipe.scard(f"{key}:kept")
-            pipe.scard(f"{key}:stopped")
+            scores, kept, stopped = self._keys(b, rung.index)
+            pipe.zcard(scores)
+            pipe.scard(kept)
+            pipe.scard(stopped)
         replies = pipe.execute()
         return [
             RungCount(b, rung, *(int(v) for v in replies[3 * i : 3 * i + 3]))
@@ -109,10 +93,10 @@ class Rungs:
     def members(self, bracket: int, rung: int) -> tuple[dict[int, float], set[int]]:
         """``(score by trial, trials stopped)`` at one rung, scores in the metric's own
         terms (None-free: an unstable score reads as NaN); for the report."""
-        key = self._key(bracket, rung)
+        key, _, stopped_key = self._keys(bracket, rung)
         scores = {
             int(trial): (self.sign * value if value > UNSTABLE_SCORE else math.nan)
             for trial, value in self.r.zrange(key, 0, -1, withscores=True)
         }
-        stopped = {int(t) for t in self.r.smembers(f"{key}:stopped")}
+        stopped = {int(t) for t in self.r.smembers(stopped_key)}
         return scores, stopped
