@@ -164,13 +164,14 @@ def test_random_search_continues_its_seeded_stream_without_repeating_a_configura
 def test_a_running_sweep_is_extended_in_place_and_finalizes_once(
     tmp_path, redis_server, store: SweepStore, start_workers
 ):
-    # Given a sweep of two 1-s trials that is running
+    # Given a sweep of two 5-s trials that is running (long enough for the extend's CLI to
+    # start on a loaded machine before the chord fires)
     start_workers("--cpu", "1")
     config = write_config(
         tmp_path / "s.yaml",
         n_trials=2,
         cv={"n_folds": 2},
-        hyperparameters={"x": {"low": 0.0, "high": 2.0}, "y": -2.0, "sleep": 0.5},
+        hyperparameters={"x": {"low": 0.0, "high": 2.0}, "y": -2.0, "sleep": 2.5},
     )
     sweep_id = _submit(config, redis_server.url, tmp_path / "a")
     wait_for(lambda: store.get_sweep(sweep_id).status == "running", timeout=60, interval=0.05)

@@ -155,3 +155,31 @@ def test_the_api_deletes_a_live_sweep_only_when_forced(tmp_path, redis_server, s
     assert store.get_sweep("live").status == "queued"
     assert sweep.delete(force=True) >= 2
     assert _keys(store, "live") == [] and store.active_sweeps() == []
+
+
+def test_resume_sends_a_retrain_whose_message_was_lost_and_the_sweep_ends(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given a sweep retraining whose retrain message was sent (counted) and lost before a
+    # worker took it (the broker's own gap between a pop and its unacked record): the
+    # reaper, which sends a retrain again only while none waits, leaves it
+    start_workers("--cpu", "1", SMPTUNE_LEASE_TTL="3")
+    config = write_config(tmp_path / "s.yaml", n_trials=2, hyperparameters={"x": [0.0, 1.0]})
+    sweep_id, done = submit_and_wait(config, redis_server.url, tmp_path / "a")
+    assert done.returncode == 0, done.stderr
+    store.r.hdel(f"smptune:sweep:{sweep_id}", "test_metrics", "retrained_trial")
+    store.set_sweep_fields(sweep_id, status="retraining", retrain_sends=1, retrain_takes=0)
+    store.r.sadd("smptune:active", sweep_id)
+    time.sleep(4)  # a few reaper passes
+    assert store.get_sweep(sweep_id).status == "retraining"
+
+    # When the user resumes it, as producer status suggests
+    resumed = run_cli("producer", "resume", sweep_id, "--broker", redis_server.url)
+
+    # Then its retrain is sent again, runs, and the sweep ends done with test metrics
+    assert resumed.returncode == 0, resumed.stderr
+    sweep = wait_for(
+        lambda: store.get_sweep(sweep_id).status == "done" and store.get_sweep(sweep_id), 60
+    )
+    assert sweep.test_metrics and sweep.retrained_trial is not None
+    assert sweep_id not in store.active_sweeps()

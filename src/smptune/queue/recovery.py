@@ -116,6 +116,9 @@ class Reaper:
         self.finalize_grace_s = finalize_grace_s
         self._missing_since: dict[tuple[str, int], float] = {}
         self._unqueued_since: dict[tuple[str, int], float] = {}
+        #: Send a missing finalize or retrain even while one is counted as waiting to be
+        #: taken (a resume: its message may have been lost in the broker's own gap).
+        self.resend_waiting = False
 
     def scan(
         self, now: float | None = None, sweep_ids: list[str] | None = None
@@ -136,10 +139,7 @@ class Reaper:
                 key = (sweep_id, trial)
                 if self.store.lease_exists(sweep_id, trial):
                     continue
-                seen.add(key)
-                # a lease missing in two scans a grace apart, not a heartbeat in flight
-                first = self._missing_since.setdefault(key, now)
-                if now - first < self.grace_s:
+                if not self._missing_for_a_grace(key, now, seen):
                     continue
                 if self.store.claim_orphan(sweep_id, trial):
                     crash_point("reaper.orphan_claimed")
@@ -149,6 +149,14 @@ class Reaper:
         self._missing_since = {k: v for k, v in self._missing_since.items() if k in seen}
         requeued += self._requeue_lost_messages(sweeps, now)
         return requeued
+
+    def _missing_for_a_grace(
+        self, key: tuple[str, int], now: float, seen: set[tuple[str, int]]
+    ) -> bool:
+        """Whether the lease ``key`` tracks was missing in two scans a grace apart (not a
+        heartbeat in flight); ``seen`` keeps its first sighting for the next scan."""
+        seen.add(key)
+        return now - self._missing_since.setdefault(key, now) >= self.grace_s
 
     def _send_marked(self, sweep_id: str, clock: float) -> list[tuple[str, int]]:
         """Send the trials marked requeued whose sender died before it sent them (marked
@@ -175,10 +183,12 @@ class Reaper:
     def recover(self, sweep_id: str) -> list[int]:
         """Everything the reaper would do for an interrupted sweep (none of whose trials a
         live worker holds), at once: its lost trials, its retrain, its half-sent chord, its
-        missing finalize. A trial whose message is neither queued nor running is sent again,
-        even one a gone worker had taken (its message would wait for the visibility
+        missing finalize (sent again even when one is counted as waiting: a message lost in
+        the broker's own gap). A trial whose message is neither queued nor running is sent
+        again, even one a gone worker had taken (its message would wait for the visibility
         timeout). Returns the trials queued again. Build it with zero graces."""
         sweep = self.store.get_sweep(sweep_id)
+        self.resend_waiting = True
         requeued = [trial for _, trial in self.scan(sweep_ids=[sweep_id])]
         if sweep.trial_request is None or sweep.submitting or sweep.finalized_at:
             return requeued  # scan sent the rest of a half-sent chord, or nothing is left
@@ -222,15 +232,13 @@ class Reaper:
         ``max_attempts`` bounds how often it starts."""
         if sweep.status is not SweepStatus.RETRAINING or self.store.retrain_held(sweep_id):
             return
-        key = (sweep_id, RETRAIN_KEY)
-        seen.add(key)
-        first = self._missing_since.setdefault(key, now)
-        if now - first < self.grace_s:
+        if not self._missing_for_a_grace((sweep_id, RETRAIN_KEY), now, seen):
             return
         orphaned = self.store.retrain_orphaned(sweep_id)
         if not orphaned:
             since = max(sweep.finalized_at or 0.0, sweep.retrain_requeued_at or 0.0)
-            if not self.store.unsent(sweep_id, "retrain") or clock - since < 3 * self.grace_s:
+            waiting = not self.resend_waiting and not self.store.unsent(sweep_id, "retrain")
+            if waiting or clock - since < 3 * self.grace_s:
                 return  # one waits in the queue, or the finalize is sending it now
         if not self.store.claim_send(sweep_id, "retrain", self.finalize_grace_s):
             return
@@ -361,15 +369,12 @@ class Reaper:
             return
         if self.store.finalize_held(sweep_id):
             return
-        key = (sweep_id, FINALIZE_KEY)
-        seen.add(key)
-        first = self._missing_since.setdefault(key, now)
-        if now - first < self.grace_s:
+        if not self._missing_for_a_grace((sweep_id, FINALIZE_KEY), now, seen):
             return
         orphaned = self.store.finalize_orphaned(sweep_id, sweep.generation)
         if not orphaned:
             last_finished = clock if sweep.last_finished is None else sweep.last_finished
-            if not self.store.unsent(sweep_id, "finalize"):
+            if not self.resend_waiting and not self.store.unsent(sweep_id, "finalize"):
                 return
             if clock - last_finished < self.finalize_grace_s:
                 return
