@@ -278,7 +278,7 @@ def _retrain_under_lease(
             sweep_id,
             lease,
             status="failed",
-            finished=time.time(),
+            finished=db.now(),
             error=f"retrain-and-test failed: {describe_error(exc)}",
         )
         if not failed:
@@ -290,7 +290,7 @@ def _retrain_under_lease(
     if lease.lost.is_set() or not lease.renew():  # the folder is the live copy's to write
         _retrain_lost(sweep_id)
     _write_results(sweep_id, results)
-    if not db.set_sweep_fields_held(sweep_id, lease, status="done", finished=time.time()):
+    if not db.set_sweep_fields_held(sweep_id, lease, status="done", finished=db.now()):
         _retrain_lost(sweep_id)
     db.retrain_ended(sweep_id)
     db.deactivate(sweep_id)

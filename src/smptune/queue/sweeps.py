@@ -10,7 +10,6 @@ current (:data:`~smptune.queue.scripts.FINISH_FINALIZE`).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -172,7 +171,7 @@ class SweepRecords(StoreBase):
 
     def request_cancel(self, sweep_id: str) -> None:
         self.get_sweep(sweep_id)  # raises for an unknown sweep
-        self.r.hset(sweep_key(sweep_id), "cancel_requested", time.time())
+        self.r.hset(sweep_key(sweep_id), "cancel_requested", self.now())
 
     def stop_reason(self, sweep_id: str) -> str | None:
         """Why no further run of the sweep may start, in one read: ``"cancelled"``,

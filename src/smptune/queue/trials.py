@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -215,7 +214,8 @@ class TrialRecords(StoreBase):
         status = str(record["status"])
         counter = f"trials_{status}"
         fields = {k: "" if v is None else str(v) for k, v in record.items()}
-        fields["finished"] = str(time.time())
+        now = self.now()  # the reaper compares it with Redis's clock, not this host's
+        fields["finished"] = str(now)
         score = record.get("score") if status == "complete" else None
         if score is not None and not math.isfinite(score):
             score = None  # ZADD refuses NaN; such a trial is never "best so far"
@@ -235,7 +235,7 @@ class TrialRecords(StoreBase):
                     json.dumps(fields),
                     "" if score is None else repr(score),
                     lease,
-                    time.time(),
+                    now,
                 ],
             )
         )

@@ -26,7 +26,7 @@ SHOWN_OUTCOMES = (
 
 def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
     """The sweep's state now: counts, best so far, who runs which trial and fold, ETA."""
-    now = time.time()
+    now = store.now()  # stamps other hosts wrote are compared with Redis's clock
     sweep = store.get_sweep(sweep_id)
     config = sweep.config
     mode = config.get("mode", "max")
