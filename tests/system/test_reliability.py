@@ -225,7 +225,7 @@ def test_cancel_mid_sweep_stops_at_a_fold_boundary_and_writes_partial_results(
     config = write_config(
         tmp_path / "s.yaml",
         n_trials=10,
-        hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": 0.4},
+        hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": 0.8},
     )
     producer = submit_in_background(config, redis_server.url, tmp_path / "a")
     sweep_id = _sweep_id_of(store)
@@ -235,6 +235,8 @@ def test_cancel_mid_sweep_stops_at_a_fold_boundary_and_writes_partial_results(
     # When it is cancelled
     cancel = run_cli("producer", "cancel", sweep_id, "--broker", redis_server.url)
     assert cancel.returncode == 0, cancel.stderr
+    # (on a loaded machine the CLI's start takes seconds: what had ended by its return)
+    ended_by_then = store.get_sweep(sweep_id).count("complete")
 
     # Then the producer reports it, trials queued never started, the running one stopped at
     # a fold boundary, and finalize wrote the partial results without retraining
@@ -245,8 +247,8 @@ def test_cancel_mid_sweep_stops_at_a_fold_boundary_and_writes_partial_results(
     assert sweep.status == "cancelled"
     trials = assert_every_trial_once(store, sweep_id, statuses=("complete", "cancelled"))
     cancelled = [t for t in trials if t.status == "cancelled"]
-    assert len(cancelled) >= 7
-    assert sum(1 for t in cancelled if t.attempts == 0) >= 6  # never started
+    assert len(cancelled) >= 10 - ended_by_then - 1 >= 5  # one may end its last fold
+    assert sum(1 for t in cancelled if t.attempts == 0) >= len(cancelled) - 1  # never started
     stopped = [t for t in cancelled if t.attempts == 1]
     assert all(0 < len(t.folds) < 3 for t in stopped)
     out = tmp_path / "a" / sweep_id
