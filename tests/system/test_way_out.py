@@ -122,7 +122,8 @@ def test_status_names_a_sweep_whose_finalize_or_retrain_stalled_and_the_way_out(
     assert "stalled" not in _status(stuck, url)[0]
 
     # Nor a sweep whose last trial finished a moment ago
-    fresh = _finished_sweep(store, tmp_path, "fresh", status="running", last_finished=now - 1)
+    fresh_at = _redis_now(store) - 1  # now, not when the test began: the CLI takes seconds
+    fresh = _finished_sweep(store, tmp_path, "fresh", status="running", last_finished=fresh_at)
     human, snap = _status(fresh, url)
     assert "stalled" not in human and snap["stalled"] is None
 
