@@ -6,7 +6,6 @@ once per trial."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -305,4 +304,4 @@ def test_a_retrain_that_lost_its_lease_stops_and_records_nothing(
     assert store.r.get(lease.key) == LIVE
     assert store.r.sismember("smptune:sweep:s1:retraining", "retrain")
     assert written == []
-    assert json.loads(store.r.hget("smptune:sweep:s1", "results"))["best"] == best
+    assert store.sweep_results("s1")["best"] == best

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from smptune.config import SweepConfig, config_from_dict, load_config
 from smptune.errors import ConfigError
-from smptune.records import SweepRecord, SweepStatus, SweepSummary
+from smptune.records import FullSweepRecord, SweepStatus, SweepSummary
 from smptune.trainable import SEGMENTATION_TRAINABLE
 from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url
 
@@ -70,13 +70,13 @@ class Sweep:
         return f"Sweep({self.id!r}, status={self.status.value!r})"
 
     @property
-    def record(self) -> SweepRecord:
+    def record(self) -> FullSweepRecord:
         """Everything the store holds of the sweep (config, counts, results, test metrics)."""
-        return self._store.get_sweep(self.id)
+        return self._store.get_sweep(self.id, full=True)
 
     @property
     def status(self) -> SweepStatus:
-        return self.record.status
+        return self._store.sweep_status(self.id)
 
     def wait(self, timeout_s: float | None = None, poll_s: float = 1.0) -> SweepStatus:
         """Block until the sweep (and its retrain-and-test) has ended; its final status.
@@ -101,8 +101,8 @@ class Sweep:
         ``best_value``), learning curves; ranked now if the sweep has not been finalized."""
         from smptune.results.folder import summarize
 
-        record = self.record
-        return dict(record.results) if record.results else summarize(self._store, self.id)
+        results = self._store.sweep_results(self.id)
+        return dict(results) if results else summarize(self._store, self.id)
 
     def trials(self) -> list[dict[str, Any]]:
         """A row per trial, as ``trials.csv`` holds it (parameters, each fold's score, mean,
@@ -123,7 +123,7 @@ class Sweep:
     @property
     def test_metrics(self) -> dict[str, float] | None:
         """The retrained model's metrics on the test split, once retrain-and-test ran."""
-        metrics = self.record.test_metrics
+        metrics = self._store.get_sweep(self.id).test_metrics
         return None if metrics is None else dict(metrics)
 
     def write_results(self, out: str | Path) -> Path:
@@ -132,8 +132,9 @@ class Sweep:
         from smptune.results.folder import write_results
 
         record = self.record
+        results = dict(record.results) if record.results else self.results()
         return write_results(
-            self.results(), record.config, Path(out), record.test_metrics, splits=record.splits
+            results, record.config, Path(out), record.test_metrics, splits=record.splits
         )
 
     def cancel(self) -> bool:

@@ -96,7 +96,8 @@ STEPS: tuple[Step, ...] = (
     Step(
         "finalize.results",
         "worker",
-        "the ranking in the sweep record and the results folder (both rewritten whole)",
+        "the ranking and splits (their own keys under the sweep, one transaction) and the "
+        "results folder (both rewritten whole)",
         "as finalize.claimed",
     ),
     Step(

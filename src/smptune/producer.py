@@ -15,7 +15,7 @@ from typing import Any
 
 from smptune.cli import add_common_options, add_verbose_to_commands, complete
 from smptune.errors import ConfigError, ExitCode, SmptuneError
-from smptune.records import SweepRecord
+from smptune.records import FullSweepRecord
 from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url, mask_secrets, mask_url
 
 DEFAULT_ARTIFACTS = "smptune-results"
@@ -411,7 +411,7 @@ def _print_final_figures(console: Any, results: Any, test_metrics: Any) -> None:
 def _print_outcome(console: Any, store: Any, sweep_id: str, snap: dict[str, Any]) -> int:
     from smptune.results.progress import ranking_table
 
-    sweep = store.get_sweep(sweep_id)
+    sweep = store.get_sweep(sweep_id, full=True)
     if sweep.results:
         console.print(ranking_table(sweep.results))
         if sweep.results.get("no_best"):
@@ -490,7 +490,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         raise ConfigError("--follow: needs --optuna-storage URL")
     _check_every(args.every)
     store = _store(args)
-    sweep = store.get_sweep(args.sweep)
+    sweep = store.get_sweep(args.sweep, full=True)
     results = sweep.results or summarize(store, args.sweep)
     exported = None
     if args.optuna_storage is not None:
@@ -572,7 +572,7 @@ def _follow(args: argparse.Namespace, store: Any, study: str, stop: Any = None) 
     return ExitCode.OK
 
 
-def _copy_predictions(sweep: SweepRecord, out: Path) -> None:
+def _copy_predictions(sweep: FullSweepRecord, out: Path) -> None:
     """Put the final model's sample predictions into ``out/final/`` for the report: from the
     sweep's ``predictions_png`` (base64), else from its final folder when this machine sees it."""
     import base64

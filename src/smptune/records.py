@@ -18,6 +18,7 @@ from smptune.messages import TrialRequest
 
 __all__ = [
     "OUTCOMES",
+    "FullSweepRecord",
     "PartialRun",
     "RunResults",
     "SavedCheckpoint",
@@ -211,7 +212,8 @@ class TrialRecord:
 
 @dataclass(frozen=True)
 class SweepRecord:
-    """One sweep as the store holds it. ``counts`` has every final trial status."""
+    """One sweep as its hash holds it: small, the same size for any number of trials.
+    ``counts`` has every final trial status. :class:`FullSweepRecord` adds its results."""
 
     id: str
     name: str
@@ -259,14 +261,11 @@ class SweepRecord:
     retrained_trial: int | None = None
     cancel_requested: float | None = None
     error: str | None = None
-    results: Mapping[str, Any] | None = None
     test_metrics: Mapping[str, Any] | None = None
-    splits: Mapping[str, Any] | None = None
     #: The request all its trials share (group, chord, queue, limits), once every trial's
     #: message is sent.
     trial_request: TrialRequest | None = None
     final_model_dir: str | None = None
-    predictions_png: str | None = None
 
     def count(self, status: TrialStatus | str) -> int:
         """How many trials ended in ``status``."""
@@ -275,6 +274,18 @@ class SweepRecord:
     @property
     def n_finished(self) -> int:
         return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class FullSweepRecord(SweepRecord):
+    """A sweep with what its hash leaves out because it grows with its trials or its data:
+    its results (the ranking of every trial), its splits' samples and its final model's
+    sample predictions. Read with ``get_sweep(sweep_id, full=True)``."""
+
+    results: Mapping[str, Any] | None = None
+    splits: Mapping[str, Any] | None = None
+    #: The final model's sample predictions, base64 PNG.
+    predictions_png: str | None = None
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ def cv_trial(self: Any, sweep_id: str, trial: int) -> dict[str, Any]:
 
 
 def _write_results(sweep_id: str, results: Mapping[str, Any]) -> None:
-    sweep = store().get_sweep(sweep_id)
+    sweep = store().get_sweep(sweep_id, full=True)
     out = Path(sweep.artifacts_dir) / sweep_id
     try:
         write_results(results, sweep.config, out, sweep.test_metrics, splits=sweep.splits)
@@ -136,7 +136,7 @@ def finalize_sweep(
     lease = db.finalize_lease(sweep_id, current, host=worker.partition("@")[2] or worker)
 
     def finalized() -> bool:
-        return db.get_sweep(sweep_id).finalized_at is not None
+        return db.is_finalized(sweep_id)
 
     if finalized() or not lease.acquire(lease.ttl_s * 1.5, finalized):
         log.warning("sweep %s is already finalized; ignoring this finalize", sweep_id)
@@ -172,8 +172,9 @@ def _finalize_under_lease(
     best = results["best"]
     # a resumed or extended sweep retrains only when its best trial changed
     unchanged = best is not None and sweep.test_metrics and sweep.retrained_trial == best["trial"]
-    if unchanged and sweep.results and sweep.results.get("fold_ensemble"):
-        results["fold_ensemble"] = sweep.results["fold_ensemble"]
+    previous = db.sweep_results(sweep_id) if unchanged else None
+    if previous and previous.get("fold_ensemble"):
+        results["fold_ensemble"] = previous["fold_ensemble"]
     retrain = config.retrain_and_test and best is not None and not cancelled and not unchanged
     ended = SweepStatus.CANCELLED if cancelled else SweepStatus.DONE
     status = SweepStatus.RETRAINING if retrain else ended
@@ -230,7 +231,7 @@ def retrain_and_test(self: Any, sweep_id: str) -> dict[str, Any]:
     lease = db.retrain_lease(sweep_id, host=worker.partition("@")[2] or worker)
 
     def retrained() -> bool:
-        return db.get_sweep(sweep_id).status != SweepStatus.RETRAINING
+        return db.sweep_status(sweep_id) != SweepStatus.RETRAINING
 
     if not lease.acquire(lease.ttl_s * 1.5, retrained):
         log.info("sweep %s: another live copy retrains it; ignoring this one", sweep_id)
@@ -249,7 +250,7 @@ def _retrain_under_lease(
     only while still holding it: a copy that lost it to another (it was frozen past the TTL)
     stops training at its next epoch and records nothing (raises :class:`Ignore`)."""
     sweep_id = sweep.id
-    results = sweep.results or {}
+    results = db.sweep_results(sweep_id) or {}
     attempt = db.retrain_started(sweep_id)
     lease.start_heartbeat()
     try:

@@ -765,7 +765,7 @@ class _MedianPerEpoch:
 def _trial_folder(db: SweepStore, sweep_id: str, trial: int) -> Path:
     """The trial's own folder, ``<artifacts>/<sweep>/trials/<trial>``: every file a copy of
     it writes or removes is in there."""
-    return Path(db.get_sweep(sweep_id).artifacts_dir) / sweep_id / "trials" / str(trial)
+    return Path(db.artifacts_dir(sweep_id)) / sweep_id / "trials" / str(trial)
 
 
 def _confined(path: str | Path, folder: Path, where: str) -> Path | None:
@@ -787,7 +787,7 @@ def _trial_dir(db: SweepStore, sweep_id: str, trial: int) -> Path | None:
     """Where a run writes its epoch logs: ``<artifacts>/<sweep>/trials/<trial>``, when this
     machine can write there."""
     try:
-        out = Path(db.get_sweep(sweep_id).artifacts_dir) / sweep_id / "trials" / str(trial)
+        out = Path(db.artifacts_dir(sweep_id)) / sweep_id / "trials" / str(trial)
         out.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None

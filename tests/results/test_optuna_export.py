@@ -53,7 +53,7 @@ def test_a_sweep_exported_to_optuna_reads_back_with_its_trials_values_and_best(
     tmp_path, redis_server, store: SweepStore, finished_sweep: str
 ):
     # Given a finished sweep with complete, pruned and failed trials
-    results = store.get_sweep(finished_sweep).results
+    results = store.get_sweep(finished_sweep, full=True).results
     ours = {t["trial"]: t for t in results["ranking"]}
     statuses = {t["status"] for t in ours.values()}
     assert {"complete", "pruned", "failed"} <= statuses, statuses
@@ -215,7 +215,7 @@ def test_following_a_running_sweep_keeps_its_optuna_study_up_to_date(
     same = study.trials[seen.number]
     assert same.user_attrs["smptune_trial"] == seen.user_attrs["smptune_trial"]
     assert len(same.intermediate_values) == 3
-    results = store.get_sweep(sweep_id).results
+    results = store.get_sweep(sweep_id, full=True).results
     assert study.best_trial.user_attrs["smptune_trial"] == results["best"]["trial"]
 
 

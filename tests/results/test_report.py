@@ -126,7 +126,7 @@ def test_a_sweep_writes_a_self_contained_report_whose_images_load_in_a_browser(
     _assert_self_contained(page)
     assert sorted(_images(page)) == sorted(pngs.values())
     # and it shows the best configuration, its test metrics and every trial
-    sweep = store.get_sweep(sweep_id)
+    sweep = store.get_sweep(sweep_id, full=True)
     best = sweep.results["best"]
     assert f"#{best['trial']}" in page and f"{best['score']:.4g}" in page
     assert f"{sweep.test_metrics['score']:.4g}" in page
@@ -138,7 +138,7 @@ def test_a_sweep_writes_a_self_contained_report_whose_images_load_in_a_browser(
     # and the summary gives wall and device time and the workers that ran the trials
     summary = _section(page, "summary")
     assert "<b>wall time</b>" in summary and "<b>device time</b>" in summary
-    ran = {t["worker"] for t in store.get_sweep(sweep_id).results["ranking"]}
+    ran = {t["worker"] for t in store.get_sweep(sweep_id, full=True).results["ranking"]}
     assert f"<b>workers</b>{len(ran)}<" in summary
     # and the timeline has a row per worker and says how busy they were
     timeline = _section(page, "timeline")

@@ -78,7 +78,7 @@ def test_a_relative_data_root_is_read_below_each_machines_data_root(
     # Then the trial and the final model train on the GPU host's copy, and the sweep records
     # the root relatively
     wait_for(lambda: store.get_sweep(sweep_id).status in ("done", "failed"), 300, 0.5)
-    sweep = store.get_sweep(sweep_id)
+    sweep = store.get_sweep(sweep_id, full=True)
     trial = store.trials(sweep_id)[0]
     assert trial.status == "complete", (trial.error, workers.logs()[-3000:])
     assert sweep.status == "done", sweep.error

@@ -35,7 +35,7 @@ def test_ten_thousand_trials_each_recorded_once_and_the_chord_fires_once(
 
     # Then every trial is recorded exactly once and the chord callback ran once
     assert result.returncode == 0, result.stderr[-2000:]
-    sweep = store.get_sweep(sweep_id)
+    sweep = store.get_sweep(sweep_id, full=True)
     assert sweep.finalize_runs == 1
     assert sweep.finalize_duplicates == 0
     assert sweep.count("complete") == N_TRIALS and sweep.count("failed") == 0

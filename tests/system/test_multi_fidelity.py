@@ -52,7 +52,7 @@ def test_asha_stops_trials_at_epoch_rungs_inside_a_fold_and_ranks_them_by_how_fa
     assert result.returncode == 0, result.stderr + result.stdout
 
     # Then some trials were stopped inside their first fold, at a rung
-    sweep = store.get_sweep(sweep_id)
+    sweep = store.get_sweep(sweep_id, full=True)
     trials = store.trials(sweep_id)
     pruned = [t for t in trials if t.status is TrialStatus.PRUNED]
     complete = [t for t in trials if t.status is TrialStatus.COMPLETE]
@@ -194,7 +194,7 @@ def test_the_time_budget_stops_running_folds_between_epochs(
     assert result.returncode == 0, result.stderr + result.stdout
 
     # Then the trials running at the deadline stopped inside a fold, their epochs kept
-    sweep = store.get_sweep(sweep_id)
+    sweep = store.get_sweep(sweep_id, full=True)
     trials = store.trials(sweep_id)
     stopped = [t for t in trials if t.status is TrialStatus.STOPPED and t.partial is not None]
     assert stopped, [(t.trial, t.status, t.error) for t in trials]
@@ -235,7 +235,7 @@ def test_a_sweep_without_n_trials_starts_trials_until_its_budget_is_spent(
     assert result.returncode == 0, result.stderr + result.stdout
 
     # Then trials kept starting until the deadline, set from the first complete trial
-    sweep = store.get_sweep(sweep_id)
+    sweep = store.get_sweep(sweep_id, full=True)
     trials = store.trials(sweep_id)
     complete = [t for t in trials if t.status is TrialStatus.COMPLETE]
     first = min(complete, key=lambda t: t.finished or 0)
@@ -349,8 +349,8 @@ def test_tpe_with_asha_on_real_curves_finishes_trials_as_good_as_random_search(
 
     # Then some trials completed their cross-validation, and the best of them (the one
     # retrained and tested) is within 0.02 of random search's best
-    random_best = store.get_sweep(random_id).results["best"]
-    sweep = store.get_sweep(asha_id)
+    random_best = store.get_sweep(random_id, full=True).results["best"]
+    sweep = store.get_sweep(asha_id, full=True)
     trials = store.trials(asha_id)
     complete = [t for t in trials if t.status is TrialStatus.COMPLETE]
     pruned = [t for t in trials if t.status is TrialStatus.PRUNED]
@@ -403,7 +403,7 @@ def test_asha_rungs_read_fold_0_then_whole_folds_and_the_user_sees_each_rungs_de
             assert sorted(t.folds) == [0] and "its run ended at epoch" in error, t
     # and the rungs' counts add up: each pruned trial was stopped at one rung, and the
     # complete trials were promoted at the last one
-    results = store.get_sweep(sweep_id).results
+    results = store.get_sweep(sweep_id, full=True).results
     rungs = results["rungs"]
     assert [r["where"] for r in rungs] == [
         "fold 0, epoch 1",

@@ -24,7 +24,7 @@ LEASE_TTL = "3"  # seconds; production uses 30
 
 
 def assert_every_trial_once(store: SweepStore, sweep_id: str, statuses=("complete",)) -> list:
-    sweep = store.get_sweep(sweep_id)
+    sweep = store.get_sweep(sweep_id, full=True)
     trials = store.trials(sweep_id)
     assert sweep.finalize_runs == 1, "the chord callback must run exactly once"
     finished = store.r.smembers(f"smptune:sweep:{sweep_id}:finished")

@@ -59,7 +59,7 @@ def test_a_sweep_whose_redis_and_every_worker_were_killed_resumes_where_it_stopp
     # recorded fold trained twice
     start_workers("--cpu", "2", name="again", SMPTUNE_LEASE_TTL="3")
     wait_for(lambda: store.get_sweep(sweep_id).status == "done", timeout=120)
-    sweep = store.get_sweep(sweep_id)
+    sweep = store.get_sweep(sweep_id, full=True)
     trials = store.trials(sweep_id)
     assert all(t.status is TrialStatus.COMPLETE for t in trials), [t.status for t in trials]
     assert sweep.finalize_runs == 1 and sweep.count("complete") == 6
@@ -91,7 +91,7 @@ def test_a_cancelled_sweep_resumes_its_unfinished_trials_and_finalizes_again(
     assert "3 trials queued (a new chord): 1, 2, 3" in resumed.stdout
 
     # Then every trial completed; the finished one was kept, the stopped one kept its runs
-    sweep = store.get_sweep(sweep_id)
+    sweep = store.get_sweep(sweep_id, full=True)
     trials = {t.trial: t for t in store.trials(sweep_id)}
     assert all(t.status is TrialStatus.COMPLETE for t in trials.values())
     assert trials[0].finished == before[0].finished and trials[0].attempts == 1
@@ -117,7 +117,7 @@ def test_an_ended_tpe_sweep_is_extended_and_its_sampler_learns_from_every_trial(
     )
     sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "a")
     assert result.returncode == 0, result.stderr + result.stdout
-    first_best = store.get_sweep(sweep_id).results["best"]["trial"]
+    first_best = store.get_sweep(sweep_id, full=True).results["best"]["trial"]
 
     # When it gets three more trials
     extended = run_cli(
@@ -126,7 +126,7 @@ def test_an_ended_tpe_sweep_is_extended_and_its_sampler_learns_from_every_trial(
     assert extended.returncode == 0, extended.stderr + extended.stdout
 
     # Then seven trials are ranked; the new ones were asked when they started
-    sweep = store.get_sweep(sweep_id)
+    sweep = store.get_sweep(sweep_id, full=True)
     trials = store.trials(sweep_id)
     assert sweep.n_trials == 7 and len(sweep.results["ranking"]) == 7
     assert all(t.status is TrialStatus.COMPLETE and t.params for t in trials)
@@ -184,7 +184,7 @@ def test_a_running_sweep_is_extended_in_place_and_finalizes_once(
     assert "2 trials queued (the running chord): 2, 3" in extended.stdout
 
     # Then its one chord waited for all four, and fired once
-    sweep = store.get_sweep(sweep_id)
+    sweep = store.get_sweep(sweep_id, full=True)
     assert sweep.n_trials == 4 and sweep.count("complete") == 4
     assert sweep.finalize_runs == 1 and sweep.finalize_duplicates == 0
     assert len(sweep.results["ranking"]) == 4 and sweep.status == "done"

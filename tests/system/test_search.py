@@ -104,7 +104,7 @@ def test_an_adaptive_sweep_chooses_each_configuration_when_its_trial_starts(
     wait_for(lambda: store.get_sweep(sweep_id).status == "done", timeout=240)
 
     # Then every trial ran once with a configuration chosen on a worker, all different
-    results = store.get_sweep(sweep_id).results
+    results = store.get_sweep(sweep_id, full=True).results
     assert results["sampler"] == "tpe" and results["trials_complete"] == 10
     configs = [store.params(sweep_id, n) for n in range(10)]
     assert all(-2.0 <= c["x"] <= 3.0 and c["y"] in (-3.0, -2.0, 0.0, 1.0) for c in configs)
@@ -129,7 +129,7 @@ def test_hopeless_trials_are_pruned_after_a_fold_and_ranked_below_complete_ones(
     assert result.returncode == 0, result.stderr + result.stdout
 
     # Then the two hopeless trials stopped after their first fold, recorded as pruned
-    sweep = store.get_sweep(sweep_id)
+    sweep = store.get_sweep(sweep_id, full=True)
     by_trial = {t["trial"]: t for t in sweep.results["ranking"]}
     assert [by_trial[n]["status"] for n in range(5)] == ["complete"] * 3 + ["pruned"] * 2
     assert [len(by_trial[n]["folds"]) for n in range(5)] == [3, 3, 3, 1, 1]
@@ -166,7 +166,7 @@ def test_no_trial_starts_after_the_time_budget_and_the_best_is_still_retrained(
     assert result.returncode == 0, result.stderr + result.stdout
 
     # Then the first trial stopped at a fold boundary past the deadline, with its runs kept
-    sweep = store.get_sweep(sweep_id)
+    sweep = store.get_sweep(sweep_id, full=True)
     trials = store.trials(sweep_id)
     assert trials[0].status == "stopped" and 1 <= len(trials[0].folds) < 3
     assert "time budget ran out" in trials[0].error
@@ -201,7 +201,7 @@ def test_several_metrics_and_seeds_per_fold_are_scored_per_run_and_unstable_runs
     assert result.returncode == 0, result.stderr + result.stdout
 
     # Then every trial has 2 folds × 2 seeds, each recorded, the seeds of one fold differ
-    results = store.get_sweep(sweep_id).results
+    results = store.get_sweep(sweep_id, full=True).results
     by_trial = {t["trial"]: t for t in results["ranking"]}
     for t in by_trial.values():
         assert [(r["fold"], r["repeat"]) for r in t["folds"].values()] == [
@@ -252,7 +252,7 @@ def test_a_warm_start_trains_the_enqueued_configurations_first(
         write_config(tmp_path / "first.yaml", n_trials=3), redis_server.url, artifacts
     )
     assert result.returncode == 0, result.stderr + result.stdout
-    best = store.get_sweep(first).results["best"]["params"]
+    best = store.get_sweep(first, full=True).results["best"]["params"]
 
     # When a TPE sweep is started with two configurations enqueued (one of them partial)
     # and a random sweep with the first sweep's best_config.yaml
@@ -278,7 +278,7 @@ def test_a_warm_start_trains_the_enqueued_configurations_first(
     assert trials[1].params["x"] == 0.0 and -4.0 <= trials[1].params["y"] <= 1.0
     assert all(t.status == "complete" for t in trials)
     # and the enqueued optimum is the sweep's best; the sampler's own trials came after it
-    assert store.get_sweep(warm).results["best"]["trial"] == 0
+    assert store.get_sweep(warm, full=True).results["best"]["trial"] == 0
     assert {t.params["x"] for t in trials[2:]}.isdisjoint({1.0, 0.0})
     # and the best configuration of the first sweep was trained again first
     retrained = store.trials(rerun)[0].params

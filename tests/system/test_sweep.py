@@ -31,7 +31,7 @@ def test_sweep_runs_every_trial_once_and_retrains_the_best(
     sweep_id, output = _submit_and_wait(config, redis_server.url, tmp_path / "artifacts")
 
     # Then the chord fired once with every trial in the results, each with every fold
-    sweep = store.get_sweep(sweep_id)
+    sweep = store.get_sweep(sweep_id, full=True)
     assert sweep.status == "done"
     assert sweep.finalize_runs == 1
     assert sweep.finalize_duplicates == 0 and sweep.finalize_fallback is None
@@ -89,7 +89,7 @@ def test_a_failing_configuration_is_recorded_and_the_sweep_completes(
     sweep_id, _ = _submit_and_wait(config, redis_server.url, tmp_path / "artifacts")
 
     # Then the failed trials carry their message and rank below every complete one
-    results = store.get_sweep(sweep_id).results
+    results = store.get_sweep(sweep_id, full=True).results
     failed = [t for t in results["ranking"] if t["status"] == "failed"]
     complete = [t for t in results["ranking"] if t["status"] == "complete"]
     assert len(failed) == 3 and len(complete) == 3

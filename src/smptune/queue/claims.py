@@ -21,6 +21,7 @@ from smptune.queue.keys import (
     finished_key,
     lost_key,
     preempt_key,
+    rerun_key,
     retrain_lease_key,
     retrained_key,
     retraining_key,
@@ -142,13 +143,14 @@ class Claims(StoreBase):
 
     def _requeue_keys(self, sweep_id: str, trial: int) -> list[str]:
         """The keys a running trial leaves when it is queued again: the running and
-        finished sets, its lease, its hash."""
+        finished sets, its lease, its hash, the to-send and rerun sets."""
         return [
             running_key(sweep_id),
             finished_key(sweep_id),
             trial_lease_key(sweep_id, trial),
             trial_key(sweep_id, trial),
             to_send_key(sweep_id),
+            rerun_key(sweep_id),
         ]
 
     def claim_orphan(self, sweep_id: str, trial: int) -> bool:

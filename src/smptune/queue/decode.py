@@ -7,6 +7,7 @@ itself.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from typing import Any
 from smptune.messages import TrialRequest
 from smptune.records import (
     OUTCOMES,
+    FullSweepRecord,
     PartialRun,
     SavedCheckpoint,
     SweepRecord,
@@ -49,7 +51,7 @@ def request_or_none(value: str | None) -> TrialRequest | None:
 
 
 def sweep_record(raw: Mapping[str, str]) -> SweepRecord:
-    """The sweep hash, decoded."""
+    """The sweep hash, decoded (without the fields :func:`full_sweep_record` adds)."""
     n_folds = int(raw.get("n_folds", 0))
     return SweepRecord(
         id=raw["id"],
@@ -86,12 +88,23 @@ def sweep_record(raw: Mapping[str, str]) -> SweepRecord:
         open_ended=raw.get("open_ended") == "1",
         cancel_requested=float_or_none(raw.get("cancel_requested")),
         error=raw.get("error") or None,
-        results=json_or_none(raw.get("results")),
         test_metrics=json_or_none(raw.get("test_metrics")),
-        splits=json_or_none(raw.get("splits")),
         trial_request=request_or_none(raw.get("trial_request")),
         final_model_dir=raw.get("final_model_dir") or None,
-        predictions_png=raw.get("predictions_png") or None,
+    )
+
+
+def full_sweep_record(
+    raw: Mapping[str, str], results: str | None, splits: str | None, predictions: str | None
+) -> FullSweepRecord:
+    """The sweep hash with its results, splits and predictions (their own keys' values; a
+    sweep recorded before they had their own keys holds them in its hash)."""
+    record = sweep_record(raw)
+    return FullSweepRecord(
+        **{f.name: getattr(record, f.name) for f in dataclasses.fields(record)},
+        results=json_or_none(results or raw.get("results")),
+        splits=json_or_none(splits or raw.get("splits")),
+        predictions_png=predictions or raw.get("predictions_png") or None,
     )
 
 

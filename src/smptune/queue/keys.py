@@ -4,9 +4,23 @@ Keys (``{id}`` is the sweep id, ``{n}`` a trial's number)::
 
     smptune:sweeps                    zset   sweep id -> creation time
     smptune:active                    set    sweeps not yet finalized (the reaper watches these)
-    smptune:sweep:{id}                hash   config, status, counters, results, test metrics,
-                                             the chord template while ``submitting``, the
-                                             counts of finalize and retrain sends and takes
+    smptune:sweep:{id}                hash   config, status, counters, test metrics, the
+                                             chord template while ``submitting``, the counts
+                                             of finalize and retrain sends and takes: small,
+                                             the same size for 10 trials or 10,000
+    smptune:sweep:{id}:results        string the finalize's results (JSON: the ranking of
+                                             every trial), read only with ``full=True``
+    smptune:sweep:{id}:splits         string the samples of its splits (JSON), likewise
+    smptune:sweep:{id}:predictions    string the final model's sample predictions (base64
+                                             PNG), likewise
+    smptune:sweep:{id}:run-times      hash   ``n:<worker>`` / ``s:<worker>`` -> runs timed and
+                                             their seconds, by the worker that recorded them
+                                             (the ETA's measure, kept as each run is recorded)
+    smptune:sweep:{id}:rerun          set    trials that ran before and wait to run again:
+                                             marked requeued, or reopened with runs recorded
+                                             by a resume or extend; a member leaves when it
+                                             starts (readers check its status: one that
+                                             finished without a start may stay)
     smptune:sweep:{id}:params         hash   trial number -> parameters (JSON); for adaptive
                                              samplers written when the trial starts
     smptune:sweep:{id}:ask-lock       string held while a worker asks the sampler
@@ -98,6 +112,27 @@ def to_send_key(sweep_id: str) -> str:
 
 def claim_key(sweep_id: str, step: str) -> str:
     return f"{sweep_key(sweep_id)}:claim:{step}"
+
+
+def results_key(sweep_id: str) -> str:
+    """The sweep's results (JSON), written by its finalize and retrain-and-test."""
+    return f"{sweep_key(sweep_id)}:results"
+
+
+def splits_key(sweep_id: str) -> str:
+    return f"{sweep_key(sweep_id)}:splits"
+
+
+def predictions_key(sweep_id: str) -> str:
+    return f"{sweep_key(sweep_id)}:predictions"
+
+
+def run_times_key(sweep_id: str) -> str:
+    return f"{sweep_key(sweep_id)}:run-times"
+
+
+def rerun_key(sweep_id: str) -> str:
+    return f"{sweep_key(sweep_id)}:rerun"
 
 
 # -- a trial -----------------------------------------------------------------------------

@@ -176,21 +176,32 @@ local t = redis.call('TIME')
 return {stop[1], stop[2], redis.call('EXISTS', KEYS[6]), t[1], t[2]}
 """)
 
-# KEYS[4..5]: folds, sweep hash; ARGV[3..4]: run, result (JSON). Returns 1 (written),
-# 0 (written before) or -1 (lease lost).
+# KEYS[4..7]: folds, sweep hash, trial hash, run-times hash; ARGV[3..5]: run, result
+# (JSON), its seconds ('' for none): counted, once, under the trial's worker in the
+# run-times hash (the ETA's measure). Returns 1 (written), 0 (written before) or -1 (lease
+# lost).
 RECORD_FOLD = with_helpers("""
 if not holds(KEYS[1], KEYS[2], KEYS[3], ARGV[2], ARGV[1]) then return -1 end
 if redis.call('HSETNX', KEYS[4], ARGV[3], ARGV[4]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[5], 'folds_done', 1)
+if KEYS[7] and ARGV[5] and ARGV[5] ~= '' then
+  local worker = redis.call('HGET', KEYS[6], 'worker') or ''
+  redis.call('HINCRBY', KEYS[7], 'n:' .. worker, 1)
+  redis.call('HINCRBYFLOAT', KEYS[7], 's:' .. worker, ARGV[5])
+end
 return 1
 """)
 
-# KEYS[4]: the hash to write; ARGV[3]: its fields (JSON object of strings). Returns 1
-# (written) or 0 (lease lost).
+# KEYS[4]: the hash to write, KEYS[5..]: strings to set with it; ARGV[3]: the hash's
+# fields (JSON object of strings), ARGV[4..]: the strings' values. Returns 1 (written) or 0
+# (lease lost).
 SET_HELD = with_helpers("""
 if not holds(KEYS[1], KEYS[2], KEYS[3], ARGV[2], ARGV[1]) then return 0 end
 for k, v in pairs(cjson.decode(ARGV[3])) do
   redis.call('HSET', KEYS[4], k, v)
+end
+for i = 5, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i - 1])
 end
 return 1
 """)
@@ -198,8 +209,8 @@ return 1
 # -- claims ----------------------------------------------------------------------------
 
 # A running trial whose lease expired, off the running set once, marked to be sent again.
-# KEYS: running set, finished set, lease, trial hash, the to-send set; ARGV: trial.
-# Returns 1 (claimed) or 0.
+# KEYS: running set, finished set, lease, trial hash, the to-send set, the rerun set; ARGV:
+# trial. Returns 1 (claimed) or 0.
 CLAIM_ORPHAN = with_now("""
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
@@ -208,12 +219,13 @@ redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[4], 'status', 'requeued', 'requeued_at', now)
 redis.call('HINCRBY', KEYS[4], 'requeues', 1)
 redis.call('SADD', KEYS[5], ARGV[1])
+redis.call('SADD', KEYS[6], ARGV[1])
 return 1
 """)
 
-# KEYS: running set, finished set, lease, trial hash, the to-send set; ARGV: trial, worker
-# name, (unused), the lease's value ('': whoever holds it; the worker is known to be gone).
-# Returns 1 (given back) or 0.
+# KEYS: running set, finished set, lease, trial hash, the to-send set, the rerun set; ARGV:
+# trial, worker name, (unused), the lease's value ('': whoever holds it; the worker is known
+# to be gone). Returns 1 (given back) or 0.
 REQUEUE_PREEMPTED = with_now("""
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
@@ -226,6 +238,7 @@ redis.call('HSET', KEYS[4], 'status', 'requeued', 'requeued_at', now)
 redis.call('HINCRBY', KEYS[4], 'preemptions', 1)
 redis.call('HINCRBY', KEYS[4], 'attempts', -1)
 redis.call('SADD', KEYS[5], ARGV[1])
+redis.call('SADD', KEYS[6], ARGV[1])
 return 1
 """)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, overload
 
 import redis
 
@@ -29,14 +30,28 @@ from smptune.queue.keys import (
     finalized_key,
     finalizing_key,
     finished_key,
+    folds_key,
     params_key,
+    predictions_key,
+    rerun_key,
+    results_key,
+    run_times_key,
+    running_key,
+    splits_key,
     sweep_id_of,
     sweep_key,
     sweep_keys_pattern,
     trial_key,
 )
 from smptune.queue.lease import Lease
-from smptune.records import OUTCOMES, SweepRecord, SweepStatus, SweepSummary, TrialStatus
+from smptune.records import (
+    OUTCOMES,
+    FullSweepRecord,
+    SweepRecord,
+    SweepStatus,
+    SweepSummary,
+    TrialStatus,
+)
 
 _COUNTERS = tuple(status.counter for status in OUTCOMES)
 
@@ -70,8 +85,30 @@ _SWEEP_END_FIELDS = (
     "error",
 )
 
+#: The sweep's fields that grow with its trials or its data, each in its own key (not its
+#: hash): read by ``get_sweep(full=True)``, written by :meth:`SweepRecords.set_sweep_fields`.
+_OUTPUT_KEYS: dict[str, Callable[[str], str]] = {
+    "results": results_key,
+    "splits": splits_key,
+    "predictions_png": predictions_key,
+}
+
 #: Reads of a sweep's hash :meth:`SweepStore.reopen` tries while other writes change it.
 _REOPEN_TRIES = 5
+
+
+@dataclass(frozen=True)
+class ProgressReads:
+    """What :meth:`SweepRecords.progress_reads` read: the runs timed so far (worker ->
+    (runs, seconds)), the recorded runs of the running trials and of ``others`` (trials
+    that ran before and wait to run again, or whose lease is taken but whose start is not
+    written yet: trial -> (status, preemptions, requeues)), and the running trials'
+    parameters."""
+
+    run_times: dict[str, tuple[int, float]]
+    runs: dict[int, dict[int, dict[str, Any]]]
+    params: dict[int, dict[str, Any]]
+    others: dict[int, tuple[TrialStatus, int, int]]
 
 
 class SweepRecords(StoreBase):
@@ -270,6 +307,8 @@ class SweepRecords(StoreBase):
                         pipe.hincrby(base, t.status.counter, -1)
                     pipe.hdel(trial_key(sweep_id, t.trial), *_TRIAL_ATTEMPT_FIELDS)
                     pipe.hset(trial_key(sweep_id, t.trial), "status", TrialStatus.PENDING.value)
+                    if t.folds:  # its runs left are counted from its recorded ones
+                        pipe.sadd(rerun_key(sweep_id), t.trial)
                 if params:
                     mapping = {str(n): json.dumps(p) for n, p in params.items()}
                     pipe.hset(params_key(sweep_id), mapping=mapping)
@@ -303,11 +342,91 @@ class SweepRecords(StoreBase):
     def cancel_requested(self, sweep_id: str) -> bool:
         return bool(self.r.hexists(sweep_key(sweep_id), "cancel_requested"))
 
-    def get_sweep(self, sweep_id: str) -> SweepRecord:
-        raw = self.r.hgetall(sweep_key(sweep_id))
+    @overload
+    def get_sweep(self, sweep_id: str) -> SweepRecord: ...
+
+    @overload
+    def get_sweep(self, sweep_id: str, *, full: Literal[False]) -> SweepRecord: ...
+
+    @overload
+    def get_sweep(self, sweep_id: str, *, full: Literal[True]) -> FullSweepRecord: ...
+
+    def get_sweep(self, sweep_id: str, *, full: bool = False) -> SweepRecord:
+        """The sweep's hash (one HGETALL of a hash whose size does not grow with its
+        trials); ``full``: with its results, splits and predictions, in the same round trip
+        (:class:`FullSweepRecord`)."""
+        if not full:
+            raw = self.r.hgetall(sweep_key(sweep_id))
+            if not raw:
+                raise _not_found(sweep_id)
+            return decode.sweep_record(raw)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hgetall(sweep_key(sweep_id))
+        pipe.mget([key(sweep_id) for key in _OUTPUT_KEYS.values()])
+        raw, (results, splits, predictions) = pipe.execute()
         if not raw:
-            raise SweepNotFoundError(f"no sweep {sweep_id!r} in this broker")
-        return decode.sweep_record(raw)
+            raise _not_found(sweep_id)
+        return decode.full_sweep_record(raw, results, splits, predictions)
+
+    def sweep_results(self, sweep_id: str) -> dict[str, Any] | None:
+        """The sweep's results (``results.json``), None before its first finalize."""
+        raw = self.r.get(results_key(sweep_id)) or self.r.hget(sweep_key(sweep_id), "results")
+        return decode.json_or_none(raw)
+
+    def sweep_status(self, sweep_id: str) -> SweepStatus:
+        """The sweep's status alone (one HGET: what a wait loop polls)."""
+        status = self.r.hget(sweep_key(sweep_id), "status")
+        if status is None:
+            raise _not_found(sweep_id)
+        return SweepStatus(status)
+
+    def is_finalized(self, sweep_id: str) -> bool:
+        """Whether the finalize of its current generation wrote its outcome."""
+        return bool(self.r.hexists(sweep_key(sweep_id), "finalized_at"))
+
+    def artifacts_dir(self, sweep_id: str) -> str:
+        """The sweep's artifacts directory (one HGET: a trial's folder is named after it)."""
+        folder = self.r.hget(sweep_key(sweep_id), "artifacts_dir")
+        if folder is None:
+            raise _not_found(sweep_id)
+        return str(folder)
+
+    def progress_reads(self, sweep_id: str, busy: Iterable[int]) -> ProgressReads:
+        """What a progress snapshot needs beyond the sweep's hash and its running trials
+        (``busy``: their numbers), in two pipelined round trips whose commands grow with the
+        trials running or waiting to run again, never with the sweep's trials."""
+        busy = sorted(set(busy))
+        pipe = self.r.pipeline(transaction=False)
+        pipe.smembers(rerun_key(sweep_id)).smembers(running_key(sweep_id))
+        pipe.hgetall(run_times_key(sweep_id))
+        pipe.hmget(params_key(sweep_id), [str(n) for n in busy] or ["-"])
+        rerun, running, times, params = pipe.execute()
+        others = sorted({int(n) for n in (*rerun, *running)} - set(busy))
+        pipe = self.r.pipeline(transaction=False)
+        for n in (*busy, *others):
+            pipe.hgetall(folds_key(sweep_id, n))
+        for n in others:
+            pipe.hmget(trial_key(sweep_id, n), ["status", "preemptions", "requeues"])
+        rows = pipe.execute()
+        folds = rows[: len(busy) + len(others)]
+        states = rows[len(busy) + len(others) :]
+        runs = {
+            n: {int(k): json.loads(v) for k, v in raw.items()}
+            for n, raw in zip((*busy, *others), folds, strict=True)
+        }
+        counted: dict[str, list[float]] = {}
+        for field, value in times.items():
+            kind, _, worker = field.partition(":")
+            counted.setdefault(worker, [0.0, 0.0])[kind == "s"] = float(value)
+        return ProgressReads(
+            run_times={w: (int(n), s) for w, (n, s) in counted.items()},
+            runs=runs,
+            params={n: json.loads(p) for n, p in zip(busy, params, strict=False) if p},
+            others={
+                n: (TrialStatus(status or "pending"), int(pre or 0), int(req or 0))
+                for n, (status, pre, req) in zip(others, states, strict=True)
+            },
+        )
 
     def list_sweeps(self) -> list[SweepSummary]:
         """Every sweep this broker knows, newest first."""
@@ -404,17 +523,24 @@ class SweepRecords(StoreBase):
         return out
 
     def set_sweep_fields(self, sweep_id: str, **fields: Any) -> None:
-        encoded = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in fields.items()}
-        self.r.hset(sweep_key(sweep_id), mapping=encoded)
+        """Write fields of the sweep in one step: ``results``, ``splits`` and
+        ``predictions_png`` to their own keys, the rest to its hash."""
+        small, outputs = _split_outputs(sweep_id, fields)
+        pipe = self.r.pipeline(transaction=True)
+        if small:
+            pipe.hset(sweep_key(sweep_id), mapping=small)
+        for key, value in outputs.items():
+            pipe.set(key, value)
+        pipe.execute()
 
     def set_sweep_fields_held(self, sweep_id: str, lease: Lease, **fields: Any) -> bool:
-        """:meth:`set_sweep_fields` from the holder of ``lease`` (a retrain's) only; False,
-        nothing written, when another copy holds it."""
-        encoded = {
-            k: json.dumps(v) if isinstance(v, dict | list) else str(v) for k, v in fields.items()
-        }
+        """:meth:`set_sweep_fields` from the holder of ``lease`` (a retrain's) only, in one
+        script; False, nothing written, when another copy holds it."""
+        small, outputs = _split_outputs(sweep_id, fields)
         keys = [lease.key, lease.running_key, lease.finished_key, sweep_key(sweep_id)]
-        args = [lease.value, lease.member, json.dumps(encoded)]
+        args = [lease.value, lease.member, json.dumps({k: str(v) for k, v in small.items()})]
+        keys += list(outputs)
+        args += list(outputs.values())
         return bool(self._set_held(keys=keys, args=args))
 
     def finalize_duplicate(self, sweep_id: str) -> None:
@@ -436,6 +562,18 @@ class SweepRecords(StoreBase):
         ]
         args = [generation, lease, status.value, "1" if ended else "0", sweep_id]
         return int(self._finish_finalize(keys=[*keys, ACTIVE], args=args))
+
+
+def _not_found(sweep_id: str) -> SweepNotFoundError:
+    return SweepNotFoundError(f"no sweep {sweep_id!r} in this broker")
+
+
+def _split_outputs(sweep_id: str, fields: Mapping[str, Any]) -> tuple[dict[str, Any], dict]:
+    """``fields`` encoded (dicts and lists as JSON): those of the sweep's hash, and its
+    outputs (:data:`_OUTPUT_KEYS`) by the key each is written to."""
+    encoded = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in fields.items()}
+    outputs = {_OUTPUT_KEYS[k](sweep_id): v for k, v in encoded.items() if k in _OUTPUT_KEYS}
+    return {k: v for k, v in encoded.items() if k not in _OUTPUT_KEYS}, outputs
 
 
 def _recorded_already(sweep_id: str) -> SweepConflictError:

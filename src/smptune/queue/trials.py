@@ -25,6 +25,8 @@ from smptune.queue.keys import (
     folds_key,
     params_key,
     preempt_key,
+    rerun_key,
+    run_times_key,
     running_key,
     scores_key,
     sweep_key,
@@ -108,6 +110,7 @@ class TrialRecords(StoreBase):
         )
         pipe.hincrby(trial_key(sweep_id, trial), "attempts", 1)
         pipe.sadd(running_key(sweep_id), trial)
+        pipe.srem(rerun_key(sweep_id), trial)
         pipe.hsetnx(sweep_key(sweep_id), "started", now)
         pipe.hset(sweep_key(sweep_id), "status", "running")
         return int(pipe.execute()[1])
@@ -147,8 +150,9 @@ class TrialRecords(StoreBase):
         already recorded, None (nothing written) if ``lease`` is given and the trial's lease
         is another copy's."""
         keys = [*self._held_keys(sweep_id, trial), folds_key(sweep_id, trial)]
-        args = [lease, trial, str(fold), json.dumps(result)]
-        added = int(self._record_fold(keys=[*keys, sweep_key(sweep_id)], args=args))
+        keys += [sweep_key(sweep_id), trial_key(sweep_id, trial), run_times_key(sweep_id)]
+        args = [lease, trial, str(fold), json.dumps(result), _run_seconds(result)]
+        added = int(self._record_fold(keys=keys, args=args))
         return None if added < 0 else bool(added)
 
     def folds(self, sweep_id: str, trial: int) -> dict[int, dict[str, Any]]:
@@ -291,3 +295,11 @@ class TrialRecords(StoreBase):
                 state, folds, curve = rows[3 * i], rows[3 * i + 1], rows[3 * i + 2]
                 out.append(decode.trial_record(n, params.get(str(n)), state, folds, curve))
         return out
+
+
+def _run_seconds(result: Mapping[str, Any]) -> str:
+    """A run result's ``duration_s`` as the ETA counts it ('' unless a finite number >= 0)."""
+    d = result.get("duration_s")
+    if not isinstance(d, int | float) or isinstance(d, bool):
+        return ""
+    return repr(float(d)) if math.isfinite(d) and d >= 0 else ""

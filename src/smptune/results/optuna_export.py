@@ -264,7 +264,8 @@ def follow(
     while True:
         sweep = store.get_sweep(sweep_id)
         ended = sweep.status.terminal
-        results = sweep.results if ended and sweep.results else summarize(store, sweep_id)
+        final = store.sweep_results(sweep_id) if ended else None
+        results = final or summarize(store, sweep_id)
         done = mirror_study(results, sweep.config, storage, study_name)
         if done.added or done.updated:
             report(done)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import statistics
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -12,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from smptune.queue.store import SweepStore
-from smptune.records import OUTCOMES, SweepRecord, SweepStatus, TrialRecord, TrialStatus
+from smptune.queue.sweeps import ProgressReads
+from smptune.records import OUTCOMES, SweepRecord, SweepStatus, TrialStatus
 from smptune.results.labels import metrics_text
 from smptune.search.distributions import param_text
 
@@ -25,7 +24,11 @@ SHOWN_OUTCOMES = (
 
 
 def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
-    """The sweep's state now: counts, best so far, who runs which trial and fold, ETA."""
+    """The sweep's state now: counts, best so far, who runs which trial and fold, ETA.
+
+    Its reads grow with the trials running or waiting to run again, never with the sweep's
+    trials: counts from the sweep's hash, the ETA from the run times kept as runs are
+    recorded (:meth:`SweepStore.progress_reads`)."""
     now = store.now()  # stamps other hosts wrote are compared with Redis's clock
     sweep = store.get_sweep(sweep_id)
     config = sweep.config
@@ -38,20 +41,22 @@ def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
     eta: dict[str, Any] = {"eta_s": None, "eta_basis": None}
     requeued: list[dict[str, Any]] = []
     if not sweep.status.terminal:
-        trials = store.trials(sweep_id)
+        reads = store.progress_reads(sweep_id, [r["trial"] for r in running])
         requeued = [
-            {"trial": t.trial, "preemptions": t.preemptions, "requeues": t.requeues}
-            for t in trials
-            if t.status is TrialStatus.REQUEUED
+            {"trial": n, "preemptions": preemptions, "requeues": requeues}
+            for n, (status, preemptions, requeues) in sorted(reads.others.items())
+            if status is TrialStatus.REQUEUED
         ]
         if running:
-            eta = estimate_eta(trials, running, n_runs, now, sweep.deadline)
-        by_number = {t.trial: t for t in trials}
+            waiting = waiting_runs(sweep, len(running), reads)
+            eta = estimate_eta(
+                reads.run_times, running, reads.runs, waiting, n_runs, now, sweep.deadline
+            )
         names = list(config.get("hyperparameters") or {})
         for r in running:
-            t = by_number.get(r["trial"]) or TrialRecord(r["trial"])
-            r["runs_done"] = len(t.folds)
-            r["params"] = ", ".join(param_text(n, t.params[n]) for n in names if n in t.params)
+            params = reads.params.get(r["trial"]) or {}
+            r["runs_done"] = len(reads.runs.get(r["trial"]) or {})
+            r["params"] = ", ".join(param_text(n, params[n]) for n in names if n in params)
     for r in running:
         r.setdefault("runs_done", None)
         r.setdefault("params", "")
@@ -160,9 +165,24 @@ def rungs_line(rungs: list[dict[str, Any]]) -> str | None:
     return "rungs: " + " | ".join(parts)
 
 
+def waiting_runs(sweep: SweepRecord, busy: int, reads: ProgressReads) -> int:
+    """Runs left to the trials neither finished nor running on a worker now: ``n_runs``
+    each, less the runs recorded of those that ran before (``reads.others``)."""
+    n_runs = sweep.n_runs
+    idle = max(0, sweep.n_trials - sweep.n_finished - busy)
+    done = sum(
+        min(n_runs, len(reads.runs.get(n) or {}))
+        for n, (status, _, _) in reads.others.items()
+        if not status.finished
+    )
+    return max(0, idle * n_runs - done)
+
+
 def estimate_eta(
-    trials: list[TrialRecord],
+    run_times: Mapping[str, tuple[int, float]],
     running: list[dict[str, Any]],
+    runs: Mapping[int, Mapping[int, Mapping[str, Any]]],
+    waiting: int,
     n_runs: int,
     now: float,
     deadline: float | None = None,
@@ -170,47 +190,44 @@ def estimate_eta(
     """Seconds until every trial has finished, from the measured run (fold) times.
 
     Each running trial has its runs left to do at its worker's mean run time (the sweep's
-    mean for a worker not measured yet), less the part of the run under way; trials not
-    started yet take ``n_runs`` runs at the sweep's mean. The work is shared by the workers
-    busy now, and no sooner than the longest running trial ends; a time budget caps it.
-    None until a run has finished. Returns ``eta_s`` and what it rests on.
+    mean for a worker not measured yet), less the part of the run under way; the trials not
+    running (``waiting``: their runs left) take the sweep's mean per run. The work is
+    shared by the workers busy now, and no sooner than the longest running trial ends; a
+    time budget caps it. None until a run has finished. ``run_times``: worker -> (runs
+    timed, their seconds), as the store keeps them; ``runs``: the running trials' recorded
+    runs. Returns ``eta_s`` and what it rests on.
     """
-    measured: dict[str, list[float]] = {}
-    every: list[float] = []
-    for t in trials:
-        for run in t.folds.values():
-            d = run.get("duration_s")
-            if isinstance(d, int | float) and math.isfinite(d) and d >= 0:
-                every.append(float(d))
-                measured.setdefault(t.worker or "", []).append(float(d))
+    measured = sum(n for n, _ in run_times.values())
+    total = sum(s for _, s in run_times.values())
+    mean = total / measured if measured else None
     basis: dict[str, Any] = {
-        "runs_measured": len(every),
-        "mean_run_s": round(statistics.fmean(every), 3) if every else None,
+        "runs_measured": measured,
+        "mean_run_s": None if mean is None else round(mean, 3),
         "workers_busy": len(running),
     }
-    if not every or not running:
+    if mean is None or not running:
         return {"eta_s": None, "eta_basis": basis}
-    mean = statistics.fmean(every)
-    by_number = {t.trial: t for t in trials}
     on_workers: list[float] = []
     for r in running:
-        per_run = statistics.fmean(measured.get(r["worker"] or "") or [mean])
-        known = by_number.get(r["trial"])
-        runs = known.folds if known is not None else {}
-        left = max(1, n_runs - len(runs))  # the run under way counts
-        spent = sum(float(x.get("duration_s") or 0) for x in runs.values())
+        n, seconds = run_times.get(r["worker"] or "", (0, 0.0))
+        per_run = seconds / n if n else mean
+        done = runs.get(r["trial"]) or {}
+        left = max(1, n_runs - len(done))  # the run under way counts
+        spent = sum(float(x.get("duration_s") or 0) for x in done.values())
         in_run = now - r["started"] - spent if r["started"] else 0.0
         on_workers.append(left * per_run - min(max(in_run, 0.0), 0.95 * per_run))
-    busy = {r["trial"] for r in running}
-    waiting = sum(
-        max(0, n_runs - len(t.folds)) * mean
-        for t in trials
-        if t.trial not in busy and not t.status.finished
-    )
-    eta = max((sum(on_workers) + waiting) / len(running), max(on_workers))
+    eta = max((sum(on_workers) + waiting * mean) / len(running), max(on_workers))
+    return _capped({"eta_s": eta, "eta_basis": basis}, now, deadline)
+
+
+def _capped(eta: dict[str, Any], now: float, deadline: float | None) -> dict[str, Any]:
+    """``eta`` no later than ``deadline`` (a time budget), rounded."""
+    if eta["eta_s"] is None:
+        return eta
+    seconds = float(eta["eta_s"])
     if deadline is not None:
-        eta = min(eta, max(0.0, float(deadline) - now))
-    return {"eta_s": round(eta, 1), "eta_basis": basis}
+        seconds = min(seconds, max(0.0, float(deadline) - now))
+    return {**eta, "eta_s": round(seconds, 1)}
 
 
 def format_duration(seconds: float | None) -> str:

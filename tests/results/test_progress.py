@@ -1,0 +1,121 @@
+"""``producer status``'s snapshot reads what grows with the trials running, never with the
+sweep's trials, and says what it said when it read every trial."""
+
+from __future__ import annotations
+
+import statistics
+
+from smptune.config import load_config
+from smptune.queue.store import SweepStore
+from smptune.records import TrialStatus
+from smptune.results.folder import summarize
+from smptune.results.progress import snapshot, status_lines
+from smptune.testing import QuadraticTrainable
+
+from conftest import write_config
+
+N_FOLDS = 3
+
+
+def sweep_with_trials(store: SweepStore, tmp_path, sweep_id: str, n_trials: int) -> str:
+    """A sweep of ``n_trials`` trials: all but three complete (their runs timed on two
+    workers), two running (one with a run recorded), one marked requeued after a run; its
+    results written as a finalize writes them."""
+    config = load_config(write_config(tmp_path / f"{sweep_id}.yaml", n_trials=n_trials))
+    params = [{**QuadraticTrainable.defaults, "x": i / n_trials} for i in range(n_trials)]
+    store.create_sweep(sweep_id, config.to_dict(), params, N_FOLDS, str(tmp_path))
+
+    def run(trial: int, fold: int, seconds: float) -> None:
+        result = {"metrics": {"score": trial / n_trials}, "best_epoch": 1, "epochs_run": 1}
+        store.record_fold(sweep_id, trial, fold, {**result, "duration_s": seconds})
+
+    for trial in range(n_trials - 3):
+        store.trial_started(sweep_id, trial, f"w{trial % 2}@h", "cpu")
+        for fold in range(N_FOLDS):
+            run(trial, fold, 2.0 + trial % 2)
+        store.finish_trial(sweep_id, trial, {"status": "complete", "score": trial / n_trials})
+    busy, idle, requeued = n_trials - 3, n_trials - 2, n_trials - 1
+    store.trial_started(sweep_id, requeued, "w2@h", "cpu")
+    run(requeued, 0, 4.0)
+    assert store.claim_orphan(sweep_id, requeued)  # no lease: its worker is gone
+    store.trial_started(sweep_id, busy, "w0@h", "cpu")
+    run(busy, 0, 2.0)
+    store.trial_started(sweep_id, idle, "w1@h", "cpu")
+    store.set_sweep_fields(sweep_id, results=summarize(store, sweep_id))
+    return sweep_id
+
+
+def commands_of(store: SweepStore, action) -> dict[str, int]:
+    """The Redis commands ``action()`` sends (the server's ``INFO commandstats``)."""
+    store.r.config_resetstat()
+    action()
+    stats = store.r.info("commandstats")
+    return {
+        name.removeprefix("cmdstat_"): int(row["calls"])
+        for name, row in stats.items()
+        if not name.startswith(("cmdstat_config", "cmdstat_info"))
+    }
+
+
+def test_a_snapshot_sends_as_many_commands_for_1000_trials_as_for_50(store, tmp_path):
+    small = sweep_with_trials(store, tmp_path, "s50", 50)
+    large = sweep_with_trials(store, tmp_path, "s1000", 1000)
+
+    few = commands_of(store, lambda: snapshot(store, small))
+    many = commands_of(store, lambda: snapshot(store, large))
+
+    # the two running trials, the requeued one and the sweep's hash: the same commands
+    assert few == many, (few, many)
+    assert sum(many.values()) <= 25, many
+    assert "hgetall" in many and many["hgetall"] <= 5  # the hash, run times, three trials
+
+
+def test_a_snapshot_says_what_reading_every_trial_said(store, tmp_path):
+    sweep_id = sweep_with_trials(store, tmp_path, "s", 12)
+    snap = snapshot(store, sweep_id)
+
+    # the requeued trial, with why it left its worker
+    assert snap["requeued"] == [{"trial": 11, "preemptions": 0, "requeues": 1}]
+    # the running trials' runs and parameters
+    by_trial = {r["trial"]: r for r in snap["running"]}
+    assert (by_trial[9]["runs_done"], by_trial[10]["runs_done"]) == (1, 0)
+    assert by_trial[9]["params"].startswith("x=")
+    # the ETA from every run's time, as estimated from every trial's record
+    assert abs(snap["eta_s"] - _eta_from_every_trial(store, sweep_id, snap["running"])) <= 0.1
+    assert snap["eta_basis"]["runs_measured"] == 9 * N_FOLDS + 2
+    lines = status_lines(snap)
+    assert any(line.startswith("ETA from 29 finished folds") for line in lines), lines
+    assert "queued again: trial 11 (worker lost 1×)" in lines
+
+
+def _eta_from_every_trial(store: SweepStore, sweep_id: str, running: list[dict]) -> float:
+    """The ETA as ``producer status`` estimated it when it read every trial (a trial's runs
+    counted under the worker that ran them)."""
+    trials = store.trials(sweep_id)
+    now = store.now()
+    n_runs = N_FOLDS
+    measured: dict[str, list[float]] = {}
+    every: list[float] = []
+    runs_by: dict[str, str] = {"9": "w0@h", "10": "w1@h", "11": "w2@h"}
+    for t in trials:
+        worker = runs_by.get(str(t.trial), f"w{t.trial % 2}@h")
+        for run in t.folds.values():
+            every.append(float(run["duration_s"]))
+            measured.setdefault(worker, []).append(float(run["duration_s"]))
+    mean = statistics.fmean(every)
+    by_number = {t.trial: t for t in trials}
+    on_workers = []
+    for r in running:
+        per_run = statistics.fmean(measured.get(r["worker"]) or [mean])
+        runs = by_number[r["trial"]].folds
+        spent = sum(float(x["duration_s"]) for x in runs.values())
+        in_run = now - r["started"] - spent
+        left = max(1, n_runs - len(runs))
+        on_workers.append(left * per_run - min(max(in_run, 0.0), 0.95 * per_run))
+    busy = {r["trial"] for r in running}
+    waiting = sum(
+        max(0, n_runs - len(t.folds)) * mean
+        for t in trials
+        if t.trial not in busy and t.status not in (TrialStatus.COMPLETE,)
+    )
+    return round(max((sum(on_workers) + waiting) / len(running), max(on_workers)), 1)
