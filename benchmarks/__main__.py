@@ -26,11 +26,13 @@ BENCHMARKS: tuple[str, ...] = (
     "training_loop",
     "host_sharing",
     "scale",
+    "fleet",
     "recovery",
     "search",
     "multi_fidelity",
     "search_real_data",
     "gpu",
+    "peers",
 )
 
 
