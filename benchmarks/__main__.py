@@ -26,7 +26,6 @@ BENCHMARKS: tuple[str, ...] = (
     "training_loop",
     "host_sharing",
     "scale",
-    "fleet",
     "recovery",
     "search",
     "multi_fidelity",
