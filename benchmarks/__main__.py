@@ -26,6 +26,7 @@ BENCHMARKS: tuple[str, ...] = (
     "training_loop",
     "host_sharing",
     "scale",
+    "fleet",
     "recovery",
     "search",
     "multi_fidelity",

@@ -10,10 +10,10 @@ per epoch, ``record_fold`` per run, ``finish_trial``), by a few processes at onc
 
 - the ask: :data:`ASKERS` spawned processes (32; quick 8: each holds an interpreter with
   Optuna and, while it asks, the sweep's trials, about 150 MB at 10,000, so 32 fit this
-  machine) start fresh trials together and time ``choose_params``, the worker's adaptive ask
-  (p50, p99); then one asker alone. On 2 cores the latencies are CPU-bound, hence the single
-  asker. An ask that raises (a ``LockError`` after 60 s waiting for the ask lock) is a
-  failed trial;
+  machine) each read the sweep into their view of the study (a worker's first ask does; timed
+  for the single asker), then start fresh trials together and time ``choose_params``, the
+  worker's adaptive ask (p50, p99); then one asker alone. On 2 cores the latencies are
+  CPU-bound (the TPE fit), hence the single asker. An ask that raises is a failed trial;
 - an epoch: a real :class:`~smptune.trial_run.TrialRun` (lease held, its heartbeat kept out
   of the window) of :class:`EpochProbe`, a trainable that reports every epoch above every
   recorded curve (never pruned); around each run's epoch reports, ``INFO commandstats``
@@ -81,6 +81,8 @@ class Asks:
 
     seconds: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: Each asker's first read of the sweep into its view (before the round).
+    view_built: list[float] = field(default_factory=list)
 
     def quantile(self, q: float) -> float | None:
         if not self.seconds:
@@ -235,12 +237,16 @@ def ask_round(url: str, sweep_id: str, numbers: list[int], go: Any, out: Any) ->
     """Start each of ``numbers`` and ask the sweep's sampler for it, once ``go`` is set;
     put the round's :class:`Asks` on ``out``."""
     from smptune.messages import TrialRequest
+    from smptune.queue.study_feed import study_view
     from smptune.trainable import load_trainable
     from smptune.trial_run import choose_params
 
     store, config = _store_and_config(url, sweep_id)
     defaults = load_trainable(config.trainable).defaults
     asks = Asks()
+    began = time.perf_counter()  # a worker's first ask builds its view of the study
+    study_view(store, sweep_id, config, config.cv_settings.n_randoms)
+    asks.view_built.append(time.perf_counter() - began)
     go.wait()
     for n in numbers:
         store.trial_started(sweep_id, n, WORKER, "", TrialRequest(id=f"{sweep_id}-{n}"))
@@ -295,6 +301,7 @@ def _ask(ctx: Any, url: str, sweep_id: str, rounds: list[list[int]]) -> Asks:
         got = out.get(timeout=3600)
         asks.seconds += got.seconds
         asks.errors += got.errors
+        asks.view_built += got.view_built
     for p in processes:
         p.join()
     return asks
@@ -361,6 +368,14 @@ def rows(quick: bool) -> list[Row]:
                 )
             )
         out.append(Row(f"{head} ask p50, 1 asker", one))
+        built = size.single.view_built
+        out.append(
+            Row(
+                f"{head} a worker's first read of the study",
+                built[0] if built else None,
+                note="once per worker process; its asks then read what changed",
+            )
+        )
     base = small.epoch.per_epoch()
     for size in (small, large):
         cost = size.epoch.per_epoch()

@@ -78,10 +78,9 @@ def choose_params(
     db: SweepStore, config: SweepConfig, sweep_id: str, trial: int, defaults: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The configuration of ``trial``, chosen by the sweep's adaptive sampler from every
-    trial recorded so far, under the sweep's ask lock so that each ask sees the trials that
-    started before it; recorded once (a second copy of the trial gets the same)."""
-    from smptune.search.adaptive import ask
-
+    trial recorded so far (this worker's view of the study, updated with what changed since
+    its last ask; no fleet-wide lock), recorded once (a second copy of the trial gets the
+    same)."""
     if not config.is_adaptive:  # an open-ended random sweep: the seeded sample of its number
         from smptune.search.sampling import sample_configurations
 
@@ -89,13 +88,16 @@ def choose_params(
         return db.set_params_once(
             sweep_id, trial, with_defaults(config.hyperparameters, defaults, sample)
         )
-    with db.ask_lock(sweep_id):
-        recorded = db.params_or_none(sweep_id, trial)
-        if recorded is not None:
-            return recorded
-        trials = db.trials(sweep_id)
-        params = ask(trials, config, trial, defaults, config.cv_settings.n_randoms)
-        return db.set_params_once(sweep_id, trial, params)
+    from smptune.queue.study_feed import study_view
+
+    recorded = db.params_or_none(sweep_id, trial)
+    if recorded is not None:
+        return recorded
+    view = study_view(db, sweep_id, config, config.cv_settings.n_randoms)
+    chosen, asked = view.ask(trial, defaults)
+    recorded = db.set_params_once(sweep_id, trial, chosen)
+    view.settle(trial, asked, chosen, recorded)
+    return recorded
 
 
 class TrialRun:
@@ -438,8 +440,8 @@ class TrialRun:
             return False
         from smptune.search.adaptive import should_prune
 
-        others = self.db.trials(self.sweep_id)
-        return should_prune(others, self.config, self.trial, params, self.done, self.n_randoms)
+        complete = self.db.complete_trials(self.sweep_id, self.config.scoring.mode)
+        return should_prune(complete, self.config, params, self.done, self.n_randoms)
 
     def _before_run(self, fold: int) -> None:
         """Raise :class:`TrialStopped` unless another run may start; mark its fold."""
@@ -506,7 +508,9 @@ class TrialRun:
 
     def _finish(self, record: dict[str, Any]) -> dict[str, Any]:
         """Write ``record`` once; raises :class:`Ignore` if another copy has the trial."""
-        outcome = self.db.finish_trial(self.sweep_id, self.trial, record, self.lease.value)
+        outcome = self.db.finish_trial(
+            self.sweep_id, self.trial, record, self.lease.value, self._pruner_steps(record)
+        )
         if outcome == LEASE_LOST and self.started is not None:
             log.warning(
                 "sweep %s trial %d: another copy holds the lease; not recording",
@@ -528,6 +532,16 @@ class TrialRun:
                 )
         self._log_outcome(record)
         return {"trial": self.trial, "status": record["status"], "score": record.get("score")}
+
+    def _pruner_steps(self, record: Mapping[str, Any]) -> dict[int, float]:
+        """A complete trial's steps as the median pruner compares other trials with them."""
+        if record["status"] != TrialStatus.COMPLETE or self.config.pruner_spec.kind != "median":
+            return {}
+        from smptune.search.adaptive import pruner_steps
+
+        by_epoch = self.config.pruner_spec.at == "epoch"
+        curves = self.db.curves(self.sweep_id, self.trial) if by_epoch else {}
+        return pruner_steps(self.done, curves, self.config, self.n_randoms)
 
     def _prune_fold_models(self) -> None:
         """Keep the runs' best-epoch models only for trials that can still be best (the
@@ -743,7 +757,8 @@ def best_so_far(scores: list[float], mode: str) -> float | None:
 
 
 class _MedianPerEpoch:
-    """Optuna's median pruner asked after every epoch, on a study of the recorded trials."""
+    """Optuna's median rule asked after every epoch, on the complete trials' values at that
+    epoch (O(log trials), see :func:`smptune.search.adaptive.median_prunes`)."""
 
     def __init__(self, owner: TrialRun, params: Mapping[str, Any]) -> None:
         self.owner = owner
@@ -754,9 +769,9 @@ class _MedianPerEpoch:
 
         owner = self.owner
         curves = {watch.index: tuple(watch.scores)}
-        others = owner.db.trials(owner.sweep_id)
+        complete = owner.db.complete_trials(owner.sweep_id, owner.config.scoring.mode)
         if should_prune_epoch(
-            others, owner.config, owner.trial, self.params, owner.done, curves, owner.n_randoms
+            complete, owner.config, self.params, owner.done, curves, owner.n_randoms
         ):
             return "below the median of the complete trials at this epoch"
         return None

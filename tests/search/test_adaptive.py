@@ -3,12 +3,49 @@
 from __future__ import annotations
 
 import math
+import random
 
+import numpy as np
+import optuna
 import pytest
+from optuna.trial import TrialState, create_trial
 
 from smptune.config import config_from_dict
 from smptune.records import PartialRun, TrialRecord, TrialStatus
-from smptune.search.adaptive import _study, ask, epoch_values, should_prune_epoch
+from smptune.search.adaptive import (
+    _study,
+    ask,
+    epoch_values,
+    median_prunes,
+    observe,
+    pruner_steps,
+    should_prune_epoch,
+)
+
+
+class _Listed:
+    """The complete trials of a list of records as a pruner reads them, computed as the
+    store's sorted sets hold them (smptune.queue.medians) but with numpy."""
+
+    def __init__(self, trials: list[TrialRecord], config, n_randoms: int = 1) -> None:
+        self.complete = [
+            t
+            for t in trials
+            if t.status is TrialStatus.COMPLETE and t.score is not None and math.isfinite(t.score)
+        ]
+        self.steps = [pruner_steps(t.folds, t.curves, config, n_randoms) for t in self.complete]
+        self.mode = config.scoring.mode
+
+    def count(self) -> int:
+        return len(self.complete)
+
+    def percentile(self, step: int, q: float, n_min: int) -> float:
+        values = [steps[step] for steps in self.steps if step in steps]
+        return float(np.percentile(values, q)) if len(values) >= max(n_min, 1) else math.nan
+
+    def best(self) -> TrialRecord | None:
+        pick = max if self.mode == "max" else min
+        return pick(self.complete, key=lambda t: t.score) if self.complete else None
 
 
 def _config(**overrides: object):
@@ -101,5 +138,46 @@ def test_the_median_pruner_per_epoch_stops_a_run_below_the_complete_trials_media
         for n in range(3)
     ]
     low, high = {0: (0.1, 0.2)}, {0: (0.3, 0.65)}
-    assert should_prune_epoch(trials, config, 9, {"x": 0.1}, {}, low, 1)
-    assert not should_prune_epoch(trials, config, 9, {"x": 0.1}, {}, high, 1)
+    complete = _Listed(trials, config)
+    assert should_prune_epoch(complete, config, {"x": 0.1}, {}, low, 1)
+    assert not should_prune_epoch(complete, config, {"x": 0.1}, {}, high, 1)
+
+
+@pytest.mark.parametrize("mode", ["max", "min"])
+def test_the_median_rule_on_sorted_sets_decides_as_optunas_median_pruner(mode: str):
+    """300 random studies: complete, pruned and failed trials with noisy curves of random
+    lengths, a running trial; our rule on the complete trials' step values and Optuna's
+    MedianPruner on the whole study agree every time."""
+    rng = random.Random(7)
+    decisions = []
+    for case in range(300):
+        options = {"n_startup_trials": rng.randint(0, 4), "n_warmup_steps": rng.randint(0, 3)}
+        options["n_min_trials"] = rng.randint(1, 3)
+        config = _config(pruner={"type": "median", "at": "epoch", **options}, mode=mode)
+        trials = []
+        for n in range(rng.randint(0, 12)):
+            curve = tuple(rng.random() for _ in range(rng.randint(1, 4)))
+            status = rng.choice(
+                [TrialStatus.COMPLETE] * 3 + [TrialStatus.PRUNED, TrialStatus.FAILED]
+            )
+            score = max(curve) if mode == "max" else min(curve)
+            trials.append(
+                TrialRecord(n, status, params={"x": rng.random()}, score=score, curves={0: curve})
+            )
+        running = {0: tuple(rng.random() for _ in range(rng.randint(1, 4)))}
+        steps = epoch_values({}, running, config.scoring, config.max_epochs)
+        ours = median_prunes(_Listed(trials, config), config, steps)
+        study = _study(trials, config, 1)
+        values, distributions = observe(config.hyperparameters, {"x": 0.5})
+        study.add_trial(
+            create_trial(
+                state=TrialState.RUNNING,
+                params=values,
+                distributions=distributions,
+                intermediate_values=steps,
+            )
+        )
+        theirs = optuna.pruners.MedianPruner(**options).prune(study, study.trials[-1])
+        assert ours == theirs, (case, options, trials, running)
+        decisions.append(ours)
+    assert 0 < sum(decisions) < len(decisions)  # both outcomes were exercised

@@ -40,6 +40,7 @@ class StoreBase:
     _set_held: Script
     _requeue_preempted: Script
     _finish_finalize: Script
+    _set_params_once: Script
 
     def now(self) -> float:
         """The Redis server's time: the one clock every host of a fleet compares."""

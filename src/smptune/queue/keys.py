@@ -23,25 +23,13 @@ Keys (``{id}`` is the sweep id, ``{n}`` a trial's number)::
                                              finished without a start may stay)
     smptune:sweep:{id}:params         hash   trial number -> parameters (JSON); for adaptive
                                              samplers written when the trial starts
-    smptune:sweep:{id}:ask-lock       string held while a worker asks the sampler
+    smptune:sweep:{id}:changes        zset   trial number -> the sweep's ``changes`` counter
+                                             when its params or final record were last
+                                             written (a worker's view of the study reads
+                                             what changed since its last read)
     smptune:sweep:{id}:trial:{n}      hash   status, worker, device, fold, score, error, ...
-    smptune:sweep:{id}:folds:{n}      hash   run index (fold × seeds + seed) -> run result (JSON)
-    smptune:sweep:{id}:curve:{n}      hash   "<run>:<epoch>" -> that epoch's validation score
-    smptune:sweep:{id}:finished       set    trial numbers whose final record is written
-    smptune:sweep:{id}:running        set    trial numbers running now
-    smptune:sweep:{id}:scores         zset   trial number -> score of complete trials
-    smptune:sweep:{id}:to-send        set    trial numbers marked requeued, not yet sent again
-    smptune:sweep:{id}:lost:{n}       string short-lived claim to queue a lost trial again
-    smptune:sweep:{id}:lease:{n}      string the live copy of a running trial (see lease.py)
-    smptune:sweep:{id}:lease:retrain  string the live copy of its retrain-and-test
-    smptune:sweep:{id}:retraining     set    "retrain" while retrain-and-test runs
-    smptune:sweep:{id}:retrained      set    the retrain lease's finished set (nothing
-                                             writes it)
-    smptune:sweep:{id}:lease:finalize string the live copy of a generation's finalize
-    smptune:sweep:{id}:finalizing     set    generations whose finalize runs (lease taken)
-    smptune:sweep:{id}:finalized      set    generations whose finalize outcome is written
-    smptune:sweep:{id}:claim:{step}   string short-lived claim to send ``step``'s message
-                                             again (``finalize``, ``retrain``, ``submit``)
+    smptune:sweep:{id}:step:{s}       zset   complete trial -> its value at pruner step s (the
+                                             median pruner's percentile, see medians.py)
     smptune:sweep:{id}:rung:{b}:{k}   zset   successive-halving rung k of bracket b: trial
                                              -> score, with ``:kept`` and ``:stopped`` sets
                                              (see rungs.py)
@@ -90,8 +78,13 @@ def params_key(sweep_id: str) -> str:
     return f"{sweep_key(sweep_id)}:params"
 
 
-def ask_lock_key(sweep_id: str) -> str:
-    return f"{sweep_key(sweep_id)}:ask-lock"
+def changes_key(sweep_id: str) -> str:
+    return f"{sweep_key(sweep_id)}:changes"
+
+
+def step_key(sweep_id: str, step: int) -> str:
+    """The complete trials' values at pruner step ``step``."""
+    return f"{sweep_key(sweep_id)}:step:{step}"
 
 
 def finished_key(sweep_id: str) -> str:

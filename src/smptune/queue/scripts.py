@@ -24,6 +24,7 @@ __all__ = [
     "REQUEUE_PREEMPTED",
     "RUNG_DECIDE",
     "SET_HELD",
+    "SET_PARAMS_ONCE",
     "with_helpers",
     "with_now",
 ]
@@ -138,7 +139,9 @@ return 1
 # A trial's final record, once, and its lease dropped. KEYS: finished set, trial hash, sweep
 # hash, running set, scores zset, the trial's lease; ARGV: trial, the sweep's counter to
 # count it in (``trials_<status>``), the record's fields (JSON object of strings), its
-# score ('' for none), the lease's value ('': whoever holds it), the caller's time (unused).
+# score ('' for none), the lease's value ('': whoever holds it), the caller's time (unused),
+# then the values (JSON list) of a complete trial's pruner steps, whose sorted sets are
+# KEYS[8..] (see medians.py); KEYS[7]: the changes zset (see ``SET_PARAMS_ONCE``).
 # Returns 1 (written), 0 (written before, or the sweep is gone) or -1 (lease lost).
 FINISH_TRIAL = with_now("""
 if redis.call('HEXISTS', KEYS[3], 'id') == 0 then return 0 end
@@ -159,9 +162,25 @@ redis.call('HSET', KEYS[3], 'last_finished', now)
 redis.call('SREM', KEYS[4], ARGV[1])
 if ARGV[4] ~= '' then
   redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
+  local steps = cjson.decode(ARGV[7])
+  for i, value in ipairs(steps) do
+    redis.call('ZADD', KEYS[7 + i], value, ARGV[1])
+  end
 end
+redis.call('ZADD', KEYS[7], redis.call('HINCRBY', KEYS[3], 'changes', 1), ARGV[1])
 return 1
 """)
+
+# A configuration chosen at run time, once, and the trial marked changed: KEYS: the params
+# hash, the sweep hash, the changes zset (trial -> the sweep's ``changes`` counter when it
+# last changed: a worker's view of the study reads only what changed since its last read);
+# ARGV: trial, configuration (JSON). Returns the recorded configuration.
+SET_PARAMS_ONCE = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('ZADD', KEYS[3], redis.call('HINCRBY', KEYS[2], 'changes', 1), ARGV[1])
+end
+return redis.call('HGET', KEYS[1], ARGV[1])
+"""
 
 # The writes of a trial's copy, each only while it holds the trial's lease (see ``holds``).
 # KEYS: the lease, the running and finished sets, then the script's own; ARGV: the lease's

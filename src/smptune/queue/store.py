@@ -108,6 +108,7 @@ class SweepStore(SweepRecords, TrialRecords, Claims):
         self._set_held = client.register_script(scripts.SET_HELD)
         self._requeue_preempted = client.register_script(scripts.REQUEUE_PREEMPTED)
         self._finish_finalize = client.register_script(scripts.FINISH_FINALIZE)
+        self._set_params_once = client.register_script(scripts.SET_PARAMS_ONCE)
 
     @classmethod
     def from_url(cls, url: str) -> SweepStore:

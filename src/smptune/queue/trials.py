@@ -19,7 +19,7 @@ from smptune.messages import TrialRequest
 from smptune.queue import decode
 from smptune.queue._base import LEASE_GONE, PREEMPTED, StoreBase
 from smptune.queue.keys import (
-    ask_lock_key,
+    changes_key,
     curve_key,
     finished_key,
     folds_key,
@@ -29,10 +29,12 @@ from smptune.queue.keys import (
     run_times_key,
     running_key,
     scores_key,
+    step_key,
     sweep_key,
     trial_key,
     trial_lease_key,
 )
+from smptune.queue.medians import CompleteTrialStats
 from smptune.queue.rungs import Rungs
 from smptune.records import SavedCheckpoint, TrialRecord, TrialStatus
 from smptune.search.halving import Halving
@@ -44,6 +46,10 @@ class TrialRecords(StoreBase):
     def rungs(self, sweep_id: str, halving: Halving, mode: str) -> Rungs:
         """The sweep's successive-halving rungs."""
         return Rungs(self.r, sweep_key(sweep_id), halving, mode)
+
+    def complete_trials(self, sweep_id: str, mode: str) -> CompleteTrialStats:
+        """The complete trials as a pruner reads them, O(log trials) a read."""
+        return CompleteTrialStats(self, sweep_id, mode)
 
     def finished_count(self, sweep_id: str) -> int:
         return int(self.r.scard(finished_key(sweep_id)))
@@ -61,15 +67,16 @@ class TrialRecords(StoreBase):
 
     def set_params_once(self, sweep_id: str, trial: int, params: Mapping[str, Any]) -> dict:
         """Record the configuration chosen for a trial at run time, unless a copy of the
-        trial already did; returns the one recorded."""
-        key = params_key(sweep_id)
-        self.r.hsetnx(key, str(trial), json.dumps(params))
-        return json.loads(self.r.hget(key, str(trial)))
+        trial already did, and mark the trial changed; returns the one recorded."""
+        keys = [params_key(sweep_id), sweep_key(sweep_id), changes_key(sweep_id)]
+        return json.loads(self._set_params_once(keys=keys, args=[trial, json.dumps(params)]))
 
-    def ask_lock(self, sweep_id: str, timeout_s: float = 60.0) -> Any:
-        """A lock that serialises asking the sampler across the fleet, so each ask sees the
-        configurations of the trials that started before it."""
-        return self.r.lock(ask_lock_key(sweep_id), timeout=timeout_s, blocking_timeout=timeout_s)
+    def changed_since(self, sweep_id: str, seen: int) -> tuple[list[int], int]:
+        """The trials whose configuration or final record was written after change number
+        ``seen`` of the sweep, and the last change number: O(log trials + changes)."""
+        rows = self.r.zrangebyscore(changes_key(sweep_id), f"({seen}", "+inf", withscores=True)
+        last = max((int(score) for _, score in rows), default=seen)
+        return [int(member) for member, _ in rows], last
 
     def finished(self, sweep_id: str) -> set[int]:
         """The numbers of the trials whose final record is written."""
@@ -208,9 +215,16 @@ class TrialRecords(StoreBase):
         return decode.curves(self.r.hgetall(curve_key(sweep_id, trial)))
 
     def finish_trial(
-        self, sweep_id: str, trial: int, record: Mapping[str, Any], lease: str = ""
+        self,
+        sweep_id: str,
+        trial: int,
+        record: Mapping[str, Any],
+        lease: str = "",
+        steps: Mapping[int, float] | None = None,
     ) -> int:
-        """Write a trial's final record once and drop its lease.
+        """Write a trial's final record once, mark it changed and drop its lease; a complete
+        trial's pruner ``steps`` (step -> value) enter the steps' sorted sets
+        (:mod:`smptune.queue.medians`) in the same script.
 
         Returns :data:`RECORDED`, :data:`ALREADY_FINISHED` (another copy recorded it), or
         :data:`LEASE_LOST` (another live copy holds the lease; nothing written).
@@ -223,6 +237,9 @@ class TrialRecords(StoreBase):
         score = record.get("score") if status == "complete" else None
         if score is not None and not math.isfinite(score):
             score = None  # ZADD refuses NaN; such a trial is never "best so far"
+        shown = {
+            step: value for step, value in sorted((steps or {}).items()) if math.isfinite(value)
+        }
         return int(
             self._finish_trial(
                 keys=[
@@ -232,6 +249,8 @@ class TrialRecords(StoreBase):
                     running_key(sweep_id),
                     scores_key(sweep_id),
                     trial_lease_key(sweep_id, trial),
+                    changes_key(sweep_id),
+                    *(step_key(sweep_id, step) for step in shown),
                 ],
                 args=[
                     trial,
@@ -240,6 +259,7 @@ class TrialRecords(StoreBase):
                     "" if score is None else repr(score),
                     lease,
                     now,
+                    json.dumps([repr(float(shown[step])) for step in shown]),
                 ],
             )
         )
@@ -281,7 +301,12 @@ class TrialRecords(StoreBase):
         if numbers is None:
             numbers = range(self.get_sweep(sweep_id).n_trials)
         numbers = list(numbers)
-        params = self.r.hgetall(params_key(sweep_id))
+        if len(numbers) > 1000:  # most of the sweep: one read of the whole hash
+            params = self.r.hgetall(params_key(sweep_id))
+        else:
+            names = [str(n) for n in numbers]
+            values = self.r.hmget(params_key(sweep_id), names) if names else []
+            params = {n: v for n, v in zip(names, values, strict=True) if v is not None}
         out: list[TrialRecord] = []
         for start in range(0, len(numbers), 1000):
             chunk = numbers[start : start + 1000]

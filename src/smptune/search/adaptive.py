@@ -6,12 +6,13 @@ The sampler sees every trial's validation score per epoch where the trainable re
 got and its last value, so with ASHA it learns as BOHB does from the rungs, not only from the
 few trials that finish.
 
-Nothing is kept in an Optuna storage: each decision rebuilds an in-memory study from the
-trials it is handed (finished trials with their values, running ones as RUNNING so that the
-sampler's constant liar keeps parallel trials apart), so any worker can decide and none can
-disagree with what the sweep store recorded. The caller reads the store and serialises asks
-(see :func:`smptune.trial_run.choose_params`); this module never opens it, as Optuna's samplers
-are handed a study and never open its storage.
+Nothing is kept in an Optuna storage: a sampler asks an in-memory study of the trials it is
+handed (finished trials with their values, running ones as RUNNING so that the sampler's
+constant liar keeps parallel trials apart), which a worker keeps between asks and updates
+with what changed (:mod:`smptune.search.study_view`), so any worker can decide and none can
+disagree with what the sweep store recorded. A pruner reads only O(log trials) figures of
+the complete trials (:class:`CompleteTrials`). This module never opens the store, as Optuna's
+samplers are handed a study and never open its storage.
 """
 
 from __future__ import annotations
@@ -29,16 +30,23 @@ from smptune.search.scoring import Scoring, run_scores
 from smptune.search.specs import PrunerSpec, SamplerSpec
 
 __all__ = [
+    "CompleteTrials",
     "SearchSettings",
     "ask",
     "epoch_values",
     "fold_values",
+    "frozen_trial",
     "intermediate_values",
+    "median_prunes",
+    "new_study",
     "observe",
     "optuna_name",
+    "pruner_steps",
+    "sampler_for",
     "sampler_view",
     "should_prune",
     "should_prune_epoch",
+    "suggest_all",
 ]
 
 log = logging.getLogger("smptune.adaptive")
@@ -150,6 +158,60 @@ def epoch_values(
     return out
 
 
+def frozen_trial(
+    t: TrialRecord,
+    search: SearchSettings,
+    n_randoms: int,
+    for_sampler: bool = True,
+    by_epoch: bool = True,
+) -> Any:
+    """Optuna's view of a recorded trial (None for a trial without a configuration): a
+    trial not yet finished enters only ``for_sampler`` (as RUNNING, for its constant liar),
+    a pruner needs finished ones. With ``by_epoch`` a trial whose runs reported epochs
+    enters with :func:`epoch_values`, else with its fold values
+    (:func:`intermediate_values`)."""
+    from optuna.trial import TrialState, create_trial
+
+    if not t.params:
+        return None
+    values, distributions = observe(search.hyperparameters, t.params)
+    if by_epoch and t.curves:
+        steps = epoch_values(t.folds, t.curves, search.scoring, search.max_epochs)
+    else:
+        steps = intermediate_values(t.folds, search, n_randoms)
+    score = t.score
+    if t.status is TrialStatus.COMPLETE and score is not None and math.isfinite(score):
+        state, value = TrialState.COMPLETE, score
+    elif t.status.partial and steps:
+        state, value = TrialState.PRUNED, None
+    elif not t.status.finished:
+        if not for_sampler:
+            return None
+        state, value, steps = TrialState.RUNNING, None, {}
+    else:
+        state, value, steps = TrialState.FAIL, None, {}
+    return create_trial(
+        state=state,
+        value=value,
+        params=values,
+        distributions=distributions,
+        intermediate_values=steps,
+        user_attrs={"trial": t.trial},
+    )
+
+
+def new_study(search: SearchSettings, sampler: Any = None, pruner: Any = None) -> Any:
+    """An empty in-memory study in the sweep's direction."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        direction="maximize" if search.scoring.mode == "max" else "minimize",
+        sampler=sampler,
+        pruner=pruner,
+    )
+
+
 def _study(
     trials: Iterable[TrialRecord],
     search: SearchSettings,
@@ -159,48 +221,15 @@ def _study(
     exclude: int | None = None,
     by_epoch: bool = True,
 ) -> Any:
-    """An in-memory study of the trials that have a configuration; trials not yet finished
-    enter only for a sampler (its constant liar), a pruner needs finished ones. With
-    ``by_epoch`` a trial whose runs reported epochs enters with :func:`epoch_values`, else
-    with its fold values (:func:`intermediate_values`)."""
-    import optuna
-    from optuna.trial import TrialState, create_trial
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        direction="maximize" if search.scoring.mode == "max" else "minimize",
-        sampler=sampler,
-        pruner=pruner,
-    )
+    """An in-memory study of the trials that have a configuration (see
+    :func:`frozen_trial`), ``exclude`` left out."""
+    study = new_study(search, sampler, pruner)
     for t in trials:
-        if t.trial == exclude or not t.params:
+        if t.trial == exclude:
             continue
-        values, distributions = observe(search.hyperparameters, t.params)
-        if by_epoch and t.curves:
-            steps = epoch_values(t.folds, t.curves, search.scoring, search.max_epochs)
-        else:
-            steps = intermediate_values(t.folds, search, n_randoms)
-        score = t.score
-        if t.status is TrialStatus.COMPLETE and score is not None and math.isfinite(score):
-            state, value = TrialState.COMPLETE, score
-        elif t.status.partial and steps:
-            state, value = TrialState.PRUNED, None
-        elif not t.status.finished:
-            if sampler is None:
-                continue
-            state, value, steps = TrialState.RUNNING, None, {}
-        else:
-            state, value, steps = TrialState.FAIL, None, {}
-        study.add_trial(
-            create_trial(
-                state=state,
-                value=value,
-                params=values,
-                distributions=distributions,
-                intermediate_values=steps,
-                user_attrs={"trial": t.trial},
-            )
-        )
+        frozen = frozen_trial(t, search, n_randoms, sampler is not None, by_epoch)
+        if frozen is not None:
+            study.add_trial(frozen)
     return study
 
 
@@ -213,9 +242,19 @@ def ask(
 ) -> dict[str, Any]:
     """The configuration of ``trial``, chosen now by the sweep's adaptive sampler from the
     other ``trials`` (finished and running), completed with the trainable's ``defaults``."""
-    sampler = search.sampler_spec.build(seed=search.seed * 100_003 + trial)
-    study = _study(trials, search, n_randoms, sampler=sampler, exclude=trial)
-    asked = study.ask()
+    study = _study(trials, search, n_randoms, sampler=sampler_for(search, trial), exclude=trial)
+    return suggest_all(study.ask(), search, defaults)
+
+
+def sampler_for(search: SearchSettings, trial: int) -> Any:
+    """The sweep's sampler, seeded for ``trial``: asks of different trials differ even
+    when they see the same study."""
+    return search.sampler_spec.build(seed=search.seed * 100_003 + trial)
+
+
+def suggest_all(asked: Any, search: SearchSettings, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The configuration an asked Optuna trial suggests, entry by entry (a case-dependent
+    entry once its parent is chosen), completed with the trainable's ``defaults``."""
     chosen: dict[str, Any] = {}
     for name, dist in search.hyperparameters.items():
         if not is_active(dist, chosen):
@@ -244,54 +283,110 @@ def _suggest(trial: Any, name: str, distribution: Any) -> Any:
     )
 
 
+class CompleteTrials(Protocol):
+    """What a pruner reads of the sweep's complete trials, each read O(log trials): their
+    count, a percentile of their values at a step, the best of them."""
+
+    def count(self) -> int: ...
+    def percentile(self, step: int, q: float, n_min: int) -> float: ...
+    def best(self) -> TrialRecord | None: ...
+
+
 def should_prune(
-    trials: Iterable[TrialRecord],
+    complete: CompleteTrials,
     search: SearchSettings,
-    trial: int,
     params: Mapping[str, Any],
     runs: RunResults,
     n_randoms: int = 1,
 ) -> bool:
-    """Whether the sweep's pruner stops ``trial`` now, given the runs it has finished and the
-    other ``trials``."""
+    """Whether the sweep's pruner stops a trial now, given the runs it has finished and the
+    sweep's ``complete`` trials."""
     steps = intermediate_values(runs, search, n_randoms)
     if not steps:
         return False
-    return _prune_running(trials, search, trial, params, steps, n_randoms, by_epoch=False)
+    return _prune_running(complete, search, params, steps, n_randoms, by_epoch=False)
 
 
 def should_prune_epoch(
-    trials: Iterable[TrialRecord],
+    complete: CompleteTrials,
     search: SearchSettings,
-    trial: int,
     params: Mapping[str, Any],
     runs: RunResults,
     curves: Mapping[int, Sequence[float]],
     n_randoms: int = 1,
 ) -> bool:
-    """Whether the median pruner (``at: epoch``) stops ``trial`` after its latest epoch,
-    given its recorded ``runs``, the epochs of the run in progress (``curves``) and the other
-    ``trials``' epochs."""
+    """Whether the median pruner (``at: epoch``) stops a trial after its latest epoch,
+    given its recorded ``runs``, the epochs of the run in progress (``curves``) and the
+    sweep's ``complete`` trials."""
     steps = epoch_values(runs, curves, search.scoring, search.max_epochs)
     if not steps:
         return False
-    return _prune_running(trials, search, trial, params, steps, n_randoms, by_epoch=True)
+    return _prune_running(complete, search, params, steps, n_randoms, by_epoch=True)
+
+
+def pruner_steps(
+    runs: RunResults,
+    curves: Mapping[int, Sequence[float]],
+    search: SearchSettings,
+    n_randoms: int,
+) -> dict[int, float]:
+    """A finished trial's steps as the median pruner compares them (per epoch with ``at:
+    epoch``, else per fold): what its final record adds to the steps' sorted sets."""
+    spec = search.pruner_spec
+    if spec.kind != "median":
+        return {}
+    if spec.at == "epoch" and curves:
+        return epoch_values(runs, curves, search.scoring, search.max_epochs)
+    return intermediate_values(runs, search, n_randoms)
+
+
+def median_prunes(
+    complete: CompleteTrials, search: SearchSettings, steps: Mapping[int, float]
+) -> bool:
+    """Optuna's ``MedianPruner`` rule (its ``PercentilePruner`` at 50, one step per
+    interval) on a trial running with ``steps``.
+
+    Hand-written because Optuna's pruner reads every complete trial of a study at each
+    decision (O(trials) per epoch across a fleet); here the percentile at the trial's last
+    step comes from the sorted sets its final records fill (:mod:`smptune.queue.medians`),
+    O(log trials). tests/search/test_adaptive.py checks it against Optuna's on the same
+    trials.
+    """
+    options = search.pruner_spec.options
+    n_complete = complete.count()
+    if n_complete == 0 or n_complete < int(options.get("n_startup_trials", 5)):
+        return False
+    step = max(steps)
+    if step < int(options.get("n_warmup_steps", 0)):
+        return False
+    finite = [v for v in steps.values() if not math.isnan(v)]
+    if not finite:
+        return True
+    maximize = search.scoring.mode == "max"
+    best = max(finite) if maximize else min(finite)
+    median = complete.percentile(step, 50.0, int(options.get("n_min_trials", 1)))
+    if math.isnan(median):
+        return False
+    return best < median if maximize else best > median
 
 
 def _prune_running(
-    trials: Iterable[TrialRecord],
+    complete: CompleteTrials,
     search: SearchSettings,
-    trial: int,
     params: Mapping[str, Any],
     steps: Mapping[int, float],
     n_randoms: int,
     by_epoch: bool,
 ) -> bool:
-    """Ask the sweep's pruner about ``trial``, running with ``steps``, on a study of the
-    other ``trials`` (their steps by epoch or by fold, as ``by_epoch`` says)."""
+    """Ask the sweep's pruner about a trial running with ``steps``: the median rule on the
+    steps' sorted sets, the Wilcoxon pruner (which compares a trial only with the best) on
+    a study of the best complete trial."""
     from optuna.trial import TrialState, create_trial
 
-    study = _study(trials, search, n_randoms, exclude=trial, by_epoch=by_epoch)
+    if search.pruner_spec.kind == "median":
+        return median_prunes(complete, search, steps)
+    best = complete.best()
+    study = _study([] if best is None else [best], search, n_randoms, by_epoch=by_epoch)
     values, distributions = observe(search.hyperparameters, params)
     study.add_trial(
         create_trial(
