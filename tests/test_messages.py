@@ -65,3 +65,24 @@ def test_an_empty_or_partial_record_reads_with_defaults():
     assert TrialRequest.from_dict(None) == TrialRequest.from_dict({}) == TrialRequest()
     partial = TrialRequest.from_dict({"id": "x", "queue": "", "unknown": 1})
     assert partial.id == "x" and partial.queue == DEFAULT_QUEUE and partial.chord is None
+
+
+def test_a_chord_trials_compact_request_expands_to_what_it_was():
+    from smptune.messages import TrialRequest, trial_task_id
+
+    chord = {"task": "smptune.finalize_sweep", "args": ["s"], "options": {"group_id": "g"}}
+    template = TrialRequest(group="g", chord=chord, queue="q", soft_time_limit=5.0, time_limit=9.0)
+    usual = template.for_trial("s", 7)
+    usual = TrialRequest(**{**usual.to_dict(), "root_id": usual.id})
+    own, shared = usual.compact("s", 7)
+    assert own == {"group": "g"} and shared is not None and "chord" in shared
+    assert TrialRequest.expand("s", 7, own, shared) == usual
+    # what differs from a chord trial's defaults is kept with the trial
+    odd = TrialRequest(**{**usual.to_dict(), "root_id": "r", "parent_id": "p"})
+    own, shared = odd.compact("s", 7)
+    assert own == {"group": "g", "root_id": "r", "parent_id": "p"}
+    assert TrialRequest.expand("s", 7, own, shared) == odd
+    # a request outside a chord, and the full form recorded before, stay whole
+    alone = TrialRequest(id=trial_task_id("s", 7), queue="q")
+    assert alone.compact("s", 7) == (alone.to_dict(), None)
+    assert TrialRequest.expand("s", 7, usual.to_dict(), None) == usual

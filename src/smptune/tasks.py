@@ -53,7 +53,10 @@ def _sweep_config(sweep_id: str) -> SweepConfig:
     return config_from_dict(store().get_sweep(sweep_id).config)
 
 
-@app.task(name=CV_TRIAL, bind=True)
+# ignore_result: no ``celery-task-meta-*`` per trial (~630 bytes each, kept for
+# result_expires); nothing reads them, and the chord counts its parts all the same (Celery's
+# backend adds a part's result to the chord whether or not the task stores its own)
+@app.task(name=CV_TRIAL, bind=True, ignore_result=True)
 def cv_trial(self: Any, sweep_id: str, trial: int) -> dict[str, Any]:
     """Run the folds of one configuration one after another; record each as it finishes.
 

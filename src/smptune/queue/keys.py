@@ -28,6 +28,28 @@ Keys (``{id}`` is the sweep id, ``{n}`` a trial's number)::
                                              written (a worker's view of the study reads
                                              what changed since its last read)
     smptune:sweep:{id}:trial:{n}      hash   status, worker, device, fold, score, error, ...
+    smptune:sweep:{id}:chords         hash   chord group id -> what the trials of that chord
+                                             share of their request (its callback, queue and
+                                             time limits: JSON), written as a trial of it
+                                             starts; a trial's ``request`` then holds only
+                                             its group and what differs (see trials.py)
+    smptune:sweep:{id}:folds:{n}      hash   run index (fold × seeds + seed) -> run result (JSON)
+    smptune:sweep:{id}:curve:{n}      hash   "<run>:<epoch>" -> that epoch's validation score
+    smptune:sweep:{id}:finished       set    trial numbers whose final record is written
+    smptune:sweep:{id}:running        set    trial numbers running now
+    smptune:sweep:{id}:scores         zset   trial number -> score of complete trials
+    smptune:sweep:{id}:to-send        set    trial numbers marked requeued, not yet sent again
+    smptune:sweep:{id}:lost:{n}       string short-lived claim to queue a lost trial again
+    smptune:sweep:{id}:lease:{n}      string the live copy of a running trial (see lease.py)
+    smptune:sweep:{id}:lease:retrain  string the live copy of its retrain-and-test
+    smptune:sweep:{id}:retraining     set    "retrain" while retrain-and-test runs
+    smptune:sweep:{id}:retrained      set    the retrain lease's finished set (nothing
+                                             writes it)
+    smptune:sweep:{id}:lease:finalize string the live copy of a generation's finalize
+    smptune:sweep:{id}:finalizing     set    generations whose finalize runs (lease taken)
+    smptune:sweep:{id}:finalized      set    generations whose finalize outcome is written
+    smptune:sweep:{id}:claim:{step}   string short-lived claim to send ``step``'s message
+                                             again (``finalize``, ``retrain``, ``submit``)
     smptune:sweep:{id}:step:{s}       zset   complete trial -> its value at pruner step s (the
                                              median pruner's percentile, see medians.py)
     smptune:sweep:{id}:rung:{b}:{k}   zset   successive-halving rung k of bracket b: trial
@@ -122,6 +144,10 @@ def predictions_key(sweep_id: str) -> str:
 
 def run_times_key(sweep_id: str) -> str:
     return f"{sweep_key(sweep_id)}:run-times"
+
+
+def chords_key(sweep_id: str) -> str:
+    return f"{sweep_key(sweep_id)}:chords"
 
 
 def rerun_key(sweep_id: str) -> str:

@@ -20,6 +20,7 @@ from smptune.queue import decode
 from smptune.queue._base import LEASE_GONE, PREEMPTED, StoreBase
 from smptune.queue.keys import (
     changes_key,
+    chords_key,
     curve_key,
     finished_key,
     folds_key,
@@ -101,7 +102,12 @@ class TrialRecords(StoreBase):
         machine (``cpus 0-1 (2 threads)``).
         """
         now = self.now()
+        own, shared = request.compact(sweep_id, trial) if request is not None else ({}, None)
         pipe = self.r.pipeline(transaction=True)
+        if shared is not None:  # once per chord: what its trials share (see chords_key)
+            shared_json = json.dumps(shared, sort_keys=True)
+            pipe.hsetnx(chords_key(sweep_id), str(own["group"]), shared_json)
+            pipe.hget(chords_key(sweep_id), str(own["group"]))
         pipe.hset(
             trial_key(sweep_id, trial),
             mapping={
@@ -112,7 +118,7 @@ class TrialRecords(StoreBase):
                 "started": now,
                 "fold": 0,
                 "pid": os.getpid(),
-                "request": json.dumps(request.to_dict() if request is not None else {}),
+                "request": json.dumps(own, separators=(",", ":")),
             },
         )
         pipe.hincrby(trial_key(sweep_id, trial), "attempts", 1)
@@ -120,11 +126,23 @@ class TrialRecords(StoreBase):
         pipe.srem(rerun_key(sweep_id), trial)
         pipe.hsetnx(sweep_key(sweep_id), "started", now)
         pipe.hset(sweep_key(sweep_id), "status", "running")
-        return int(pipe.execute()[1])
+        replies = pipe.execute()
+        if shared is not None and replies[1] != shared_json:  # not what its chord recorded
+            assert request is not None
+            self.r.hset(trial_key(sweep_id, trial), "request", json.dumps(request.to_dict()))
+        return int(replies[3 if shared is not None else 1])
 
     def trial_request(self, sweep_id: str, trial: int) -> TrialRequest | None:
         """The request the trial was last started with, or None if it never started."""
-        return decode.request_or_none(self.r.hget(trial_key(sweep_id, trial), "request"))
+        raw = self.r.hget(trial_key(sweep_id, trial), "request")
+        own = json.loads(raw) if raw else None
+        if not own:
+            return None
+        shared = None
+        if "chord" not in own and own.get("group"):
+            found = self.r.hget(chords_key(sweep_id), str(own["group"]))
+            shared = json.loads(found) if found else None
+        return TrialRequest.expand(sweep_id, trial, own, shared)
 
     def accounted_count(self, sweep_id: str) -> int:
         """Trials finished or running: the rest are queued, or their message was lost."""
