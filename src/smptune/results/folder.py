@@ -15,6 +15,7 @@ from smptune.config import SweepConfig, config_from_dict, config_to_yaml
 from smptune.metric_keys import split_refined
 from smptune.queue.store import SweepStore
 from smptune.records import OUTCOMES, PartialRun, TrialRecord, TrialStatus
+from smptune.results.indented_json import dumps_indented
 from smptune.results.optuna_export import direction
 from smptune.results.per_class import per_class_rows
 from smptune.search.halving import Halving
@@ -327,7 +328,7 @@ def write_results(
     per_class = per_class_rows(results, test_metrics, config.get("class_names"))
     if per_class:
         payload["per_class"] = [row.to_dict() for row in per_class]
-    (out_dir / "results.json").write_text(json.dumps(payload, indent=2, default=str))
+    (out_dir / "results.json").write_text(dumps_indented(payload, default=str))
     if results.get("best"):
         header = ""
         if test_metrics is not None:

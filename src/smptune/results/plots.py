@@ -547,15 +547,24 @@ def timeline(results: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[Any
     fig = _figure(8, min(12.0, 1.3 + 0.32 * len(workers)))
     ax = fig.add_subplot()
     label = len(bars) <= 40
+    # one collection of bars per worker, not an artist per trial: a 10,000-trial timeline
+    # drew and laid out in ~12 s with a patch per trial, ~0.3 s with these
+    lanes: dict[str, tuple[list[tuple[float, float]], list[str]]] = {}
     for worker, a, b, trial in bars:
         color, _ = _style(trial)
         left, width = (a - start) / per, max((b - a) / per, span / per / 2000)
-        ax.barh(row[worker], width, left=left, height=0.7, color=color, edgecolor="white")
+        ranges, colors = lanes.setdefault(worker, ([], []))
+        ranges.append((left, width))
+        colors.append(color)
         if label:
             ax.text(left + width / 2, row[worker], f"{trial['trial']}", ha="center",
                     va="center", fontsize=6, color="white")  # fmt: skip
+    for worker, (ranges, colors) in lanes.items():
+        ax.broken_barh(
+            ranges, (row[worker] - 0.35, 0.7), facecolors=colors, edgecolor="white", linewidth=1
+        )
+    ax.set_ylim(len(workers) - 0.5, -0.5)  # top to bottom, as barh's inverted axis was
     ax.set_yticks(range(len(workers)), [_short(w, 24) for w in workers], fontsize=8)
-    ax.invert_yaxis()
     ax.set_xlabel(f"{unit} since the first trial started")
     ax.grid(axis="x", alpha=0.3)
     present = {"unstable" if t.get("unstable") else str(t.get("status")) for *_, t in bars}
