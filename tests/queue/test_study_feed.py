@@ -50,6 +50,26 @@ def test_a_view_enters_only_what_changed_and_holds_running_trials_as_running(
     assert view.study.trials[-1].state.name == "COMPLETE" and len(view) == 21
 
 
+def test_a_finished_trial_that_ran_on_and_a_sweep_created_again_rebuild_the_view(
+    store: SweepStore, tmp_path: Path
+):
+    sweep_id = adaptive_sweep(store, tmp_path, n_trials=10)
+    config = config_from_dict(store.get_sweep(sweep_id).config)
+    record_trials(store, sweep_id, range(1, 4))
+    feed = StudyFeed(store, sweep_id, config, 1)
+    assert all(t.value is not None for t in feed.refresh().study.trials)
+    # trial 1 is reopened (a continued sweep) and ends again with another score
+    store.r.srem(f"smptune:sweep:{sweep_id}:finished", 1)
+    store.finish_trial(sweep_id, 1, {"status": "complete", "score": 0.99})
+    values = {t.user_attrs["trial"]: t.value for t in feed.refresh().study.trials}
+    assert values[1] == 0.99 and len(values) == 3
+    # the sweep is deleted and one of the same id created: its feed starts again
+    store.delete_sweep(sweep_id, force=True)
+    adaptive_sweep(store, tmp_path, n_trials=10)
+    record_trials(store, sweep_id, range(1))
+    assert [t.user_attrs["trial"] for t in feed.refresh().study.trials] == [0]
+
+
 def test_an_ask_is_recorded_once_and_stays_in_the_view_as_its_trial(
     store: SweepStore, tmp_path: Path
 ):

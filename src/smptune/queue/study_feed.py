@@ -38,14 +38,22 @@ class StudyFeed:
 
     def refresh(self) -> StudyView:
         """The view with every change recorded so far entered; rebuilt from the whole
-        sweep when a change cannot be entered in place (a finished trial that ran on)."""
+        sweep when a change cannot be entered in place (a finished trial that ran on) or
+        the sweep's feed restarted (a sweep of that id deleted and created again)."""
+        if self.db.change_count(self.sweep_id) < self.seen:
+            self._rebuild()
         numbers, last = self.db.changed_since(self.sweep_id, self.seen)
-        if not self.view.update(self.db.trials(self.sweep_id, numbers)):
-            self.view = StudyView(self.search, self.n_randoms)
-            numbers, last = self.db.changed_since(self.sweep_id, 0)
-            self.view.update(self.db.trials(self.sweep_id, numbers))
-        self.seen = last
+        if self.view.update(self.db.trials(self.sweep_id, numbers)):
+            self.seen = last
+        else:
+            self._rebuild()
         return self.view
+
+    def _rebuild(self) -> None:
+        """A new view of every trial the feed names."""
+        self.view = StudyView(self.search, self.n_randoms)
+        numbers, self.seen = self.db.changed_since(self.sweep_id, 0)
+        self.view.update(self.db.trials(self.sweep_id, numbers))
 
 
 _FEEDS: OrderedDict[tuple[str, str], StudyFeed] = OrderedDict()

@@ -79,6 +79,10 @@ class TrialRecords(StoreBase):
         last = max((int(score) for _, score in rows), default=seen)
         return [int(member) for member, _ in rows], last
 
+    def change_count(self, sweep_id: str) -> int:
+        """How many changes the sweep's feed has numbered (0 for a sweep created since)."""
+        return int(self.r.hget(sweep_key(sweep_id), "changes") or 0)
+
     def finished(self, sweep_id: str) -> set[int]:
         """The numbers of the trials whose final record is written."""
         return {int(n) for n in self.r.smembers(finished_key(sweep_id))}
