@@ -17,14 +17,14 @@ SWEEP = "adaptive"
 
 
 def adaptive_sweep(store: SweepStore, tmp_path: Path, n_trials: int, **overrides: Any) -> str:
-    """A TPE sweep of ``n_trials`` over the quadratic trainable's ``x``, nothing run."""
-    path = write_config(
-        tmp_path / "adaptive.yaml",
-        n_trials=n_trials,
-        sampler={"type": "tpe", "n_startup_trials": 5},
-        hyperparameters={"x": {"low": -3.0, "high": 3.0}},
+    """A TPE sweep (unless ``overrides`` say otherwise) of ``n_trials`` over the quadratic
+    trainable's ``x``, nothing run."""
+    overrides = {
+        "sampler": {"type": "tpe", "n_startup_trials": 5},
+        "hyperparameters": {"x": {"low": -3.0, "high": 3.0}},
         **overrides,
-    )
+    }
+    path = write_config(tmp_path / "adaptive.yaml", n_trials=n_trials, **overrides)
     config = load_config(path).to_dict()
     store.create_sweep(SWEEP, config, [], 3, str(tmp_path), n_trials=n_trials)
     return SWEEP

@@ -127,3 +127,24 @@ def test_sixteen_concurrent_asks_on_two_thousand_recorded_trials_fail_none(
     for n, x, _ in answers:
         assert store.params(sweep_id, n)["x"] == x  # what the trial runs is what was recorded
     assert len({round(x, 6) for _, x, _ in answers}) == 48
+
+
+def test_gp_asks_a_study_of_the_best_and_the_most_recent_past_its_limit(
+    store: SweepStore, tmp_path: Path
+):
+    from smptune.search.study_view import GP_LIMIT
+
+    sweep_id = adaptive_sweep(store, tmp_path, n_trials=GP_LIMIT + 120, sampler="gp")
+    config = config_from_dict(store.get_sweep(sweep_id).config)
+    record_trials(store, sweep_id, range(GP_LIMIT + 100))
+    store.set_params_once(sweep_id, GP_LIMIT + 100, {**QuadraticTrainable.defaults, "x": 0.5})
+    view = StudyFeed(store, sweep_id, config, 1).refresh()
+    subset = view._gp_subset()
+    finished = [t for t in subset.trials if t.state.is_finished()]
+    running = [t for t in subset.trials if not t.state.is_finished()]
+    assert len(finished) == GP_LIMIT and len(running) == 1
+    every = [t for t in view.study.trials if t.state.name == "COMPLETE"]
+    best = sorted(every, key=lambda t: t.value, reverse=True)[: GP_LIMIT // 2]
+    kept = {t.user_attrs["trial"] for t in finished}
+    assert {t.user_attrs["trial"] for t in best} <= kept  # the best half
+    assert set(range(GP_LIMIT + 100 - 50, GP_LIMIT + 100)) <= kept  # and the latest
