@@ -5,10 +5,11 @@ inside a fresh producer process, without the interpreter's start-up), the finali
 (``finalize_started`` to the task's end: ranking, results folder, report), trials per second
 (first trial start to last trial recorded), the chord's latency (last trial recorded to
 ``finalize_started``) and Redis bytes per trial (``INFO memory`` used_memory before submit and
-after finalize). Targets (full form, 10,000 trials): submit ≤ 5 s, finalize ≤ 10 s; the
-quick form scales them per trial.
+after finalize), and ``producer status SWEEP`` (a fresh process, start-up included) once half
+the trials are recorded and once the sweep is finalized. Targets (full form, 10,000 trials):
+submit ≤ 5 s, finalize ≤ 10 s; the quick form scales them per trial.
 
-    python -m benchmarks.scale [--quick] [--trials N] [--workers 4]
+    python -m benchmarks.scale [--quick] [--trials N] [--workers 4] [--sampler tpe]
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.harness import clean_env, finalized, kill, start_workers, warm_up, write_sweep
+from benchmarks.harness import (
+    clean_env,
+    finalized,
+    kill,
+    start_workers,
+    wait_for,
+    warm_up,
+    write_sweep,
+)
 from benchmarks.table import Row
 from smptune.queue.embedded_redis import EmbeddedRedis
 from smptune.queue.store import SweepStore
@@ -66,7 +75,19 @@ def _submit_in_child(config: Path, broker: str, artifacts: Path, env: dict[str, 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure(trials: int, workers: int) -> dict[str, float]:
+def timed_status(sweep_id: str, broker: str, env: dict[str, str]) -> float:
+    """Seconds a ``producer status SWEEP`` process takes, start-up included."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "smptune.producer", "status", sweep_id, "--broker", broker],
+        capture_output=True,
+        env=env,
+        check=True,
+    )
+    return time.perf_counter() - started
+
+
+def measure(trials: int, workers: int, sampler: str = "random") -> dict[str, float]:
     env = clean_env()
     with tempfile.TemporaryDirectory() as tmp_name, EmbeddedRedis() as redis:
         tmp = Path(tmp_name)
@@ -78,23 +99,34 @@ def measure(trials: int, workers: int) -> dict[str, float]:
                 tmp / "scale.yaml",
                 name="scale",
                 n_trials=trials,
+                sampler=sampler,
                 hyperparameters={"x": {"low": 0.0, "high": 1.0}},
             )
             memory_before = store.r.info("memory")["used_memory"]
             sub = _submit_in_child(config, redis.url, tmp, env)
-            sweep, finalize_done = finalized(store, str(sub["sweep_id"]), timeout=trials / 2 + 300)
+            sweep_id = str(sub["sweep_id"])
+            print(json.dumps(sub), file=sys.stderr, flush=True)
+            wait_for(lambda: store.finished_count(sweep_id) >= trials // 2, trials / 2 + 300, 0.5)
+            status_running_s = timed_status(sweep_id, redis.url, env)
+            sweep, finalize_done = finalized(store, sweep_id, timeout=trials / 2 + 300)
             memory_after = store.r.info("memory")["used_memory"]
+            status_done_s = timed_status(sweep_id, redis.url, env)
         finally:
             kill(supervisor)
-    assert sweep.count("complete") == trials, sweep
-    return {
-        "submit_s": sub["plan_s"] + sub["send_s"],
-        "send_s": sub["send_s"],
-        "trials_per_s": trials / (_at(sweep.last_finished) - _at(sweep.started)),
-        "chord_latency_s": _at(sweep.finalize_started) - _at(sweep.last_finished),
-        "finalize_s": finalize_done - _at(sweep.finalize_started),
-        "redis_bytes_per_trial": (memory_after - memory_before) / trials,
-    }
+        assert sweep.count("complete") == trials, sweep
+        measured = {
+            "submit_s": sub["plan_s"] + sub["send_s"],
+            "send_s": sub["send_s"],
+            "trials_per_s": trials / (_at(sweep.last_finished) - _at(sweep.started)),
+            "chord_latency_s": _at(sweep.finalize_started) - _at(sweep.last_finished),
+            "finalize_s": finalize_done - _at(sweep.finalize_started),
+            "redis_bytes_per_trial": (memory_after - memory_before) / trials,
+            "status_running_s": status_running_s,
+            "status_done_s": status_done_s,
+        }
+        # before the trials' folders are removed: minutes for 100,000 on a slow disk
+        print(json.dumps(measured), file=sys.stderr, flush=True)
+    return measured
 
 
 def rows(quick: bool) -> list[Row]:
@@ -103,10 +135,11 @@ def rows(quick: bool) -> list[Row]:
     return _rows(trials, 4, measure(trials, 4))
 
 
-def _rows(trials: int, workers: int, m: dict[str, float]) -> list[Row]:
+def _rows(trials: int, workers: int, m: dict[str, float], sampler: str = "random") -> list[Row]:
     scale = trials / FULL_TRIALS
     budget = "budget" if scale == 1 else f"budget x {scale:g}"
-    head = f"scale {trials} no-op trials, {workers} workers:"
+    which = "" if sampler == "random" else f" {sampler}"
+    head = f"scale {trials}{which} no-op trials, {workers} workers:"
     return [
         Row(
             f"{head} submit (load, plan, record, send)",
@@ -133,6 +166,8 @@ def _rows(trials: int, workers: int, m: dict[str, float]) -> list[Row]:
             reference_label="test_load limit",
             max_ratio=1.0,
         ),
+        Row(f"{head} producer status, half the trials recorded", m["status_running_s"]),
+        Row(f"{head} producer status, finalized", m["status_done_s"]),
     ]
 
 
@@ -144,11 +179,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1,000 trials instead of 10,000")
     parser.add_argument("--trials", type=int)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--sampler", default="random", help="random (default) or tpe, ...")
     args = parser.parse_args()
     trials = args.trials or (1_000 if args.quick else FULL_TRIALS)
     from benchmarks.harness import print_table
 
-    print_table(_rows(trials, args.workers, measure(trials, args.workers)))
+    measured = measure(trials, args.workers, args.sampler)
+    print(json.dumps(measured))  # the figures unrounded, for the record
+    print_table(_rows(trials, args.workers, measured, args.sampler))
 
 
 if __name__ == "__main__":
