@@ -67,7 +67,7 @@ def run_sweep(
     )
     sweep_id = submit(config, redis_url, env, "--wait", "--artifacts", str(tmp))
     store = SweepStore.from_url(redis_url)
-    sweep = store.get_sweep(sweep_id)
+    sweep = store.get_sweep(sweep_id, full=True)
     device_s = sum(t.device_s for t in store.trials(sweep_id))
     best = sweep.results["best"]
     return Outcome(true_score(best["params"]), device_s, sweep.count("pruned"))

@@ -278,7 +278,7 @@ def _retrain_under_lease(
             describe_error(exc),
             traceback.format_exc(),
         )
-        failed = db.set_sweep_fields_held(
+        failed = db.end_sweep_held(
             sweep_id,
             lease,
             status="failed",
@@ -288,16 +288,14 @@ def _retrain_under_lease(
         if not failed:
             _retrain_lost(sweep_id)
         db.retrain_ended(sweep_id)
-        db.deactivate(sweep_id)
         return {"sweep_id": sweep_id, "status": "failed"}
     crash_point("retrain.tested")
     if lease.lost.is_set() or not lease.renew():  # the folder is the live copy's to write
         _retrain_lost(sweep_id)
     _write_results(sweep_id, results)
-    if not db.set_sweep_fields_held(sweep_id, lease, status="done", finished=db.now()):
+    if not db.end_sweep_held(sweep_id, lease, status="done", finished=db.now()):
         _retrain_lost(sweep_id)
     db.retrain_ended(sweep_id)
-    db.deactivate(sweep_id)
     return {"sweep_id": sweep_id, "status": "done", "test_metrics": metrics}
 
 

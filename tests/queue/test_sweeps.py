@@ -59,3 +59,21 @@ def test_results_are_counted_in_memory_and_deleted_with_the_sweep(store, tmp_pat
     assert store.memory_by_sweep()[sweep_id] > results + 10_000
     store.delete_sweep(sweep_id)
     assert list(store.r.scan_iter(match=f"{sweep_key(sweep_id)}*")) == []
+
+
+def test_a_retrain_ends_its_sweep_and_takes_it_off_the_watch_in_one_step(
+    store: SweepStore, tmp_path
+):
+    sweep_id = sweep_with_trials(store, tmp_path, "s", 3)
+    assert sweep_id in store.active_sweeps()
+    holder, other = store.retrain_lease(sweep_id, "a"), store.retrain_lease(sweep_id, "b")
+    assert holder.try_acquire()
+
+    # another copy, without the lease, writes nothing and leaves the sweep watched
+    assert not store.end_sweep_held(sweep_id, other, status="done")
+    assert store.sweep_status(sweep_id) != "done" and sweep_id in store.active_sweeps()
+    # the holder ends it: status, results and the active set in one script
+    assert store.end_sweep_held(sweep_id, holder, status="done", results={"best": None})
+    assert store.sweep_status(sweep_id) == "done"
+    assert sweep_id not in store.active_sweeps()
+    assert store.sweep_results(sweep_id) == {"best": None}

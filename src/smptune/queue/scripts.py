@@ -211,16 +211,18 @@ end
 return 1
 """)
 
-# KEYS[4]: the hash to write, KEYS[5..]: strings to set with it; ARGV[3]: the hash's
-# fields (JSON object of strings), ARGV[4..]: the strings' values. Returns 1 (written) or 0
-# (lease lost).
+# KEYS[4]: the hash to write; optional: KEYS[5] the active set, KEYS[6..] strings to set
+# with it; ARGV[3]: the hash's fields (JSON object of strings), ARGV[4]: '1' to take
+# ARGV[5] (the sweep) off the active set in the same step, ARGV[6..]: the strings' values.
+# Returns 1 (written) or 0 (lease lost).
 SET_HELD = with_helpers("""
 if not holds(KEYS[1], KEYS[2], KEYS[3], ARGV[2], ARGV[1]) then return 0 end
 for k, v in pairs(cjson.decode(ARGV[3])) do
   redis.call('HSET', KEYS[4], k, v)
 end
-for i = 5, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[i - 1])
+if ARGV[4] == '1' then redis.call('SREM', KEYS[5], ARGV[5]) end
+for i = 6, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i])
 end
 return 1
 """)

@@ -536,9 +536,21 @@ class SweepRecords(StoreBase):
     def set_sweep_fields_held(self, sweep_id: str, lease: Lease, **fields: Any) -> bool:
         """:meth:`set_sweep_fields` from the holder of ``lease`` (a retrain's) only, in one
         script; False, nothing written, when another copy holds it."""
+        return self._write_held(sweep_id, lease, fields, deactivate=False)
+
+    def end_sweep_held(self, sweep_id: str, lease: Lease, **fields: Any) -> bool:
+        """:meth:`set_sweep_fields_held` of a sweep's last fields (its final status), with
+        the sweep off the active set in the same step: an ended sweep is never seen still
+        watched, nor left watched by a crash between the two."""
+        return self._write_held(sweep_id, lease, fields, deactivate=True)
+
+    def _write_held(
+        self, sweep_id: str, lease: Lease, fields: Mapping[str, Any], *, deactivate: bool
+    ) -> bool:
         small, outputs = _split_outputs(sweep_id, fields)
-        keys = [lease.key, lease.running_key, lease.finished_key, sweep_key(sweep_id)]
+        keys = [lease.key, lease.running_key, lease.finished_key, sweep_key(sweep_id), ACTIVE]
         args = [lease.value, lease.member, json.dumps({k: str(v) for k, v in small.items()})]
+        args += ["1" if deactivate else "", sweep_id]
         keys += list(outputs)
         args += list(outputs.values())
         return bool(self._set_held(keys=keys, args=args))
