@@ -214,10 +214,8 @@ def decision_latency(n_trials: int = 10_000, decisions: int = 500) -> dict[str, 
     trials at the rung, of one per-epoch median-pruner decision on the steps' sorted sets of
     ``n_trials`` complete trials, and for reference of Optuna's median pruner on a study
     rebuilt from the store's trials (what a stateless worker would do)."""
-    from optuna.trial import TrialState, create_trial
-
     from smptune.config import config_from_dict
-    from smptune.search.adaptive import _study, observe, should_prune_epoch
+    from smptune.search.adaptive import _study, optuna_prunes, should_prune_epoch
     from smptune.search.halving import Halving
     from smptune.search.specs import PrunerSpec
 
@@ -252,16 +250,7 @@ def decision_latency(n_trials: int = 10_000, decisions: int = 500) -> dict[str, 
         for _ in range(3):  # Optuna's median pruner on a study of the store's trials
             started = time.perf_counter()
             study = _study(store.trials("ref"), config, 1, by_epoch=True)
-            values, distributions = observe(config.hyperparameters, {"x": 0.5})
-            study.add_trial(
-                create_trial(
-                    state=TrialState.RUNNING,
-                    params=values,
-                    distributions=distributions,
-                    intermediate_values={0: 0.2, 1: 0.4},
-                )
-            )
-            config.pruner_spec.build().prune(study, study.trials[-1])
+            optuna_prunes(config.pruner_spec.build(), study, config, {"x": 0.5}, {0: 0.2, 1: 0.4})
             rebuilt.append(time.perf_counter() - started)
         complete = store.complete_trials("ref", "max")
         for _ in range(decisions):  # the same rule on the steps' sorted sets

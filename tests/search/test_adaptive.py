@@ -8,7 +8,6 @@ import random
 import numpy as np
 import optuna
 import pytest
-from optuna.trial import TrialState, create_trial
 
 from smptune.config import config_from_dict
 from smptune.records import PartialRun, TrialRecord, TrialStatus
@@ -17,7 +16,7 @@ from smptune.search.adaptive import (
     ask,
     epoch_values,
     median_prunes,
-    observe,
+    optuna_prunes,
     pruner_steps,
     should_prune_epoch,
 )
@@ -167,17 +166,8 @@ def test_the_median_rule_on_sorted_sets_decides_as_optunas_median_pruner(mode: s
         running = {0: tuple(rng.random() for _ in range(rng.randint(1, 4)))}
         steps = epoch_values({}, running, config.scoring, config.max_epochs)
         ours = median_prunes(_Listed(trials, config), config, steps)
-        study = _study(trials, config, 1)
-        values, distributions = observe(config.hyperparameters, {"x": 0.5})
-        study.add_trial(
-            create_trial(
-                state=TrialState.RUNNING,
-                params=values,
-                distributions=distributions,
-                intermediate_values=steps,
-            )
-        )
-        theirs = optuna.pruners.MedianPruner(**options).prune(study, study.trials[-1])
+        pruner = optuna.pruners.MedianPruner(**options)
+        theirs = optuna_prunes(pruner, _study(trials, config, 1), config, {"x": 0.5}, steps)
         assert ours == theirs, (case, options, trials, running)
         decisions.append(ours)
     assert 0 < sum(decisions) < len(decisions)  # both outcomes were exercised

@@ -41,6 +41,7 @@ __all__ = [
     "new_study",
     "observe",
     "optuna_name",
+    "optuna_prunes",
     "pruner_steps",
     "sampler_for",
     "sampler_view",
@@ -381,12 +382,24 @@ def _prune_running(
     """Ask the sweep's pruner about a trial running with ``steps``: the median rule on the
     steps' sorted sets, the Wilcoxon pruner (which compares a trial only with the best) on
     a study of the best complete trial."""
-    from optuna.trial import TrialState, create_trial
-
     if search.pruner_spec.kind == "median":
         return median_prunes(complete, search, steps)
     best = complete.best()
     study = _study([] if best is None else [best], search, n_randoms, by_epoch=by_epoch)
+    return optuna_prunes(search.pruner_spec.build(), study, search, params, steps)
+
+
+def optuna_prunes(
+    pruner: Any,
+    study: Any,
+    search: SearchSettings,
+    params: Mapping[str, Any],
+    steps: Mapping[int, float],
+) -> bool:
+    """Whether Optuna's ``pruner`` stops a trial of configuration ``params`` running with
+    ``steps``, added to ``study`` as RUNNING."""
+    from optuna.trial import TrialState, create_trial
+
     values, distributions = observe(search.hyperparameters, params)
     study.add_trial(
         create_trial(
@@ -396,4 +409,4 @@ def _prune_running(
             intermediate_values=dict(steps),
         )
     )
-    return bool(search.pruner_spec.build().prune(study, study.trials[-1]))
+    return bool(pruner.prune(study, study.trials[-1]))
