@@ -269,9 +269,24 @@ def send_chord(
             producer.maybe_declare(app.amqp.queues[template.queue])  # once, not per message
             numbers = list(range(len(argsreprs))) if trials is None else trials
             pairs = list(zip(numbers, argsreprs, strict=True))
+
+            def send(n: int, argsrepr: str) -> None:
+                """Trial ``n``'s message, through Celery."""
+                send_trial(
+                    app,
+                    sweep_id,
+                    n,
+                    template.for_trial(sweep_id, n),
+                    TRIAL_PRIORITY,
+                    argsrepr,
+                    producer=producer,
+                    declare=[],
+                    retry=False,  # sent at the batch's flush: retrying is unsafe
+                )
+
             copies = None
             if not app.conf.task_send_sent_event and pairs:
-                copies = _MessageCopies.capture(app, producer, sweep_id, template, pairs[0])
+                copies = _MessageCopies.capture(producer, sweep_id, send, pairs[0])
             for start in range(0, len(pairs), PUBLISH_BATCH):
                 if alive is not None:
                     alive()  # the reaper leaves a sweep alone while its sender makes progress
@@ -280,17 +295,7 @@ def send_chord(
                     continue
                 with producer.batch(PUBLISH_BATCH):
                     for n, argsrepr in pairs[start : start + PUBLISH_BATCH]:
-                        send_trial(
-                            app,
-                            sweep_id,
-                            n,
-                            template.for_trial(sweep_id, n),
-                            TRIAL_PRIORITY,
-                            argsrepr,
-                            producer=producer,
-                            declare=[],
-                            retry=False,  # sent at the batch's flush: retrying is unsafe
-                        )
+                        send(n, argsrepr)
     finally:
         app.conf.task_send_sent_event = sent_events
 
@@ -325,10 +330,15 @@ class _MessageCopies:
 
     @classmethod
     def capture(
-        cls, app: Any, producer: Any, sweep_id: str, template: TrialRequest, first: tuple[int, str]
+        cls,
+        producer: Any,
+        sweep_id: str,
+        send: Callable[[int, str], None],
+        first: tuple[int, str],
     ) -> _MessageCopies | None:
-        """The message of trial ``first`` as Celery would send it, caught before kombu's
-        ``_put``; None where copies of it cannot be sent (see the class)."""
+        """The message of trial ``first`` as ``send`` (the chord's own send of one trial)
+        builds it, caught before kombu's ``_put``; None where copies of it cannot be sent
+        (see the class)."""
         channel = producer.channel
         if not getattr(channel, "supports_batch_publish", False) or not hasattr(
             channel, "_q_for_pri"
@@ -339,20 +349,9 @@ class _MessageCopies:
         def catch(queue: str, message: dict[str, Any], **kwargs: Any) -> None:
             caught.append((queue, message))
 
-        n, argsrepr = first
         channel._put = catch  # this instance only, for this one message
         try:
-            send_trial(
-                app,
-                sweep_id,
-                n,
-                template.for_trial(sweep_id, n),
-                TRIAL_PRIORITY,
-                argsrepr,
-                producer=producer,
-                declare=[],
-                retry=False,
-            )
+            send(*first)  # as the chord sends each trial
         finally:
             del channel._put
         if len(caught) != 1 or (channel._expires and caught[0][0] in channel._expires):
