@@ -14,7 +14,7 @@ per epoch, ``record_fold`` per run, ``finish_trial``), by a few processes at onc
   for the single asker), then start fresh trials together and time ``choose_params``, the
   worker's adaptive ask (p50, p99); then one asker alone. On 2 cores the latencies are
   CPU-bound (the TPE fit), hence the single asker. An ask that raises is a failed trial;
-- an epoch: a real :class:`~smptune.trial_run.TrialRun` (lease held, its heartbeat kept out
+- an epoch: a real :class:`~smptune.worker.trial_run.TrialRun` (lease held, its heartbeat kept out
   of the window) of :class:`EpochProbe`, a trainable that reports every epoch above every
   recorded curve (never pruned); around each run's epoch reports, ``INFO commandstats``
   calls (commands run inside Lua scripts included, INFO's own left out) and ``INFO stats``
@@ -41,9 +41,9 @@ import redis
 
 from benchmarks.harness import clean_env, run_alone, submit, write_sweep
 from benchmarks.table import Row
+from smptune.fakes import LearningCurveTrainable, best_epoch_result
 from smptune.queue.embedded_redis import EmbeddedRedis
 from smptune.queue.store import SweepStore
-from smptune.testing import LearningCurveTrainable, best_epoch_result
 from smptune.trainable import FoldContext, FoldResult
 
 ASKERS = 32
@@ -239,7 +239,7 @@ def ask_round(url: str, sweep_id: str, numbers: list[int], go: Any, out: Any) ->
     from smptune.messages import TrialRequest
     from smptune.queue.study_feed import study_view
     from smptune.trainable import load_trainable
-    from smptune.trial_run import choose_params
+    from smptune.worker.trial_run import choose_params
 
     store, config = _store_and_config(url, sweep_id)
     defaults = load_trainable(config.trainable).defaults
@@ -267,7 +267,7 @@ def probe_epochs(url: str, sweep_id: str, trial: int, out: Any) -> None:
     from smptune.messages import TrialRequest
     from smptune.queue.lease import LEASE_TTL_ENV
     from smptune.trainable import ALLOWED_TRAINABLES_ENV
-    from smptune.trial_run import TrialRun
+    from smptune.worker.trial_run import TrialRun
 
     os.environ[ALLOWED_TRAINABLES_ENV] = PROBE
     os.environ[LEASE_TTL_ENV] = "600"  # no heartbeat inside the window

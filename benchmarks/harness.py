@@ -40,7 +40,7 @@ def write_sweep(path: Path, **fields: Any) -> Path:
     """A quadratic-trainable sweep config (no retrain) with ``fields`` on top."""
     config: dict[str, Any] = {
         "name": "bench",
-        "trainable": "smptune.testing:QuadraticTrainable",
+        "trainable": "smptune.fakes:QuadraticTrainable",
         "metric": "score",
         "cv": {"n_folds": 2},
         "retrain_and_test": False,
@@ -56,7 +56,7 @@ def start_workers(broker: str, *args: str, env: dict[str, str]) -> subprocess.Po
         [
             sys.executable,
             "-m",
-            "smptune.workers",
+            "smptune.cli.workers",
             "start",
             "--broker",
             broker,
@@ -90,7 +90,7 @@ def submit(config: Path, broker: str, env: dict[str, str], *args: str) -> str:
         [
             sys.executable,
             "-m",
-            "smptune.producer",
+            "smptune.cli.producer",
             "submit",
             str(config),
             "--broker",

@@ -23,9 +23,9 @@ from typing import Any
 from benchmarks.harness import clean_env, finalized, kill, run_alone, start_workers, submit
 from benchmarks.harness import write_sweep as _write_sweep
 from benchmarks.table import Row
+from smptune.fakes import QuadraticTrainable
 from smptune.queue.embedded_redis import EmbeddedRedis
 from smptune.queue.store import SweepStore
-from smptune.testing import QuadraticTrainable
 from smptune.trainable import FoldContext, FoldResult
 
 TRAINABLE = "benchmarks.host_sharing:ConvTrainable"

@@ -35,10 +35,10 @@ from typing import Any
 
 from benchmarks.harness import clean_env, start_workers, stop, submit, write_sweep
 from benchmarks.table import Row
+from smptune.fakes import LearningCurveTrainable
 from smptune.queue.embedded_redis import EmbeddedRedis
 from smptune.queue.store import SweepStore
 from smptune.records import TrialRecord, TrialStatus
-from smptune.testing import LearningCurveTrainable
 
 ASHA = {"type": "asha"}  # its defaults, as a user meets it
 STRATEGIES: dict[str, dict[str, Any]] = {
@@ -114,7 +114,7 @@ def run_sweep(redis_url: str, tmp: Path, env: dict[str, str], name: str, **shape
     config = write_sweep(
         tmp / "curves.yaml",
         name="curves",
-        trainable="smptune.testing:LearningCurveTrainable",
+        trainable="smptune.fakes:LearningCurveTrainable",
         n_trials=shape["trials"] * TRIALS_FACTOR[name],
         seed=shape["seed"],
         cv={"n_folds": shape["folds"]},
@@ -237,7 +237,7 @@ def decision_latency(n_trials: int = 10_000, decisions: int = 500) -> dict[str, 
             later.append(time.perf_counter() - started)
         config = config_from_dict(
             {
-                "trainable": "smptune.testing:LearningCurveTrainable",
+                "trainable": "smptune.fakes:LearningCurveTrainable",
                 "metric": "score",
                 "n_trials": n_trials,
                 "training": {"max_epochs": 27},

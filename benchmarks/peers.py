@@ -11,7 +11,7 @@ measured warm, against the ideal trials × folds × sleep / workers: its makespa
 per-trial overhead, (makespan − ideal) × workers / trials.
 
 Workload B (multi-fidelity): the simulated learning-curve objective of
-:mod:`benchmarks.multi_fidelity` (:class:`smptune.testing.LearningCurveTrainable`, epochs of a
+:mod:`benchmarks.multi_fidelity` (:class:`smptune.fakes.LearningCurveTrainable`, epochs of a
 short sleep, the same noise) under ASHA with random sampling in each: smptune's ``asha``
 pruner, Ray's ``ASHAScheduler`` and Optuna's ``SuccessiveHalvingPruner`` with its
 ``RandomSampler``, the rungs at the same epochs (smptune's ``min_resource: auto``, reduction
@@ -57,9 +57,9 @@ from benchmarks.multi_fidelity import (
 )
 from benchmarks.scheduling import pool_makespan, smptune_makespan
 from benchmarks.table import Row
+from smptune.fakes import LearningCurveTrainable
 from smptune.queue.embedded_redis import EmbeddedRedis
 from smptune.records import TrialRecord, TrialStatus
-from smptune.testing import LearningCurveTrainable
 from smptune.trainable import FoldContext, SweepSettings
 
 #: What a row of a missing optional peer says.

@@ -6,7 +6,7 @@ hand-labelled fluorescence nuclei that StarDist ships (the tiles of
 of 3 folds for 15 epochs without early stopping, reporting the validation IoU after every
 epoch, then the whole train split for 15 epochs and the test split. Writes what it saw to
 ``src/smptune/data/nuclei_curves.json``, which
-:class:`smptune.testing.RecordedCurvesTrainable` replays: a pruner's test or benchmark then
+:class:`smptune.fakes.RecordedCurvesTrainable` replays: a pruner's test or benchmark then
 meets real curves (noisy early epochs, folds that differ) at the cost of a sleep.
 
 Needs ``pip install --no-deps stardist`` (its two data files only); about 12 minutes for the

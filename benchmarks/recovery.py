@@ -21,9 +21,9 @@ from pathlib import Path
 
 from benchmarks.harness import clean_env, kill, start_workers, submit, wait_for, write_sweep
 from benchmarks.table import Row
-from smptune.celeryapp import VISIBILITY_TIMEOUT_S
 from smptune.queue.embedded_redis import EmbeddedRedis
 from smptune.queue.store import SweepStore
+from smptune.worker.app import VISIBILITY_TIMEOUT_S
 
 
 def one_run(lease_ttl: float) -> float:

@@ -50,9 +50,9 @@ def _at(timestamp: float | None) -> float:
 
 def timed_submit(config: Path, broker: str, artifacts: Path) -> dict[str, float | str]:
     """What ``producer submit`` does, timed in this process: load, plan, record and send."""
-    from smptune.celeryapp import app, configure
     from smptune.config import load_config
     from smptune.queue.submit import plan_configurations, submit
+    from smptune.worker.app import app, configure
 
     started = time.perf_counter()
     loaded = load_config(config)
@@ -79,7 +79,7 @@ def timed_status(sweep_id: str, broker: str, env: dict[str, str]) -> float:
     """Seconds a ``producer status SWEEP`` process takes, start-up included."""
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "smptune.producer", "status", sweep_id, "--broker", broker],
+        [sys.executable, "-m", "smptune.cli.producer", "status", sweep_id, "--broker", broker],
         capture_output=True,
         env=env,
         check=True,

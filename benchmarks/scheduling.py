@@ -31,9 +31,9 @@ from benchmarks.harness import (
     write_sweep,
 )
 from benchmarks.table import Row
+from smptune.fakes import QuadraticTrainable
 from smptune.queue.embedded_redis import EmbeddedRedis
 from smptune.queue.store import SweepStore
-from smptune.testing import QuadraticTrainable
 from smptune.trainable import FoldContext, SweepSettings
 
 #: Overhead allowed over the ideal at 1-s folds.

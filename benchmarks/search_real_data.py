@@ -1,6 +1,6 @@
 """``python -m benchmarks.search_real_data``: successive halving on real learning curves.
 
-The curves are real: :class:`smptune.testing.RecordedCurvesTrainable` replays what the
+The curves are real: :class:`smptune.fakes.RecordedCurvesTrainable` replays what the
 built-in trainable recorded on StarDist's hand-labelled nuclei (``benchmarks/
 record_curves.py``: 24 configurations of learning rate × architecture × loss, 3 folds of 15
 epochs, the validation IoU after every epoch, each configuration's test IoU after training
@@ -38,12 +38,12 @@ from typing import Any
 
 from benchmarks.harness import clean_env, start_workers, stop, submit, write_sweep
 from benchmarks.table import Row
+from smptune.fakes import RecordedCurvesTrainable, recorded_curves
 from smptune.queue.embedded_redis import EmbeddedRedis
 from smptune.queue.store import SweepStore
 from smptune.records import TrialRecord, TrialStatus
-from smptune.testing import RecordedCurvesTrainable, recorded_curves
 
-REPLAY = "smptune.testing:RecordedCurvesTrainable"
+REPLAY = "smptune.fakes:RecordedCurvesTrainable"
 SPACE = {
     "learning_rate": {"distribution": "loguniform", "low": 1.0e-4, "high": 3.0e-2},
     "model_arch": ["Unet", "FPN"],

@@ -16,9 +16,9 @@ import pytest
 import yaml
 from celery import Celery
 
-from smptune.celeryapp import configure, create_app
 from smptune.queue.embedded_redis import EmbeddedRedis
 from smptune.queue.store import SweepStore
+from smptune.worker.app import configure, create_app
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO = TESTS_DIR.parent
@@ -36,7 +36,7 @@ def cli_env(**extra: str) -> dict[str, str]:
 def run_cli(*args: str | Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
     """Run ``python -m smptune.<command> ...`` and capture its output."""
     command, *rest = (str(a) for a in args)
-    module = {"producer": "smptune.producer", "workers": "smptune.workers"}[command]
+    module = {"producer": "smptune.cli.producer", "workers": "smptune.cli.workers"}[command]
     return subprocess.run(
         [sys.executable, "-m", module, *rest],
         capture_output=True,
@@ -70,7 +70,7 @@ def submit_in_background(config: Path, broker: str, artifacts: Path) -> subproce
     output captured)."""
     return subprocess.Popen(
         [
-            *(sys.executable, "-m", "smptune.producer", "submit", str(config)),
+            *(sys.executable, "-m", "smptune.cli.producer", "submit", str(config)),
             *("--broker", broker, "--wait", "--artifacts", str(artifacts)),
         ],
         stdout=subprocess.PIPE,
@@ -146,7 +146,7 @@ def start_workers(
                 [
                     sys.executable,
                     "-m",
-                    "smptune.workers",
+                    "smptune.cli.workers",
                     "start",
                     "--broker",
                     broker,
@@ -175,7 +175,7 @@ def write_config(path: Path, **overrides: object) -> Path:
     """A quadratic-trainable sweep config, with ``overrides`` on top."""
     config: dict[str, object] = {
         "name": "quad",
-        "trainable": "smptune.testing:QuadraticTrainable",
+        "trainable": "smptune.fakes:QuadraticTrainable",
         "n_trials": 6,
         "seed": 3,
         "metric": "score",

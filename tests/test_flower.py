@@ -61,7 +61,7 @@ def start_flower(tmp_path: Path) -> Iterator[Callable[[str], Flower]]:
         with log.open("w") as out:
             options = ["--broker", broker, "--port", str(port), "--basic-auth", ":".join(LOGIN)]
             process = subprocess.Popen(
-                [sys.executable, "-m", "smptune.producer", "flower", *options],
+                [sys.executable, "-m", "smptune.cli.producer", "flower", *options],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 text=True,

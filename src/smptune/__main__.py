@@ -2,6 +2,6 @@
 
 import sys
 
-from smptune.producer import main
+from smptune.cli.producer import main
 
 sys.exit(main())

@@ -169,9 +169,9 @@ def submit(
     """Validate ``config`` (a file, a mapping as a YAML file would hold, or a loaded
     config), record the sweep and queue its chord; the :class:`Sweep`. Results go to
     ``artifacts/<sweep id>/`` on the worker that finalizes it."""
-    from smptune.celeryapp import app, configure
     from smptune.queue.submit import plan_configurations
     from smptune.queue.submit import submit as send
+    from smptune.worker.app import app, configure
 
     loaded = _config(config)
     url = _url(broker)
@@ -201,7 +201,7 @@ def local(
     one CPU worker) for as long as the ``with`` block runs; yields the broker URL. Sweeps
     still running when the block ends are lost with the embedded Redis: ``wait()`` first.
     ``trainable``: your own (``package.module:object``), which its workers then run."""
-    from smptune.queue.local import LocalCluster
+    from smptune.worker.local_fleet import LocalCluster
 
     if cpu_workers is not None and cpu_workers < 1:
         raise ConfigError(f"cpu_workers: must be >= 1, got {cpu_workers}")

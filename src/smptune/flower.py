@@ -1,6 +1,6 @@
 """Flower for a sweep's broker, and the task labels it shows.
 
-Flower loads ``smptune.celeryapp`` like every other process, so it reads the same
+Flower loads ``smptune.worker.app`` like every other process, so it reads the same
 ``broker_transport_options``. A trial's ``argsrepr`` (sent in the task message's headers
 and in the ``task-sent``/``task-received`` events) is what Flower's *args* column shows.
 """
@@ -63,13 +63,13 @@ def _is_loopback(address: str) -> bool:
 
 
 def flower_argv(port: int, address: str) -> list[str]:
-    """``celery --app smptune.celeryapp flower`` on ``address:port``, run by this Python."""
+    """``celery --app smptune.worker.app flower`` on ``address:port``, run by this Python."""
     return [
         sys.executable,
         "-m",
         "celery",
         "--app",
-        "smptune.celeryapp",
+        "smptune.worker.app",
         "flower",
         f"--port={port}",
         f"--address={address}",
@@ -78,7 +78,7 @@ def flower_argv(port: int, address: str) -> list[str]:
 
 
 def flower_env(broker_url: str, basic_auth: str | None) -> dict[str, str]:
-    """This environment with the broker set (``smptune.celeryapp`` reads it) and the login
+    """This environment with the broker set (``smptune.worker.app`` reads it) and the login
     in :data:`BASIC_AUTH_ENV`, so that it is not on Flower's command line."""
     env = dict(os.environ)
     env[BROKER_ENV] = broker_url

@@ -40,9 +40,9 @@ __all__ = [
 ]
 
 SEGMENTATION_TRAINABLE = "smptune.training:SegmentationTrainable"
-QUADRATIC_TRAINABLE = "smptune.testing:QuadraticTrainable"
-LEARNING_CURVE_TRAINABLE = "smptune.testing:LearningCurveTrainable"
-RECORDED_CURVES_TRAINABLE = "smptune.testing:RecordedCurvesTrainable"
+QUADRATIC_TRAINABLE = "smptune.fakes:QuadraticTrainable"
+LEARNING_CURVE_TRAINABLE = "smptune.fakes:LearningCurveTrainable"
+RECORDED_CURVES_TRAINABLE = "smptune.fakes:RecordedCurvesTrainable"
 BUILTIN_TRAINABLES: tuple[str, ...] = (
     SEGMENTATION_TRAINABLE,
     QUADRATIC_TRAINABLE,

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from smptune.config import load_config
+from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import SweepStore
 from smptune.records import TrialStatus
-from smptune.testing import QuadraticTrainable
 
 from conftest import write_config
 

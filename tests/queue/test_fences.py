@@ -7,9 +7,9 @@ from __future__ import annotations
 import time
 
 from smptune.config import load_config
+from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import STALE, SweepStore
 from smptune.records import SweepStatus
-from smptune.testing import QuadraticTrainable
 
 from conftest import write_config
 

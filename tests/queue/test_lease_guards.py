@@ -8,9 +8,9 @@ import pytest
 from celery.backends.redis import CHORD_PART_RETURN_LUA
 
 from smptune.config import load_config
+from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import LEASE_GONE, SweepStore
 from smptune.records import SavedCheckpoint
-from smptune.testing import QuadraticTrainable
 
 from conftest import write_config
 

@@ -8,11 +8,11 @@ import pytest
 import yaml
 
 from smptune.config import config_from_dict, load_config
+from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import ALREADY_FINISHED, RECORDED, SweepStore
 from smptune.records import TrialRecord, TrialStatus
 from smptune.results.folder import best_config, write_results
 from smptune.search.scoring import best_epochs, rank_trials, score_at_epoch
-from smptune.testing import QuadraticTrainable
 from smptune.urls import mask_secrets, mask_url
 
 from conftest import wait_for, write_config
@@ -195,11 +195,11 @@ def test_a_redelivered_trial_resumes_from_its_first_unfinished_fold(
         "--cpu",
         "1",
         "--allow-trainable",
-        "trainables:MarkingTrainable",
+        "user_trainables.plain:MarkingTrainable",
         SMPTUNE_TEST_MARKER_DIR=str(markers),
     )
     config = load_config(
-        write_config(tmp_path / "s.yaml", trainable="trainables:MarkingTrainable")
+        write_config(tmp_path / "s.yaml", trainable="user_trainables.plain:MarkingTrainable")
     ).to_dict()
     params = {**QuadraticTrainable.defaults, "x": 1.0, "y": -2.0}
     store.create_sweep("resume", config, [params], 3, str(tmp_path))

@@ -12,10 +12,10 @@ import pytest
 
 from smptune.config import load_config
 from smptune.errors import ExitCode, SmptuneError
+from smptune.fakes import QuadraticTrainable
 from smptune.queue import resume
 from smptune.queue.store import SweepStore
 from smptune.queue.submit import new_sweep_id, plan_configurations
-from smptune.testing import QuadraticTrainable
 
 from conftest import write_config
 

@@ -172,7 +172,7 @@ def _slow_sweep(tmp_path, redis_server) -> str:
 
 def _popen(*args: str, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "smptune.producer", *args],
+        [sys.executable, "-m", "smptune.cli.producer", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

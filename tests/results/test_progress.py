@@ -6,11 +6,11 @@ from __future__ import annotations
 import statistics
 
 from smptune.config import load_config
+from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import SweepStore
 from smptune.records import TrialStatus
 from smptune.results.folder import summarize
 from smptune.results.progress import snapshot, status_lines
-from smptune.testing import QuadraticTrainable
 
 from conftest import write_config
 

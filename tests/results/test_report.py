@@ -19,11 +19,11 @@ import pytest
 from PIL import Image
 
 from smptune.config import load_config
+from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import SweepStore
 from smptune.results.folder import summarize, write_results
 from smptune.results.html import write_report
 from smptune.results.plots import learning_curves
-from smptune.testing import QuadraticTrainable
 
 from conftest import run_cli, submit_and_wait, write_config
 
@@ -286,7 +286,7 @@ def test_a_report_that_cannot_be_written_never_stops_the_results(
 
 def test_the_producer_does_not_import_the_plotting_stack():
     code = (
-        "import sys, smptune.producer as p; p.build_parser();"
+        "import sys, smptune.cli.producer as p; p.build_parser();"
         "heavy = [m for m in ('matplotlib', 'optuna', 'sklearn', 'torch') if m in sys.modules];"
         "print(heavy); sys.exit(1 if heavy else 0)"
     )

@@ -49,7 +49,7 @@ class _Listed:
 
 def _config(**overrides: object):
     raw = {
-        "trainable": "smptune.testing:LearningCurveTrainable",
+        "trainable": "smptune.fakes:LearningCurveTrainable",
         "metric": "score",
         "n_trials": 40,
         "sampler": {"type": "tpe", "n_startup_trials": 4},

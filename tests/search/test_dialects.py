@@ -408,7 +408,7 @@ def test_a_case_with_its_own_when_is_refused():
 # --- one file, every dialect, through the real CLI ---------------------------------------
 
 MIXED_SWEEP = """\
-trainable: smptune.testing:QuadraticTrainable
+trainable: smptune.fakes:QuadraticTrainable
 metric: score
 n_trials: 20
 seed: 4

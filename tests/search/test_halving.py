@@ -95,7 +95,7 @@ def test_hyperband_brackets_start_their_rungs_later_and_get_fewer_trials():
 )
 def test_bad_pruner_options_name_the_key(pruner, training, fragment):
     raw = {
-        "trainable": "smptune.testing:LearningCurveTrainable",
+        "trainable": "smptune.fakes:LearningCurveTrainable",
         "metric": "score",
         "pruner": pruner,
         "training": training,

@@ -17,7 +17,7 @@ from conftest import cli_env
 
 QUADRATIC = {
     "name": "notebook",
-    "trainable": "smptune.testing:QuadraticTrainable",
+    "trainable": "smptune.fakes:QuadraticTrainable",
     "n_trials": 4,
     "seed": 1,
     "metric": "score",

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from smptune.fakes import LearningCurveTrainable
 from smptune.queue.store import SweepStore
-from smptune.testing import LearningCurveTrainable
 
 from conftest import run_cli, submit_in_background, wait_for, write_config
 
@@ -23,7 +23,7 @@ PARAMS = {"x": 0.6, "y": 0.3, "z": 0.5}
 def _curve_config(path: Path, **overrides: object) -> Path:
     """One trial of the learning-curve trainable: 2 folds of 10 epochs of EPOCH_S each."""
     settings: dict[str, object] = {
-        "trainable": "smptune.testing:LearningCurveTrainable",
+        "trainable": "smptune.fakes:LearningCurveTrainable",
         "n_trials": 1,
         "cv": {"n_folds": 2},
         "training": {"max_epochs": 10},

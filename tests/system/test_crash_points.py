@@ -80,7 +80,7 @@ def _config(path: Path, how: str, retrain: bool) -> Path:
     return write_config(
         path,
         retrain_and_test=retrain,
-        trainable="smptune.testing:LearningCurveTrainable",
+        trainable="smptune.fakes:LearningCurveTrainable",
         n_trials=1 if how == "preempted" else 2,
         cv={"n_folds": 2},
         training={"max_epochs": 1 if how == "preempted" else 3},

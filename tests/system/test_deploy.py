@@ -10,9 +10,9 @@ from collections.abc import Mapping
 import pytest
 import yaml
 
-from smptune.celeryapp import VISIBILITY_TIMEOUT_S
-from smptune.producer import DEFAULT_ARTIFACTS
-from smptune.workers import build_parser as workers_parser
+from smptune.cli.producer import DEFAULT_ARTIFACTS
+from smptune.cli.workers import build_parser as workers_parser
+from smptune.worker.app import VISIBILITY_TIMEOUT_S
 
 from conftest import REPO, run_cli
 

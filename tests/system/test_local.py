@@ -64,7 +64,7 @@ def test_ctrl_c_in_local_mode_stops_redis_and_the_workers(tmp_path: Path):
         [
             sys.executable,
             "-m",
-            "smptune.producer",
+            "smptune.cli.producer",
             "submit",
             str(config),
             "--artifacts",

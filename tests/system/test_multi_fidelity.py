@@ -15,7 +15,7 @@ from smptune.search.halving import Halving
 
 from conftest import run_cli, submit_and_wait, wait_for, write_config
 
-CURVES = "smptune.testing:LearningCurveTrainable"
+CURVES = "smptune.fakes:LearningCurveTrainable"
 
 
 def _curve_config(path: Path, **overrides: object) -> Path:
@@ -300,7 +300,7 @@ def test_the_wilcoxon_pruner_stops_a_trial_clearly_worse_than_the_best_on_the_sa
     assert "pruned by the wilcoxon pruner after" in (trials[2].error or "")
 
 
-REPLAY = "smptune.testing:RecordedCurvesTrainable"
+REPLAY = "smptune.fakes:RecordedCurvesTrainable"
 REAL_SPACE = {
     "learning_rate": {"distribution": "loguniform", "low": 1.0e-4, "high": 3.0e-2},
     "model_arch": ["Unet", "FPN"],

@@ -202,7 +202,7 @@ class Lab:
         argv = [
             sys.executable,
             "-m",
-            "smptune.workers",
+            "smptune.cli.workers",
             "start",
             "--broker",
             BROKER,
@@ -221,7 +221,7 @@ class Lab:
 
     def submit(self, config: Path) -> subprocess.Popen:
         """``producer submit CONFIG --wait`` from the Redis namespace, over TCP."""
-        argv = [sys.executable, "-m", "smptune.producer", "submit", str(config)]
+        argv = [sys.executable, "-m", "smptune.cli.producer", "submit", str(config)]
         argv += ["--broker", BROKER, "--wait", "--artifacts", str(self.work / "artifacts")]
         return self.popen_in(self.redis_ns, argv, self.work / "producer.out", env=cli_env())
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import yaml
 
 from smptune.config import load_config
+from smptune.fakes import QuadraticTrainable
 from smptune.queue.embedded_redis import EmbeddedRedis
 from smptune.queue.store import SweepStore
-from smptune.testing import QuadraticTrainable
 
 from conftest import REPO, TESTS_DIR, run_cli, write_config
 
@@ -23,7 +23,7 @@ PLANTED = """
 import os
 from pathlib import Path
 
-from smptune.testing import QuadraticTrainable as Planted
+from smptune.fakes import QuadraticTrainable as Planted
 
 Path(os.environ["PLANTED_MARKER"]).write_text("imported")
 """

@@ -56,7 +56,7 @@ def test_a_copy_thawed_after_another_took_its_trial_over_stops_and_records_no_ru
     def machine(host: str) -> WorkersProcess:
         return start_workers(
             *("--cpu", "1", "--hostname", host, "--no-preload"),
-            *("--allow-trainable", "trainables:ImportReporter"),
+            *("--allow-trainable", "user_trainables.plain:ImportReporter"),
             name=host,
             SMPTUNE_LEASE_TTL=LEASE_TTL,
         )
@@ -64,7 +64,7 @@ def test_a_copy_thawed_after_another_took_its_trial_over_stops_and_records_no_ru
     a = machine("host-a")
     config = write_config(
         tmp_path / "s.yaml",
-        trainable="trainables:ImportReporter",
+        trainable="user_trainables.plain:ImportReporter",
         n_trials=1,
         cv={"n_folds": 3},
         hyperparameters={"x": 1.0, "sleep": 3.0},
@@ -108,7 +108,7 @@ def test_a_copy_thawed_after_another_finished_its_trial_writes_no_checkpoint(
     )
     config = write_config(
         tmp_path / "s.yaml",
-        trainable="smptune.testing:LearningCurveTrainable",
+        trainable="smptune.fakes:LearningCurveTrainable",
         n_trials=1,
         cv={"n_folds": 2},
         training={"max_epochs": 10, "keep_checkpoints": True},

@@ -131,7 +131,7 @@ def test_results_set_the_cv_after_the_final_models_epochs_beside_its_test_score(
         yaml.safe_dump(
             {
                 "name": "curves",
-                "trainable": "smptune.testing:LearningCurveTrainable",
+                "trainable": "smptune.fakes:LearningCurveTrainable",
                 "n_trials": 3,
                 "metric": "score",
                 "retrain_epochs": "median",

@@ -12,8 +12,8 @@ import pytest
 from smptune import api
 from smptune.config import load_config
 from smptune.errors import ConfigError
+from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import SweepStore
-from smptune.testing import QuadraticTrainable
 
 from conftest import run_cli, submit_and_wait, wait_for, write_config
 
@@ -35,7 +35,7 @@ def test_a_running_sweep_is_force_deleted_and_its_worker_goes_on_serving(
     config = write_config(
         tmp_path / "curves.yaml",
         name="curves",
-        trainable="smptune.testing:LearningCurveTrainable",
+        trainable="smptune.fakes:LearningCurveTrainable",
         n_trials=3,
         cv={"n_folds": 2},
         training={"max_epochs": 40},

@@ -25,7 +25,6 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
-from smptune import sharing
 from smptune.errors import ConfigError, SmptuneError, TrialError
 from smptune.metric_keys import refined_key
 from smptune.trainable import FoldContext, FoldResult
@@ -48,6 +47,7 @@ from smptune.training.preview import write_predictions
 from smptune.training.refine import postprocessed, variant_options, variants
 from smptune.training.settings import Precision, RunSettings, TrainerPrecision
 from smptune.training.splits import splits_for
+from smptune.worker import host_share as sharing
 
 log = logging.getLogger(__name__)
 _QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")

@@ -9,7 +9,8 @@ Read from :class:`~smptune.trainable.SweepSettings`:
   (0.2, for ``shuffle``), ``group_column`` (``group``); ``n_randoms`` is the task layer's;
 - ``training``: ``max_epochs`` (10), ``early_stopping_patience`` (0 = off), ``precision``
   (``auto``: ``bf16-mixed`` on a GPU that supports it, else ``32-true``), ``num_workers``
-  (``auto``: from the worker's share of cores, see :func:`smptune.sharing.dataloader_workers`),
+  (``auto``: from the worker's share of cores, see
+  :func:`smptune.worker.host_share.dataloader_workers`),
   ``save_checkpoints`` (``none`` or ``best``), ``weight_averaging`` (see
   :data:`WEIGHT_AVERAGING`); ``checkpoint_every`` and ``keep_checkpoints``
   are the task layer's (see :class:`~smptune.trainable.RunCheckpoint`).

@@ -1,6 +1,6 @@
 """Trainables that import torch as a user's own module would (at the top), importable as
-``device_trainables:ShareReporter`` and ``device_trainables:OutOfMemory`` (tests/ is on
-PYTHONPATH): what a worker's process got of its machine, and a CUDA out-of-memory."""
+``user_trainables.torch_at_top:ShareReporter`` and ``user_trainables.torch_at_top:OutOfMemory``
+(tests/ is on PYTHONPATH): what a worker's process got of its machine, and a CUDA out-of-memory."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from smptune.testing import QuadraticTrainable
+from smptune.fakes import QuadraticTrainable
 from smptune.trainable import FoldContext, FoldResult
 
 SHARE_ENV = "SMPTUNE_TEST_SHARE_DIR"

@@ -4,8 +4,8 @@ Each worker is a separate ``celery worker`` process pinned to one device with
 ``CUDA_VISIBLE_DEVICES``, concurrency 1, prefork, events on, named ``gpu<N>@<host>`` or
 ``cpu<N>@<host>`` (``gpu<N>-<slot>@<host>`` with several slots per device). Each gets its
 share of the machine's cores, pinned, with its math libraries' threads set to it, and with
-several slots its share of the device's memory (see :mod:`smptune.sharing`). The supervisor
-restarts a worker that dies and, on SIGTERM/SIGINT, asks each for a warm shutdown, then a
+several slots its share of the device's memory (see :mod:`smptune.worker.host_share`). The
+supervisor restarts a worker that dies and, on SIGTERM/SIGINT, asks each for a warm shutdown, then a
 cold one, then kills what is left.
 
 Preemptible machines (``--preemptible``, ``--preempt-grace S``): SIGTERM is a preemption
@@ -15,7 +15,7 @@ and given back the same way. Neither counts as one of the trial's attempts.
 
 GPU memory between trials: each worker keeps one long-lived pool child (imports, data and
 CUDA context stay warm); after every task the child runs ``gc.collect()`` and
-``torch.cuda.empty_cache()`` (see ``smptune.tasks``), and Celery replaces the child once its
+``torch.cuda.empty_cache()`` (see ``smptune.worker.tasks``), and Celery replaces the child once its
 resident memory passes ``--max-memory-per-child``. ``--max-tasks-per-child 1`` gives a fresh
 process per trial at a cost of several seconds per trial.
 """
@@ -35,12 +35,14 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from smptune.cli import add_common_options, add_verbose_to_commands, complete, plain
+from smptune.cli.common import add_common_options, add_verbose_to_commands, complete, plain
 from smptune.errors import ConfigError, ExitCode, SmptuneError
 from smptune.lifecycle import crash_point
 from smptune.messages import DEFAULT_QUEUE
 from smptune.queue.lease import lease_ttl_s
-from smptune.sharing import (
+from smptune.trainable import ALLOWED_TRAINABLES_ENV, PRELOAD_ENV, PRELOAD_MODULES
+from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url, mask_url
+from smptune.worker.host_share import (
     CPUS_ENV,
     MEMORY_FRACTION_ENV,
     CpuShare,
@@ -50,14 +52,12 @@ from smptune.sharing import (
     share_cpus,
     share_env,
 )
-from smptune.trainable import ALLOWED_TRAINABLES_ENV, PRELOAD_ENV, PRELOAD_MODULES
-from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url, mask_url
 
 if TYPE_CHECKING:
     from smptune.queue.recovery import Reaper
     from smptune.queue.store import SweepStore
 
-log = logging.getLogger("smptune.workers")
+log = logging.getLogger("smptune.cli.workers")
 
 #: Seconds a preempted machine's trials have to checkpoint and give themselves back.
 DEFAULT_PREEMPT_GRACE_S = 25.0
@@ -195,7 +195,7 @@ def worker_specs(args: argparse.Namespace, broker_url: str) -> list[WorkerSpec]:
             "-m",
             "celery",
             "-A",
-            "smptune.celeryapp",
+            "smptune.worker.app",
             "worker",
             "--hostname",
             name,
@@ -524,9 +524,9 @@ def start(args: argparse.Namespace) -> int:
             f"{args.preempt_grace:g}"
         )
     _check_sharing(args)
-    from smptune.celeryapp import configure, create_app
     from smptune.queue.recovery import Reaper
     from smptune.queue.store import SweepStore
+    from smptune.worker.app import configure, create_app
 
     store = SweepStore.from_url(broker_url)
     app = create_app()

@@ -14,13 +14,13 @@ import pytest
 import yaml
 from celery.exceptions import Ignore
 
-from smptune import tasks
 from smptune.config import config_from_dict, load_config
+from smptune.fakes import LearningCurveTrainable, QuadraticTrainable
 from smptune.messages import TrialRequest
 from smptune.queue.store import SweepStore
 from smptune.records import SavedCheckpoint, SweepStatus, TrialStatus
-from smptune.testing import LearningCurveTrainable, QuadraticTrainable
-from smptune.trial_run import RunWatch, TrialRun, TrialStopped
+from smptune.worker import tasks
+from smptune.worker.trial_run import RunWatch, TrialRun, TrialStopped
 
 from conftest import write_config
 
@@ -167,7 +167,7 @@ def test_an_open_ended_trial_tops_up_its_sweep_once_however_often_it_is_preempte
     store: SweepStore, tmp_path, monkeypatch
 ):
     # Given an open-ended sweep of 2 queued trials whose chord waits for both
-    from smptune.celeryapp import app
+    from smptune.worker.app import app
 
     config = _open_ended(tmp_path)
     store.create_sweep(
@@ -200,7 +200,7 @@ def _curves_config(tmp_path: Path):
     return load_config(
         write_config(
             tmp_path / "s.yaml",
-            trainable="smptune.testing:LearningCurveTrainable",
+            trainable="smptune.fakes:LearningCurveTrainable",
             n_trials=2,
             cv={"n_folds": 2},
             training={"max_epochs": 9},

@@ -22,7 +22,6 @@ from typing import Any, NoReturn
 from celery.exceptions import Ignore
 from celery.signals import task_postrun
 
-from smptune.celeryapp import app
 from smptune.config import SweepConfig, config_from_dict
 from smptune.errors import SmptuneError, TrialError
 from smptune.lifecycle import crash_point
@@ -32,11 +31,12 @@ from smptune.queue.recovery import send_retrain
 from smptune.queue.store import LEASE_LOST, RECORDED, STALE, SweepStore
 from smptune.records import OUTCOMES, SweepRecord, SweepStatus
 from smptune.results.folder import summarize, write_results
-from smptune.sharing import apply_in_child
 from smptune.trainable import FoldContext, allowed_trainables, fold_model_dirs, load_trainable
-from smptune.trial_run import TrialRun, describe_error
+from smptune.worker.app import app
+from smptune.worker.host_share import apply_in_child
+from smptune.worker.trial_run import TrialRun, describe_error
 
-log = logging.getLogger("smptune.tasks")
+log = logging.getLogger("smptune.worker.tasks")
 
 
 @lru_cache(maxsize=1)

@@ -1,4 +1,5 @@
-"""A user's own trainable, importable as ``trainables:EnvReporter`` (tests/ is on PYTHONPATH).
+"""A user's own trainables, importable as ``user_trainables.plain:MarkingTrainable`` and
+``user_trainables.plain:ImportReporter`` (tests/ is on PYTHONPATH).
 
 It reports nothing of interest beyond a score, so it proves that a trainable outside the
 built-ins runs only where it was allowed.
@@ -10,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from smptune.testing import QuadraticTrainable
+from smptune.fakes import QuadraticTrainable
 from smptune.trainable import FoldContext, FoldResult
 
 MARKER_ENV = "SMPTUNE_TEST_MARKER_DIR"

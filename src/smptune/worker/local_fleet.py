@@ -31,7 +31,7 @@ class LocalCluster:
         argv = [
             sys.executable,
             "-m",
-            "smptune.workers",
+            "smptune.cli.workers",
             "start",
             "--broker",
             self.url,

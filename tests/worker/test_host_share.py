@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from smptune.sharing import (
+from smptune.worker.host_share import (
     CPUS_ENV,
     MEMORY_FRACTION_ENV,
     CpuShare,

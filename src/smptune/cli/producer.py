@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from smptune.cli import add_common_options, add_verbose_to_commands, complete
+from smptune.cli.common import add_common_options, add_verbose_to_commands, complete
 from smptune.errors import ConfigError, ExitCode, SmptuneError
 from smptune.records import FullSweepRecord
 from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url, mask_secrets, mask_url
@@ -106,7 +106,7 @@ def _add_flower(sub: Any) -> None:
         sub.add_parser(
             "flower",
             help="start Flower (web UI of tasks and workers) on this broker",
-            description="Runs `celery --app smptune.celeryapp flower`, so Flower loads the "
+            description="Runs `celery --app smptune.worker.app flower`, so Flower loads the "
             "same transport options as the workers. Listening beyond this machine "
             "(--address 0.0.0.0) needs --basic-auth.",
         )
@@ -380,9 +380,9 @@ def _print_dry_run(config: Any, configurations: list[dict[str, Any]]) -> None:
 def _submit_and_maybe_wait(
     args: argparse.Namespace, store: Any, url: str, config: Any, configurations: list, wait: bool
 ) -> int:
-    from smptune.celeryapp import app, configure
     from smptune.queue.submit import submit
     from smptune.results.progress import wait as wait_for
+    from smptune.worker.app import app, configure
 
     configure(app, url, send_only=True)
     sweep_id = submit(store, config, configurations, args.artifacts)
@@ -430,8 +430,8 @@ def _print_outcome(console: Any, store: Any, sweep_id: str, snap: dict[str, Any]
 
 
 def _submit_local(args: argparse.Namespace, config: Any, configurations: list) -> int:
-    from smptune.queue.local import LocalCluster
     from smptune.queue.store import SweepStore
+    from smptune.worker.local_fleet import LocalCluster
 
     log_dir = args.artifacts / "logs" / time.strftime("%Y%m%d-%H%M%S")
     print(f"local mode: embedded Redis and local workers (logs in {log_dir})", file=sys.stderr)
@@ -642,9 +642,9 @@ def _bytes(n: int) -> str:
 
 def _continued(args: argparse.Namespace, action: Any) -> int:
     """Resume or extend (``action(store, app, budget)``), then report or wait."""
-    from smptune.celeryapp import app, configure
     from smptune.config import parse_duration
     from smptune.results.progress import wait as wait_for
+    from smptune.worker.app import app, configure
 
     budget = None if args.time_budget is None else parse_duration("--time-budget", args.time_budget)
     store = _store(args)

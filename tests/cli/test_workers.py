@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from smptune.config import load_config
+from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import SweepStore
-from smptune.sharing import format_cpulist
-from smptune.testing import QuadraticTrainable
+from smptune.worker.host_share import format_cpulist
 
 from conftest import run_cli, submit_and_wait, wait_for, write_config
 
@@ -76,14 +76,14 @@ def _run_share_reporters(
     workers = start_workers(
         *worker_args,
         "--allow-trainable",
-        "device_trainables:ShareReporter",
+        "user_trainables.torch_at_top:ShareReporter",
         SMPTUNE_TEST_SHARE_DIR=str(share_dir),
     )
     config = write_config(
         tmp_path / "s.yaml",
         n_trials=n_trials,
         cv={"n_folds": 2},
-        trainable="device_trainables:ShareReporter",
+        trainable="user_trainables.torch_at_top:ShareReporter",
         hyperparameters={"x": {"low": 0.0, "high": 1.0}, "sleep": sleep},
     )
     sweep_id, result = submit_and_wait(config, broker, tmp_path / "a")
@@ -190,11 +190,11 @@ def test_a_cuda_out_of_memory_fails_the_trial_and_the_worker_goes_on(
         "2",
         "--no-preload",
         "--allow-trainable",
-        "device_trainables:OutOfMemory",
+        "user_trainables.torch_at_top:OutOfMemory",
         SMPTUNE_TEST_OOM_TRIALS="1",
     )
     config = write_config(
-        tmp_path / "s.yaml", n_trials=4, trainable="device_trainables:OutOfMemory"
+        tmp_path / "s.yaml", n_trials=4, trainable="user_trainables.torch_at_top:OutOfMemory"
     )
     sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "a")
 
@@ -248,7 +248,9 @@ def test_a_trainable_outside_the_allow_list_fails_and_runs_nothing(
     markers.mkdir()
     workers = start_workers("--cpu", "1", SMPTUNE_TEST_MARKER_DIR=str(markers))
     # Given a sweep naming the user's own trainable, which these workers were not told to allow
-    config = write_config(tmp_path / "s.yaml", n_trials=2, trainable="trainables:MarkingTrainable")
+    config = write_config(
+        tmp_path / "s.yaml", n_trials=2, trainable="user_trainables.plain:MarkingTrainable"
+    )
     sweep_id, _ = submit_and_wait(config, redis_server.url, tmp_path / "a")
 
     # Then every trial failed with the reason, no fold ran, and the sweep still finished
@@ -274,10 +276,12 @@ def test_an_allowed_trainable_runs(tmp_path, redis_server, store, start_workers)
         "--cpu",
         "1",
         "--allow-trainable",
-        "trainables:MarkingTrainable",
+        "user_trainables.plain:MarkingTrainable",
         SMPTUNE_TEST_MARKER_DIR=str(markers),
     )
-    config = write_config(tmp_path / "s.yaml", n_trials=2, trainable="trainables:MarkingTrainable")
+    config = write_config(
+        tmp_path / "s.yaml", n_trials=2, trainable="user_trainables.plain:MarkingTrainable"
+    )
     sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "a")
     assert result.returncode == 0, result.stderr
     assert [t.status for t in store.trials(sweep_id)] == ["complete", "complete"]
@@ -296,10 +300,13 @@ def test_preload_imports_the_training_stack_before_each_fresh_pool_child(
         "--max-tasks-per-child",
         "1",
         "--allow-trainable",
-        "trainables:ImportReporter",
+        "user_trainables.plain:ImportReporter",
     )
     config = write_config(
-        tmp_path / "s.yaml", n_trials=2, trainable="trainables:ImportReporter", cv={"n_folds": 2}
+        tmp_path / "s.yaml",
+        n_trials=2,
+        trainable="user_trainables.plain:ImportReporter",
+        cv={"n_folds": 2},
     )
 
     # When a sweep runs
@@ -368,14 +375,14 @@ def test_a_worker_that_keeps_exiting_at_start_is_reported_and_not_started_foreve
     import sys
     import threading
 
-    from smptune.workers import MAX_QUICK_EXITS, Supervisor, WorkerSpec
+    from smptune.cli.workers import MAX_QUICK_EXITS, Supervisor, WorkerSpec
 
     crashing = WorkerSpec("cpu0@x", "", [sys.executable, "-c", "raise SystemExit(3)"], {})
     sleeper = WorkerSpec("cpu1@x", "", [sys.executable, "-c", "import time; time.sleep(60)"], {})
     supervisor = Supervisor([crashing, sleeper], shutdown_timeout_s=5)
     done: list[int] = []
     thread = threading.Thread(target=lambda: done.append(supervisor.run()), daemon=True)
-    with caplog.at_level("INFO", logger="smptune.workers"):
+    with caplog.at_level("INFO", logger="smptune.cli.workers"):
         thread.start()
         # Then it is started MAX_QUICK_EXITS times, reported with its exit codes, and left
         wait_for(lambda: "not starting it again" in caplog.text, 60)
@@ -393,10 +400,10 @@ def test_a_worker_that_keeps_exiting_at_start_is_reported_and_not_started_foreve
 def test_the_supervisor_exits_1_once_every_worker_keeps_exiting(caplog):
     import sys
 
-    from smptune.workers import Supervisor, WorkerSpec
+    from smptune.cli.workers import Supervisor, WorkerSpec
 
     spec = WorkerSpec("cpu0@x", "", [sys.executable, "-c", "raise SystemExit(3)"], {})
-    with caplog.at_level("INFO", logger="smptune.workers"):
+    with caplog.at_level("INFO", logger="smptune.cli.workers"):
         assert Supervisor([spec], shutdown_timeout_s=5).run() == 1
     assert "every worker keeps exiting at start" in caplog.text
 

@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 from smptune.config import load_config
+from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import SweepStore
-from smptune.testing import QuadraticTrainable
-from smptune.trial_run import ENSEMBLE_CANDIDATES, TrialRun
+from smptune.worker.trial_run import ENSEMBLE_CANDIDATES, TrialRun
 
 from conftest import write_config
 

@@ -64,7 +64,7 @@ def _complete(line: str, tmp_path: Path) -> list[str]:
     """What bash's completion hook (argcomplete's protocol) gets back for ``line``."""
     out = tmp_path / "completions"
     command = line.split()[0]
-    module = {"producer": "smptune.producer", "workers": "smptune.workers"}[command]
+    module = {"producer": "smptune.cli.producer", "workers": "smptune.cli.workers"}[command]
     env = cli_env(
         _ARGCOMPLETE="1",
         _ARGCOMPLETE_IFS="\n",

@@ -14,10 +14,10 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
-from smptune.messages import DEFAULT_QUEUE  # re-exported: smptune.celeryapp.DEFAULT_QUEUE
-from smptune.sharing import apply_in_child
+from smptune.messages import DEFAULT_QUEUE  # re-exported: smptune.worker.app.DEFAULT_QUEUE
 from smptune.trainable import PRELOAD_ENV
 from smptune.urls import BROKER_ENV, tls_options
+from smptune.worker.host_share import apply_in_child
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 
@@ -75,7 +75,7 @@ def _forget_connections(app: Celery) -> None:
 
 
 def create_app() -> Celery:
-    app = Celery("smptune", include=["smptune.tasks"])
+    app = Celery("smptune", include=["smptune.worker.tasks"])
     app.conf.update(
         # JSON only: pickle on a shared broker lets anyone who can write to Redis run code.
         task_serializer="json",
@@ -123,7 +123,7 @@ def _preload_training(**_: Any) -> None:
 @worker_process_init.connect
 def _take_the_workers_share(**_: Any) -> None:
     """A pool child runs on its worker's cores with torch's threads set to them (see
-    :mod:`smptune.sharing`)."""
+    :mod:`smptune.worker.host_share`)."""
     apply_in_child()
 
 
@@ -131,6 +131,6 @@ def _take_the_workers_share(**_: Any) -> None:
 def _freeze_inherited_objects(**_: Any) -> None:
     """Keep what a pool child inherits from its parent (Celery, kombu, smptune, and the
     training stack with ``--preload``) out of the cyclic collector's scans, so its
-    collections, and the ``gc.collect()`` after a GPU task (``smptune.tasks``), scan only
+    collections, and the ``gc.collect()`` after a GPU task (``smptune.worker.tasks``), scan only
     what the child created since: tens of ms less per trial."""
     gc.freeze()

@@ -35,7 +35,6 @@ from smptune.records import PartialRun, SavedCheckpoint, TrialStatus
 from smptune.search.distributions import param_text, with_defaults
 from smptune.search.halving import Halving
 from smptune.search.scoring import run_index, trial_score
-from smptune.sharing import apply_in_child, describe_share
 from smptune.trainable import (
     FoldContext,
     RunCheckpoint,
@@ -43,10 +42,11 @@ from smptune.trainable import (
     fold_model_dirs,
     load_trainable,
 )
+from smptune.worker.host_share import apply_in_child, describe_share
 
 __all__ = ["RunWatch", "TrialRun", "TrialStopped", "choose_params", "describe_error"]
 
-log = logging.getLogger("smptune.tasks")
+log = logging.getLogger("smptune.worker.tasks")
 
 
 def describe_error(exc: BaseException) -> str:
@@ -160,8 +160,8 @@ class TrialRun:
 
     def _give_back(self, stop: TrialStopped) -> None:
         """Queue the trial again at once for another worker (this one is preempted)."""
-        from smptune.celeryapp import app
         from smptune.queue.recovery import give_back
+        from smptune.worker.app import app
 
         if give_back(self.db, app, self.sweep_id, self.trial, self.worker, self.lease.value):
             log.warning("sweep %s trial %d: %s; queued again", self.sweep_id, self.trial, stop)
@@ -213,9 +213,9 @@ class TrialRun:
         the sweep is closed: each trial's first start adds one (a start again, after a
         preemption or a lost worker, adds none), so one stays queued for the next free
         worker until the budget is spent."""
-        from smptune.celeryapp import app
         from smptune.flower import trial_argsrepr
         from smptune.messages import TRIAL_PRIORITY, send_trial
+        from smptune.worker.app import app
 
         if request.group is None:
             return
