@@ -25,10 +25,10 @@ from smptune.search.distributions import (
     IntRange,
     Space,
     _Categorical,
-    _where,
     json_value,
     same_value,
 )
+from smptune.search.fields import where_of
 
 __all__ = [
     "Cases",
@@ -79,12 +79,15 @@ def case_entry(label: str, dist: Any) -> Distribution:
     """``dist`` as the case ``label`` (a plain, unconditional distribution), named so."""
     if not isinstance(dist, Distribution):
         raise ConfigError(
-            f"{_where(label)}: {dist!r} is not a distribution; parse_distribution reads a raw case"
+            f"{where_of(label)}: {dist!r} is not a distribution; parse_distribution reads a "
+            "raw case"
         )
     if isinstance(dist, Cases):
-        raise ConfigError(f"{_where(label)}: a case cannot be a case table itself")
+        raise ConfigError(f"{where_of(label)}: a case cannot be a case table itself")
     if dist.when:
-        raise ConfigError(f"{_where(label)}: a case cannot have its own when; put it on the entry")
+        raise ConfigError(
+            f"{where_of(label)}: a case cannot have its own when; put it on the entry"
+        )
     return dataclasses.replace(dist, name=label)
 
 
@@ -241,7 +244,7 @@ def check_space(space: Mapping[str, Distribution]) -> Space:
     (so cycles cannot exist: a parent always comes first)."""
     out: Space = {}
     for name, dist in space.items():
-        where = _where(name)
+        where = where_of(name)
         if not isinstance(dist, Distribution):
             raise ConfigError(f"{where}: {dist!r} is not a distribution")
         when = tuple(
