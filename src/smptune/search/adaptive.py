@@ -26,8 +26,9 @@ from typing import Any, Protocol
 from smptune.records import RunResults, TrialRecord, TrialStatus
 from smptune.search.conditions import is_active, leaf
 from smptune.search.distributions import Distribution, with_defaults
+from smptune.search.samplers.base import Sampler
 from smptune.search.scoring import Scoring, run_scores
-from smptune.search.specs import PrunerSpec, SamplerSpec
+from smptune.search.specs import PrunerSpec
 
 __all__ = [
     "CompleteTrials",
@@ -67,7 +68,7 @@ class SearchSettings(Protocol):
     @property
     def scoring(self) -> Scoring: ...
     @property
-    def sampler_spec(self) -> SamplerSpec: ...
+    def sampler_spec(self) -> Sampler: ...
     @property
     def pruner_spec(self) -> PrunerSpec: ...
     @property

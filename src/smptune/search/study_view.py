@@ -102,7 +102,7 @@ class StudyView:
             self.study.tell(asked, state=TrialState.FAIL)
 
     def _gp_limited(self) -> bool:
-        return self.search.sampler_spec.kind == "gp" and len(self._finished) > GP_LIMIT
+        return self.search.sampler_spec.asks_a_subset and len(self._finished) > GP_LIMIT
 
     def _gp_subset(self) -> Any:
         """A study of the running trials and :data:`GP_LIMIT` finished ones: the best half
