@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from smptune.errors import ConfigError
+from smptune.params import ParamsView
 from smptune.search.distributions import (
     Distribution,
     FloatRange,
@@ -156,7 +157,7 @@ class Cases(Distribution):
         raise self._unresolved()
 
 
-def is_active(dist: Distribution, config: Mapping[str, Any]) -> bool:
+def is_active(dist: Distribution, config: ParamsView) -> bool:
     """Whether ``dist`` applies given ``config``, the values chosen so far in space order:
     every ``when`` parent has one of its values, and a case table has a case for its parent's
     value (a parent that is absent, being inactive itself, makes the entry inactive)."""
@@ -168,7 +169,7 @@ def is_active(dist: Distribution, config: Mapping[str, Any]) -> bool:
     return True
 
 
-def leaf(dist: Distribution, config: Mapping[str, Any]) -> Distribution:
+def leaf(dist: Distribution, config: ParamsView) -> Distribution:
     """The plain distribution of ``dist`` given ``config``: a case table's case for its
     parent's value; any other distribution itself. ConfigError for an inactive case table."""
     if not isinstance(dist, Cases):

@@ -1,15 +1,50 @@
-"""How a trial ends before its last run: :class:`TrialStopped`, raised where that is found
-and recorded in one place (:meth:`smptune.worker.trial_run.TrialRun.run`), and how a record
-states an error."""
+"""How a trial ends: :class:`TrialStopped` (before its last run), raised where that is found
+and recorded in one place (:meth:`smptune.worker.trial_run.TrialRun.run`); the final record
+it ends with (:class:`TrialOutcome`) and its share of the chord's result; how a record states
+an error."""
 
 from __future__ import annotations
+
+from typing import TypedDict
 
 from celery.exceptions import SoftTimeLimitExceeded
 
 from smptune.errors import SmptuneError
 from smptune.records import TrialStatus
 
-__all__ = ["LOST_LEASE", "RESUMABLE", "TrialStopped", "describe_error"]
+__all__ = [
+    "LOST_LEASE",
+    "RESUMABLE",
+    "TrialOutcome",
+    "TrialShare",
+    "TrialStopped",
+    "describe_error",
+]
+
+
+class _Status(TypedDict):
+    status: str
+
+
+class TrialOutcome(_Status, total=False):
+    """A trial's final record, as :meth:`~smptune.queue.trials.TrialRecords.finish_trial`
+    writes it: its status, and what it has of the rest."""
+
+    error: str
+    #: the run it was stopped in (:class:`~smptune.records.PartialRun`), as JSON
+    partial: str
+    score: float | None
+    score_std: float | None
+    unstable: bool
+    duration_s: float
+
+
+class TrialShare(TypedDict):
+    """A trial's share of its chord's result (what ``cv_trial`` returns)."""
+
+    trial: int
+    status: str
+    score: float | None
 
 
 def describe_error(exc: BaseException) -> str:

@@ -19,7 +19,6 @@ import os
 import shutil
 import time
 import traceback
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,13 @@ from smptune.worker.asking import choose_params
 from smptune.worker.epoch_pruners import HalvingPruner, MedianPerEpoch
 from smptune.worker.host_share import apply_in_child, describe_share
 from smptune.worker.run_watch import RunWatch
-from smptune.worker.stops import LOST_LEASE, TrialStopped, describe_error
+from smptune.worker.stops import (
+    LOST_LEASE,
+    TrialOutcome,
+    TrialShare,
+    TrialStopped,
+    describe_error,
+)
 
 __all__ = ["ENSEMBLE_CANDIDATES", "RunWatch", "TrialRun", "TrialStopped", "describe_error"]
 
@@ -89,7 +94,7 @@ class TrialRun:
         #: The last checkpoint of the run in progress, as recorded when this copy started.
         self.saved: SavedCheckpoint | None = None
 
-    def run(self, request: TrialRequest) -> dict[str, Any]:
+    def run(self, request: TrialRequest) -> TrialShare:
         """The trial's share of the chord's result, once its record is written.
 
         Raises :class:`Ignore` when another copy recorded the trial or holds its lease.
@@ -334,9 +339,7 @@ class TrialRun:
             if file is not None:
                 file.unlink(missing_ok=True)
 
-    def _build_epoch_pruner(
-        self, params: Mapping[str, Any]
-    ) -> HalvingPruner | MedianPerEpoch | None:
+    def _build_epoch_pruner(self, params: ParamsView) -> HalvingPruner | MedianPerEpoch | None:
         spec = self.config.pruner_spec
         if spec.halving:
             return HalvingPruner(self)
@@ -382,7 +385,7 @@ class TrialRun:
             raise TrialError(f"sweep {self.sweep_id} has no configuration for trial {self.trial}")
         return choose_params(self.db, self.config, self.sweep_id, self.trial, defaults)
 
-    def _should_prune(self, params: Mapping[str, Any]) -> bool:
+    def _should_prune(self, params: ParamsView) -> bool:
         """Whether the sweep's pruner stops this trial now, given its done runs and the
         other trials' recorded ones."""
         if not self.config.pruner_spec.enabled:
@@ -433,13 +436,13 @@ class TrialRun:
             result["duration_s"],
         )
 
-    def _record(self, stop: TrialStopped | None = None) -> dict[str, Any]:
+    def _record(self, stop: TrialStopped | None = None) -> TrialOutcome:
         """The trial's record: complete, or ended as ``stop`` says; a trial pruned or
         stopped by the time budget keeps the score of the runs it finished."""
         status = TrialStatus.COMPLETE if stop is None or stop.status is None else stop.status
         if status is TrialStatus.STOPPED and not self.done and self.partial is None:
             status = TrialStatus.SKIPPED
-        record: dict[str, Any] = {"status": status.value}
+        record: TrialOutcome = {"status": status.value}
         if stop is not None:
             record["error"] = stop.reason
         if self.partial is not None:
@@ -448,14 +451,14 @@ class TrialRun:
             score, std, unstable = trial_score(self.done, self.config.scoring)
             if score is None and not unstable and self.partial is not None:
                 score = self.partial.score  # stopped inside its first run: that run's epochs
-            record.update(score=score, score_std=std, unstable=unstable)
+            record["score"], record["score_std"], record["unstable"] = score, std, unstable
             if status is TrialStatus.COMPLETE and unstable:
                 record["error"] = "unstable: a run scored NaN, ±inf or 0"
         if self.started is not None:
             record["duration_s"] = time.perf_counter() - self.started
         return record
 
-    def _finish(self, record: dict[str, Any]) -> dict[str, Any]:
+    def _finish(self, record: TrialOutcome) -> TrialShare:
         """Write ``record`` once; raises :class:`Ignore` if another copy has the trial."""
         outcome = self.db.finish_trial(
             self.sweep_id, self.trial, record, self.lease.value, self._pruner_steps(record)
@@ -482,7 +485,7 @@ class TrialRun:
         self._log_outcome(record)
         return {"trial": self.trial, "status": record["status"], "score": record.get("score")}
 
-    def _pruner_steps(self, record: Mapping[str, Any]) -> dict[int, float]:
+    def _pruner_steps(self, record: TrialOutcome) -> dict[int, float]:
         """A complete trial's steps as the median pruner compares other trials with them."""
         if record["status"] != TrialStatus.COMPLETE or self.config.pruner_spec.kind != "median":
             return {}
@@ -506,7 +509,7 @@ class TrialRun:
             for folder in fold_model_dirs(out) if out is not None else []:
                 shutil.rmtree(folder, ignore_errors=True)
 
-    def _log_start(self, params: Mapping[str, Any]) -> None:
+    def _log_start(self, params: ParamsView) -> None:
         log.info(
             "sweep %s trial %d starts on %s (attempt %d, %d of %d runs done): %s",
             self.sweep_id,
@@ -518,7 +521,7 @@ class TrialRun:
             ", ".join(param_text(n, params[n]) for n in self.config.hyperparameters if n in params),
         )
 
-    def _log_outcome(self, record: dict[str, Any]) -> None:
+    def _log_outcome(self, record: TrialOutcome) -> None:
         sweep_id, trial, status = self.sweep_id, self.trial, record["status"]
         if self.started is None:  # never started: cancelled or out of time
             log.info("sweep %s trial %d %s: %s", sweep_id, trial, status, record["error"])
