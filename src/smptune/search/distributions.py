@@ -30,8 +30,8 @@ from typing import Any, ClassVar, cast
 
 import numpy as np
 
+import smptune.search.fields as fields
 from smptune.errors import ConfigError
-from smptune.search import fields
 from smptune.search.fields import MAX_GRID_VALUES, Conditions
 from smptune.search.values import json_value, param_text, same_value, with_defaults
 
