@@ -127,3 +127,11 @@ def test_a_new_sampler_is_one_class_and_one_registry_line(monkeypatch):
     assert config.sampler == "corners" and not config.is_adaptive
     assert config.configurations() == [{"x": 0.0, "y": 1}, {"x": 0.0, "y": 1}]
     assert config_from_dict(config.to_dict()) == config
+
+
+def test_an_extended_random_sweep_continues_its_seeded_stream():
+    config = config_from_dict({"hyperparameters": SPACE, "n_trials": 3, "seed": 5})
+    stream = sample_configurations(config.hyperparameters, 7, 5)
+    assert config.sampler_spec.planned_after(config, 3, 4) == stream[3:]
+    with pytest.raises(ConfigError, match="no more configurations"):
+        GridSampler().planned_after(config, 3, 4)

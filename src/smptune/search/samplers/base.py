@@ -129,6 +129,12 @@ class Sampler(ABC):
         """Configurations it may ask at start, to validate before anything is sent."""
         return probe(search)
 
+    def planned_after(self, search: PlanSettings, drawn: int, n: int) -> list[Params]:
+        """``n`` candidates for the configurations a sweep extended past its ``drawn``
+        planned ones trains (``producer extend``), in order, before the trainable's
+        defaults complete them; the caller skips those the sweep has already trained."""
+        raise ConfigError(f"sampler {self.name!r} has no more configurations to plan")
+
     def ask(self, search: PlanSettings, asking: Asking) -> Params:
         """Trial ``asking.trial``'s configuration, chosen now and recorded once."""
         raise ValueError(f"sampler {self.name!r} plans every configuration at submit")

@@ -32,6 +32,10 @@ class RandomSampler(Sampler):
         )
         return [*enqueued, *sampled]
 
+    def planned_after(self, search: PlanSettings, drawn: int, n: int) -> list[Params]:
+        """The seeded stream continued: draws ``drawn ..`` (``drawn + n`` drawn in all)."""
+        return sample_configurations(search.hyperparameters, drawn + n, search.seed)[drawn:]
+
     def ask(self, search: PlanSettings, asking: Asking) -> Params:
         """The seeded sample of the trial's number (an open-ended sweep)."""
         trial = asking.trial
