@@ -239,7 +239,7 @@ def ask_round(url: str, sweep_id: str, numbers: list[int], go: Any, out: Any) ->
     from smptune.messages import TrialRequest
     from smptune.queue.study_feed import study_view
     from smptune.trainable import load_trainable
-    from smptune.worker.trial_run import choose_params
+    from smptune.worker.asking import choose_params
 
     store, config = _store_and_config(url, sweep_id)
     defaults = load_trainable(config.trainable).defaults

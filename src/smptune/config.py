@@ -21,18 +21,16 @@ import yaml
 
 from smptune.errors import ConfigError
 from smptune.messages import DEFAULT_QUEUE
+from smptune.params import Params
 from smptune.search.conditions import check_space
 from smptune.search.dialects import parse_distribution
 from smptune.search.distributions import Distribution, Space, json_value, space_to_dict
 from smptune.search.halving import Halving
-from smptune.search.sampling import (
-    MAX_PLANNED,
-    complete_configuration,
-    grid_configurations,
-    sample_configurations,
-)
+from smptune.search.samplers.base import Sampler
+from smptune.search.samplers.registry import default_sampler, n_trials_words, parse_sampler
+from smptune.search.sampling import MAX_PLANNED, complete_configuration
 from smptune.search.scoring import RETRAIN_EPOCHS, Scoring
-from smptune.search.specs import PrunerSpec, SamplerSpec
+from smptune.search.specs import PrunerSpec
 from smptune.trainable import SEGMENTATION_TRAINABLE, SweepSettings, data_root_base
 
 if sys.version_info >= (3, 11):
@@ -293,7 +291,7 @@ class SweepConfig:
     enqueue: Any = None
     source: Path | None = field(default=None, compare=False, repr=False)
     scoring: Scoring = field(init=False, compare=False, repr=False)
-    sampler_spec: SamplerSpec = field(init=False, compare=False, repr=False)
+    sampler_spec: Sampler = field(init=False, compare=False, repr=False)
     pruner_spec: PrunerSpec = field(init=False, compare=False, repr=False)
     cv_settings: CvSettings = field(init=False, compare=False, repr=False)
 
@@ -308,10 +306,12 @@ class SweepConfig:
             self.time_budget = parse_time_budget(self.time_budget)
         if self.n_trials is None and self.time_budget is None:
             self.n_trials = DEFAULT_N_TRIALS
-        if self.n_trials is not None and self.n_trials != "grid":
-            if not _is_int(self.n_trials) or self.n_trials < 1:
+        words = n_trials_words()
+        if self.n_trials is not None and self.n_trials not in words:
+            if not _is_int(self.n_trials) or int(self.n_trials) < 1:
                 raise ConfigError(
-                    f"n_trials: must be an integer >= 1 or 'grid', got {self.n_trials!r}"
+                    f"n_trials: must be an integer >= 1 or {' or '.join(map(repr, words))}, "
+                    f"got {self.n_trials!r}"
                 )
             self.n_trials = int(self.n_trials)
             if self.n_trials > MAX_PLANNED:
@@ -357,17 +357,11 @@ class SweepConfig:
     def _resolve_search(self) -> None:
         """``sampler`` agrees with ``n_trials``; ``pruner`` and ``time_budget`` are valid."""
         if self.sampler is None:
-            self.sampler = "grid" if self.n_trials == "grid" else "random"
-        spec = SamplerSpec.parse(self.sampler)
-        if spec.kind == "grid" and self.n_trials != "grid":
-            raise ConfigError(
-                f"sampler: 'grid' conflicts with n_trials: {self.n_trials!r} (a grid runs "
-                "every combination; drop n_trials or set it to 'grid')"
-            )
-        if spec.kind != "grid" and self.n_trials == "grid":
-            raise ConfigError(f"sampler: {spec.kind!r} conflicts with n_trials: 'grid'")
+            self.sampler = default_sampler(self.n_trials)
+        spec = parse_sampler(self.sampler)
+        spec.check_n_trials(self.n_trials)
         self.sampler_spec = spec
-        self.sampler = spec.kind
+        self.sampler = spec.name
         self.pruner_spec = PrunerSpec.parse(self.pruner)
         self.pruner = self.pruner_spec.kind
 
@@ -432,8 +426,8 @@ class SweepConfig:
                 "enqueue: must be a list of configurations (name: value) or the path of a "
                 f"best_config.yaml, got {raw!r}"
             )
-        if self.n_trials == "grid":
-            raise ConfigError("enqueue: a grid trains every combination already")
+        if self.sampler_spec.enqueue_refused is not None:
+            raise ConfigError(f"enqueue: {self.sampler_spec.enqueue_refused}")
         if isinstance(self.n_trials, int) and len(raw) > self.n_trials:
             raise ConfigError(
                 f"enqueue: {len(raw)} configurations, but n_trials is {self.n_trials}"
@@ -550,16 +544,11 @@ class SweepConfig:
         """Whether runs keep their best epoch's model for the fold ensemble."""
         return self.retrain_and_test and self.ensemble
 
-    def configurations(self) -> list[dict[str, Any]]:
-        """Every configuration of the sweep: the full grid, or ``n_trials`` seeded samples."""
-        if self.n_trials == "grid":
-            return grid_configurations(self.hyperparameters)
-        if self.n_trials is None:
-            raise ValueError("an open-ended sweep chooses each configuration when it starts")
-        sampled = sample_configurations(
-            self.hyperparameters, self.n_trials - len(self.enqueue), self.seed
-        )
-        return [*copy.deepcopy(self.enqueue), *sampled]
+    def configurations(self) -> list[Params]:
+        """The configurations the sampler plans at submit: the full grid, or the enqueued
+        ones and then ``n_trials`` seeded samples; only the enqueued ones where the rest
+        are chosen when each trial starts (adaptive, open-ended)."""
+        return self.sampler_spec.plan(self)
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved config as plain data; ``config_from_dict`` reads it back equal."""
@@ -610,8 +599,9 @@ def config_from_dict(data: Mapping[str, Any], source: Path | None = None) -> Swe
         )
     if "hyperparameters" not in raw:
         raise ConfigError("hyperparameters: missing; the config needs a hyperparameters mapping")
-    if SamplerSpec.parse(raw.get("sampler")).kind == "grid" and raw.get("n_trials") is None:
-        raw["n_trials"] = "grid"
+    word = parse_sampler(raw.get("sampler")).n_trials_word
+    if word is not None and raw.get("n_trials") is None:
+        raw["n_trials"] = word
     if "name" not in raw:
         raw["name"] = Path(source).stem if source is not None else "sweep"
     return SweepConfig(**raw, source=Path(source) if source is not None else None)

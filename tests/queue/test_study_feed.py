@@ -11,7 +11,7 @@ from smptune.config import config_from_dict
 from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import SweepStore
 from smptune.queue.study_feed import StudyFeed
-from smptune.worker.trial_run import choose_params
+from smptune.worker.asking import choose_params
 
 
 def test_the_feed_names_each_trial_once_per_change_in_the_order_written(

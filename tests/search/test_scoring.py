@@ -8,8 +8,9 @@ import pytest
 
 from smptune.errors import ConfigError
 from smptune.records import PartialRun, TrialRecord, TrialStatus
+from smptune.search.samplers import parse_sampler
 from smptune.search.scoring import Scoring, may_be_best, rank_tier, rank_trials, trial_score
-from smptune.search.specs import PrunerSpec, SamplerSpec
+from smptune.search.specs import PrunerSpec
 
 
 def _runs(*metrics: dict[str, float]) -> dict[int, dict]:
@@ -106,10 +107,10 @@ def test_ranking_tiers_complete_then_pruned_then_unstable_then_unscored():
 
 
 def test_sampler_and_pruner_specs_round_trip_with_their_defaults():
-    tpe = SamplerSpec.parse({"type": "TPE", "n_startup_trials": 3})
+    tpe = parse_sampler({"type": "TPE", "n_startup_trials": 3})
     assert tpe.adaptive and tpe.options["n_startup_trials"] == 3
-    assert SamplerSpec.parse(tpe.to_config()) == tpe
-    assert not SamplerSpec.parse("grid").adaptive
+    assert parse_sampler(tpe.to_config()) == tpe
+    assert not parse_sampler("grid").adaptive
     wilcoxon = PrunerSpec.parse("wilcoxon")
     assert wilcoxon.enabled and PrunerSpec.parse(wilcoxon.to_config()) == wilcoxon
     assert not PrunerSpec.parse(None).enabled

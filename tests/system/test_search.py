@@ -35,7 +35,7 @@ def _finish(store: SweepStore, sweep_id: str, trial: int, params: dict, score: f
 
 
 def test_tpe_asks_from_the_finished_trials_and_keeps_parallel_trials_apart(store: SweepStore):
-    from smptune.worker.trial_run import choose_params
+    from smptune.worker.asking import choose_params
 
     # Given a TPE sweep whose 20 finished trials score best near x = 1
     config = config_from_dict(

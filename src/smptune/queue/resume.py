@@ -165,15 +165,14 @@ def extend(
 def _more_configurations(
     store: SweepStore, config: SweepConfig, sweep: SweepRecord, n: int, defaults: dict[str, Any]
 ) -> dict[int, dict[str, Any]]:
-    """``n`` configurations for trials ``n_trials ..``: the seeded stream after those the
-    sweep drew, without one it already has."""
+    """``n`` configurations for trials ``n_trials ..``: the sampler's plan continued past
+    those the sweep drew (random search: its seeded stream), without one it already has."""
     from smptune.search.distributions import with_defaults
-    from smptune.search.sampling import sample_configurations
 
     seen = {json.dumps(t.params, sort_keys=True) for t in store.trials(sweep.id)}
     out: dict[int, dict[str, Any]] = {}
     drawn = sweep.n_trials - len(config.enqueue)
-    batch = sample_configurations(config.hyperparameters, drawn + 100 * n, config.seed)[drawn:]
+    batch = config.sampler_spec.planned_after(config, drawn, 100 * n)
     for sample in batch:
         params = with_defaults(config.hyperparameters, defaults, sample)
         key = json.dumps(params, sort_keys=True)

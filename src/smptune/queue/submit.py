@@ -22,13 +22,15 @@ from smptune.messages import (
     send_trial,
     trial_task_id,
 )
+from smptune.params import Params, ParamsView
 from smptune.queue.store import SweepStore
 from smptune.trainable import load_trainable
 
 
-def plan_configurations(config: SweepConfig) -> list[dict[str, Any]]:
-    """The configurations the sweep will train, each complete with the trainable's defaults
-    (an adaptive or open-ended sweep: only its enqueued ones, the rest are chosen at run time).
+def plan_configurations(config: SweepConfig) -> list[Params]:
+    """The configurations the sweep's sampler plans at submit, each complete with the
+    trainable's defaults (an adaptive or open-ended sweep: only its enqueued ones, the rest
+    are asked when each trial starts, checked here on the sampler's probe of them).
 
     Raises :class:`ConfigError` naming the key for an unknown hyperparameter, a value the
     trainable cannot use, or a trial timeout longer than the broker allows.
@@ -54,19 +56,17 @@ def plan_configurations(config: SweepConfig) -> list[dict[str, Any]]:
                     f"enqueue[{i}].{name}: unknown hyperparameter for {config.trainable}; "
                     f"known: {', '.join(trainable.defaults)}"
                 )
-    if config.is_adaptive or config.is_open_ended:
-        # chosen when each trial starts; check a sample that holds every listed value, and
-        # record the enqueued configurations the first trials train
-        _validate(trainable, config, [_complete(trainable, config, c) for c in probe(config)])
-        enqueued = [_complete(trainable, config, c) for c in config.enqueue]
-        _validate(trainable, config, enqueued)
-        return enqueued
-    configurations = [_complete(trainable, config, c) for c in config.configurations()]
+    sampler = config.sampler_spec
+    if sampler.asks_at_start(config.is_open_ended):
+        # chosen when each trial starts: check a sample that holds every listed value
+        probed = [_complete(trainable, config, c) for c in sampler.probe(config)]
+        _validate(trainable, config, probed)
+    configurations = [_complete(trainable, config, c) for c in sampler.plan(config)]
     _validate(trainable, config, configurations)
     return configurations
 
 
-def _complete(trainable: Any, config: SweepConfig, params: dict[str, Any]) -> dict[str, Any]:
+def _complete(trainable: Any, config: SweepConfig, params: ParamsView) -> Params:
     """``params`` with the trainable's defaults for every name the space does not list (an
     inactive conditional entry stays absent)."""
     from smptune.search.distributions import with_defaults
@@ -74,7 +74,7 @@ def _complete(trainable: Any, config: SweepConfig, params: dict[str, Any]) -> di
     return with_defaults(config.hyperparameters, trainable.defaults, params)
 
 
-def _validate(trainable: Any, config: SweepConfig, configurations: list[dict[str, Any]]) -> None:
+def _validate(trainable: Any, config: SweepConfig, configurations: list[Params]) -> None:
     settings = config.settings()
     seen: set[str] = set()
     for params in configurations:
@@ -82,43 +82,6 @@ def _validate(trainable: Any, config: SweepConfig, configurations: list[dict[str
         if key not in seen:
             seen.add(key)
             trainable.validate(params, settings)
-
-
-def probe(config: SweepConfig, n: int = 16) -> list[dict[str, Any]]:
-    """Configurations an adaptive sampler may choose, to validate before anything is sent:
-    ``n`` random ones, plus one per listed value not among them."""
-    from smptune.search.sampling import sample_configurations
-
-    samples = sample_configurations(config.hyperparameters, n, config.seed)
-    for name, dist in config.hyperparameters.items():
-        for value, base in _listed_values(name, dist, samples):
-            if not any(s.get(name) == value for s in samples):
-                samples.append({**base, name: value})
-    return samples
-
-
-def _listed_values(
-    name: str, dist: Any, samples: list[dict[str, Any]]
-) -> list[tuple[Any, dict[str, Any]]]:
-    """Each value listed by entry ``name`` (in every case of a case table), with a sample in
-    which the entry takes that list; a list no sample reaches is left out."""
-    from smptune.search.conditions import Cases, is_active
-
-    if isinstance(dist, Cases):
-        lists = [
-            (
-                case,
-                [
-                    s
-                    for s in samples
-                    if is_active(dist, s) and dist.case_for(s[dist.parent]) is case
-                ],
-            )
-            for _, case in dist.cases
-        ]
-    else:
-        lists = [(dist, [s for s in samples if name in s])]
-    return [(value, bases[0]) for d, bases in lists if bases for value in getattr(d, "choices", ())]
 
 
 #: Trials an open-ended sweep is sent with: each that starts queues one more, so this many

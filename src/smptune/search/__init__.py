@@ -2,8 +2,8 @@
 
 :mod:`.distributions` (the search-space value objects), :mod:`.conditions` (``when``, case
 tables, and the checks between entries), :mod:`.dialects` (reading every config dialect into
-them), :mod:`.sampling` (seeded random and grid configurations),
-:mod:`.specs` (sampler and pruner settings), :mod:`.scoring` (run and trial scores, the
+them), :mod:`.sampling` (seeded random and grid configurations), :mod:`.samplers` (the
+samplers, by name), :mod:`.specs` (pruner settings), :mod:`.scoring` (run and trial scores, the
 ranking), :mod:`.adaptive` (Optuna's samplers and pruners, handed the trials they need).
 """
 
@@ -23,9 +23,10 @@ from smptune.search.distributions import (
     Uniform,
     Value,
 )
+from smptune.search.samplers import Sampler, parse_sampler
 from smptune.search.sampling import grid_configurations, sample_configurations
 from smptune.search.scoring import MetricSpec, Scoring
-from smptune.search.specs import PrunerSpec, SamplerSpec
+from smptune.search.specs import PrunerSpec
 
 __all__ = [
     "Cases",
@@ -40,7 +41,7 @@ __all__ = [
     "QLogUniform",
     "QUniform",
     "ReversedLogUniform",
-    "SamplerSpec",
+    "Sampler",
     "Scoring",
     "Space",
     "Uniform",
@@ -48,5 +49,6 @@ __all__ = [
     "check_space",
     "grid_configurations",
     "parse_distribution",
+    "parse_sampler",
     "sample_configurations",
 ]

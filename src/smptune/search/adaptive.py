@@ -21,13 +21,18 @@ import json
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
+from smptune.params import Params, ParamsView
 from smptune.records import RunResults, TrialRecord, TrialStatus
 from smptune.search.conditions import is_active, leaf
 from smptune.search.distributions import Distribution, with_defaults
+from smptune.search.samplers.base import Sampler
 from smptune.search.scoring import Scoring, run_scores
-from smptune.search.specs import PrunerSpec, SamplerSpec
+from smptune.search.specs import PrunerSpec
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
 
 __all__ = [
     "CompleteTrials",
@@ -56,6 +61,10 @@ _STEP_MEAN_PRUNERS = ("median",)
 
 #: How a distribution and a value in it look to Optuna: ``(distribution, internal value)``.
 OptunaView = Callable[[Distribution, Any], tuple[Any, Any]]
+#: A configuration as Optuna holds it: Optuna parameter name -> internal value.
+OptunaParams: TypeAlias = Params
+#: Optuna parameter name -> its ``optuna.distributions.BaseDistribution``.
+OptunaDistributions: TypeAlias = "dict[str, BaseDistribution]"
 
 
 class SearchSettings(Protocol):
@@ -67,7 +76,7 @@ class SearchSettings(Protocol):
     @property
     def scoring(self) -> Scoring: ...
     @property
-    def sampler_spec(self) -> SamplerSpec: ...
+    def sampler_spec(self) -> Sampler: ...
     @property
     def pruner_spec(self) -> PrunerSpec: ...
     @property
@@ -76,7 +85,7 @@ class SearchSettings(Protocol):
     def max_epochs(self) -> int: ...
 
 
-def optuna_name(name: str, dist: Distribution, config: Mapping[str, Any]) -> str:
+def optuna_name(name: str, dist: Distribution, config: ParamsView) -> str:
     """The Optuna parameter name of entry ``name`` in ``config``: a case-dependent entry gets
     one name per case, since Optuna needs one distribution per name."""
     parent = getattr(dist, "parent", None)
@@ -91,13 +100,13 @@ def sampler_view(dist: Distribution, value: Any) -> tuple[Any, Any]:
 
 
 def observe(
-    space: Mapping[str, Distribution], params: Mapping[str, Any], view: OptunaView = sampler_view
-) -> tuple[dict[str, Any], dict[str, Any]]:
+    space: Mapping[str, Distribution], params: ParamsView, view: OptunaView = sampler_view
+) -> tuple[OptunaParams, OptunaDistributions]:
     """Optuna's view of a configuration: ``(values, distributions)`` of its active, searched
     (not fixed) entries, keyed by Optuna parameter name; ``view`` converts each entry (the
     export passes one in the user's terms)."""
-    values: dict[str, Any] = {}
-    distributions: dict[str, Any] = {}
+    values: OptunaParams = {}
+    distributions: OptunaDistributions = {}
     for name, dist in space.items():
         if name not in params or not is_active(dist, params):
             continue
@@ -238,9 +247,9 @@ def ask(
     trials: Iterable[TrialRecord],
     search: SearchSettings,
     trial: int,
-    defaults: Mapping[str, Any],
+    defaults: ParamsView,
     n_randoms: int = 1,
-) -> dict[str, Any]:
+) -> Params:
     """The configuration of ``trial``, chosen now by the sweep's adaptive sampler from the
     other ``trials`` (finished and running), completed with the trainable's ``defaults``."""
     study = _study(trials, search, n_randoms, sampler=sampler_for(search, trial), exclude=trial)
@@ -253,10 +262,10 @@ def sampler_for(search: SearchSettings, trial: int) -> Any:
     return search.sampler_spec.build(seed=search.seed * 100_003 + trial)
 
 
-def suggest_all(asked: Any, search: SearchSettings, defaults: Mapping[str, Any]) -> dict[str, Any]:
+def suggest_all(asked: Any, search: SearchSettings, defaults: ParamsView) -> Params:
     """The configuration an asked Optuna trial suggests, entry by entry (a case-dependent
     entry once its parent is chosen), completed with the trainable's ``defaults``."""
-    chosen: dict[str, Any] = {}
+    chosen: Params = {}
     for name, dist in search.hyperparameters.items():
         if not is_active(dist, chosen):
             continue
@@ -296,7 +305,7 @@ class CompleteTrials(Protocol):
 def should_prune(
     complete: CompleteTrials,
     search: SearchSettings,
-    params: Mapping[str, Any],
+    params: ParamsView,
     runs: RunResults,
     n_randoms: int = 1,
 ) -> bool:
@@ -311,7 +320,7 @@ def should_prune(
 def should_prune_epoch(
     complete: CompleteTrials,
     search: SearchSettings,
-    params: Mapping[str, Any],
+    params: ParamsView,
     runs: RunResults,
     curves: Mapping[int, Sequence[float]],
     n_randoms: int = 1,
@@ -374,7 +383,7 @@ def median_prunes(
 def _prune_running(
     complete: CompleteTrials,
     search: SearchSettings,
-    params: Mapping[str, Any],
+    params: ParamsView,
     steps: Mapping[int, float],
     n_randoms: int,
     by_epoch: bool,
@@ -393,7 +402,7 @@ def optuna_prunes(
     pruner: Any,
     study: Any,
     search: SearchSettings,
-    params: Mapping[str, Any],
+    params: ParamsView,
     steps: Mapping[int, float],
 ) -> bool:
     """Whether Optuna's ``pruner`` stops a trial of configuration ``params`` running with

@@ -19,16 +19,17 @@ from typing import Any, ClassVar
 import numpy as np
 
 from smptune.errors import ConfigError
+from smptune.params import ParamsView
 from smptune.search.distributions import (
     Distribution,
     FloatRange,
     IntRange,
     Space,
     _Categorical,
-    _where,
     json_value,
     same_value,
 )
+from smptune.search.fields import where_of
 
 __all__ = [
     "Cases",
@@ -79,12 +80,15 @@ def case_entry(label: str, dist: Any) -> Distribution:
     """``dist`` as the case ``label`` (a plain, unconditional distribution), named so."""
     if not isinstance(dist, Distribution):
         raise ConfigError(
-            f"{_where(label)}: {dist!r} is not a distribution; parse_distribution reads a raw case"
+            f"{where_of(label)}: {dist!r} is not a distribution; parse_distribution reads a "
+            "raw case"
         )
     if isinstance(dist, Cases):
-        raise ConfigError(f"{_where(label)}: a case cannot be a case table itself")
+        raise ConfigError(f"{where_of(label)}: a case cannot be a case table itself")
     if dist.when:
-        raise ConfigError(f"{_where(label)}: a case cannot have its own when; put it on the entry")
+        raise ConfigError(
+            f"{where_of(label)}: a case cannot have its own when; put it on the entry"
+        )
     return dataclasses.replace(dist, name=label)
 
 
@@ -153,7 +157,7 @@ class Cases(Distribution):
         raise self._unresolved()
 
 
-def is_active(dist: Distribution, config: Mapping[str, Any]) -> bool:
+def is_active(dist: Distribution, config: ParamsView) -> bool:
     """Whether ``dist`` applies given ``config``, the values chosen so far in space order:
     every ``when`` parent has one of its values, and a case table has a case for its parent's
     value (a parent that is absent, being inactive itself, makes the entry inactive)."""
@@ -165,7 +169,7 @@ def is_active(dist: Distribution, config: Mapping[str, Any]) -> bool:
     return True
 
 
-def leaf(dist: Distribution, config: Mapping[str, Any]) -> Distribution:
+def leaf(dist: Distribution, config: ParamsView) -> Distribution:
     """The plain distribution of ``dist`` given ``config``: a case table's case for its
     parent's value; any other distribution itself. ConfigError for an inactive case table."""
     if not isinstance(dist, Cases):
@@ -241,7 +245,7 @@ def check_space(space: Mapping[str, Distribution]) -> Space:
     (so cycles cannot exist: a parent always comes first)."""
     out: Space = {}
     for name, dist in space.items():
-        where = _where(name)
+        where = where_of(name)
         if not isinstance(dist, Distribution):
             raise ConfigError(f"{where}: {dist!r} is not a distribution")
         when = tuple(

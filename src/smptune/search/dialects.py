@@ -28,10 +28,8 @@ from smptune.search.distributions import (
     ReversedLogUniform,
     Uniform,
     Value,
-    _integer,
-    _number,
-    _where,
 )
+from smptune.search.fields import read_integer, read_number, where_of
 
 __all__ = ["DIALECTS", "Dialect", "distribution_from_dict", "parse_distribution"]
 
@@ -84,7 +82,7 @@ def _type_name(where: str, key: str, raw: Any, known: Sequence[str], dialect: st
 
 
 def _pair(where: str, lo_key: str, hi_key: str, data: Mapping[str, Any]) -> tuple[float, float]:
-    low, high = _number(where, lo_key, data[lo_key]), _number(where, hi_key, data[hi_key])
+    low, high = read_number(where, lo_key, data[lo_key]), read_number(where, hi_key, data[hi_key])
     if low >= high:
         raise ConfigError(
             f"{where}: {lo_key} ({data[lo_key]!r}) must be < {hi_key} ({data[hi_key]!r})"
@@ -135,7 +133,7 @@ def _claims_cases(raw: Any) -> bool:
 def _parse_cases(name: str, raw: Mapping[str, Any]) -> Distribution:
     """``{depends_on: parent, cases: {value: entry, ...}}`` (or the canonical list of pairs);
     each case is an entry in any dialect, parsed here (as the case's label)."""
-    where = _where(name)
+    where = where_of(name)
     allowed = ("distribution", "depends_on", "cases")
     _check_keys(where, "case table", raw, allowed, ("depends_on", "cases"), "case table")
     parent = case_parent(where, raw["depends_on"])
@@ -172,7 +170,7 @@ def _claims_determined(raw: Any) -> bool:
 def _parse_determined(name: str, raw: Mapping[str, Any]) -> Distribution:
     """``type: int|double|log|categorical|const`` with ``minval/maxval`` (``log``: exponents of
     ``base``, default 10), ``count`` (grid points), ``vals`` or ``val``."""
-    where = _where(name)
+    where = where_of(name)
     kind = _type_name(where, "type", raw["type"], tuple(_DETERMINED), "Determined")
     keys = _DETERMINED[kind]
     required = [k for k in keys if k not in ("base", "count")]
@@ -183,14 +181,14 @@ def _parse_determined(name: str, raw: Mapping[str, Any]) -> Distribution:
         return Value(raw["val"], name=name)
     count = raw.get("count")
     if kind == "int":
-        minval, maxval = (_integer(where, k, raw[k]) for k in ("minval", "maxval"))
+        minval, maxval = (read_integer(where, k, raw[k]) for k in ("minval", "maxval"))
         if minval >= maxval:
             raise ConfigError(f"{where}: minval ({minval!r}) must be < maxval ({maxval!r})")
         return IntUniform(minval, maxval, count=count, name=name)
     low, high = _pair(where, "minval", "maxval", raw)
     if kind == "double":
         return Uniform(low, high, count=count, name=name)
-    base = _number(where, "base", raw.get("base", 10))
+    base = read_number(where, "base", raw.get("base", 10))
     if base <= 1:
         raise ConfigError(f"{where}: base ({raw.get('base')!r}) must be > 1")
     try:
@@ -220,7 +218,7 @@ def _claims_optuna(raw: Any) -> bool:
 def _parse_optuna(name: str, raw: Mapping[str, Any]) -> Distribution:
     """``type: float|int|categorical`` with ``low/high``, ``log``, ``step`` or ``choices``; a
     bare ``{choices: [...]}`` is categorical."""
-    where = _where(name)
+    where = where_of(name)
     if "type" not in raw:
         return Choice(raw["choices"], name=name)
     kind = _type_name(where, "type", raw["type"], tuple(_OPTUNA), "Optuna")
@@ -241,7 +239,7 @@ def _parse_optuna(name: str, raw: Mapping[str, Any]) -> Distribution:
         raise ConfigError(
             f"{where}: step ({step!r}) cannot be combined with log: true for a float (as in Optuna)"
         )
-    q = _number(where, "step", step)
+    q = read_number(where, "step", step)
     if not 0 < q <= high - low:
         raise ConfigError(f"{where}: step ({step!r}) must be > 0 and <= high - low")
     return QUniform(low, high, q, name=name)
@@ -267,7 +265,7 @@ def _parse_openvino(name: str, raw: Mapping[str, Any]) -> Distribution:
     step?, log_base?]`` (positions as OpenVINO: ``loguniform`` is ``[min, max, log_base?]``)
     or the keys ``min``, ``max``, ``step``, ``log_base``; ``choice`` lists its values in
     ``range`` (or ``choice_list``)."""
-    where = _where(name)
+    where = where_of(name)
     if "param_type" not in raw:
         raise ConfigError(f"{where}: an OpenVINO entry with range needs 'param_type'")
     kind = _type_name(where, "param_type", raw["param_type"], tuple(_OPENVINO), "OpenVINO")
@@ -322,7 +320,7 @@ def _darts_kind(raw: Any) -> Any:
 
 
 def _darts_explicit(name: str, data: Mapping[str, Any]) -> Distribution:
-    where = _where(name)
+    where = where_of(name)
     raw_kind = data["distribution"]
     kind = _darts_kind(raw_kind)
     if kind not in _KEYS:
@@ -353,7 +351,7 @@ def _darts_explicit(name: str, data: Mapping[str, Any]) -> Distribution:
 
 
 def _darts_implicit_range(name: str, data: Mapping[str, Any]) -> Distribution:
-    where = _where(name)
+    where = where_of(name)
     _check_keys(where, "{low, high}", data, ("low", "high"), ("low", "high"))
     low, high = data["low"], data["high"]
     if all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in (low, high)):
@@ -393,7 +391,7 @@ parses it. ``when`` is taken off a mapping before, and an entry mixing two forms
 
 def parse_distribution(name: str, raw: Any) -> Distribution:
     """Read one ``hyperparameters`` entry in any supported dialect, with its ``when``."""
-    where = _where(name)
+    where = where_of(name)
     when = None
     if isinstance(raw, Mapping):
         raw = dict(raw)
@@ -415,5 +413,5 @@ def parse_distribution(name: str, raw: Any) -> Distribution:
 def distribution_from_dict(name: str, data: Mapping[str, Any]) -> Distribution:
     """Invert :meth:`Distribution.to_dict` (the explicit darts form)."""
     if not isinstance(data, Mapping) or "distribution" not in data:
-        raise ConfigError(f"{_where(name)}: {data!r} is not a mapping with a 'distribution' key")
+        raise ConfigError(f"{where_of(name)}: {data!r} is not a mapping with a 'distribution' key")
     return parse_distribution(name, data)

@@ -12,9 +12,7 @@ Ranges have one implementation each in Optuna's shape, :class:`FloatRange` and
 :class:`IntUniform`) are thin subclasses that fix or carry those.
 
 Quantized entries (``quniform``, ``qloguniform``, ``intuniform`` with ``step``) take values on
-the lattice ``low, low + q, ..., low + K*q`` with ``K = floor((high - low) / q)``, computed in
-decimal so that ``0.1 + 2 * 0.1`` is ``0.3``; values are ints when ``low``, ``high`` and ``q``
-all are.
+the decimal lattice of :mod:`smptune.search.fields`; ints when ``low``, ``high`` and ``q`` are.
 
 Every distribution may carry ``when``: the values earlier entries must have for it to apply
 (:mod:`smptune.search.conditions` resolves and checks those, and holds the case tables).
@@ -24,17 +22,18 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from functools import cached_property
 from typing import Any, ClassVar, cast
 
 import numpy as np
 
+import smptune.search.fields as fields
 from smptune.errors import ConfigError
+from smptune.search.fields import MAX_GRID_VALUES, Conditions
+from smptune.search.values import json_value, param_text, same_value, with_defaults
 
 __all__ = [
     "MAX_GRID_VALUES",
@@ -57,211 +56,6 @@ __all__ = [
     "with_defaults",
 ]
 
-#: Most values one entry may contribute to a grid, and most lattice points of a quantized entry.
-MAX_GRID_VALUES = 100_000
-_MAX_LATTICE = 10**12
-
-Conditions = tuple[tuple[str, tuple[Any, ...]], ...]
-"""``when`` of a distribution: ``((parent, (value, ...)), ...)``; every parent must have one of
-its values."""
-
-
-def _where(name: str) -> str:
-    return f"hyperparameters.{name}" if name else "hyperparameters"
-
-
-def _number(where: str, key: str, value: Any) -> float:
-    """A finite real number; numeric strings (YAML reads ``1e-4`` as one) are converted."""
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            raise ConfigError(f"{where}: {key} ({value!r}) must be a number") from None
-    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
-        number = float(value)
-    else:
-        raise ConfigError(f"{where}: {key} ({value!r}) must be a number")
-    if not math.isfinite(number):
-        raise ConfigError(f"{where}: {key} ({value!r}) must be finite")
-    return number
-
-
-def _integer(where: str, key: str, value: Any) -> int:
-    """An integer; integral floats and numeric strings (``5.0``, ``"5"``) are accepted."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return int(value)
-    number = _number(where, key, value)
-    if not number.is_integer():
-        raise ConfigError(f"{where}: {key} ({value!r}) must be an integer")
-    return int(number)
-
-
-def _int_or_float(where: str, key: str, value: Any) -> int | float:
-    """A number that keeps its type: ``32`` stays an int, ``32.0`` and ``"1e-3"`` are floats."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    return _number(where, key, value)
-
-
-def _optional_count(where: str, count: Any) -> int | None:
-    if count is None:
-        return None
-    number = _integer(where, "count", count)
-    if number < 2:
-        raise ConfigError(f"{where}: count ({count!r}) must be an integer >= 2")
-    return number
-
-
-def _check_bounds(where: str, low: float, high: float) -> None:
-    if low >= high:
-        raise ConfigError(f"{where}: low ({low!r}) must be < high ({high!r})")
-
-
-def _dec(value: int | float) -> Decimal:
-    """The decimal a number was written as (``0.1`` is ``Decimal('0.1')``, not its binary)."""
-    return Decimal(value) if isinstance(value, int) else Decimal(repr(value))
-
-
-def _clean(value: float) -> float:
-    """``value`` without binary noise in its last digits (12 significant digits)."""
-    return float(f"{value:.12g}")
-
-
-def json_value(where: str, value: Any) -> Any:
-    """Return ``value`` as plain JSON data (None, bool, int, float, str, list, str-keyed dict).
-
-    Tuples become lists and numpy scalars become Python numbers; anything else (a YAML date,
-    a set) raises :class:`ConfigError` naming ``where``.
-    """
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if isinstance(value, (list, tuple)):
-        return [json_value(where, item) for item in value]
-    if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ConfigError(f"{where}: mapping key {key!r} must be a string")
-            out[key] = json_value(f"{where}.{key}", item)
-        return out
-    raise ConfigError(
-        f"{where}: {value!r} is not JSON data "
-        "(use null, a bool, a number, a string, a list or a mapping)"
-    )
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """JSON equality: ``8 == 8.0`` but ``True != 1`` and ``None`` only equals ``None``."""
-    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
-        return type(a) is type(b) and a == b
-    if isinstance(a, numbers.Real) and isinstance(b, numbers.Real):
-        return a == b
-    if isinstance(a, str) or isinstance(b, str):
-        return isinstance(a, str) and isinstance(b, str) and a == b
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
-    return False
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _conditions(where: str, raw: Any) -> Conditions:
-    """Normalise ``when``: ``{parent: value | [value, ...]}`` (a list means any of them)."""
-    if isinstance(raw, tuple) and all(
-        isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], tuple) for item in raw
-    ):
-        items: Any = [(parent, list(values)) for parent, values in raw]
-    elif isinstance(raw, Mapping):
-        items = list(raw.items())
-    elif raw is None:
-        items = []
-    else:
-        raise ConfigError(
-            f"{where}: when ({raw!r}) must be a mapping of an earlier entry's name to a value "
-            "or a list of values"
-        )
-    out = []
-    for parent, values in items:
-        if not isinstance(parent, str) or not parent.strip():
-            raise ConfigError(f"{where}: when: {parent!r} must be the name of an earlier entry")
-        listed = list(values) if isinstance(values, (list, tuple)) else [values]
-        if not listed:
-            raise ConfigError(f"{where}: when.{parent} must list at least one value")
-        normalised = tuple(json_value(f"{where}.when.{parent}", v) for v in listed)
-        out.append((parent.replace("-", "_"), normalised))
-    return tuple(out)
-
-
-def _when_dict(when: Conditions) -> dict[str, list[Any]]:
-    return {parent: copy.deepcopy(list(values)) for parent, values in when}
-
-
-def _clip(value: float, low: float, high: float) -> float:
-    return min(max(value, low), high)
-
-
-def _optuna_choices(choices: Sequence[Any]) -> tuple[Any, ...] | None:
-    """``choices`` as Optuna's CategoricalDistribution can hold them, or None where an index
-    must stand in: a list or mapping, or two choices Python calls equal (``True``, ``1``)."""
-    if not all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
-        return None
-    for i, a in enumerate(choices):
-        if any(a == b for b in choices[i + 1 :]):
-            return None
-    return tuple(choices)
-
-
-def _lattice_size(where: str, low: int | float, high: int | float, q: int | float) -> int:
-    """``K``: the lattice is ``low + k*q`` for ``k = 0..K``, the last point ``<= high``."""
-    if q <= 0:
-        raise ConfigError(f"{where}: q ({q!r}) must be > 0")
-    if q > high - low:
-        raise ConfigError(f"{where}: q ({q!r}) must be <= high - low ({high!r} - {low!r})")
-    size = int((_dec(high) - _dec(low)) // _dec(q))
-    if size >= _MAX_LATTICE:
-        raise ConfigError(
-            f"{where}: q ({q!r}) makes more than {_MAX_LATTICE} values; "
-            "use a continuous distribution"
-        )
-    return size
-
-
-def _lattice_value(low: int | float, q: int | float, k: int, integer: bool) -> int | float:
-    exact = _dec(low) + k * _dec(q)
-    return int(exact) if integer else float(exact)
-
-
-def _snap(x: float, low: float, q: float, size: int) -> int:
-    """The lattice index nearest to ``x``, within ``0..size``."""
-    return min(max(math.floor((x - low) / q + 0.5), 0), size)
-
-
-def _on_lattice(value: Any, low: int | float, q: int | float, size: int) -> bool:
-    if not _is_number(value) or not math.isfinite(value):
-        return False
-    steps = (_dec(value) - _dec(low)) / _dec(q)
-    return steps == steps.to_integral_value() and 0 <= steps <= size
-
-
-def _grid_guard(where: str, n: int) -> None:
-    if n > MAX_GRID_VALUES:
-        raise ConfigError(
-            f"{where}: {n} grid values is more than {MAX_GRID_VALUES}; use a larger step"
-        )
-
 
 @dataclass(frozen=True)
 class Distribution(ABC):
@@ -276,13 +70,13 @@ class Distribution(ABC):
     when: Conditions = field(default=(), kw_only=True)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "when", _conditions(self.where, self.when))
+        object.__setattr__(self, "when", fields.read_conditions(self.where, self.when))
         self._validate(self.where)
 
     @property
     def where(self) -> str:
         """``hyperparameters.<name>``, the key error messages start with."""
-        return _where(self.name)
+        return fields.where_of(self.name)
 
     def _set(self, key: str, value: Any) -> None:
         object.__setattr__(self, key, value)
@@ -319,7 +113,7 @@ class Distribution(ABC):
         """The canonical explicit darts form, e.g. ``{"distribution": "uniform", ...}``."""
         out = {"distribution": self.kind, **self._body()}
         if self.when:
-            out["when"] = _when_dict(self.when)
+            out["when"] = fields.when_dict(self.when)
         return out
 
     @abstractmethod
@@ -377,17 +171,17 @@ class FloatRange(Distribution):
         return None
 
     def _validate(self, where: str) -> None:
-        read = _int_or_float if self.quantized else _number
+        read = fields.read_int_or_float if self.quantized else fields.read_number
         low, high = read(where, "low", self.low), read(where, "high", self.high)
-        q = _int_or_float(where, "q", self.step) if self.quantized else None
-        n = _number(where, "n", self.n) if self.reflected else None
+        q = fields.read_int_or_float(where, "q", self.step) if self.quantized else None
+        n = fields.read_number(where, "n", self.n) if self.reflected else None
         if self.log and n is None and low <= 0:
             raise ConfigError(f"{where}: {self.kind} needs low > 0, got low ({low!r})")
-        _check_bounds(where, low, high)
+        fields.check_bounds(where, low, high)
         if q is not None:
             if not self.integer_valued(low, high, q):
                 low, high, q = float(low), float(high), float(q)
-            _lattice_size(where, low, high, q)
+            fields.lattice_size(where, low, high, q)
             self._set("q", q)
         if n is not None:
             if high >= n:
@@ -398,11 +192,11 @@ class FloatRange(Distribution):
         self._set("low", low)
         self._set("high", high)
         if self.base is not None:
-            self._set("base", _number(where, "base", self.base))
+            self._set("base", fields.read_number(where, "base", self.base))
             if self.base <= 1:
                 raise ConfigError(f"{where}: base ({self.base!r}) must be > 1")
         if self.count is not None:
-            self._set("count", _optional_count(where, self.count))
+            self._set("count", fields.read_count(where, self.count))
 
     @staticmethod
     def integer_valued(*numbers_: int | float) -> bool:
@@ -420,10 +214,10 @@ class FloatRange(Distribution):
 
     @cached_property
     def _size(self) -> int:
-        return _lattice_size(self.where, self.low, self.high, self._q)
+        return fields.lattice_size(self.where, self.low, self.high, self._q)
 
     def _value(self, k: int) -> int | float:
-        return _lattice_value(self.low, self._q, k, self._integer)
+        return fields.lattice_value(self.low, self._q, k, self._integer)
 
     @property
     def _searched(self) -> tuple[float, float]:
@@ -441,8 +235,8 @@ class FloatRange(Distribution):
 
     def contains(self, value: Any) -> bool:
         if self.quantized:
-            return _on_lattice(value, self.low, self._q, self._size)
-        return _is_number(value) and self.low <= value <= self.high
+            return fields.on_lattice(value, self.low, self._q, self._size)
+        return fields.is_number(value) and self.low <= value <= self.high
 
     @property
     def is_discrete(self) -> bool:
@@ -450,13 +244,13 @@ class FloatRange(Distribution):
 
     def grid_values(self) -> list[Any]:
         if self.quantized:
-            _grid_guard(self.where, self._size + 1)
+            fields.grid_guard(self.where, self._size + 1)
             return [self._value(k) for k in range(self._size + 1)]
         if self.count is None:
             return super().grid_values()
         spaced = np.geomspace if self.log else np.linspace
         points = spaced(self.low, self.high, self.count)
-        return [self.low, *(_clean(float(p)) for p in points[1:-1]), self.high]
+        return [self.low, *(fields.clean_float(float(p)) for p in points[1:-1]), self.high]
 
     def _body(self) -> dict[str, Any]:
         out: dict[str, Any] = {"low": self.low, "high": self.high}
@@ -481,11 +275,11 @@ class FloatRange(Distribution):
     def from_optuna(self, internal: Any) -> int | float:
         n = self.n
         if self.quantized:
-            return self._value(_snap(float(internal), self.low, self._q, self._size))
+            return self._value(fields.snap(float(internal), self.low, self._q, self._size))
         if n is not None:
-            return _clip(n - float(internal), self.low, self.high)
+            return fields.clip(n - float(internal), self.low, self.high)
         top = self.high if self.log else math.nextafter(self.high, self.low)
-        return _clip(float(internal), self.low, top)
+        return fields.clip(float(internal), self.low, top)
 
     def to_optuna_value(self, value: Any) -> int | float:
         n = self.n
@@ -493,13 +287,13 @@ class FloatRange(Distribution):
             quantized_int = self.quantized and not self.log and self._integer
             return int(value) if quantized_int else float(value)
         low, high = self._searched
-        y = _clip(n - float(value), low, high)
+        y = fields.clip(n - float(value), low, high)
         # n - (n - x) may miss x by an ulp: step y until it maps back exactly
         for _ in range(64):
             back = self.from_optuna(y)
             if back == value:
                 break
-            y = _clip(math.nextafter(y, math.inf if back > value else -math.inf), low, high)
+            y = fields.clip(math.nextafter(y, math.inf if back > value else -math.inf), low, high)
         return y
 
 
@@ -597,13 +391,13 @@ class IntRange(Distribution):
     count: int | None = field(default=None, kw_only=True)
 
     def _validate(self, where: str) -> None:
-        self._set("low", _integer(where, "low", self.low))
-        self._set("high", _integer(where, "high", self.high))
-        _check_bounds(where, self.low, self.high)
+        self._set("low", fields.read_integer(where, "low", self.low))
+        self._set("high", fields.read_integer(where, "high", self.high))
+        fields.check_bounds(where, self.low, self.high)
         if not isinstance(self.log, bool):
             raise ConfigError(f"{where}: log ({self.log!r}) must be true or false")
         if self.step is not None:
-            self._set("step", _integer(where, "step", self.step))
+            self._set("step", fields.read_integer(where, "step", self.step))
             if self.step < 1:
                 raise ConfigError(f"{where}: step ({self.step!r}) must be an integer >= 1")
             if self.log and self.step != 1:
@@ -612,7 +406,7 @@ class IntRange(Distribution):
                 )
         if self.log and self.low < 1:
             raise ConfigError(f"{where}: an integer log range needs low >= 1, got {self.low!r}")
-        self._set("count", _optional_count(where, self.count))
+        self._set("count", fields.read_count(where, self.count))
         if self.count is not None and (self.step is not None or self.log):
             raise ConfigError(f"{where}: count cannot be combined with step or log")
 
@@ -629,7 +423,7 @@ class IntRange(Distribution):
         return int(rng.integers(self.low, self.high, endpoint=True))
 
     def contains(self, value: Any) -> bool:
-        if not _is_number(value) or not float(value).is_integer():
+        if not fields.is_number(value) or not float(value).is_integer():
             return False
         return self.low <= value <= self.high and (int(value) - self.low) % (self.step or 1) == 0
 
@@ -646,7 +440,7 @@ class IntRange(Distribution):
                 f"{self.where}: grid search needs a discrete entry; {self.kind} is a sampled "
                 "range, give it a step or list its values as a choice instead"
             )
-        _grid_guard(self.where, self._size + 1)
+        fields.grid_guard(self.where, self._size + 1)
         return list(range(self.low, self.high + 1, self.step))
 
     def _body(self) -> dict[str, Any]:
@@ -667,7 +461,7 @@ class IntRange(Distribution):
 
     def from_optuna(self, internal: Any) -> int:
         step = self.step or 1
-        return self.low + step * _snap(float(internal), self.low, step, self._size)
+        return self.low + step * fields.snap(float(internal), self.low, step, self._size)
 
     def to_optuna_value(self, value: Any) -> int:
         return int(value)
@@ -695,7 +489,7 @@ class _Categorical(Distribution):
     def to_optuna(self) -> Any:
         from optuna.distributions import CategoricalDistribution
 
-        raw = _optuna_choices(self._options)
+        raw = fields.optuna_choices(self._options)
         return CategoricalDistribution(raw if raw is not None else range(len(self._options)))
 
     def _index(self, value: Any) -> int:
@@ -709,13 +503,13 @@ class _Categorical(Distribution):
         raise ConfigError(f"{self.where}: {value!r} is not one of {list(self._options)!r}")
 
     def from_optuna(self, internal: Any) -> Any:
-        if _optuna_choices(self._options) is None:
+        if fields.optuna_choices(self._options) is None:
             return copy.deepcopy(self._options[int(internal)])
         return copy.deepcopy(self._options[self._index(internal)])
 
     def to_optuna_value(self, value: Any) -> Any:
         i = self._index(value)
-        return self._options[i] if _optuna_choices(self._options) is not None else i
+        return self._options[i] if fields.optuna_choices(self._options) is not None else i
 
 
 @dataclass(frozen=True)
@@ -782,22 +576,6 @@ class Value(_Categorical):
 
 Space = dict[str, Distribution]
 """A space: hyperparameter name → distribution, in config order."""
-
-
-def param_text(name: str, value: Any) -> str:
-    """``name=value`` as logs, status and Flower show a parameter: floats to 4 significant
-    digits."""
-    return f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
-
-
-def with_defaults(
-    space: Mapping[str, Any], defaults: Mapping[str, Any], config: Mapping[str, Any]
-) -> dict[str, Any]:
-    """``config`` completed with ``defaults`` for the names ``space`` does not list, in the
-    defaults' order: an entry of the space that is inactive stays absent."""
-    out = {k: config.get(k, v) for k, v in defaults.items() if k in config or k not in space}
-    out.update((k, v) for k, v in config.items() if k not in out)
-    return out
 
 
 def space_to_dict(space: Mapping[str, Distribution]) -> dict[str, dict[str, Any]]:

@@ -16,15 +16,14 @@ from typing import Any
 import numpy as np
 
 from smptune.errors import ConfigError
+from smptune.params import Params, ParamsView
 from smptune.search.conditions import Cases, check_space, is_active, leaf
 from smptune.search.distributions import Distribution
 
 __all__ = ["grid_configurations", "sample_configurations"]
 
 
-def sample_configurations(
-    space: Mapping[str, Distribution], n: int, seed: int
-) -> list[dict[str, Any]]:
+def sample_configurations(space: Mapping[str, Distribution], n: int, seed: int) -> list[Params]:
     """``n`` random configurations from ``numpy.random.default_rng(seed)``.
 
     Entries are drawn in space order; an inactive entry is left out and draws nothing.
@@ -39,7 +38,7 @@ def sample_configurations(
     rng = np.random.default_rng(seed)
     configurations = []
     for _ in range(n):
-        config: dict[str, Any] = {}
+        config: Params = {}
         for name, dist in checked.items():
             if is_active(dist, config):
                 config[name] = leaf(dist, config).sample(rng)
@@ -48,15 +47,15 @@ def sample_configurations(
 
 
 def complete_configuration(
-    space: Mapping[str, Distribution], given: Mapping[str, Any], seed: int, where: str
-) -> dict[str, Any]:
+    space: Mapping[str, Distribution], given: ParamsView, seed: int, where: str
+) -> Params:
     """A configuration with ``given``'s values (checked against the space, reported under
     ``where``) and, for the active entries it leaves out, values drawn from
     ``numpy.random.default_rng(seed)``; names outside the space are kept as they are (fixed
     values for the trainable)."""
     checked = check_space(space)
     rng = np.random.default_rng(seed)
-    config: dict[str, Any] = {}
+    config: Params = {}
     for name, dist in checked.items():
         if not is_active(dist, config):
             if name in given:
@@ -89,7 +88,7 @@ def grid_size(space: Mapping[str, Distribution], limit: int = MAX_PLANNED) -> in
     parents |= {d.parent for d in checked.values() if isinstance(d, Cases)}
     names = list(checked)
 
-    def count(i: int, config: dict[str, Any]) -> int:
+    def count(i: int, config: Params) -> int:
         product = 1
         for j in range(i, len(names)):
             name, dist = names[j], checked[names[j]]
@@ -112,7 +111,7 @@ def grid_size(space: Mapping[str, Distribution], limit: int = MAX_PLANNED) -> in
     return count(0, {})
 
 
-def grid_configurations(space: Mapping[str, Distribution]) -> list[dict[str, Any]]:
+def grid_configurations(space: Mapping[str, Distribution]) -> list[Params]:
     """Every combination of the entries' grid values, in space order (last key fastest).
 
     With conditions, the union over the active branches: an entry is enumerated only where
@@ -134,10 +133,10 @@ def grid_configurations(space: Mapping[str, Distribution]) -> list[dict[str, Any
         leaves = [d for _, d in dist.cases] if isinstance(dist, Cases) else [dist]
         axes[name] = [d.grid_values() for d in leaves]
     names = list(checked)
-    out: list[dict[str, Any]] = []
+    out: list[Params] = []
     seen: set[str] = set()
 
-    def walk(i: int, config: dict[str, Any]) -> None:
+    def walk(i: int, config: Params) -> None:
         if i == len(names):
             key = json.dumps(config, sort_keys=True)
             if key not in seen:

@@ -14,9 +14,10 @@ running ones. TPE and CMA-ES ask the whole study.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
+from smptune.params import Params, ParamsView
 from smptune.records import TrialRecord
 from smptune.search.adaptive import (
     SearchSettings,
@@ -80,7 +81,7 @@ class StudyView:
         held = self.study._storage.get_trial(self._ids[number])
         return bool(held.state == frozen.state and held.values == frozen.values)
 
-    def ask(self, trial: int, defaults: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+    def ask(self, trial: int, defaults: ParamsView) -> tuple[Params, Any]:
         """The configuration the sweep's sampler (seeded for ``trial``) chooses now, and
         the asked Optuna trial to :meth:`settle` once the configuration is recorded."""
         study = self._gp_subset() if self._gp_limited() else self.study
@@ -88,7 +89,7 @@ class StudyView:
         asked = study.ask()
         return suggest_all(asked, self.search, defaults), asked
 
-    def settle(self, trial: int, asked: Any, chosen: Mapping[str, Any], recorded: Any) -> None:
+    def settle(self, trial: int, asked: Any, chosen: ParamsView, recorded: Any) -> None:
         """Keep the asked trial as ``trial``'s RUNNING entry when its configuration is the
         one recorded; else mark it failed (the recorded one enters with the next update)."""
         from optuna.trial import TrialState
@@ -102,7 +103,7 @@ class StudyView:
             self.study.tell(asked, state=TrialState.FAIL)
 
     def _gp_limited(self) -> bool:
-        return self.search.sampler_spec.kind == "gp" and len(self._finished) > GP_LIMIT
+        return self.search.sampler_spec.asks_a_subset and len(self._finished) > GP_LIMIT
 
     def _gp_subset(self) -> Any:
         """A study of the running trials and :data:`GP_LIMIT` finished ones: the best half

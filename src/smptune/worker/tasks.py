@@ -34,6 +34,7 @@ from smptune.results.folder import summarize, write_results
 from smptune.trainable import FoldContext, allowed_trainables, fold_model_dirs, load_trainable
 from smptune.worker.app import app
 from smptune.worker.host_share import apply_in_child
+from smptune.worker.stops import TrialShare
 from smptune.worker.trial_run import TrialRun, describe_error
 
 log = logging.getLogger("smptune.worker.tasks")
@@ -57,7 +58,7 @@ def _sweep_config(sweep_id: str) -> SweepConfig:
 # result_expires); nothing reads them, and the chord counts its parts all the same (Celery's
 # backend adds a part's result to the chord whether or not the task stores its own)
 @app.task(name=CV_TRIAL, bind=True, ignore_result=True)
-def cv_trial(self: Any, sweep_id: str, trial: int) -> dict[str, Any]:
+def cv_trial(self: Any, sweep_id: str, trial: int) -> TrialShare:
     """Run the folds of one configuration one after another; record each as it finishes.
 
     A copy that finds the trial finished, or another live copy holding its lease, is

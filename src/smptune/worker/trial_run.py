@@ -1,39 +1,38 @@
 """One trial's work on a worker: ``cv_trial``'s body as one object.
 
 A :class:`TrialRun` starts the trial, trains its unfinished runs (folds × seeds) one after
-another, records each, and writes the trial's record once. A :class:`RunWatch` follows each
-run's epochs as the trainable reports them: it records each score, and at an epoch boundary
-stops the run when the sweep is cancelled or out of time or the pruner says so. Every way a
-trial ends early — cancelled, out of time, pruned, failed, the lease lost to another copy —
-is raised as one :class:`TrialStopped` where it is found and turned into the record in one
-place.
+another, records each, and writes the trial's record once. A
+:class:`~smptune.worker.run_watch.RunWatch` follows each run's epochs as the trainable reports
+them: it records each score, and at an epoch boundary stops the run when the sweep is
+cancelled or out of time or the pruner (:mod:`smptune.worker.epoch_pruners`) says so. Every
+way a trial ends early — cancelled, out of time, pruned, failed, the lease lost to another
+copy — is raised as one :class:`~smptune.worker.stops.TrialStopped` where it is found and
+turned into the record in one place. A trial without a planned configuration asks the
+sweep's sampler for one as it starts (:mod:`smptune.worker.asking`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import time
 import traceback
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from celery.exceptions import Ignore, SoftTimeLimitExceeded
+from celery.exceptions import Ignore
 
 from smptune.config import SweepConfig
-from smptune.errors import SmptuneError, TrialError
+from smptune.errors import TrialError
 from smptune.lifecycle import crash_point
 from smptune.messages import TrialRequest
+from smptune.params import Params, ParamsView
 from smptune.queue.lease import Lease
-from smptune.queue.rungs import Rungs
-from smptune.queue.store import LEASE_GONE, LEASE_LOST, PREEMPTED, RECORDED, SweepStore
+from smptune.queue.store import LEASE_LOST, PREEMPTED, RECORDED, SweepStore
 from smptune.records import PartialRun, SavedCheckpoint, TrialStatus
-from smptune.search.distributions import param_text, with_defaults
-from smptune.search.halving import Halving
+from smptune.search.distributions import param_text
 from smptune.search.scoring import run_index, trial_score
 from smptune.trainable import (
     FoldContext,
@@ -42,62 +41,21 @@ from smptune.trainable import (
     fold_model_dirs,
     load_trainable,
 )
+from smptune.worker.asking import choose_params
+from smptune.worker.epoch_pruners import HalvingPruner, MedianPerEpoch
 from smptune.worker.host_share import apply_in_child, describe_share
+from smptune.worker.run_watch import RunWatch
+from smptune.worker.stops import (
+    LOST_LEASE,
+    TrialOutcome,
+    TrialShare,
+    TrialStopped,
+    describe_error,
+)
 
-__all__ = ["RunWatch", "TrialRun", "TrialStopped", "choose_params", "describe_error"]
+__all__ = ["ENSEMBLE_CANDIDATES", "RunWatch", "TrialRun", "TrialStopped", "describe_error"]
 
 log = logging.getLogger("smptune.worker.tasks")
-
-
-def describe_error(exc: BaseException) -> str:
-    """An exception as a trial or sweep record states it."""
-    if isinstance(exc, SoftTimeLimitExceeded):
-        return "time limit exceeded"
-    if isinstance(exc, SmptuneError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
-class TrialStopped(SmptuneError):
-    """A trial ends before its last run: raised where that is found, recorded in one place
-    (:meth:`TrialRun.run`), as Optuna's ``TrialPruned``.
-
-    ``status`` is the record's: ``cancelled``; ``skipped`` or ``stopped`` (the time budget);
-    ``pruned``; ``failed``. ``requeued``: its worker is being preempted, and the trial is
-    queued again at once, uncounted. None: this copy lost the trial's lease to another copy,
-    and records nothing.
-    """
-
-    def __init__(self, status: TrialStatus | None, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-def choose_params(
-    db: SweepStore, config: SweepConfig, sweep_id: str, trial: int, defaults: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The configuration of ``trial``, chosen by the sweep's adaptive sampler from every
-    trial recorded so far (this worker's view of the study, updated with what changed since
-    its last ask; no fleet-wide lock), recorded once (a second copy of the trial gets the
-    same)."""
-    if not config.is_adaptive:  # an open-ended random sweep: the seeded sample of its number
-        from smptune.search.sampling import sample_configurations
-
-        sample = sample_configurations(config.hyperparameters, trial + 1, config.seed)[trial]
-        return db.set_params_once(
-            sweep_id, trial, with_defaults(config.hyperparameters, defaults, sample)
-        )
-    from smptune.queue.study_feed import study_view
-
-    recorded = db.params_or_none(sweep_id, trial)
-    if recorded is not None:
-        return recorded
-    view = study_view(db, sweep_id, config, config.cv_settings.n_randoms)
-    chosen, asked = view.ask(trial, defaults)
-    recorded = db.set_params_once(sweep_id, trial, chosen)
-    view.settle(trial, asked, chosen, recorded)
-    return recorded
 
 
 class TrialRun:
@@ -130,13 +88,13 @@ class TrialRun:
         #: The run this copy was stopped in between two epochs, if any.
         self.partial: PartialRun | None = None
         self.max_epochs = config.max_epochs
-        self.epoch_pruner: _HalvingPruner | _MedianPerEpoch | None = None
+        self.epoch_pruner: HalvingPruner | MedianPerEpoch | None = None
         #: Whether this copy said that its trainable reports no epochs to an epoch pruner.
         self.silent_warned = False
         #: The last checkpoint of the run in progress, as recorded when this copy started.
         self.saved: SavedCheckpoint | None = None
 
-    def run(self, request: TrialRequest) -> dict[str, Any]:
+    def run(self, request: TrialRequest) -> TrialShare:
         """The trial's share of the chord's result, once its record is written.
 
         Raises :class:`Ignore` when another copy recorded the trial or holds its lease.
@@ -298,7 +256,7 @@ class TrialRun:
                     )
                 if watch.stop is not None and watch.stop.status is TrialStatus.PRUNED:
                     raise watch.stop  # decided at its last epoch: the run is complete
-                if isinstance(self.epoch_pruner, _HalvingPruner):
+                if isinstance(self.epoch_pruner, HalvingPruner):
                     why = self.epoch_pruner.after_run(watch.index, result.epochs_run)
                     if why is not None:
                         raise TrialStopped(
@@ -381,14 +339,12 @@ class TrialRun:
             if file is not None:
                 file.unlink(missing_ok=True)
 
-    def _build_epoch_pruner(
-        self, params: Mapping[str, Any]
-    ) -> _HalvingPruner | _MedianPerEpoch | None:
+    def _build_epoch_pruner(self, params: ParamsView) -> HalvingPruner | MedianPerEpoch | None:
         spec = self.config.pruner_spec
         if spec.halving:
-            return _HalvingPruner(self)
+            return HalvingPruner(self)
         if spec.enabled and spec.at == "epoch":
-            return _MedianPerEpoch(self, params)
+            return MedianPerEpoch(self, params)
         return None
 
     def stop_at_epoch(
@@ -420,20 +376,16 @@ class TrialRun:
         """The run index of seed ``repeat`` of ``fold``."""
         return run_index(fold, repeat, self.n_randoms)
 
-    def _params(self, defaults: Mapping[str, Any]) -> dict[str, Any]:
-        """The trial's configuration: recorded at submit, else chosen now (adaptive)."""
+    def _params(self, defaults: ParamsView) -> Params:
+        """The trial's configuration: recorded at submit, else asked of the sampler now."""
         params = self.db.params_or_none(self.sweep_id, self.trial)
         if params is not None:
             return params
-        if not self.config.is_adaptive and not self.config.is_open_ended:
+        if not self.config.sampler_spec.asks_at_start(self.config.is_open_ended):
             raise TrialError(f"sweep {self.sweep_id} has no configuration for trial {self.trial}")
-        return self._ask(defaults)
-
-    def _ask(self, defaults: Mapping[str, Any]) -> dict[str, Any]:
-        """The adaptive sampler's configuration for this trial."""
         return choose_params(self.db, self.config, self.sweep_id, self.trial, defaults)
 
-    def _should_prune(self, params: Mapping[str, Any]) -> bool:
+    def _should_prune(self, params: ParamsView) -> bool:
         """Whether the sweep's pruner stops this trial now, given its done runs and the
         other trials' recorded ones."""
         if not self.config.pruner_spec.enabled:
@@ -484,13 +436,13 @@ class TrialRun:
             result["duration_s"],
         )
 
-    def _record(self, stop: TrialStopped | None = None) -> dict[str, Any]:
+    def _record(self, stop: TrialStopped | None = None) -> TrialOutcome:
         """The trial's record: complete, or ended as ``stop`` says; a trial pruned or
         stopped by the time budget keeps the score of the runs it finished."""
         status = TrialStatus.COMPLETE if stop is None or stop.status is None else stop.status
         if status is TrialStatus.STOPPED and not self.done and self.partial is None:
             status = TrialStatus.SKIPPED
-        record: dict[str, Any] = {"status": status.value}
+        record: TrialOutcome = {"status": status.value}
         if stop is not None:
             record["error"] = stop.reason
         if self.partial is not None:
@@ -499,14 +451,14 @@ class TrialRun:
             score, std, unstable = trial_score(self.done, self.config.scoring)
             if score is None and not unstable and self.partial is not None:
                 score = self.partial.score  # stopped inside its first run: that run's epochs
-            record.update(score=score, score_std=std, unstable=unstable)
+            record["score"], record["score_std"], record["unstable"] = score, std, unstable
             if status is TrialStatus.COMPLETE and unstable:
                 record["error"] = "unstable: a run scored NaN, ±inf or 0"
         if self.started is not None:
             record["duration_s"] = time.perf_counter() - self.started
         return record
 
-    def _finish(self, record: dict[str, Any]) -> dict[str, Any]:
+    def _finish(self, record: TrialOutcome) -> TrialShare:
         """Write ``record`` once; raises :class:`Ignore` if another copy has the trial."""
         outcome = self.db.finish_trial(
             self.sweep_id, self.trial, record, self.lease.value, self._pruner_steps(record)
@@ -533,7 +485,7 @@ class TrialRun:
         self._log_outcome(record)
         return {"trial": self.trial, "status": record["status"], "score": record.get("score")}
 
-    def _pruner_steps(self, record: Mapping[str, Any]) -> dict[int, float]:
+    def _pruner_steps(self, record: TrialOutcome) -> dict[int, float]:
         """A complete trial's steps as the median pruner compares other trials with them."""
         if record["status"] != TrialStatus.COMPLETE or self.config.pruner_spec.kind != "median":
             return {}
@@ -557,7 +509,7 @@ class TrialRun:
             for folder in fold_model_dirs(out) if out is not None else []:
                 shutil.rmtree(folder, ignore_errors=True)
 
-    def _log_start(self, params: Mapping[str, Any]) -> None:
+    def _log_start(self, params: ParamsView) -> None:
         log.info(
             "sweep %s trial %d starts on %s (attempt %d, %d of %d runs done): %s",
             self.sweep_id,
@@ -569,7 +521,7 @@ class TrialRun:
             ", ".join(param_text(n, params[n]) for n in self.config.hyperparameters if n in params),
         )
 
-    def _log_outcome(self, record: dict[str, Any]) -> None:
+    def _log_outcome(self, record: TrialOutcome) -> None:
         sweep_id, trial, status = self.sweep_id, self.trial, record["status"]
         if self.started is None:  # never started: cancelled or out of time
             log.info("sweep %s trial %d %s: %s", sweep_id, trial, status, record["error"])
@@ -588,193 +540,8 @@ class TrialRun:
         )
 
 
-class RunWatch:
-    """One run's epochs as its trainable reports them (the context's ``report`` and
-    ``should_stop``): each epoch's score recorded, and after each the run told to stop when
-    :meth:`TrialRun.stop_at_epoch` finds a reason."""
-
-    def __init__(self, owner: TrialRun, fold: int, repeat: int) -> None:
-        self.owner = owner
-        self.fold = fold
-        self.repeat = repeat
-        self.index = run_index(fold, repeat, owner.n_randoms)
-        #: Score per reported epoch, in order.
-        self.scores: list[float] = []
-        #: Why the run must stop at its next epoch boundary; None while it goes on.
-        self.stop: TrialStopped | None = None
-        #: Where the run saves its checkpoint (None: it saves none).
-        self.checkpoint_path: Path | None = None
-
-    def resume_after(self, epoch: int) -> None:
-        """The run continues after ``epoch`` from a checkpoint: its earlier epochs' scores
-        are the ones recorded."""
-        owner = self.owner
-        curve = owner.db.curves(owner.sweep_id, owner.trial).get(self.index, ())
-        self.scores = list(curve[:epoch])
-
-    def report(self, epoch: int, metrics: Mapping[str, float]) -> None:
-        owner = self.owner
-        score = owner.config.scoring.run_score(metrics)
-        del self.scores[epoch - 1 :]  # an epoch trained again after its checkpoint's
-        self.scores.append(score)
-        reason = owner.db.record_epoch(
-            owner.sweep_id, owner.trial, self.index, epoch, score, owner.worker, owner.lease.value
-        )
-        if reason == LEASE_GONE:
-            owner.lease.lost.set()
-            self.lost(f"at fold {self.fold}, epoch {epoch}")
-            return
-        crash_point("trial.epoch")
-        if self.stop is None:
-            self.stop = owner.stop_at_epoch(self, epoch, score, reason)
-
-    def should_stop(self) -> bool:
-        """Whether the run ends at this epoch boundary: a stop was found, or this copy lost
-        the trial's lease (its heartbeat or a write found another copy holding it)."""
-        if self.owner.lease.lost.is_set():
-            self.lost(f"in fold {self.fold}")
-        return self.stop is not None
-
-    def lost(self, where: str) -> None:
-        """This copy lost the trial's lease: the run stops, recording nothing (said once)."""
-        if self.stop is not None and self.stop.status is None:
-            return
-        owner = self.owner
-        log.warning(
-            "sweep %s trial %d: %s %s; it stops and records nothing",
-            owner.sweep_id,
-            owner.trial,
-            LOST_LEASE,
-            where,
-        )
-        self.stop = TrialStopped(None, f"{LOST_LEASE} {where}")
-
-    def checkpoint_due(self, epoch: int) -> bool:
-        """Whether the run saves a checkpoint after ``epoch``: every ``checkpoint_every``
-        epochs, and before it stops to be continued (preempted, cancelled, out of time);
-        never after its last epoch or before it is pruned, and never from a copy that lost
-        the trial's lease (checked in Redis before each save: a copy thawed after another
-        took the trial over must not overwrite the file that copy resumed from)."""
-        if self.owner.lease.lost.is_set():
-            self.lost(f"at fold {self.fold}, epoch {epoch}")
-            return False
-        if epoch >= self.owner.max_epochs:
-            return False
-        if self.stop is not None:
-            due = self.stop.status in RESUMABLE
-        else:
-            every = self.owner.config.checkpoint_every
-            due = every > 0 and epoch % every == 0
-        if due and not self.owner.lease.renew():
-            self.lost(f"at fold {self.fold}, epoch {epoch}, before its checkpoint")
-            return False
-        return due
-
-    def checkpointed(self, epoch: int) -> None:
-        """Record that the run's checkpoint now holds it after ``epoch`` (only while this
-        copy holds the trial's lease)."""
-        owner = self.owner
-        assert self.checkpoint_path is not None
-        saved = SavedCheckpoint(self.index, epoch, str(self.checkpoint_path))
-        if not owner.db.checkpointed(owner.sweep_id, owner.trial, saved, owner.lease.value):
-            owner.lease.lost.set()
-            self.lost(f"at fold {self.fold}, epoch {epoch}, as it saved its checkpoint")
-            return
-        crash_point("trial.checkpointed")
-
-    def partial(self, epochs: int, duration_s: float) -> PartialRun:
-        """The run as recorded when it stops after ``epochs`` epochs."""
-        assert self.stop is not None
-        best = best_so_far(self.scores, self.owner.config.scoring.mode)
-        return PartialRun(self.fold, self.repeat, epochs, best, self.stop.reason, duration_s)
-
-
 #: Complete trials whose runs' best-epoch models are kept for the fold ensemble.
 ENSEMBLE_CANDIDATES = 3
-
-#: Stops after which a run is continued later, from a checkpoint saved as it stops.
-RESUMABLE = (TrialStatus.REQUEUED, TrialStatus.CANCELLED, TrialStatus.STOPPED)
-
-#: How a copy that lost its trial's lease to another says so.
-LOST_LEASE = "this copy lost the trial's lease to another copy"
-
-
-class _HalvingPruner:
-    """ASHA or Hyperband for one trial: its bracket, and a decision at each of its rungs
-    (see :mod:`smptune.search.halving`): inside the first run after an epoch, at the end of a
-    later run once it is recorded."""
-
-    def __init__(self, owner: TrialRun) -> None:
-        config = owner.config
-        self.owner = owner
-        self.halving = Halving.from_spec(config.pruner_spec, owner.max_epochs, config.n_runs)
-        self.bracket = self.halving.bracket(config.seed, owner.trial)
-        self.plan = self.halving.rungs(self.bracket)
-        self.rungs: Rungs = owner.db.rungs(owner.sweep_id, self.halving, config.scoring.mode)
-
-    def decide(self, watch: RunWatch, epoch: int, score: float) -> str | None:
-        """At a rung of the first run: rank the run's best score so far."""
-        if watch.index != 0:
-            return None
-        rung = next((r for r in self.plan if r.epoch == epoch), None)
-        if rung is None:
-            return None
-        best = best_so_far(watch.scores, self.owner.config.scoring.mode)
-        value = math.nan if best is None else best  # no finite epoch: ranked as unstable
-        decision = self.rungs.decide(self.owner.trial, self.bracket, rung.index, value)
-        return None if decision.keep else decision.describe()
-
-    def after_run(self, run: int, epochs_run: int) -> str | None:
-        """Once run ``run`` is recorded: the first run's rungs it ended before (early
-        stopping), on its best score, then the rung at its end, on the trial's mean over its
-        runs so far; why the trial stops, or None."""
-        owner = self.owner
-        scoring = owner.config.scoring
-        n_repeats = owner.n_randoms
-        for rung in self.plan:
-            if rung.epoch is not None and run == 0 and rung.epoch > epochs_run:
-                value = scoring.run_score(owner.done[0]["metrics"])
-                where = f"at {rung.where(n_repeats)} (its run ended at epoch {epochs_run})"
-            elif rung.epoch is None and rung.run == run:
-                mean, _, unstable = trial_score({i: owner.done[i] for i in range(run + 1)}, scoring)
-                value = math.nan if unstable or mean is None else mean
-                where = f"{rung.where(n_repeats)}, on the mean of its first {run + 1} runs"
-            else:
-                continue
-            decision = self.rungs.decide(owner.trial, self.bracket, rung.index, value)
-            if not decision.keep:
-                return f"{where}: {decision.describe()}"
-        return None
-
-
-def best_so_far(scores: list[float], mode: str) -> float | None:
-    """The best finite score of ``scores`` (None when none is): how a rung reads a run, and
-    a stopped run's score."""
-    finite = [s for s in scores if math.isfinite(s)]
-    if not finite:
-        return None
-    return max(finite) if mode == "max" else min(finite)
-
-
-class _MedianPerEpoch:
-    """Optuna's median rule asked after every epoch, on the complete trials' values at that
-    epoch (O(log trials), see :func:`smptune.search.adaptive.median_prunes`)."""
-
-    def __init__(self, owner: TrialRun, params: Mapping[str, Any]) -> None:
-        self.owner = owner
-        self.params = params
-
-    def decide(self, watch: RunWatch, epoch: int, score: float) -> str | None:
-        from smptune.search.adaptive import should_prune_epoch
-
-        owner = self.owner
-        curves = {watch.index: tuple(watch.scores)}
-        complete = owner.db.complete_trials(owner.sweep_id, owner.config.scoring.mode)
-        if should_prune_epoch(
-            complete, owner.config, self.params, owner.done, curves, owner.n_randoms
-        ):
-            return "below the median of the complete trials at this epoch"
-        return None
 
 
 def _trial_folder(db: SweepStore, sweep_id: str, trial: int) -> Path:
