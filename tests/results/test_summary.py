@@ -9,10 +9,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from smptune.config import config_from_dict, load_config
+from smptune.config import config_from_dict, config_to_yaml, load_config
 from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import SweepStore
 from smptune.records import OUTCOMES, TrialStatus
+from smptune.results.folder import write_results
 from smptune.results.summary import FoldEnsemble, SweepResults, summarize
 from smptune.search.halving import Halving
 from smptune.search.scoring import (
@@ -207,3 +208,15 @@ def test_the_fold_ensemble_comes_last_and_round_trips(store: SweepStore, tmp_pat
     failed = FoldEnsemble.from_dict({"error": "no fold models"})
     assert failed.to_dict() == {"error": "no fold models"}
     assert dataclasses.replace(results, fold_ensemble=failed).default_model == "retrained_model"
+
+
+def test_config_yaml_is_the_stored_config_as_before(store: SweepStore, tmp_path):
+    # Given a sweep stored with a sampler, a pruner and class names
+    sweep_id = _sweep(store, tmp_path, sampler="tpe", pruner="asha", class_names=["bg", "fg"])
+    stored = store.get_sweep(sweep_id).config
+
+    # When its results folder is written from the typed config
+    write_results(summarize(store, sweep_id), config_from_dict(stored), tmp_path / "out")
+
+    # Then config.yaml is what the stored mapping wrote before
+    assert (tmp_path / "out" / "config.yaml").read_text() == config_to_yaml(dict(stored))

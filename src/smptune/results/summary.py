@@ -425,7 +425,7 @@ class RetrainCheck:
         return {"test": self.test, "floor": self.floor, "below": self.below}
 
 
-def retrain_check(results: SweepResults, test_metrics: Mapping[str, Any]) -> RetrainCheck | None:
+def retrain_check(results: SweepResults, test_metrics: Mapping[str, float]) -> RetrainCheck | None:
     """How the retrained model's ``test_metrics`` compare with its floor; None when a figure
     is missing."""
     view = results.scoring_view()
