@@ -29,12 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 from smptune.config import SweepConfig, config_from_dict, load_config
 from smptune.errors import ConfigError
+from smptune.params import Params
 from smptune.records import FullSweepRecord, SweepStatus, SweepSummary
 from smptune.trainable import SEGMENTATION_TRAINABLE
 from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url
 
 if TYPE_CHECKING:
     from smptune.queue.store import SweepStore
+    from smptune.results.summary import SweepResults
 
 __all__ = ["Sweep", "connect", "local", "predict", "submit", "sweeps"]
 
@@ -96,29 +98,33 @@ class Sweep:
 
         return snapshot(self._store, self.id)
 
+    def summary(self) -> SweepResults:
+        """The results as a typed record (:class:`~smptune.results.summary.SweepResults`);
+        ranked now if the sweep has not been finalized."""
+        from smptune.results.summary import current_results
+
+        return current_results(self._store, self.id)
+
     def results(self) -> dict[str, Any]:
         """``results.json``: the ranking, the best trial (also as ``best_params`` and
         ``best_value``), learning curves; ranked now if the sweep has not been finalized."""
-        from smptune.results.folder import summarize
-
         results = self._store.sweep_results(self.id)
-        return dict(results) if results else summarize(self._store, self.id)
+        return dict(results) if results else self.summary().to_dict()
 
     def trials(self) -> list[dict[str, Any]]:
         """A row per trial, as ``trials.csv`` holds it (parameters, each fold's score, mean,
         std, status, worker, error); ``pandas.DataFrame(sweep.trials())`` is the table."""
         from smptune.results.folder import trial_rows
 
-        results = self.results()
-        return trial_rows(results) if results.get("ranking") else []
+        return trial_rows(self.summary())
 
     @property
-    def best_params(self) -> dict[str, Any] | None:
-        return self.results().get("best_params")
+    def best_params(self) -> Params | None:
+        return self.summary().best_params
 
     @property
     def best_value(self) -> float | None:
-        return self.results().get("best_value")
+        return self.summary().best_value
 
     @property
     def test_metrics(self) -> dict[str, float] | None:
@@ -130,12 +136,12 @@ class Sweep:
         """Write the results folder (tables, report.html, plots) to ``out``, as
         ``producer results --out`` does; returns it."""
         from smptune.results.folder import write_results
+        from smptune.results.summary import SweepResults
 
         record = self.record
-        results = dict(record.results) if record.results else self.results()
-        return write_results(
-            results, record.config, Path(out), record.test_metrics, splits=record.splits
-        )
+        results = SweepResults.from_dict(record.results) if record.results else self.summary()
+        config = config_from_dict(record.config)
+        return write_results(results, config, Path(out), record.test_metrics, splits=record.splits)
 
     def cancel(self) -> bool:
         """Ask the sweep to stop (queued trials never start, running ones stop at their next

@@ -12,6 +12,7 @@ from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import ALREADY_FINISHED, RECORDED, SweepStore
 from smptune.records import TrialRecord, TrialStatus
 from smptune.results.folder import best_config, write_results
+from smptune.results.summary import SweepResults
 from smptune.search.scoring import best_epochs, rank_trials, score_at_epoch
 from smptune.urls import mask_secrets, mask_url
 
@@ -94,18 +95,18 @@ def test_the_cv_at_the_retrains_epochs_reads_each_run_at_that_epoch():
 
 
 def test_best_config_is_a_valid_config_with_every_value_fixed(tmp_path):
-    config = load_config(write_config(tmp_path / "s.yaml")).to_dict()
+    config = load_config(write_config(tmp_path / "s.yaml"))
     again = config_from_dict(yaml.safe_load(yaml.safe_dump(best_config(config, {"x": 1.5}))))
     assert again.configurations() == [{"x": 1.5}]
     assert again.name == "quad-best"
 
 
 def test_results_folder_from_a_summary(tmp_path):
-    config = load_config(write_config(tmp_path / "s.yaml")).to_dict()
+    config = load_config(write_config(tmp_path / "s.yaml"))
     results = {
         "n_folds": 2,
         "metric": "score",
-        "best": {"params": {"x": 1.0}},
+        "best": {"trial": 0, "params": {"x": 1.0}},
         "ranking": [
             {
                 "trial": 0,
@@ -121,14 +122,14 @@ def test_results_folder_from_a_summary(tmp_path):
             }
         ],
     }
-    out = write_results(results, config, tmp_path / "out", {"score": 0.61})
+    out = write_results(SweepResults.from_dict(results), config, tmp_path / "out", {"score": 0.61})
     assert (out / "trials.csv").read_text().splitlines()[1].startswith("0,1,complete,1.0,0.5,0.7")
     assert (out / "final" / "test_metrics.json").exists()
 
 
 def test_trials_csv_shows_every_run_and_each_combined_metric(tmp_path):
     # Given a trial of two folds × two seeds scored by iou and loss combined, one run unstable
-    config = load_config(write_config(tmp_path / "s.yaml")).to_dict()
+    config = load_config(write_config(tmp_path / "s.yaml"))
     runs = {
         0: {"metrics": {"iou": 0.5, "loss": 0.25}},
         1: {"metrics": {"iou": 0.6, "loss": 0.5}},
@@ -155,7 +156,7 @@ def test_trials_csv_shows_every_run_and_each_combined_metric(tmp_path):
         ],
     }
     # When the results folder is written
-    out = write_results(results, config, tmp_path / "out")
+    out = write_results(SweepResults.from_dict(results), config, tmp_path / "out")
     # Then trials.csv has a score column per run and a column per metric of each run
     header, row = (line.split(",") for line in (out / "trials.csv").read_text().splitlines())
     cells = dict(zip(header, row, strict=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from smptune.results.folder import default_model, retrain_check
+from smptune.results.summary import SweepResults, retrain_check
 from smptune.search.scoring import retrain_floor
 
 SCORING = {"metrics": ["iou"]}
@@ -22,8 +22,8 @@ def _results(cv_at_epochs: dict | None, ensemble: dict | None = None, mode: str 
 
 
 def test_the_fold_ensemble_is_the_default_model_when_it_was_tested():
-    assert default_model(_results(None, {"iou": 0.61})) == "fold_ensemble"
-    assert default_model(_results(None)) == "retrained_model"
+    assert SweepResults.from_dict(_results(None, {"iou": 0.61})).default_model == "fold_ensemble"
+    assert SweepResults.from_dict(_results(None)).default_model == "retrained_model"
 
 
 def test_the_floor_is_the_cv_after_the_retrains_epochs_less_twice_the_spread():
@@ -36,9 +36,15 @@ def test_the_floor_is_the_cv_after_the_retrains_epochs_less_twice_the_spread():
 
 
 def test_a_retrained_model_below_its_floor_is_flagged():
-    results = _results({"epochs": 8, "score": 0.5, "std": 0.04, "per_run": {}}, {"iou": 0.61})
+    at = {"epochs": 8, "score": 0.5, "std": 0.04, "per_run": {}}
+    results = SweepResults.from_dict(_results(at, {"iou": 0.61}))
     # the nuclei sweep at 8 epochs: a retrained model of 0.33
     below = retrain_check(results, {"iou": 0.33})
-    assert below == {"test": pytest.approx(0.33), "floor": pytest.approx(0.42), "below": True}
-    assert retrain_check(results, {"iou": 0.45})["below"] is False
-    assert retrain_check(_results(None), {"iou": 0.45}) is None
+    assert below is not None
+    assert below.to_dict() == {
+        "test": pytest.approx(0.33),
+        "floor": pytest.approx(0.42),
+        "below": True,
+    }
+    assert retrain_check(results, {"iou": 0.45}).below is False
+    assert retrain_check(SweepResults.from_dict(_results(None)), {"iou": 0.45}) is None

@@ -6,15 +6,20 @@ from __future__ import annotations
 import pytest
 
 from smptune.results.per_class import per_class_rows
+from smptune.results.summary import SweepResults
 
 
-def _results(runs: list[dict[str, float]], ensemble: dict[str, float] | None = None) -> dict:
+def _results(
+    runs: list[dict[str, float]], ensemble: dict[str, float] | None = None
+) -> SweepResults:
     folds = {str(k): {"metrics": m} for k, m in enumerate(runs)}
-    return {
-        "best": {"trial": 3},
-        "ranking": [{"trial": 1, "folds": {}}, {"trial": 3, "folds": folds}],
-        "fold_ensemble": {"test_metrics": ensemble} if ensemble else None,
-    }
+    return SweepResults.from_dict(
+        {
+            "best": {"trial": 3},
+            "ranking": [{"trial": 1, "folds": {}}, {"trial": 3, "folds": folds}],
+            "fold_ensemble": {"test_metrics": ensemble} if ensemble else None,
+        }
+    )
 
 
 def test_each_class_gets_its_cv_spread_and_test_figures_under_its_name():
@@ -53,4 +58,4 @@ def test_binary_results_have_one_row_the_foreground_and_no_names_mean_indices():
 
 def test_results_without_per_class_or_foreground_figures_have_no_table():
     assert per_class_rows(_results([{"score": 0.5}]), {"score": 0.4}) == []
-    assert per_class_rows({"best": None, "ranking": []}, None) == []
+    assert per_class_rows(SweepResults.from_dict({"best": None, "ranking": []}), None) == []

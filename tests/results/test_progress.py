@@ -9,8 +9,8 @@ from smptune.config import load_config
 from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import SweepStore
 from smptune.records import TrialStatus
-from smptune.results.folder import summarize
 from smptune.results.progress import snapshot, status_lines
+from smptune.results.summary import summarize
 
 from conftest import write_config
 
@@ -41,7 +41,7 @@ def sweep_with_trials(store: SweepStore, tmp_path, sweep_id: str, n_trials: int)
     store.trial_started(sweep_id, busy, "w0@h", "cpu")
     run(busy, 0, 2.0)
     store.trial_started(sweep_id, idle, "w1@h", "cpu")
-    store.set_sweep_fields(sweep_id, results=summarize(store, sweep_id))
+    store.set_sweep_fields(sweep_id, results=summarize(store, sweep_id).to_dict())
     return sweep_id
 
 

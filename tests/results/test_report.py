@@ -21,9 +21,10 @@ from PIL import Image
 from smptune.config import load_config
 from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import SweepStore
-from smptune.results.folder import summarize, write_results
+from smptune.results.folder import write_results
 from smptune.results.html import write_report
 from smptune.results.plots import learning_curves
+from smptune.results.summary import SweepResults, summarize
 
 from conftest import run_cli, submit_and_wait, write_config
 
@@ -189,12 +190,12 @@ def _recorded_sweep(
     ``epochs``: each run also reports that many epochs, climbing to its score. A trial in
     ``pruned`` was stopped inside fold 0 after it trained ``len(scores[trial])`` epochs
     (those are its epochs' scores), as ASHA stops one."""
-    config = load_config(write_config(tmp_path / "s.yaml", n_trials=len(scores), **cfg)).to_dict()
+    config = load_config(write_config(tmp_path / "s.yaml", n_trials=len(scores), **cfg))
     params = [
         {**QuadraticTrainable.defaults, "x": 0.5 * i, "y": -1.0 - 0.25 * i}
         for i in range(len(scores))
     ]
-    store.create_sweep("s1", config, params, 3, str(tmp_path))
+    store.create_sweep("s1", config.to_dict(), params, 3, str(tmp_path))
     for trial, runs in scores.items():
         if trial in pruned:
             for epoch, score in enumerate(runs, start=1):
@@ -301,7 +302,9 @@ def test_an_unstable_trial_is_flagged_in_the_report_and_fails_in_optuna(
     scores = {0: [0.5, 0.6, 0.55], 1: [0.9, math.nan, 0.95], 2: [0.7, 0.8, 0.75], 3: [0.3] * 3}
     sweep_id, config = _recorded_sweep(store, tmp_path, scores)
     results = summarize(store, sweep_id)
-    assert results["best"]["trial"] == 2  # the unstable trial scores higher but ranks lower
+    assert (
+        results.best and results.best.trial == 2
+    )  # the unstable trial scores higher but ranks lower
 
     # When the results folder is written and the sweep exported to Optuna
     out = write_results(results, config, tmp_path / "out")
@@ -334,7 +337,7 @@ def test_the_report_draws_the_learning_curves_of_the_best_and_of_the_pruned_tria
     # Given two complete trials that report every epoch, and one pruned inside fold 0
     sweep_id, config = _recorded_sweep(store, tmp_path, _CURVES, epochs=4, pruned=(2,))
     results = summarize(store, sweep_id)
-    assert [(c["trial"], c["status"]) for c in results["learning_curves"]] == [
+    assert [(c.trial, c.status) for c in results.learning_curves] == [
         (1, "complete"),
         (0, "complete"),
         (2, "pruned"),
@@ -373,7 +376,7 @@ def test_results_without_learning_curves_have_no_such_section(tmp_path, store: S
     # Given a sweep whose trainable reports no epochs
     sweep_id, config = _recorded_sweep(store, tmp_path, {n: [0.2 + 0.1 * n] * 3 for n in range(4)})
     results = summarize(store, sweep_id)
-    assert results["learning_curves"] == []
+    assert results.learning_curves == ()
 
     # When its results folder is written
     out = write_results(results, config, tmp_path / "out")
@@ -387,7 +390,9 @@ def test_results_without_learning_curves_have_no_such_section(tmp_path, store: S
     # When an older results.json without learning curves is reported, over a folder where an
     # earlier report drew them
     (out / "plots" / "learning_curves.png").write_bytes(_png())
-    older = {k: v for k, v in results.items() if k != "learning_curves"}
+    older = SweepResults.from_dict(
+        {k: v for k, v in results.to_dict().items() if k != "learning_curves"}
+    )
     page = write_report(older, config, out).read_text()
 
     # Then there is no such section either, and the stale plot is gone
@@ -429,13 +434,13 @@ def test_a_sweep_whose_trials_were_all_pruned_has_no_best_and_says_so(tmp_path, 
 
     # Then neither is the best, though the second scored 0.9 in its two epochs: nothing
     # finished its cross-validation, which results.json and the report say in one line
-    assert results["best"] is None and results["best_params"] is None
-    assert results["no_best"] == (
+    assert results.best is None and results.best_params is None
+    assert results.no_best == (
         "no trial finished its cross-validation (2 pruned), so there is no best configuration "
         "and nothing is retrained"
     )
-    assert json.loads((out / "results.json").read_text())["no_best"] == results["no_best"]
-    assert results["no_best"] in _section((out / "report.html").read_text(), "best")
+    assert json.loads((out / "results.json").read_text())["no_best"] == results.no_best
+    assert results.no_best in _section((out / "report.html").read_text(), "best")
     assert not (out / "best_config.yaml").exists()
     # and the ranking still lists both, the one that trained further first
-    assert [t["trial"] for t in results["ranking"]] == [0, 1]
+    assert [t.trial for t in results.ranking] == [0, 1]

@@ -395,33 +395,36 @@ def _submit_and_maybe_wait(
 
 
 def _print_final_figures(console: Any, results: Any, test_metrics: Any) -> None:
-    from smptune.results.folder import ensemble_metrics
     from smptune.results.labels import metrics_text
     from smptune.results.progress import cv_versus_test_line
 
-    ensemble = ensemble_metrics(results or {})
+    if results is None:
+        return
+    ensemble = results.ensemble_metrics
     if ensemble:
-        shown = metrics_text(ensemble, (results or {}).get("class_names"))
+        shown = metrics_text(ensemble, results.class_names)
         console.print(f"test metrics of its fold ensemble: {shown}", markup=False)
-    line = cv_versus_test_line(results or {}, test_metrics)
+    line = cv_versus_test_line(results, test_metrics)
     if line:
         console.print(line, markup=False)
 
 
 def _print_outcome(console: Any, store: Any, sweep_id: str, snap: dict[str, Any]) -> int:
     from smptune.results.progress import ranking_table
+    from smptune.results.summary import SweepResults
 
     sweep = store.get_sweep(sweep_id, full=True)
-    if sweep.results:
-        console.print(ranking_table(sweep.results))
-        if sweep.results.get("no_best"):
-            console.print(f"sweep {sweep_id}: {sweep.results['no_best']}", markup=False)
+    results = SweepResults.from_dict(sweep.results) if sweep.results else None
+    if results:
+        console.print(ranking_table(results))
+        if results.no_best:
+            console.print(f"sweep {sweep_id}: {results.no_best}", markup=False)
     if sweep.test_metrics:
         from smptune.results.labels import metrics_text
 
         metrics = metrics_text(sweep.test_metrics, sweep.config.get("class_names"))
         console.print(f"test metrics of the best configuration: {metrics}", markup=False)
-        _print_final_figures(console, sweep.results, sweep.test_metrics)
+        _print_final_figures(console, results, sweep.test_metrics)
     console.print(f"results: {Path(sweep.artifacts_dir) / sweep_id}")
     if snap["status"] != "done":
         console.print(f"sweep {sweep_id} ended {snap['status']}: {snap.get('error') or ''}")
@@ -481,8 +484,10 @@ def cmd_flower(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from smptune.results.folder import summarize, write_results
+    from smptune.config import config_from_dict
+    from smptune.results.folder import write_results
     from smptune.results.progress import ranking_table
+    from smptune.results.summary import SweepResults, summarize
 
     if args.optuna_study is not None and not args.optuna_storage:
         raise ConfigError("--optuna-study: needs --optuna-storage URL")
@@ -491,7 +496,9 @@ def cmd_results(args: argparse.Namespace) -> int:
     _check_every(args.every)
     store = _store(args)
     sweep = store.get_sweep(args.sweep, full=True)
-    results = sweep.results or summarize(store, args.sweep)
+    results = SweepResults.from_dict(sweep.results) if sweep.results else None
+    results = results or summarize(store, args.sweep)
+    config = config_from_dict(sweep.config)
     exported = None
     if args.optuna_storage is not None:
         from smptune.results.optuna_export import mirror_study
@@ -499,7 +506,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         study = args.optuna_study or args.sweep
         if args.follow:
             return _follow(args, store, study)
-        done = mirror_study(results, sweep.config, args.optuna_storage, study)
+        done = mirror_study(results, config, args.optuna_storage, study)
         where = mask_url(args.optuna_storage)
         exported = (
             f"Optuna study {study!r}: {done.total} trials in {where} ({done.added} added, "
@@ -511,7 +518,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         _copy_predictions(sweep, args.out)
         write_results(
             results,
-            sweep.config,
+            config,
             args.out,
             sweep.test_metrics,
             splits=sweep.splits,
@@ -519,7 +526,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                {**results, "status": sweep.status, "test_metrics": sweep.test_metrics},
+                {**results.to_dict(), "status": sweep.status, "test_metrics": sweep.test_metrics},
                 indent=2,
                 default=str,
             )
@@ -527,8 +534,8 @@ def cmd_results(args: argparse.Namespace) -> int:
         return ExitCode.OK
     console = _console()
     console.print(ranking_table(results, limit=50))
-    if results.get("no_best"):
-        console.print(f"sweep {args.sweep}: {results['no_best']}", markup=False)
+    if results.no_best:
+        console.print(f"sweep {args.sweep}: {results.no_best}", markup=False)
     if sweep.test_metrics:
         from smptune.results.labels import metrics_text
 

@@ -8,8 +8,6 @@ written logs a warning and never fails the sweep.
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import logging
 import math
@@ -18,19 +16,33 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from smptune.metric_keys import split_refined
+from smptune.config import SweepConfig
 from smptune.records import OUTCOMES, PartialRun
-from smptune.results.folder import MODEL_FOLDERS, default_model, retrain_check
-from smptune.results.labels import REFINED_SHOWN, metric_label, split_class_metric, variant_label
-from smptune.results.per_class import FIGURES, ClassRow, Spread, per_class_rows
-from smptune.results.plots import DPI, SHOWN_DPI
-from smptune.search.scoring import cv_versus_test
+from smptune.results.html_final import (
+    PREDICTIONS,
+    per_class_section,
+    predictions_section,
+    test_section,
+)
+from smptune.results.html_parts import (
+    badge,
+    duration_text,
+    esc,
+    finite,
+    html_table,
+    img,
+    num,
+    value_cell,
+)
+from smptune.results.per_class import per_class_rows
+from smptune.results.plot_base import Plot
+from smptune.results.summary import SweepResults
+from smptune.search.distributions import space_to_dict
 
 log = logging.getLogger("smptune.report")
 
 #: Rows of the ranking table; every trial is in trials.csv.
 MAX_RANKING_ROWS = 100
-PREDICTIONS = Path("final") / "predictions.png"
 
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
@@ -63,96 +75,26 @@ code{font-size:13px}
 """
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _num(value: Any, digits: int = 4) -> str:
-    if _finite(value):
-        return f"{value:.{digits}g}"
-    return "–" if value is None else _e(value)
-
-
-def _value(value: Any) -> str:
-    """A parameter value for a table cell."""
-    if isinstance(value, float):
-        return _num(value)
-    if isinstance(value, list | dict) or value is None or isinstance(value, bool):
-        return _e(json.dumps(value))
-    return _e(value)
-
-
-def _badge(status: Any) -> str:
-    status = str(status or "pending")
-    css = status if status.isidentifier() else "pending"
-    return f'<span class="badge {css}">{_e(status)}</span>'
-
-
-def _img(png: bytes, alt: str, scale: float = SHOWN_DPI / DPI) -> str:
-    """An inline PNG shown at ``scale`` of its pixel width (plots are drawn at twice the size
-    they are shown, for high-density screens)."""
-    data = base64.b64encode(png).decode("ascii")
-    width = ""
-    if png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) >= 24:
-        width = f' width="{round(int.from_bytes(png[16:20], "big") * scale)}"'
-    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}"{width}>'
-
-
-def _table(header: list[str], rows: list[list[str]], classes: dict[int, str] | None = None) -> str:
-    """A table; ``classes`` gives a column (by index) a CSS class."""
-    classes = classes or {}
-    head = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="{classes[i]}">{cell}</td>' if i in classes else f"<td>{cell}</td>"
-            for i, cell in enumerate(row)
-        )
-        + "</tr>"
-        for row in rows
-    )
-    return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
-
-
-def _searched(results: Mapping[str, Any], config: Mapping[str, Any]) -> list[str]:
+def _searched(results: SweepResults, config: SweepConfig) -> list[str]:
     """The hyperparameters the sweep searches (not fixed), in config order."""
-    space = config.get("hyperparameters") or {}
-    names = list(results.get("hyperparameters") or space)
-    return [
-        n
-        for n in names
-        if not (isinstance(space.get(n), Mapping) and space[n].get("distribution") == "value")
-    ]
+    space = config.hyperparameters
+    names = list(results.hyperparameters or space)
+    return [n for n in names if not (n in space and space[n].kind == "value")]
 
 
-def _duration(seconds: float) -> str:
-    """``4.2 s``, ``42 s``, ``12 min``, ``3.4 h``: one way for every duration on the page."""
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _time_facts(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _time_facts(results: SweepResults) -> list[tuple[str, str]]:
     """Wall time (first trial start to last end), device time (what the runs trained, the
     records' ``device_s``) and the workers that ran trials."""
-    trials = results.get("ranking") or []
-    starts = [t["started"] for t in trials if _finite(t.get("started"))]
-    ends = [t["finished"] for t in trials if _finite(t.get("finished"))]
-    device = sum(t["device_s"] for t in trials if _finite(t.get("device_s")))
-    workers = {t["worker"] for t in trials if t.get("worker")}
+    trials = results.ranking
+    starts = [t.started for t in trials if t.started is not None and finite(t.started)]
+    ends = [t.finished for t in trials if t.finished is not None and finite(t.finished)]
+    device = sum(t.device_s for t in trials if finite(t.device_s))
+    workers = {t.worker for t in trials if t.worker}
     facts = []
     if starts and ends and max(ends) >= min(starts):
-        facts.append(("wall time", _duration(max(ends) - min(starts))))
+        facts.append(("wall time", duration_text(max(ends) - min(starts))))
     if device:
-        facts.append(("device time", f"{_duration(device)} (runs training)"))
+        facts.append(("device time", f"{duration_text(device)} (runs training)"))
     if workers:
         facts.append(("workers", f"{len(workers)}"))
     return facts
@@ -172,20 +114,20 @@ def _split_facts(splits: Mapping[str, Any] | None) -> list[tuple[str, str]]:
 
 
 def _summary(
-    results: Mapping[str, Any], config: Mapping[str, Any], splits: Mapping[str, Any] | None = None
+    results: SweepResults, config: SweepConfig, splits: Mapping[str, Any] | None = None
 ) -> str:
-    counts = ", ".join(f"{results[s.counter]} {s}" for s in OUTCOMES if results.get(s.counter))
-    n_randoms = int(results.get("n_randoms") or 1)
-    cv = f"{results.get('n_folds', '?')} folds" + (f" × {n_randoms} seeds" if n_randoms > 1 else "")
-    better = "lower" if results.get("mode") == "min" else "higher"
+    counts = ", ".join(f"{results.count(s)} {s}" for s in OUTCOMES if results.count(s))
+    n_randoms = results.n_randoms
+    cv = f"{results.n_folds} folds" + (f" × {n_randoms} seeds" if n_randoms > 1 else "")
+    better = "lower" if results.mode == "min" else "higher"
     facts = [
-        ("metric", f"{_e(results.get('metric', '?'))} ({better} is better)"),
-        ("trials", f"{_e(results.get('n_trials', '?'))}" + (f" ({_e(counts)})" if counts else "")),
-        ("cross-validation", _e(cv)),
-        ("sampler", _e(results.get("sampler") or config.get("sampler") or "random")),
-        ("pruner", _e(results.get("pruner") or config.get("pruner") or "none")),
-        ("seed", _e(config.get("seed", "–"))),
-        *((k, _e(v)) for k, v in _time_facts(results) + _split_facts(splits)),
+        ("metric", f"{esc(results.metric)} ({better} is better)"),
+        ("trials", f"{esc(results.n_trials)}" + (f" ({esc(counts)})" if counts else "")),
+        ("cross-validation", esc(cv)),
+        ("sampler", esc(results.sampler or config.sampler or "random")),
+        ("pruner", esc(results.pruner or config.pruner or "none")),
+        ("seed", esc(config.seed)),
+        *((k, esc(v)) for k, v in _time_facts(results) + _split_facts(splits)),
     ]
     return (
         '<section id="summary"><h2>Summary</h2><div class="facts">'
@@ -198,38 +140,38 @@ def _summary(
 NO_BEST = "no complete trial has a stable score: there is no best configuration"
 
 
-def _best(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
-    best = results.get("best")
+def _best(results: SweepResults, config: SweepConfig) -> str:
+    best = results.best
     if not best:
         return (
             '<section id="best"><h2>Best configuration</h2>'
-            f'<p class="note">{_e(results.get("no_best") or NO_BEST)}</p>'
+            f'<p class="note">{esc(results.no_best or NO_BEST)}</p>'
             "</section>"
         )
     searched = _searched(results, config)
-    params = best.get("params") or {}
-    rows = [[f"<b>{_e(n)}</b>", _value(params[n])] for n in searched if n in params]
-    fixed = [[_e(n), _value(v)] for n, v in params.items() if n not in searched]
-    std = f" ± {_num(best.get('score_std'))}" if _finite(best.get("score_std")) else ""
+    params = best.params
+    rows = [[f"<b>{esc(n)}</b>", value_cell(params[n])] for n in searched if n in params]
+    fixed = [[esc(n), value_cell(v)] for n, v in params.items() if n not in searched]
+    std = f" ± {num(best.score_std)}" if finite(best.score_std) else ""
     facts = [
-        ("trial", f"#{_e(best.get('trial'))} {_badge(best.get('status', 'complete'))}"),
-        (_e(results.get("metric", "score")), f'<span class="score">{_num(best["score"])}</span>'),
+        ("trial", f"#{esc(best.trial)} {badge(best.status.value)}"),
+        (esc(results.metric), f'<span class="score">{num(best.score)}</span>'),
         ("std over runs", std[3:] or "–"),
-        ("epochs for the final model", _e(best.get("epochs", "–"))),
+        ("epochs for the final model", esc(best.epochs)),
     ]
-    at_epochs = best.get("cv_at_epochs")
-    if at_epochs and _finite(at_epochs.get("score")):
-        facts.insert(2, (f"CV at {_e(at_epochs['epochs'])} epochs", _num(at_epochs["score"])))
+    at_epochs = best.cv_at_epochs
+    if at_epochs and finite(at_epochs.score):
+        facts.insert(2, (f"CV at {esc(at_epochs.epochs)} epochs", num(at_epochs.score)))
     out = [
         '<section id="best"><h2>Best configuration</h2><div class="facts">',
         "".join(f'<div class="fact"><b>{k}</b>{v}</div>' for k, v in facts),
         "</div><h3>Searched parameters</h3>",
-        _table(["parameter", "value"], rows) if rows else '<p class="note">none</p>',
+        html_table(["parameter", "value"], rows) if rows else '<p class="note">none</p>',
     ]
     if fixed:
         out += [
             f"<details><summary>{len(fixed)} fixed parameters</summary>",
-            _table(["parameter", "value"], fixed),
+            html_table(["parameter", "value"], fixed),
             "</details>",
         ]
     out.append(
@@ -239,225 +181,56 @@ def _best(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
-def _test(
-    test_metrics: Mapping[str, Any] | None,
-    results: Mapping[str, Any],
-    class_names: list[str] | None = None,
-    per_class: bool = False,
-) -> str:
-    """The test table; ``per_class``: the per-class rows are in their own table, so this one
-    leaves them out."""
-    if not test_metrics:
-        body = (
-            '<p class="note">no test metrics: the final model has not been trained and tested '
-            "(retrain_and_test is off, still running, or failed)</p>"
-        )
-    else:
-        ensemble = results.get("fold_ensemble") or {}
-        both = ensemble.get("test_metrics") or {}
-        plain, _ = split_refined(test_metrics)
-        rows = [
-            [_e(metric_label(k, class_names)), _num(v), _num(both.get(k))]
-            for k, v in plain.items()
-            if not (per_class and split_class_metric(k))
-        ]
-        chosen = default_model(results)
-        header = ["metric", "retrained model", "fold ensemble"]
-        header[1 if chosen == "retrained_model" else 2] += " (default)"
-        body = _table(header, rows, {1: "num", 2: "num"}) + _cv_versus_test(test_metrics, results)
-        body += _default_note(chosen, results, test_metrics)
-        body += _refinements(test_metrics, both)
-        if both:
-            body += (
-                f'<p class="note">The fold ensemble averages the probabilities of trial '
-                f"{_e(ensemble.get('trial'))}'s {len(ensemble.get('members') or [])} fold "
-                "models at their best epochs; it is exported to final/ensemble/ "
-                "(smptune.training.ensemble.load_ensemble).</p>"
-            )
-        elif ensemble.get("error"):
-            body += f'<p class="note">no fold ensemble: {_e(ensemble["error"])}</p>'
-    return f'<section id="test"><h2>Test metrics of the final model</h2>{body}</section>'
-
-
-def _default_note(chosen: str, results: Mapping[str, Any], test_metrics: Mapping[str, Any]) -> str:
-    """Which model is the default, and whether the retrained one fell below its floor."""
-    text = (
-        f"The default model is the {chosen.replace('_', ' ')} ({MODEL_FOLDERS[chosen]}/): "
-        "producer predict runs it unless told --model"
-        f" {'retrained' if chosen == 'fold_ensemble' else 'ensemble'}."
-    )
-    check = retrain_check(results, test_metrics)
-    if check is not None and check["below"]:
-        text += (
-            f" The retrained model scores {_num(check['test'])}, below the CV after its "
-            f"epochs less twice the runs' spread ({_num(check['floor'])}): its last epoch "
-            "was an unlucky one; the fold ensemble does not depend on it."
-        )
-    return f'<p class="note">{text}</p>'
-
-
-def _refinements(retrained: Mapping[str, Any], ensemble: Mapping[str, Any]) -> str:
-    """The test figures with flips (``tta``) and the largest component kept
-    (``postprocess``) beside the plain ones; nothing when neither is configured."""
-    plain, refined = split_refined(retrained)
-    plain_ensemble, refined_ensemble = split_refined(ensemble)
-    if not refined:
-        return ""
-    header = [
-        "evaluation",
-        *(f"retrained {f}" for f in REFINED_SHOWN),
-        *(f"ensemble {f}" for f in REFINED_SHOWN),
-    ]
-    rows = [
-        [
-            _e(label),
-            *(_num(mine.get(f)) for f in REFINED_SHOWN),
-            *(_num(theirs.get(f)) for f in REFINED_SHOWN),
-        ]
-        for label, mine, theirs in [
-            ("plain", plain, plain_ensemble),
-            *(
-                (variant_label(v), figures, refined_ensemble.get(v) or {})
-                for v, figures in refined.items()
-            ),
-        ]
-    ]
-    return (
-        "<h3>Test-time augmentation and post-processing</h3>"
-        + _table(header, rows, {i: "num" for i in range(1, len(header))})
-        + '<p class="note">flips: the mean of the predictions of the image and its three '
-        "flips; largest component: each class keeps its largest connected region "
-        "(training.tta, training.postprocess; producer predict --tta, --postprocess). "
-        "Every figure is on the test split.</p>"
-    )
-
-
-def _spread(value: Spread | None) -> str:
-    return "–" if value is None else f"{_num(value.mean)} ± {_num(value.std, 2)}"
-
-
-def _per_class(rows: list[ClassRow]) -> str:
-    """The per-class table (:mod:`.per_class`); nothing when no figure is per class."""
-    if not rows:
-        return ""
-    header = [
-        "class",
-        *(f"CV {f}" for f in FIGURES),
-        *(f"retrained {f}" for f in FIGURES),
-        *(f"ensemble {f}" for f in FIGURES),
-    ]
-    body = [
-        [
-            _e(row.name),
-            *(_spread(row.cv[f]) for f in FIGURES),
-            *(_num(row.retrained[f]) for f in FIGURES),
-            *(_num(row.ensemble[f]) for f in FIGURES),
-        ]
-        for row in rows
-    ]
-    numeric = {i: "num" for i in range(1, len(header))}
-    return (
-        '<section id="per-class"><h2>Per class</h2>'
-        + _table(header, body, numeric)
-        + '<p class="note">CV: the best trial\'s runs, each at its best epoch (mean ± std '
-        "over runs); retrained: the final model on the test split; ensemble: the best "
-        "trial's fold models together on the test split. A class's Dice is its F1.</p>"
-        "</section>"
-    )
-
-
-def _cv_versus_test(test_metrics: Mapping[str, Any], results: Mapping[str, Any]) -> str:
-    figures = cv_versus_test(test_metrics, results)
-    if figures is None:
-        return ""
-    cv, at_epochs, test = figures
-    label = _e(results.get("metric", "score"))
-    best = results.get("best") or {}
-    sign = "+" if test >= cv else "−"
-    text = (
-        f"{label}: CV {_num(cv)} (each run at its best epoch), test {_num(test)} "
-        f"({sign}{_num(abs(test - cv))})"
-    )
-    if at_epochs is not None:
-        text += f"; CV after {_e(best.get('epochs'))} epochs, as the final model trains, " + (
-            f"{_num(at_epochs)}"
-        )
-    return (
-        f'<p class="note">{text}. The best-epoch CV score picks each run\'s epoch after '
-        "seeing its validation scores, so it is optimistic; the final model trains a fixed "
-        "number of epochs and keeps its last, so its test score is closer to the CV after "
-        "that many epochs, and differs from it by about the runs' spread (std) when the "
-        "validation and test samples are alike.</p>"
-    )
-
-
-def _predictions(png: bytes | None, test_metrics: Mapping[str, Any] | None) -> str:
-    if png:
-        body = (
-            f"<figure>{_img(png, 'sample predictions of the final model', 1.0)}<figcaption>Test "
-            "images, their masks and the final model's predictions "
-            f"({PREDICTIONS.as_posix()}).</figcaption></figure>"
-        )
-    elif test_metrics:
-        body = '<p class="note">the final model wrote no sample predictions</p>'
-    else:
-        body = '<p class="note">no final model</p>'
-    return f'<section id="predictions"><h2>Sample predictions</h2>{body}</section>'
-
-
-def _plot(plot: Any) -> str:
+def _plot(plot: Plot) -> str:
     if plot.png:
         body = (
-            f"<figure>{_img(plot.png, plot.title)}<figcaption>{_e(plot.caption)} "
+            f"<figure>{img(plot.png, plot.title)}<figcaption>{esc(plot.caption)} "
             f"(plots/{plot.key}.png)</figcaption></figure>"
         )
     else:
-        body = f'<p class="note">{_e(plot.note)}</p>'
-    return f'<section id="{plot.key}"><h2>{_e(plot.title)}</h2>{body}</section>'
+        body = f'<p class="note">{esc(plot.note)}</p>'
+    return f'<section id="{plot.key}"><h2>{esc(plot.title)}</h2>{body}</section>'
 
 
-def _stopped_at(partial: Any) -> str:
+def _stopped_at(partial: PartialRun | None) -> str:
     """``stopped at fold 0, epoch 3`` (why, on hover) for a trial stopped inside a run."""
-    if not isinstance(partial, Mapping):
+    if partial is None:
         return ""
-    try:
-        where = PartialRun.from_dict(partial).describe()
-    except (KeyError, TypeError, ValueError):
-        return ""
-    return f'<span title="{_e(partial.get("reason") or "")}">stopped at {_e(where)}</span>'
+    where = partial.describe()
+    return f'<span title="{esc(partial.reason or "")}">stopped at {esc(where)}</span>'
 
 
 #: Trials named per rung in the rung table (the best first).
 MAX_RUNG_NAMES = 12
 
 
-def _rung_table(results: Mapping[str, Any]) -> str:
+def _rung_table(results: SweepResults) -> str:
     """What each rung of a successive-halving pruner decided, a row per rung; empty without
     such a pruner."""
-    listed = results.get("rungs")
+    listed = results.rungs
     if not listed:
         return ""
-    sign = -1.0 if results.get("mode") == "min" else 1.0
-    several = len({r["bracket"] for r in listed}) > 1
+    sign = -1.0 if results.mode == "min" else 1.0
+    several = len({r.bracket for r in listed}) > 1
     header = [*(["bracket"] if several else []), "rung", "read at", "epochs trained"]
     header += ["reached", "promoted", "stopped", "best there", "promoted trials (best first)"]
     rows = []
     for r in listed:
-        scored = [t for t in r["trials"] if _finite(t.get("score"))]
-        ranked = sorted(scored, key=lambda t: -sign * t["score"])
-        kept = [f"#{t['trial']}" for t in ranked if t["promoted"]]
+        scored = [(t, t.score) for t in r.trials if t.score is not None and finite(t.score)]
+        ranked = sorted(scored, key=lambda ts: -sign * ts[1])
+        kept = [f"#{t.trial}" for t, _ in ranked if t.promoted]
         named = ", ".join(kept[:MAX_RUNG_NAMES]) + (" …" if len(kept) > MAX_RUNG_NAMES else "")
         rows.append(
             [
-                *([_e(r["bracket"])] if several else []),
-                _e(r["rung"]),
-                _e(r["where"]),
-                _e(r["resource"]),
-                _e(r["reached"]),
-                _e(r["promoted"]),
-                _e(r["stopped"]),
-                _num(ranked[0]["score"]) if ranked else "–",
-                _e(named) or "–",
+                *([esc(r.bracket)] if several else []),
+                esc(r.rung),
+                esc(r.where),
+                esc(r.resource),
+                esc(r.reached),
+                esc(r.promoted),
+                esc(r.stopped),
+                num(ranked[0][1]) if ranked else "–",
+                esc(named) or "–",
             ]
         )
     start = 1 if several else 0
@@ -468,39 +241,38 @@ def _rung_table(results: Mapping[str, Any]) -> str:
         "(1 / reduction_factor) of the trials that reached the rung; the first "
         "bootstrap_count trials at a rung all go on.</p>"
     )
-    table = _table(header, rows, classes)
+    table = html_table(header, rows, classes)
     return f'<section id="rung-decisions"><h2>Rung decisions</h2>{table}{note}</section>'
 
 
-def _ranking(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
-    trials = sorted(results.get("ranking") or [], key=lambda t: t.get("rank") or math.inf)
+def _ranking(results: SweepResults, config: SweepConfig) -> str:
+    trials = sorted(results.ranking, key=lambda t: t.rank or math.inf)
     searched = _searched(results, config)
     shown = trials[:MAX_RANKING_ROWS]
-    stops = [_stopped_at(t.get("partial")) for t in shown]
+    stops = [_stopped_at(t.partial) for t in shown]
     header = ["rank", "trial", "status", "score", "std", "runs"]
     header += ["stopped at"] if any(stops) else []
-    header += [*map(_e, searched), "duration", "worker", "error"]
+    header += [*map(esc, searched), "duration", "worker", "error"]
     rows = []
     for t, stop in zip(shown, stops, strict=True):
-        scores = t.get("fold_scores") or []
-        stable = sum(1 for s in scores if _finite(s))
-        status = _badge(t.get("status")) + (" " + _badge("unstable") if t.get("unstable") else "")
-        params = t.get("params") or {}
-        duration = t.get("duration_s")
+        scores = t.fold_scores
+        stable = sum(1 for s in scores if finite(s))
+        status = badge(t.status.value) + (" " + badge("unstable") if t.unstable else "")
+        params = t.params
+        duration = t.duration_s
         rows.append(
             [
-                _e(t.get("rank", "")),
-                f"#{_e(t.get('trial'))}",
+                esc(t.rank),
+                f"#{esc(t.trial)}",
                 status,
-                _num(t.get("score")),
-                _num(t.get("score_std"), 3),
+                num(t.score),
+                num(t.score_std, 3),
                 f"{stable}/{len(scores)}" if stable < len(scores) else str(len(scores)),
                 *([stop or "–"] if any(stops) else []),
-                *(_value(params[n]) if n in params else "–" for n in searched),
-                _duration(duration) if _finite(duration) else "–",
-                _e(t.get("worker") or "–"),
-                f'<span title="{_e(t.get("error") or "")}">{_e((t.get("error") or "")[:120])}'
-                "</span>",
+                *(value_cell(params[n]) if n in params else "–" for n in searched),
+                duration_text(duration) if duration is not None and finite(duration) else "–",
+                esc(t.worker or "–"),
+                f'<span title="{esc(t.error or "")}">{esc((t.error or "")[:120])}</span>',
             ]
         )
     classes = {i: "num" for i in (0, 3, 4, 5)} | {len(header) - 1: "err"}
@@ -510,46 +282,46 @@ def _ranking(results: Mapping[str, Any], config: Mapping[str, Any]) -> str:
         if len(trials) > MAX_RANKING_ROWS
         else ""
     )
-    table = _table(header, rows, classes)
+    table = html_table(header, rows, classes)
     return f'<section id="ranking"><h2>Ranking</h2>{table}{more}</section>'
 
 
-def _space(config: Mapping[str, Any]) -> str:
-    space = config.get("hyperparameters") or {}
+def _space(config: SweepConfig) -> str:
+    space = space_to_dict(config.hyperparameters)
     rows = []
     for name, entry in space.items():
         if isinstance(entry, Mapping) and "distribution" in entry:
             rest = ", ".join(
                 f"{k}={json.dumps(v)}" for k, v in entry.items() if k != "distribution"
             )
-            text = f"<b>{_e(entry['distribution'])}</b> {_e(rest)}"
+            text = f"<b>{esc(entry['distribution'])}</b> {esc(rest)}"
         else:
-            text = _e(json.dumps(entry))
-        rows.append([_e(name), text])
-    body = _table(["parameter", "distribution"], rows) if rows else '<p class="note">none</p>'
+            text = esc(json.dumps(entry))
+        rows.append([esc(name), text])
+    body = html_table(["parameter", "distribution"], rows) if rows else '<p class="note">none</p>'
     return f'<section id="space"><h2>Search space</h2>{body}</section>'
 
 
 def render_html(
-    results: Mapping[str, Any],
-    config: Mapping[str, Any],
-    test_metrics: Mapping[str, Any] | None,
-    plots: list[Any],
+    results: SweepResults,
+    config: SweepConfig,
+    test_metrics: Mapping[str, float] | None,
+    plots: list[Plot],
     predictions_png: bytes | None,
     splits: Mapping[str, Any] | None = None,
 ) -> str:
     """The page, as one string; ``splits`` as ``splits.json`` holds them."""
-    name = results.get("name") or config.get("name") or "sweep"
-    sweep_id = results.get("sweep_id", "")
+    name = results.name or config.name or "sweep"
+    sweep_id = results.sweep_id
     by_key = {p.key: p for p in plots}
-    class_names = config.get("class_names")
+    class_names = config.class_names
     per_class = per_class_rows(results, test_metrics, class_names)
     sections = [
         _summary(results, config, splits),
         _best(results, config),
-        _test(test_metrics, results, class_names, bool(per_class)),
-        _per_class(per_class),
-        _predictions(predictions_png, test_metrics),
+        test_section(test_metrics, results, class_names, bool(per_class)),
+        per_class_section(per_class),
+        predictions_section(predictions_png, test_metrics),
         *(_plot(p) for p in plots),
         _rung_table(results),
         _ranking(results, config),
@@ -561,36 +333,34 @@ def render_html(
         *([("per-class", "Per class")] if per_class else []),
         ("predictions", "Predictions"),
         *((k, p.title) for k, p in by_key.items()),
-        *([("rung-decisions", "Rung decisions")] if results.get("rungs") else []),
+        *([("rung-decisions", "Rung decisions")] if results.rungs else []),
         ("ranking", "Ranking"),
         ("space", "Search space"),
     ]
-    nav = "<nav>" + "".join(f'<a href="#{k}">{_e(t)}</a>' for k, t in links) + "</nav>"
+    nav = "<nav>" + "".join(f'<a href="#{k}">{esc(t)}</a>' for k, t in links) + "</nav>"
     generated = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(name)} · smptune report</title><style>{_CSS}</style></head><body>"
-        f"<header><h1>{_e(name)}</h1><p>sweep <code>{_e(sweep_id)}</code> · report "
-        f"written {_e(generated)} by smptune</p></header><main>{nav}"
+        f"<title>{esc(name)} · smptune report</title><style>{_CSS}</style></head><body>"
+        f"<header><h1>{esc(name)}</h1><p>sweep <code>{esc(sweep_id)}</code> · report "
+        f"written {esc(generated)} by smptune</p></header><main>{nav}"
         + "".join(sections)
         + "</main></body></html>\n"
     )
 
 
 def write_report(
-    results: Mapping[str, Any],
-    config: Mapping[str, Any],
+    results: SweepResults,
+    config: SweepConfig,
     out_dir: Path,
-    test_metrics: Mapping[str, Any] | None = None,
+    test_metrics: Mapping[str, float] | None = None,
 ) -> Path:
     """Draw the plots into ``out_dir/plots/`` and write ``out_dir/report.html``; returns the
     page's path. The final model's sample predictions are read from
     ``out_dir/final/predictions.png`` when it exists."""
     from smptune.results.plots import PLOTS, render_plots
 
-    if test_metrics is None:
-        test_metrics = results.get("test_metrics")
     plots = render_plots(results, config)
     drawn = {plot.key: plot.png for plot in plots}
     plots_dir = out_dir / "plots"
@@ -621,10 +391,10 @@ def write_report(
 
 
 def write_report_safely(
-    results: Mapping[str, Any],
-    config: Mapping[str, Any],
+    results: SweepResults,
+    config: SweepConfig,
     out_dir: Path,
-    test_metrics: Mapping[str, Any] | None = None,
+    test_metrics: Mapping[str, float] | None = None,
 ) -> Path | None:
     """:func:`write_report`, but a failure only logs a warning (the sweep goes on)."""
     try:

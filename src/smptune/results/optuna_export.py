@@ -22,20 +22,21 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from smptune.config import SweepConfig, config_from_dict
 from smptune.errors import ConfigError
 from smptune.records import TrialStatus
+from smptune.results.summary import RankedTrial, SweepResults
 from smptune.search.adaptive import observe
+from smptune.search.distributions import Distribution
 from smptune.urls import mask_url
 
 
-def search_space(config: Mapping[str, Any]) -> dict[str, Any]:
+def search_space(config: SweepConfig) -> dict[str, Distribution]:
     """The sweep's distributions by name (:mod:`smptune.search.distributions` objects), in
     config order."""
-    from smptune.config import config_from_dict
-
-    return dict(config_from_dict(config).hyperparameters)
+    return dict(config.hyperparameters)
 
 
 def user_view(dist: Any, value: Any) -> tuple[Any, Any]:
@@ -58,12 +59,6 @@ def user_view(dist: Any, value: Any) -> tuple[Any, Any]:
     return optuna_dist, dist.to_optuna_value(value)
 
 
-def run_scores(trial: Mapping[str, Any]) -> dict[int, float]:
-    """Run index → score of the trial's runs (NaN for an unstable run)."""
-    runs = sorted(int(k) for k in (trial.get("folds") or {}))
-    return {r: float(s) for r, s in zip(runs, trial.get("fold_scores") or [], strict=False)}
-
-
 def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
@@ -72,47 +67,49 @@ def _time(value: Any) -> datetime.datetime | None:
     return datetime.datetime.fromtimestamp(float(value)) if _finite(value) else None
 
 
-def _user_attrs(trial: Mapping[str, Any], scores: Mapping[int, float]) -> dict[str, Any]:
+def _user_attrs(trial: RankedTrial, scores: Mapping[int, float]) -> dict[str, object]:
     attrs = {
-        "smptune_trial": trial["trial"],
-        "status": trial.get("status"),
-        "rank": trial.get("rank"),
-        "worker": trial.get("worker"),
+        "smptune_trial": trial.trial,
+        "status": trial.status.value,
+        "rank": trial.rank,
+        "worker": trial.worker,
         "fold_scores": [s if math.isfinite(s) else None for s in scores.values()],
-        "score": trial.get("score") if _finite(trial.get("score")) else None,
-        "score_std": trial.get("score_std") if _finite(trial.get("score_std")) else None,
-        "unstable": bool(trial.get("unstable")),
-        "duration_s": trial.get("duration_s"),
-        "error": trial.get("error"),
+        "score": trial.score if _finite(trial.score) else None,
+        "score_std": trial.score_std if _finite(trial.score_std) else None,
+        "unstable": bool(trial.unstable),
+        "duration_s": trial.duration_s,
+        "error": trial.error,
     }
     return {k: v for k, v in attrs.items() if v is not None}
 
 
-def study_trials(
-    results: Mapping[str, Any], config: Mapping[str, Any], details: bool = True
-) -> list[Any]:
+def study_trials(results: SweepResults, config: SweepConfig, details: bool = True) -> list[Any]:
     """The sweep's trials as Optuna ``FrozenTrial`` objects, in smptune trial order;
     ``details=False`` leaves out user attributes and intermediate values (faster to add)."""
     from optuna.trial import TrialState, create_trial
 
     space = search_space(config)
     out = []
-    for t in sorted(results.get("ranking") or [], key=lambda t: int(t["trial"])):
-        status = TrialStatus(t.get("status", "pending"))
-        score = t.get("score")
+    for t in sorted(results.ranking, key=lambda t: t.trial):
+        status, score = t.status, t.score
         value = None
-        if status is TrialStatus.COMPLETE and _finite(score) and not t.get("unstable"):
+        if (
+            status is TrialStatus.COMPLETE
+            and score is not None
+            and _finite(score)
+            and not t.unstable
+        ):
             state, value = TrialState.COMPLETE, float(score)
         elif status is TrialStatus.PRUNED:
             state = TrialState.PRUNED
         elif status in (TrialStatus.COMPLETE, TrialStatus.FAILED):  # unstable or no score
             state = TrialState.FAIL
-        elif status is TrialStatus.RUNNING and t.get("params"):
+        elif status is TrialStatus.RUNNING and t.params:
             state = TrialState.RUNNING
         else:  # stopped, skipped, cancelled, queued: left out
             continue
-        scores = run_scores(t)
-        values, distributions = observe(space, t.get("params") or {}, view=user_view)
+        scores = t.run_scores
+        values, distributions = observe(space, t.params, view=user_view)
         frozen = create_trial(
             state=state,
             value=value,
@@ -121,18 +118,13 @@ def study_trials(
             user_attrs=_user_attrs(t, scores) if details else None,
             intermediate_values=scores if details else None,
         )
-        started, finished = _time(t.get("started")), _time(t.get("finished"))
+        started, finished = _time(t.started), _time(t.finished)
         if state is TrialState.RUNNING and started is not None:
             frozen.datetime_start = started
         elif started is not None and finished is not None and started <= finished:
             frozen.datetime_start, frozen.datetime_complete = started, finished
         out.append(frozen)
     return out
-
-
-def direction(mode: str | None) -> Literal["minimize", "maximize"]:
-    """Optuna's name for a sweep's ``mode`` (max for combined metrics)."""
-    return "minimize" if mode == "min" else "maximize"
 
 
 def open_storage(url: str) -> Any:
@@ -173,7 +165,7 @@ class Mirrored:
 
 
 def mirror_study(
-    results: Mapping[str, Any], config: Mapping[str, Any], storage: Any, study_name: str
+    results: SweepResults, config: SweepConfig, storage: Any, study_name: str
 ) -> Mirrored:
     """Create or bring up to date study ``study_name`` in ``storage`` (an Optuna storage or
     its URL) from the sweep's ``results``. A study of that name made from another sweep is
@@ -186,12 +178,12 @@ def mirror_study(
     else:
         url = "the storage"
     trials = study_trials(results, config)  # built first: a bad sweep leaves no empty study
-    wanted = direction(results.get("mode"))
+    wanted = results.direction
     study = optuna.create_study(
         storage=storage, study_name=study_name, direction=wanted, load_if_exists=True
     )
     owner = study.user_attrs.get("sweep_id")
-    if owner is not None and owner != results.get("sweep_id"):
+    if owner is not None and owner != results.sweep_id:
         raise ConfigError(
             f"--optuna-storage: {mask_url(url)} already holds a study named {study_name!r} of "
             f"sweep {owner}; pass --optuna-study NAME to export under another name"
@@ -202,8 +194,9 @@ def mirror_study(
             f"{study.direction.name.lower()}, the sweep to {wanted}"
         )
     for key in ("sweep_id", "name", "metric", "mode", "n_trials", "n_folds", "n_randoms"):
-        if results.get(key) is not None and study.user_attrs.get(key) != results[key]:
-            study.set_user_attr(key, results[key])
+        value = getattr(results, key)
+        if value is not None and study.user_attrs.get(key) != value:
+            study.set_user_attr(key, value)
     before = study.get_trials(deepcopy=False)
     mirrored = {t.user_attrs.get("smptune_trial"): t for t in before}
     states = [t.state for t in before]  # the study's trial states after this pass
@@ -258,15 +251,15 @@ def follow(
     study. The last pass's counts."""
     import time
 
-    from smptune.results.folder import summarize
+    from smptune.results.summary import stored_results, summarize
 
     storage = open_storage(storage_url)
     while True:
         sweep = store.get_sweep(sweep_id)
         ended = sweep.status.terminal
-        final = store.sweep_results(sweep_id) if ended else None
+        final = stored_results(store, sweep_id) if ended else None
         results = final or summarize(store, sweep_id)
-        done = mirror_study(results, sweep.config, storage, study_name)
+        done = mirror_study(results, config_from_dict(sweep.config), storage, study_name)
         if done.added or done.updated:
             report(done)
         if ended or (stop is not None and stop()):

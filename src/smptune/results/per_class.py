@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from smptune.results.labels import class_name, split_class_metric
+from smptune.results.summary import SweepResults
 from smptune.search.scoring import mean_std
 
 #: The figures of each class, in the table's order.
@@ -40,7 +41,7 @@ class ClassRow:
     retrained: Mapping[str, float | None]
     ensemble: Mapping[str, float | None]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "class": self.index,
             "name": self.name,
@@ -54,7 +55,7 @@ def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def _classes(metrics: Sequence[Mapping[str, Any]]) -> list[int]:
+def _classes(metrics: Sequence[Mapping[str, float]]) -> list[int]:
     found = {split[1] for m in metrics for k in m if (split := split_class_metric(k))}
     return sorted(found)
 
@@ -64,20 +65,17 @@ def _key(figure: str, index: int | None) -> str:
 
 
 def per_class_rows(
-    results: Mapping[str, Any],
-    test_metrics: Mapping[str, Any] | None,
+    results: SweepResults,
+    test_metrics: Mapping[str, float] | None,
     class_names: Sequence[str] | None = None,
 ) -> list[ClassRow]:
     """The table for a sweep's results (its best trial's runs in ``ranking``), the retrained
     model's ``test_metrics`` and the fold ensemble's; empty when nothing reports a per-class
     or a foreground figure."""
-    best = results.get("best") or {}
-    trial = next(
-        (t for t in results.get("ranking") or [] if t.get("trial") == best.get("trial")), None
-    )
-    runs = [r["metrics"] for r in (trial or {}).get("folds", {}).values() if "metrics" in r]
+    trial = None if results.best is None else results.trial(results.best.trial)
+    runs = [r["metrics"] for r in (trial.folds if trial else {}).values() if "metrics" in r]
     retrained = dict(test_metrics or {})
-    ensemble = dict((results.get("fold_ensemble") or {}).get("test_metrics") or {})
+    ensemble = dict(results.ensemble_metrics or {})
     indices: list[int | None] = list(_classes([*runs, retrained, ensemble]))
     if not indices:
         if not any(f in m for m in (*runs, retrained, ensemble) for f in FIGURES):

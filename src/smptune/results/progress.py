@@ -13,6 +13,7 @@ from smptune.queue.store import SweepStore
 from smptune.queue.sweeps import ProgressReads
 from smptune.records import OUTCOMES, SweepRecord, SweepStatus, TrialStatus
 from smptune.results.labels import metrics_text
+from smptune.results.summary import SweepResults
 from smptune.search.distributions import param_text
 
 #: Trial outcomes in the order they are shown: complete and failed first, always.
@@ -295,22 +296,20 @@ def status_lines(snap: dict[str, Any]) -> list[str]:
     return lines
 
 
-def cv_versus_test_line(results: dict[str, Any], test_metrics: dict[str, Any]) -> str | None:
+def cv_versus_test_line(results: SweepResults, test_metrics: Mapping[str, float]) -> str | None:
     """``iou: CV 0.570 (best epochs), CV after 8 epochs 0.460, test 0.380``, or None."""
     from smptune.search.scoring import cv_versus_test
 
-    figures = cv_versus_test(test_metrics, results)
+    figures = cv_versus_test(test_metrics, results.scoring_view())
     if figures is None:
         return None
     cv, at_epochs, test = figures
-    epochs = (results.get("best") or {}).get("epochs")
+    epochs = results.best.epochs if results.best else None
     after = "" if at_epochs is None else f", CV after {epochs} epochs {at_epochs:.4f}"
-    line = f"{results.get('metric', 'score')}: CV {cv:.4f} (best epochs){after}, test {test:.4f}"
-    ensemble = (results.get("fold_ensemble") or {}).get("test_metrics")
-    if ensemble and results.get("scoring"):
-        from smptune.search.scoring import Scoring
-
-        score = Scoring.from_dict(results["scoring"]).run_score(ensemble)
+    line = f"{results.metric}: CV {cv:.4f} (best epochs){after}, test {test:.4f}"
+    ensemble = results.ensemble_metrics
+    if ensemble:
+        score = results.scoring.run_score(ensemble)
         line += f" (retrained model), {score:.4f} (fold ensemble, the default model)"
     return line
 
@@ -395,17 +394,17 @@ def wait(
             time.sleep(poll_s)
 
 
-def ranking_table(results: dict[str, Any], limit: int = 20) -> Table:
-    table = Table(title=f"{results['name']}: {results['metric']} ({results['mode']})")
+def ranking_table(results: SweepResults, limit: int = 20) -> Table:
+    table = Table(title=f"{results.name}: {results.metric} ({results.mode})")
     for column in ("rank", "trial", "status", "score", "std", "folds", "params"):
         table.add_column(column)
-    for t in results["ranking"][:limit]:
-        score = "" if t.get("score") is None else f"{t['score']:.4f}"
-        std = "" if t.get("score_std") is None else f"{t['score_std']:.4f}"
-        folds = " ".join(f"{s:.3f}" for s in t.get("fold_scores", []))
-        shown = results.get("hyperparameters") or list(t["params"])
-        detail = t.get("error") or ", ".join(param_text(k, t["params"].get(k)) for k in shown)
-        table.add_row(str(t["rank"]), str(t["trial"]), t["status"], score, std, folds, detail)
+    for t in results.ranking[:limit]:
+        score = "" if t.score is None else f"{t.score:.4f}"
+        std = "" if t.score_std is None else f"{t.score_std:.4f}"
+        folds = " ".join(f"{s:.3f}" for s in t.fold_scores)
+        shown = results.hyperparameters or list(t.params)
+        detail = t.error or ", ".join(param_text(k, t.params.get(k)) for k in shown)
+        table.add_row(str(t.rank), str(t.trial), t.status.value, score, std, folds, detail)
     return table
 
 

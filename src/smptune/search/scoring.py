@@ -190,6 +190,18 @@ def run_scores(runs: Mapping[int, Mapping[str, Any]], scoring: Scoring) -> list[
     return [scoring.run_score(runs[k]["metrics"]) for k in sorted(runs)]
 
 
+def scores_by_run(runs: Iterable[int], scores: Sequence[float]) -> dict[int, float]:
+    """Run index -> score, from a trial's recorded run indices and :func:`run_scores` of
+    them (results.json's ``folds`` and ``fold_scores``)."""
+    indices = sorted(int(k) for k in runs)
+    return {r: float(s) for r, s in zip(indices, scores, strict=False)}
+
+
+def direction(mode: str | None) -> Literal["minimize", "maximize"]:
+    """Optuna's name for a sweep's ``mode`` (max for combined metrics)."""
+    return "minimize" if mode == "min" else "maximize"
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and population standard deviation."""
     mean = sum(values) / len(values)

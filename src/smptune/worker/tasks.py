@@ -9,6 +9,7 @@ configuration on the whole train split and evaluates it on the test split.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gc
 import logging
 import sys
@@ -30,7 +31,8 @@ from smptune.queue.lease import Lease
 from smptune.queue.recovery import send_retrain
 from smptune.queue.store import LEASE_LOST, RECORDED, STALE, SweepStore
 from smptune.records import OUTCOMES, SweepRecord, SweepStatus
-from smptune.results.folder import summarize, write_results
+from smptune.results.folder import write_results
+from smptune.results.summary import FoldEnsemble, SweepResults, summarize
 from smptune.trainable import FoldContext, allowed_trainables, fold_model_dirs, load_trainable
 from smptune.worker.app import app
 from smptune.worker.host_share import apply_in_child
@@ -87,11 +89,12 @@ def cv_trial(self: Any, sweep_id: str, trial: int) -> TrialShare:
         lease.release()
 
 
-def _write_results(sweep_id: str, results: Mapping[str, Any]) -> None:
+def _write_results(sweep_id: str, results: SweepResults) -> None:
     sweep = store().get_sweep(sweep_id, full=True)
     out = Path(sweep.artifacts_dir) / sweep_id
+    config = config_from_dict(sweep.config)
     try:
-        write_results(results, sweep.config, out, sweep.test_metrics, splits=sweep.splits)
+        write_results(results, config, out, sweep.test_metrics, splits=sweep.splits)
     except OSError as exc:  # another machine's path: the results stay in Redis
         log.warning("cannot write results to %s (%s); use `producer results --out`", out, exc)
 
@@ -173,17 +176,20 @@ def _finalize_under_lease(
     sweep = db.get_sweep(sweep_id)
     config = config_from_dict(sweep.config)
     cancelled = db.cancel_requested(sweep_id)
-    best = results["best"]
+    best = results.best
     # a resumed or extended sweep retrains only when its best trial changed
-    unchanged = best is not None and sweep.test_metrics and sweep.retrained_trial == best["trial"]
+    unchanged = best is not None and sweep.test_metrics and sweep.retrained_trial == best.trial
     previous = db.sweep_results(sweep_id) if unchanged else None
     if previous and previous.get("fold_ensemble"):
-        results["fold_ensemble"] = previous["fold_ensemble"]
+        kept = FoldEnsemble.from_dict(previous["fold_ensemble"])
+        results = dataclasses.replace(results, fold_ensemble=kept)
     retrain = config.retrain_and_test and best is not None and not cancelled and not unchanged
     ended = SweepStatus.CANCELLED if cancelled else SweepStatus.DONE
     status = SweepStatus.RETRAINING if retrain else ended
     splits = _describe_splits(config)
-    db.set_sweep_fields(sweep_id, results=results, **({"splits": splits} if splits else {}))
+    db.set_sweep_fields(
+        sweep_id, results=results.to_dict(), **({"splits": splits} if splits else {})
+    )
     # the folder first: whoever sees the status change finds the results written
     _write_results(sweep_id, results)
     crash_point("finalize.results")
@@ -198,16 +204,16 @@ def _finalize_under_lease(
         )
         return {"sweep_id": sweep_id, "duplicate": True}
     crash_point("finalize.status")
-    counts = ", ".join(f"{results[s.counter]} {s}" for s in OUTCOMES if results[s.counter])
+    counts = ", ".join(f"{results.count(s)} {s}" for s in OUTCOMES if results.count(s))
     log.info(
         "sweep %s finalized (%s): %s; best trial %s",
         sweep_id,
         status,
         counts or "no trials",
-        results["best"] and results["best"]["trial"],
+        results.best and results.best.trial,
     )
-    if results["no_best"]:
-        log.warning("sweep %s: %s", sweep_id, results["no_best"])
+    if results.no_best:
+        log.warning("sweep %s: %s", sweep_id, results.no_best)
     if retrain:
         send_retrain(app, db, sweep_id, config.queue, config.trial_timeout)
     return {"sweep_id": sweep_id, "trials": n_results}
@@ -293,7 +299,7 @@ def _retrain_under_lease(
     crash_point("retrain.tested")
     if lease.lost.is_set() or not lease.renew():  # the folder is the live copy's to write
         _retrain_lost(sweep_id)
-    _write_results(sweep_id, results)
+    _write_results(sweep_id, SweepResults.from_dict(results))
     if not db.end_sweep_held(sweep_id, lease, status="done", finished=db.now()):
         _retrain_lost(sweep_id)
     db.retrain_ended(sweep_id)
