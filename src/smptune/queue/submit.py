@@ -33,7 +33,7 @@ def plan_configurations(config: SweepConfig) -> list[dict[str, Any]]:
     Raises :class:`ConfigError` naming the key for an unknown hyperparameter, a value the
     trainable cannot use, or a trial timeout longer than the broker allows.
     """
-    from smptune.worker.app import max_trial_timeout_s
+    from smptune.retries import max_trial_timeout_s
 
     if config.trial_timeout > max_trial_timeout_s():
         raise ConfigError(
@@ -201,7 +201,7 @@ def submit(
 def new_chord(app: Any, config: SweepConfig, sweep_id: str, generation: int = 0) -> TrialRequest:
     """The trial template of a new chord of ``sweep_id`` whose callback is the finalize of
     ``generation`` (0: the submit; one more per resume or extend), fenced by it."""
-    from smptune.worker.app import HARD_LIMIT_GRACE_S
+    from smptune.retries import HARD_LIMIT_GRACE_S
 
     callback = app.signature(
         FINALIZE_SWEEP,
