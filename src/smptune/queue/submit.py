@@ -142,11 +142,11 @@ def submit(
     config: SweepConfig,
     configurations: list[dict[str, Any]],
     artifacts_dir: Path,
+    app: Any,
 ) -> str:
-    """Record the sweep and send one chord: a ``cv_trial`` per configuration → finalize."""
+    """Record the sweep and send one chord on ``app`` (the Celery app, configured for the
+    sweep's broker): a ``cv_trial`` per configuration → finalize."""
     from kombu.exceptions import BatchPublishError
-
-    from smptune.worker.app import app
 
     sweep_id = new_sweep_id(config.name)
     if config.n_trials is None:  # open-ended: each trial that starts queues one more
