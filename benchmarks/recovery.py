@@ -23,7 +23,7 @@ from benchmarks.harness import clean_env, kill, start_workers, submit, wait_for,
 from benchmarks.table import Row
 from smptune.queue.embedded_redis import EmbeddedRedis
 from smptune.queue.store import SweepStore
-from smptune.worker.app import VISIBILITY_TIMEOUT_S
+from smptune.retries import VISIBILITY_TIMEOUT_S
 
 
 def one_run(lease_ttl: float) -> float:

@@ -59,7 +59,7 @@ def timed_submit(config: Path, broker: str, artifacts: Path) -> dict[str, float 
     configurations = plan_configurations(loaded)
     planned = time.perf_counter()
     configure(app, broker, send_only=True)
-    sweep_id = submit(SweepStore.from_url(broker), loaded, configurations, artifacts)
+    sweep_id = submit(SweepStore.from_url(broker), loaded, configurations, artifacts, app)
     sent = time.perf_counter()
     return {"sweep_id": sweep_id, "plan_s": planned - started, "send_s": sent - planned}
 

@@ -183,7 +183,7 @@ def submit(
     url = _url(broker)
     configurations = plan_configurations(loaded)
     configure(app, url, send_only=True)
-    sweep_id = send(_store(url), loaded, configurations, Path(artifacts))
+    sweep_id = send(_store(url), loaded, configurations, Path(artifacts), app)
     return Sweep(sweep_id, url)
 
 

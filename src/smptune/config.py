@@ -22,6 +22,7 @@ import yaml
 from smptune.errors import ConfigError
 from smptune.messages import DEFAULT_QUEUE
 from smptune.params import Params
+from smptune.retries import DEFAULT_MAX_ATTEMPTS
 from smptune.search.conditions import check_space
 from smptune.search.dialects import parse_distribution
 from smptune.search.distributions import Distribution, Space, json_value, space_to_dict
@@ -286,7 +287,7 @@ class SweepConfig:
     retrain_epochs: str = "max"
     #: Whether retrain-and-test also tests the best trial's fold models together.
     ensemble: bool = True
-    max_attempts: int = 3
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     #: Configurations the first trials train (a list, or a ``best_config.yaml`` path).
     enqueue: Any = None
     source: Path | None = field(default=None, compare=False, repr=False)

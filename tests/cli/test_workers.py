@@ -375,7 +375,8 @@ def test_a_worker_that_keeps_exiting_at_start_is_reported_and_not_started_foreve
     import sys
     import threading
 
-    from smptune.cli.workers import MAX_QUICK_EXITS, Supervisor, WorkerSpec
+    from smptune.cli.workers import Supervisor, WorkerSpec
+    from smptune.retries import MAX_QUICK_EXITS
 
     crashing = WorkerSpec("cpu0@x", "", [sys.executable, "-c", "raise SystemExit(3)"], {})
     sleeper = WorkerSpec("cpu1@x", "", [sys.executable, "-c", "import time; time.sleep(60)"], {})

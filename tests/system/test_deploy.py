@@ -12,7 +12,7 @@ import yaml
 
 from smptune.cli.producer import DEFAULT_ARTIFACTS
 from smptune.cli.workers import build_parser as workers_parser
-from smptune.worker.app import VISIBILITY_TIMEOUT_S
+from smptune.retries import VISIBILITY_TIMEOUT_S
 
 from conftest import REPO, run_cli
 

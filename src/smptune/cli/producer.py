@@ -385,7 +385,7 @@ def _submit_and_maybe_wait(
     from smptune.worker.app import app, configure
 
     configure(app, url, send_only=True)
-    sweep_id = submit(store, config, configurations, args.artifacts)
+    sweep_id = submit(store, config, configurations, args.artifacts, app)
     console = _console()
     print(sweep_id, flush=True)
     if not wait:

@@ -40,6 +40,13 @@ from smptune.errors import ConfigError, ExitCode, SmptuneError
 from smptune.lifecycle import crash_point
 from smptune.messages import DEFAULT_QUEUE
 from smptune.queue.lease import lease_ttl_s
+from smptune.retries import (
+    DEFAULT_PREEMPT_GRACE_S,
+    MAX_QUICK_EXITS,
+    QUICK_EXIT_S,
+    reaper_graces,
+    restart_backoff_s,
+)
 from smptune.trainable import ALLOWED_TRAINABLES_ENV, PRELOAD_ENV, PRELOAD_MODULES
 from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url, mask_url
 from smptune.worker.host_share import (
@@ -59,15 +66,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("smptune.cli.workers")
 
-#: Seconds a preempted machine's trials have to checkpoint and give themselves back.
-DEFAULT_PREEMPT_GRACE_S = 25.0
 #: Celery's log levels (``--loglevel``).
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-#: A worker that exits this many times in a row, each within :data:`QUICK_EXIT_S` of its
-#: start, is not started again: it would fail the same way forever (a bad option, a broken
-#: install, a device that is gone).
-MAX_QUICK_EXITS = 5
-QUICK_EXIT_S = 60.0
 
 
 def visible_gpus() -> list[str]:
@@ -330,7 +330,7 @@ class Supervisor:
                 log.warning(
                     "%s exited with code %s; restarting in %.0f s", w.spec.name, code, w.backoff_s
                 )
-                w.backoff_s = min(w.backoff_s * 2, 30.0)
+                w.backoff_s = restart_backoff_s(w.backoff_s)
             if all(w.given_up for w in self.workers):
                 log.error("every worker keeps exiting at start: the supervisor stops")
                 return ExitCode.FAILURE
@@ -532,7 +532,8 @@ def start(args: argparse.Namespace) -> int:
     app = create_app()
     configure(app, broker_url, send_only=True)
     specs = worker_specs(args, broker_url)
-    reaper = Reaper(store, app, grace_s=lease_ttl_s() / 3, finalize_grace_s=3 * lease_ttl_s())
+    grace_s, finalize_grace_s = reaper_graces(lease_ttl_s())
+    reaper = Reaper(store, app, grace_s=grace_s, finalize_grace_s=finalize_grace_s)
     preemption = None
     if args.preemptible or args.preempt_grace is not None:
         grace = DEFAULT_PREEMPT_GRACE_S if args.preempt_grace is None else args.preempt_grace

@@ -35,7 +35,7 @@ def plan_configurations(config: SweepConfig) -> list[Params]:
     Raises :class:`ConfigError` naming the key for an unknown hyperparameter, a value the
     trainable cannot use, or a trial timeout longer than the broker allows.
     """
-    from smptune.worker.app import max_trial_timeout_s
+    from smptune.retries import max_trial_timeout_s
 
     if config.trial_timeout > max_trial_timeout_s():
         raise ConfigError(
@@ -105,11 +105,11 @@ def submit(
     config: SweepConfig,
     configurations: list[dict[str, Any]],
     artifacts_dir: Path,
+    app: Any,
 ) -> str:
-    """Record the sweep and send one chord: a ``cv_trial`` per configuration → finalize."""
+    """Record the sweep and send one chord on ``app`` (the Celery app, configured for the
+    sweep's broker): a ``cv_trial`` per configuration → finalize."""
     from kombu.exceptions import BatchPublishError
-
-    from smptune.worker.app import app
 
     sweep_id = new_sweep_id(config.name)
     if config.n_trials is None:  # open-ended: each trial that starts queues one more
@@ -164,7 +164,7 @@ def submit(
 def new_chord(app: Any, config: SweepConfig, sweep_id: str, generation: int = 0) -> TrialRequest:
     """The trial template of a new chord of ``sweep_id`` whose callback is the finalize of
     ``generation`` (0: the submit; one more per resume or extend), fenced by it."""
-    from smptune.worker.app import HARD_LIMIT_GRACE_S
+    from smptune.retries import HARD_LIMIT_GRACE_S
 
     callback = app.signature(
         FINALIZE_SWEEP,

@@ -15,18 +15,13 @@ from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
 from smptune.messages import DEFAULT_QUEUE  # re-exported: smptune.worker.app.DEFAULT_QUEUE
+from smptune.retries import DELIVERY_SETTINGS, VISIBILITY_TIMEOUT_S
 from smptune.trainable import PRELOAD_ENV
 from smptune.urls import BROKER_ENV, tls_options
 from smptune.worker.host_share import apply_in_child
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 
-#: Redis redelivers an unacknowledged message after this many seconds, even while it runs.
-VISIBILITY_TIMEOUT_S = int(os.environ.get("SMPTUNE_VISIBILITY_TIMEOUT", 12 * 3600))
-#: Seconds between the soft and the hard time limit of a trial.
-HARD_LIMIT_GRACE_S = 120
-#: Room kept between a trial's hard time limit and the visibility timeout.
-VISIBILITY_MARGIN_S = 600
 #: Results (and chord counters) must outlive the longest sweep, or the chord never fires.
 RESULT_EXPIRES_S = int(os.environ.get("SMPTUNE_RESULT_EXPIRES", 30 * 24 * 3600))
 
@@ -36,11 +31,6 @@ TRANSPORT_OPTIONS = {
     "health_check_interval": 10,
     "retry_on_timeout": True,
 }
-
-
-def max_trial_timeout_s() -> int:
-    """The longest ``trial_timeout`` whose hard limit still ends before redelivery."""
-    return VISIBILITY_TIMEOUT_S - HARD_LIMIT_GRACE_S - VISIBILITY_MARGIN_S
 
 
 def configure(app: Celery, broker_url: str, send_only: bool = False) -> None:
@@ -84,8 +74,7 @@ def create_app() -> Celery:
         result_accept_content=["json"],
         event_serializer="json",
         # One trial at a time per device; a lost worker's trial goes back to the queue.
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
+        **DELIVERY_SETTINGS,  # the retry policy's: smptune.retries
         worker_prefetch_multiplier=1,
         task_track_started=True,
         task_default_queue=DEFAULT_QUEUE,

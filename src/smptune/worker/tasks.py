@@ -33,6 +33,7 @@ from smptune.queue.store import LEASE_LOST, RECORDED, STALE, SweepStore
 from smptune.records import OUTCOMES, SweepRecord, SweepStatus
 from smptune.results.folder import write_results
 from smptune.results.summary import FoldEnsemble, SweepResults, summarize
+from smptune.retries import gave_up
 from smptune.trainable import FoldContext, allowed_trainables, fold_model_dirs, load_trainable
 from smptune.worker.app import app
 from smptune.worker.host_share import apply_in_child
@@ -264,8 +265,9 @@ def _retrain_under_lease(
     attempt = db.retrain_started(sweep_id)
     lease.start_heartbeat()
     try:
-        if attempt > config.max_attempts:
-            raise TrialError(f"gave up after {attempt - 1} attempts: its worker was lost each time")
+        refused = gave_up(attempt, config.max_attempts, "its worker")
+        if refused:
+            raise TrialError(refused)
         if not results.get("best"):
             raise TrialError(f"sweep {sweep_id} has no best trial to retrain")
         metrics = _retrain(db, config, sweep, results["best"], lease)

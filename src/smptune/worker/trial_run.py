@@ -32,6 +32,7 @@ from smptune.params import Params, ParamsView
 from smptune.queue.lease import Lease
 from smptune.queue.store import LEASE_LOST, PREEMPTED, RECORDED, SweepStore
 from smptune.records import PartialRun, SavedCheckpoint, TrialStatus
+from smptune.retries import gave_up
 from smptune.search.distributions import param_text
 from smptune.search.scoring import run_index, trial_score
 from smptune.trainable import (
@@ -159,12 +160,9 @@ class TrialRun:
             self._extend(request)
         self.done = self.db.folds(self.sweep_id, self.trial)
         self.saved = self.db.checkpoint(self.sweep_id, self.trial)
-        if self.attempt > self.config.max_attempts:
-            raise TrialStopped(
-                TrialStatus.FAILED,
-                f"gave up after {self.attempt - 1} attempts: the trial's worker was lost each "
-                f"time (last on {self.worker})",
-            )
+        refused = gave_up(self.attempt, self.config.max_attempts, "the trial's worker")
+        if refused:
+            raise TrialStopped(TrialStatus.FAILED, f"{refused} (last on {self.worker})")
 
     def _extend(self, request: TrialRequest) -> None:
         """Queue one more trial of an open-ended sweep, its chord waiting for it too, unless
