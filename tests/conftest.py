@@ -136,7 +136,8 @@ def checkout_entries(repo: Path = REPO) -> set[str] | None:
     for folder in [e for e in entries if e.endswith("/")]:
         with contextlib.suppress(OSError):  # gone since git listed it
             entries.update(f"{folder}{child.name}" for child in (repo / folder).iterdir())
-    return {e for e in entries if not any(part in e for part in TOOL_CACHES)}
+    # a new .py file is someone's edit during the run, not a test's output
+    return {e for e in entries if not any(p in e for p in TOOL_CACHES) and not e.endswith(".py")}
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
