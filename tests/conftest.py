@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,15 +19,23 @@ from celery import Celery
 
 from smptune.queue.embedded_redis import EmbeddedRedis
 from smptune.queue.store import SweepStore
+from smptune.training.cache import CACHE_ENV
 from smptune.worker.app import configure, create_app
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO = TESTS_DIR.parent
 
 
+# What a test run may leave in the checkout: the caches of Python and the tools.
+TOOL_CACHES = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".egg-info")
+_BEFORE = pytest.StashKey[set[str] | None]()  # the checkout's untracked files at the start
+_LEFT = pytest.StashKey[list[str]]()  # and the ones the run added
+
+
 def cli_env(**extra: str) -> dict[str, str]:
-    """The environment of a CLI run: no broker from the outside, the test helpers importable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SMPTUNE_")}
+    """The environment of a CLI run: no broker from the outside, the test helpers importable,
+    the dataset cache of this test session (``session_cache``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMPTUNE_") or k == CACHE_ENV}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
@@ -79,6 +88,81 @@ def submit_in_background(config: Path, broker: str, artifacts: Path) -> subproce
         env=cli_env(),
         start_new_session=True,
     )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Decoded datasets go to a folder of this session, not to ``~/.cache/smptune``: in this
+    process and, through ``cli_env``, in the workers the tests start."""
+    folder = tmp_path_factory.mktemp("dataset-cache")
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
+
+
+@pytest.fixture(autouse=True)
+def work_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test runs in its own ``tmp_path``: what a command writes relative to the current
+    folder (``./smptune-results``, ``smptune-optuna.db``, logs) lands there, in this process
+    and in every process it starts, which inherit the folder."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def checkout_entries(repo: Path = REPO) -> set[str] | None:
+    """The untracked and ignored paths in the checkout ``repo`` (``git status``; an ignored
+    folder and what it holds at its top, as ``smptune-results/<sweep>``), tool caches left
+    out; None where it is not a git checkout."""
+    try:
+        listed = subprocess.run(
+            [
+                *("git", "status", "--porcelain", "-z"),
+                *("--ignored=matching", "--untracked-files=all"),
+            ],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if listed.returncode != 0:
+        return None
+    entries = {e[3:] for e in listed.stdout.split("\0") if e[:2] in ("??", "!!")}
+    for folder in [e for e in entries if e.endswith("/")]:
+        with contextlib.suppress(OSError):  # gone since git listed it
+            entries.update(f"{folder}{child.name}" for child in (repo / folder).iterdir())
+    # a new .py file is someone's edit during the run, not a test's output
+    return {e for e in entries if not any(p in e for p in TOOL_CACHES) and not e.endswith(".py")}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the controller, or a run without xdist
+        session.config.stash[_BEFORE] = checkout_entries()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the run when the tests left new files in the checkout (they must write only under
+    their ``tmp_path``); ``pytest_terminal_summary`` names them."""
+    before = session.config.stash.get(_BEFORE, None)
+    after = checkout_entries() if before is not None else None
+    if before is None or after is None or not (new := sorted(after - before)):
+        return
+    session.config.stash[_LEFT] = new
+    if session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    if new := config.stash.get(_LEFT, []):
+        terminalreporter.write_sep("=", "files left in the checkout", red=True, bold=True)
+        terminalreporter.write_line(f"the tests left {len(new)} new file(s) in {REPO}:")
+        for entry in new:
+            terminalreporter.write_line(f"  {entry}")
 
 
 @pytest.fixture
@@ -212,7 +296,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def isolated_cache(tmp_path_factory, monkeypatch):
     """A dataset cache of the test's own, and no datasets held by this process around it
     (the training tests use it with ``pytestmark``)."""
-    from smptune.training.cache import CACHE_ENV
     from smptune.training.data import clear_cache
 
     monkeypatch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("cache")))

@@ -37,12 +37,13 @@ def _children(pid: int) -> list[int]:
 
 
 def _record_sweep(store: SweepStore, config_path: Path, trainable: str | None = None) -> str:
-    """Record a sweep directly in Redis, as someone with write access to it could."""
+    """Record a sweep directly in Redis, as someone with write access to it could (its
+    results next to ``config_path``)."""
     config = load_config(config_path).to_dict()
     if trainable:
         config["trainable"] = trainable
     params = {**QuadraticTrainable.defaults, "x": 1.0, "y": -2.0}
-    store.create_sweep("crafted", config, [params], 2, "/tmp")
+    store.create_sweep("crafted", config, [params], 2, str(config_path.parent))
     return "crafted"
 
 

@@ -9,7 +9,13 @@ from smptune.config import load_config
 from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import SweepStore
 from smptune.records import TrialStatus
-from smptune.results.progress import snapshot, status_lines
+from smptune.results.progress import (
+    estimate_eta,
+    format_duration,
+    snapshot,
+    status_lines,
+    trials_text,
+)
 from smptune.results.summary import summarize
 
 from conftest import write_config
@@ -119,3 +125,58 @@ def _eta_from_every_trial(store: SweepStore, sweep_id: str, running: list[dict])
         if t.trial not in busy and t.status not in (TrialStatus.COMPLETE,)
     )
     return round(max((sum(on_workers) + waiting) / len(running), max(on_workers)), 1)
+
+
+# --- the ETA and the counts, from figures worked out by hand ------------------------------
+
+
+def test_no_eta_until_a_run_has_finished_or_with_no_worker_busy():
+    running = [{"worker": "w0@h", "trial": 0, "started": 1.0}]
+    assert estimate_eta({}, running, {}, waiting=5, n_runs=3, now=2.0)["eta_s"] is None
+    assert estimate_eta({"w0@h": (2, 20.0)}, [], {}, waiting=5, n_runs=3, now=2.0)["eta_s"] is None
+
+
+def test_the_eta_shares_the_runs_left_among_the_busy_workers():
+    # Given worker w0 timed at 10 s a run (the sweep's mean too) and w1 not timed yet;
+    # w0's trial has one of its 3 runs recorded (8 s) and is 4 s into its second,
+    # w1's just started; 4 runs wait for a worker
+    running = [
+        {"worker": "w0@h", "trial": 5, "started": 100.0},
+        {"worker": "w1@h", "trial": 6, "started": 112.0},
+    ]
+    runs = {5: {0: {"duration_s": 8.0}}}
+    eta = estimate_eta({"w0@h": (2, 20.0)}, running, runs, waiting=4, n_runs=3, now=112.0)
+    # Then: w0 has 2 x 10 - 4 = 16 s, w1 3 x 10 = 30 s, the waiting 4 x 10 = 40 s, on 2
+    assert eta["eta_s"] == 43.0
+    assert eta["eta_basis"] == {"runs_measured": 2, "mean_run_s": 10.0, "workers_busy": 2}
+    # And a time budget ending sooner caps it
+    capped = estimate_eta(
+        {"w0@h": (2, 20.0)}, running, runs, waiting=4, n_runs=3, now=112.0, deadline=132.0
+    )
+    assert capped["eta_s"] == 20.0
+
+
+def test_the_eta_is_no_sooner_than_the_longest_running_trial_ends():
+    # One worker slow (30 s a run, 3 runs left), one fast and nearly done, nothing waiting
+    running = [
+        {"worker": "slow@h", "trial": 0, "started": 50.0},
+        {"worker": "fast@h", "trial": 1, "started": 50.0},
+    ]
+    runs = {1: {0: {"duration_s": 1.0}, 1: {"duration_s": 1.0}}}
+    times = {"slow@h": (1, 30.0), "fast@h": (2, 2.0)}
+    eta = estimate_eta(times, running, runs, waiting=0, n_runs=3, now=50.0)
+    # (90 + 2) / 2 = 46 s shared, but the slow trial alone takes 90 s
+    assert eta["eta_s"] == 90.0
+    # And a run under way for longer than its worker's mean still leaves 5 % of it
+    late = estimate_eta({"slow@h": (1, 30.0)}, running[:1], {}, 0, n_runs=1, now=1000.0)
+    assert late["eta_s"] == 1.5
+
+
+def test_durations_and_counts_read_as_the_status_line_prints_them():
+    assert format_duration(None) == "--"
+    assert format_duration(59.9) == "0:59"
+    assert format_duration(3 * 3600 + 5 * 60 + 7) == "3:05:07"
+    snap = {"trials_complete": 4, "trials_failed": 1, "trials_total": 10, "trials_pruned": 2}
+    assert trials_text(snap) == "4 done, 1 failed, 2 pruned of 10"
+    grows = {**snap, "trials_pruned": 0, "open_ended": True, "trials_total": 12}
+    assert trials_text(grows) == "4 done, 1 failed of 12 so far"

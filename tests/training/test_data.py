@@ -15,8 +15,7 @@ import tifffile
 from smptune.errors import ConfigError
 from smptune.search.scoring import Scoring
 from smptune.trainable import SweepSettings
-from smptune.training import SegmentationTrainable, describe_splits
-from smptune.training import data as data_module
+from smptune.training import SegmentationTrainable, decode, describe_splits
 from smptune.training.cache import CACHE_ENV
 from smptune.training.data import IGNORE, clear_cache, load_data
 from smptune.training.metrics import metric_names, metrics_from_confusion, metrics_from_counts
@@ -190,7 +189,7 @@ def test_a_second_process_maps_the_cached_arrays_instead_of_decoding(tmp_path, m
     images, masks = np.array(first.images), np.array(first.masks)
     # When a fresh process (an empty process cache) loads it again, unable to decode files
     clear_cache()
-    monkeypatch.setattr(data_module, "_read", lambda path: pytest.fail(f"decoded {path}"))
+    monkeypatch.setattr(decode, "_read", lambda path: pytest.fail(f"decoded {path}"))
     again = load_data({"root": str(root)})
     # Then the arrays come memory-mapped from the cache, equal to the first ones
     assert isinstance(again.images, np.memmap)

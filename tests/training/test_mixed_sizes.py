@@ -133,11 +133,13 @@ def test_bad_patch_settings_name_the_key(data, message):
 
 
 def test_patches_are_fixed_size_inside_the_image_and_drawn_per_epoch(tmp_path):
-    from smptune.training.engine import _loader
+    from smptune.training.loaders import data_loader
 
     data = load_data(crop_data(write_mixed(tmp_path / "data")))
     patches = PatchSampler(data, 32, foreground_share=0.33, seed=3)
-    loader = _loader(data, range(data.n), 4, shuffle=True, seed=3, num_workers=0, patches=patches)
+    loader = data_loader(
+        data, range(data.n), 4, shuffle=True, seed=3, num_workers=0, patches=patches
+    )
     batches = list(loader)
     assert [tuple(images.shape) for images, _ in batches] == [(4, 3, 32, 32), (2, 3, 32, 32)]
     assert all(tuple(masks.shape[1:]) == (32, 32) for _, masks in batches)
@@ -189,9 +191,9 @@ def test_sliding_window_keeps_the_exact_size_and_matches_one_forward_pass():
 
 def test_validation_metrics_are_whole_image_metrics_at_the_true_size(tmp_path):
     from smptune.search.scoring import Scoring
-    from smptune.training.engine import _loader
     from smptune.training.evaluation import SegmentationMetrics
     from smptune.training.inference import predict_labels
+    from smptune.training.loaders import data_loader
     from smptune.training.module import SegmentationModule
 
     data = load_data(crop_data(write_mixed(tmp_path / "data")))
@@ -203,7 +205,7 @@ def test_validation_metrics_are_whole_image_metrics_at_the_true_size(tmp_path):
         scale=data.scale,
         windows=windows,
     )
-    loader = _loader(
+    loader = data_loader(
         data,
         range(data.n),
         4,

@@ -12,10 +12,10 @@ from PIL import Image
 from smptune.errors import ConfigError
 from smptune.trainable import SweepSettings
 from smptune.training.data import data_spec, load_data, scaled, scaled_labels
-from smptune.training.engine import save_model
 from smptune.training.model import build_model
 from smptune.training.params import resolve_params
 from smptune.training.prediction import load_predictor, predict_files
+from smptune.training.saved_model import save_model
 from smptune.training.settings import run_settings
 from training.test_mixed_sizes import SIZES, write_mixed
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-from smptune.training.data import IGNORE
+from smptune.training.dataspec import IGNORE
 
 
 def _where(flags: torch.Tensor, changed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:

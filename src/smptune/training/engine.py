@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
-import math
 import os
 import time
 import warnings
@@ -17,185 +15,30 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import (
-    BatchSampler,
-    DataLoader,
-    Dataset,
-    Sampler,
-    SequentialSampler,
-)
+from torch.utils.data import DataLoader
 
 from smptune.errors import ConfigError, SmptuneError, TrialError
 from smptune.metric_keys import refined_key
+from smptune.params import Params
 from smptune.trainable import FoldContext, FoldResult
 from smptune.training.averaging import averaging
-from smptune.training.data import IGNORE, SegmentationData
 from smptune.training.folds import Split
-from smptune.training.inference import (
-    FlipAverage,
-    Windows,
-    labels_of,
-    predict_labels,
-    sliding_window,
-)
+from smptune.training.inference import FlipAverage, Windows, labels_of, sliding_window
+from smptune.training.loaders import data_loader
 from smptune.training.loggers import log_outcome, run_loggers
 from smptune.training.model import build_model, encoder_normalisation
 from smptune.training.module import Normalise, SegmentationModule
 from smptune.training.params import resolve_params
 from smptune.training.patches import PatchSampler
-from smptune.training.preview import write_predictions
 from smptune.training.refine import postprocessed, variant_options, variants
+from smptune.training.samples import SegmentationData
+from smptune.training.saved_model import PREVIEW_SAMPLES, preview, save_model
 from smptune.training.settings import Precision, RunSettings, TrainerPrecision
 from smptune.training.splits import splits_for
 from smptune.worker import host_share as sharing
 
 log = logging.getLogger(__name__)
 _QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
-PREVIEW_SAMPLES = 4
-
-
-class _Batches(Dataset):
-    """Whole batches by array indexing: ``dataset[[i, j, ...]]`` -> (images, masks) as stored
-    (uint8 or float32 images), read from the (memory-mapped) arrays."""
-
-    def __init__(self, data: SegmentationData, indices: Sequence[int]) -> None:
-        self.images, self.masks = data.stacked()
-        self.indices = np.asarray(list(indices), dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        chosen = self.indices[np.asarray(positions, dtype=np.int64)]
-        return (
-            torch.from_numpy(np.ascontiguousarray(self.images[chosen])),
-            torch.from_numpy(np.ascontiguousarray(self.masks[chosen])),
-        )
-
-
-class _Patches(Dataset):
-    """Fixed-size training batches of patches: ``dataset[(epoch, [i, j, ...])]`` -> (images,
-    masks) as stored, one patch of each sample (see :mod:`.patches`)."""
-
-    def __init__(self, patches: PatchSampler, indices: Sequence[int]) -> None:
-        self.patches = patches
-        self.indices = np.asarray(list(indices), dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, key: tuple[int, list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        epoch, positions = key
-        cut = [self.patches.patch(int(self.indices[p]), epoch) for p in positions]
-        return (
-            torch.from_numpy(np.stack([image for image, _ in cut])),
-            torch.from_numpy(np.stack([mask for _, mask in cut])),
-        )
-
-
-class _Wholes(Dataset):
-    """One sample at a time at its true size: ``dataset[k]`` -> (images (1, C, H, W), masks
-    (1, H, W)) as stored, for evaluation in sliding windows."""
-
-    def __init__(self, data: SegmentationData, indices: Sequence[int]) -> None:
-        self.data = data
-        self.indices = [int(i) for i in indices]
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
-        i = self.indices[position]
-        height, width = self.data.size(i)
-        image = np.array(self.data.images[i][None, :, :height, :width])  # a copy
-        return torch.from_numpy(image), torch.from_numpy(self.data.true_mask(i)[None].copy())
-
-
-class _EpochShuffle(Sampler[list[int]]):
-    """Batches of a new permutation of ``n`` positions each epoch, drawn from the run's seed
-    and the epoch (Lightning calls :meth:`set_epoch` before every epoch).
-
-    Hand-written because torch's ``RandomSampler`` draws every epoch's order from one
-    generator it never saves: a run resumed from a checkpoint would replay the first epochs'
-    orders and drift from the run it continues.
-    """
-
-    def __init__(self, n: int, batch_size: int, seed: int, drop_last: bool) -> None:
-        self.n = n
-        self.batch_size = batch_size
-        self.seed = seed
-        self.drop_last = drop_last
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**63)
-        order = torch.randperm(self.n, generator=generator).tolist()
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield order[start : start + self.batch_size]
-
-
-class _WithEpoch(Sampler[tuple[int, list[int]]]):
-    """``(epoch, batch)`` of an :class:`_EpochShuffle`: patch positions depend on the epoch,
-    and the loader's workers only see what the sampler yields."""
-
-    def __init__(self, shuffle: _EpochShuffle) -> None:
-        self.shuffle = shuffle
-
-    def set_epoch(self, epoch: int) -> None:
-        self.shuffle.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.shuffle)
-
-    def __iter__(self) -> Iterator[tuple[int, list[int]]]:
-        epoch = self.shuffle.epoch
-        return ((epoch, batch) for batch in self.shuffle)
-
-
-def _loader(
-    data: SegmentationData,
-    indices: Sequence[int],
-    batch_size: int,
-    *,
-    shuffle: bool,
-    seed: int,
-    num_workers: int,
-    patches: PatchSampler | None = None,
-) -> DataLoader:
-    """Training batches (``shuffle``: whole images, or with ``patches`` one patch of each),
-    else evaluation batches (whole stored images; with ``patches``, one true-size image at
-    a time for sliding windows)."""
-    dataset: Dataset
-    batches: Sampler[Any]
-    if shuffle:
-        # A last batch of one sample breaks BatchNorm in some architectures: drop it.
-        n = len(indices)
-        drop_last = n > batch_size and n % batch_size == 1
-        epochs = _EpochShuffle(n, batch_size, seed, drop_last)
-        if patches is None:
-            dataset, batches = _Batches(data, indices), epochs
-        else:
-            dataset, batches = _Patches(patches, indices), _WithEpoch(epochs)
-    elif patches is None:
-        dataset = _Batches(data, indices)
-        batches = BatchSampler(SequentialSampler(dataset), batch_size, drop_last=False)
-    else:
-        dataset = _Wholes(data, indices)
-        batches = SequentialSampler(dataset)
-    return DataLoader(
-        dataset,
-        sampler=batches,
-        batch_size=None,
-        num_workers=num_workers,
-        pin_memory=torch.cuda.is_available(),
-        persistent_workers=num_workers > 0,
-    )
 
 
 def seed_all(seed: int) -> None:
@@ -263,7 +106,7 @@ def _trainer(
     max_epochs: int,
     callbacks: list[pl.Callback],
     log_name: str,
-    params: dict[str, Any],
+    params: Params,
 ) -> pl.Trainer:
     loggers = run_loggers(rs.loggers, context, log_name, params)
     try:
@@ -309,7 +152,7 @@ def _release() -> None:
 
 
 def _prepare(
-    p: dict[str, Any],
+    p: Params,
     rs: RunSettings,
     data: SegmentationData,
     split: Split,
@@ -342,16 +185,16 @@ def _prepare(
         normalisation=encoder_normalisation(p, data.in_channels),
     )
     batch = p["batch_size"]
-    train = _loader(
+    train = data_loader(
         data, split.train, batch, shuffle=True, seed=seed, num_workers=workers, patches=patches
     )
-    evaluate = _loader(
+    evaluate = data_loader(
         data, split.evaluate, batch, shuffle=False, seed=seed, num_workers=workers, patches=patches
     )
     return module, train, evaluate
 
 
-def _windows(rs: RunSettings, params: dict[str, Any]) -> Windows | None:
+def _windows(rs: RunSettings, params: Params) -> Windows | None:
     """With ``resize: crop``: ``crop_size`` windows at ``data.overlap``, as many at a time
     as a training batch holds patches (that fits the device, and without gradients)."""
     if rs.data.resize != "crop":
@@ -360,7 +203,7 @@ def _windows(rs: RunSettings, params: dict[str, Any]) -> Windows | None:
     return Windows(rs.data.crop_size, rs.data.overlap, params["batch_size"])
 
 
-def train_fold(params: dict[str, Any], context: FoldContext) -> FoldResult:
+def train_fold(params: Params, context: FoldContext) -> FoldResult:
     """Train on every fold but ``context.fold``, validate on it each epoch."""
     _release()  # whatever a failed run before this one left behind
     try:
@@ -374,7 +217,7 @@ def run_name(context: FoldContext) -> str:
     return f"fold_{context.fold}_seed_{context.repeat}"
 
 
-def _train_fold(params: dict[str, Any], context: FoldContext) -> FoldResult:
+def _train_fold(params: Params, context: FoldContext) -> FoldResult:
     started = time.monotonic()
     p = resolve_params(params)
     rs, data, plan = splits_for(context.settings)
@@ -422,7 +265,7 @@ def _train_fold(params: dict[str, Any], context: FoldContext) -> FoldResult:
     )
 
 
-def retrain_and_test(params: dict[str, Any], epochs: int, context: FoldContext) -> dict[str, float]:
+def retrain_and_test(params: Params, epochs: int, context: FoldContext) -> dict[str, float]:
     """Train on the whole train split for ``epochs`` epochs; metrics on the test split."""
     _release()
     try:
@@ -431,9 +274,7 @@ def retrain_and_test(params: dict[str, Any], epochs: int, context: FoldContext) 
         _release()
 
 
-def _retrain_and_test(
-    params: dict[str, Any], epochs: int, context: FoldContext
-) -> dict[str, float]:
+def _retrain_and_test(params: Params, epochs: int, context: FoldContext) -> dict[str, float]:
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"retrain_and_test: epochs must be an integer >= 1, got {epochs!r}")
     p = resolve_params(params)
@@ -457,7 +298,7 @@ def _retrain_and_test(
 
 
 def ensemble_test(
-    params: dict[str, Any], members: Sequence[Path], context: FoldContext
+    params: Params, members: Sequence[Path], context: FoldContext
 ) -> dict[str, float]:
     """Test-split metrics of the fold models in ``members`` together (their probabilities
     averaged), with the loss of the averaged prediction; see :mod:`.ensemble`."""
@@ -557,117 +398,3 @@ def _whole_logits(
         batch = normalise.to(device)(batch)
     height, width = data.size(i)
     return model(batch).float()[0, :, :height, :width]
-
-
-@torch.no_grad()
-def predict(
-    model: torch.nn.Module,
-    images: np.ndarray,
-    classes: int,
-    normalise: Normalise | None = None,
-) -> np.ndarray:
-    """Labels (N, H, W) for float images (N, C, H, W) in [0, 1] with H, W multiples of 32,
-    first normalised as a pretrained encoder expects (``normalise``)."""
-    model = model.eval()
-    device = next(model.parameters()).device
-    batch = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    if normalise is not None:
-        batch = normalise.to(device)(batch)
-    logits = model(batch).float()
-    labels = (logits[:, 0] > 0).long() if classes == 1 else logits.argmax(dim=1)
-    return labels.cpu().numpy()
-
-
-def preview(
-    module: SegmentationModule, data: SegmentationData, indices: Sequence[int], path: Path
-) -> Path | None:
-    """``predictions.png`` of up to :data:`PREVIEW_SAMPLES` samples, without the padding."""
-    chosen = np.asarray(list(indices)[:PREVIEW_SAMPLES], dtype=np.int64)
-    if not len(chosen):
-        return None
-    if module.windows is not None:
-        return _preview_windows(module, data, [int(i) for i in chosen], path)
-    images = data.float_images(chosen)
-    labels = predict(module.model, images, data.classes, module.normalise)
-    h, w = data.height, data.width
-    masks = np.asarray(data.stacked()[1][chosen])
-    return write_predictions(path, images[..., :h, :w], masks[:, :h, :w], labels[:, :h, :w])
-
-
-def _preview_windows(
-    module: SegmentationModule, data: SegmentationData, chosen: list[int], path: Path
-) -> Path:
-    """:func:`preview` of whole images predicted in windows; images of different sizes are
-    shown in tiles of the largest (the rest black, grey in the masks)."""
-    assert module.windows is not None
-    sizes = [data.size(i) for i in chosen]
-    h, w = max(s[0] for s in sizes), max(s[1] for s in sizes)
-    images = np.zeros((len(chosen), data.in_channels, h, w), dtype=np.float32)
-    masks = np.full((len(chosen), h, w), IGNORE, dtype=np.uint8)
-    labels = np.full((len(chosen), h, w), IGNORE, dtype=np.uint8)
-    device = next(module.model.parameters()).device
-    for k, i in enumerate(chosen):
-        height, width = sizes[k]
-        image = data.float_image(i)
-        images[k, :, :height, :width] = image
-        masks[k, :height, :width] = data.true_mask(i)
-        predicted = predict_labels(
-            module.model,
-            torch.from_numpy(image).to(device),
-            data.classes,
-            module.windows,
-            normalise=module.normalise,
-        )
-        labels[k, :height, :width] = predicted.cpu().numpy()
-    return write_predictions(path, images, masks, labels)
-
-
-def save_model(
-    model: torch.nn.Module,
-    path: Any,
-    params: dict[str, Any],
-    rs: RunSettings,
-    data: SegmentationData,
-    metrics: dict[str, float],
-    *,
-    kind: str = "test",
-) -> None:
-    """``model.save_pretrained(path)`` (load with ``smp.from_pretrained(path)``) plus
-    ``smptune.json``: how to prepare an image for it and read its output."""
-    path = Path(path)
-    model = model.cpu().eval().to(memory_format=torch.contiguous_format)
-    config = getattr(model, "config", None)
-    if isinstance(config, dict):
-        # The trained weights are in the file; loading must not download the pretrained ones.
-        config["encoder_weights"] = None
-    # save_pretrained comes from smp's hub mixin; smp has no types, so torch.nn.Module's
-    # do not know it.
-    smp_model: Any = model
-    smp_model.save_pretrained(str(path), metrics=metrics, dataset=data.source)
-    if data.classes == 1:
-        output = "one channel: the foreground logit; foreground where sigmoid(logit) > 0.5"
-    else:
-        output = f"{data.classes} channels: class logits; the label is their arg-max"
-    info = {
-        "in_channels": data.in_channels,
-        "classes": data.classes,
-        "class_labels": list(range(max(2, data.classes))),
-        "ignore_index": rs.data.ignore_index,
-        "output": output,
-        "input": "float32 (N, C, H, W) in [0, 1] after the normalisation below, then "
-        "(x - mean) / std per channel with encoder_normalisation's (when not null); H and W "
-        "multiples of 32 (pad at the bottom and right by reflection)",
-        "normalisation": data.normalisation,
-        "encoder_normalisation": encoder_normalisation(params, data.in_channels),
-        "image_size": [data.height, data.width] if data.uniform else None,
-        "resize": rs.data.resize,
-        "crop_size": rs.data.crop_size,
-        "dataset": data.source,
-        "hyperparameters": params,
-        f"{kind}_metrics": metrics,
-    }
-    if rs.data.resize == "crop":
-        # whole images of any size: smptune.training.inference.predict_labels(model, image,
-        # classes, Windows(window, overlap), normalise=Normalise(encoder_normalisation))
-        info.update(window=rs.data.crop_size, overlap=rs.data.overlap, blending="gaussian")
-    (path / "smptune.json").write_text(json.dumps(info, indent=2) + "\n")

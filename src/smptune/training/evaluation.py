@@ -9,7 +9,7 @@ import torch
 from torchmetrics import MetricCollection
 from torchmetrics import classification as tmc
 
-from smptune.training.data import IGNORE
+from smptune.training.dataspec import IGNORE
 from smptune.training.metrics import metric_names
 
 

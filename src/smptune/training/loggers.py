@@ -22,6 +22,7 @@ from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger
 
+from smptune.params import ParamsView
 from smptune.trainable import FoldContext
 
 
@@ -40,7 +41,7 @@ def _group(context: FoldContext) -> dict[str, Any]:
 
 
 def run_loggers(
-    names: tuple[str, ...], context: FoldContext, run_name: str, params: Mapping[str, Any]
+    names: tuple[str, ...], context: FoldContext, run_name: str, params: ParamsView
 ) -> list[Any]:
     """The loggers ``names`` for the run named ``run_name``; none for a run without an
     output folder (a check, a benchmark)."""
@@ -85,7 +86,7 @@ def run_loggers(
 def log_outcome(
     loggers: list[Any],
     context: FoldContext,
-    params: Mapping[str, Any],
+    params: ParamsView,
     metrics: Mapping[str, float],
 ) -> None:
     """After the run: TensorBoard's HPARAMS entry (the hyperparameters beside the metrics of

@@ -11,13 +11,13 @@ foreground logit), multi-class data one per class (softmax).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-from smptune.training.data import IGNORE
+from smptune.params import ParamsView
+from smptune.training.dataspec import IGNORE
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -90,7 +90,7 @@ def _smp(name: str, classes: int, tversky: tuple[float, float]) -> Loss:
     return lambda logits, masks: loss(logits.float(), masks.long())
 
 
-def loss_of(params: Mapping[str, Any], classes: int) -> Loss:
+def loss_of(params: ParamsView, classes: int) -> Loss:
     """The loss resolved hyperparameters ``params`` name, with their focal and Tversky
     settings."""
     return make_loss(

@@ -8,6 +8,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from smptune.errors import ConfigError
+from smptune.params import Params
 
 if TYPE_CHECKING:
     import torch
@@ -125,16 +126,14 @@ def check_combination(arch: str, encoder: str, in_channels: int) -> None:
             ) from exc
 
 
-def check_model(params: dict[str, Any], in_channels: int | None) -> None:
+def check_model(params: Params, in_channels: int | None) -> None:
     """All model checks for resolved ``params`` (see :func:`~smptune.training.params`)."""
     arch = check_architecture(params["model_arch"])
     check_encoder(params["model_encoder"], params["model_encoder_weights"])
     check_combination(arch, params["model_encoder"], in_channels or 3)
 
 
-def encoder_normalisation(
-    params: dict[str, Any], in_channels: int
-) -> dict[str, list[float]] | None:
+def encoder_normalisation(params: Params, in_channels: int) -> dict[str, list[float]] | None:
     """The per-channel ``mean`` and ``std`` a pretrained encoder's weights were trained with,
     for inputs in [0, 1] (smp's ``get_preprocessing_params``, read from the same place as
     the weights); None for an encoder without pretrained weights. With other than the
@@ -157,7 +156,7 @@ def encoder_normalisation(
     return {"mean": mean, "std": std}
 
 
-def build_model(params: dict[str, Any], in_channels: int, classes: int = 1) -> torch.nn.Module:
+def build_model(params: Params, in_channels: int, classes: int = 1) -> torch.nn.Module:
     """A fresh smp model: one output channel (the foreground logit) for binary data
     (``classes == 1``), else one logit per class."""
     return _create(

@@ -11,6 +11,7 @@ import lightning.pytorch as pl
 import torch
 
 from smptune.errors import TrialError
+from smptune.params import Params
 from smptune.search.scoring import Scoring
 from smptune.training.augment import Augment
 from smptune.training.evaluation import SegmentationMetrics
@@ -59,7 +60,7 @@ class SegmentationModule(pl.LightningModule):
     def __init__(
         self,
         model: torch.nn.Module,
-        params: dict[str, Any],
+        params: Params,
         *,
         classes: int = 1,
         scoring: Scoring | None = None,

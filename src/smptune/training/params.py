@@ -7,12 +7,12 @@ registries by :mod:`smptune.training.model`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 from smptune.errors import ConfigError
+from smptune.params import Params, ParamsView
 
-DEFAULTS: dict[str, Any] = {
+DEFAULTS: Params = {
     "model_arch": "Unet",
     "model_encoder": "tu-regnetx_002",
     "model_encoder_weights": None,
@@ -88,7 +88,7 @@ def loss_text(terms: tuple[tuple[float, str], ...]) -> str:
     return "+".join(name if weight == 1 else f"{weight:g}*{name}" for weight, name in terms)
 
 
-def resolve_params(params: Mapping[str, Any]) -> dict[str, Any]:
+def resolve_params(params: ParamsView) -> Params:
     """The defaults overlaid with ``params``, checked and normalised (no smp lookups)."""
     unknown = sorted(set(params) - set(DEFAULTS))
     if unknown:

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from smptune.training.data import IGNORE, SegmentationData
+from smptune.training.dataspec import IGNORE
+from smptune.training.samples import SegmentationData
 
 #: Foreground pixels kept per class and sample to centre patches on (a random subset).
 MAX_LOCATIONS = 10_000

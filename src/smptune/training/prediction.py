@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from smptune.errors import ConfigError
-from smptune.training.data import SUFFIXES, padded_side, read_image, scaled, scaled_labels
+from smptune.training.dataspec import padded_side
+from smptune.training.decode import SUFFIXES, read_image, scaled, scaled_labels
 from smptune.training.ensemble import EnsembleLogits, load_ensemble, load_members
 from smptune.training.inference import (
     DEFAULT_OVERLAP,

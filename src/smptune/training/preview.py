@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from smptune.training.data import IGNORE
+from smptune.training.dataspec import IGNORE
 
 # background black, then distinct colours; ignored pixels grey
 _PALETTE = np.array(

@@ -24,7 +24,7 @@ from typing import Any, Literal, get_args
 from smptune.errors import ConfigError
 from smptune.search.scoring import Scoring
 from smptune.trainable import SweepSettings
-from smptune.training.data import DataSpec, data_spec
+from smptune.training.dataspec import DataSpec, data_spec
 from smptune.training.metrics import metric_names
 from smptune.training.refine import POSTPROCESS, TTA
 

@@ -33,7 +33,9 @@ import numpy as np
 
 from smptune.errors import ConfigError
 from smptune.trainable import SweepSettings
-from smptune.training.data import IGNORE, SUFFIXES, DataSpec, SegmentationData, load_data
+from smptune.training.data import load_data
+from smptune.training.dataspec import IGNORE, DataSpec
+from smptune.training.decode import SUFFIXES
 from smptune.training.folds import (
     Split,
     group_folds,
@@ -43,6 +45,7 @@ from smptune.training.folds import (
     stratified_folds,
     train_test_split,
 )
+from smptune.training.samples import SegmentationData
 from smptune.training.settings import CvSpec, RunSettings, run_settings
 
 

@@ -7,10 +7,11 @@ the methods that need them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from smptune.params import Params, ParamsView
 from smptune.trainable import FoldContext, FoldResult, SweepSettings
 from smptune.training.metrics import METRICS
 from smptune.training.params import DEFAULTS, resolve_params
@@ -31,10 +32,10 @@ class SegmentationTrainable:
     for multi-class data).
     """
 
-    defaults: ClassVar[dict[str, Any]] = dict(DEFAULTS)
+    defaults: ClassVar[Params] = dict(DEFAULTS)
     metrics: ClassVar[tuple[str, ...]] = METRICS
 
-    def validate(self, params: Mapping[str, Any], settings: SweepSettings) -> None:
+    def validate(self, params: ParamsView, settings: SweepSettings) -> None:
         """Raise :class:`~smptune.errors.ConfigError` naming the key of the first bad value.
 
         Reads the data (once per process) to check it, the splits and the scoring metrics.
@@ -46,7 +47,7 @@ class SegmentationTrainable:
         _, data, _ = splits_for(settings)
         check_model(resolved, data.in_channels)
 
-    def train_fold(self, params: Mapping[str, Any], context: FoldContext) -> FoldResult:
+    def train_fold(self, params: ParamsView, context: FoldContext) -> FoldResult:
         """Train on the train split less fold ``context.fold`` with seed ``context.run_seed``;
         metrics of the best epoch on that fold. With ``context.output_dir`` the epoch log goes
         to ``output_dir/logs/fold_<k>_seed_<r>/metrics.csv``."""
@@ -55,7 +56,7 @@ class SegmentationTrainable:
         return train_fold(dict(params), context)
 
     def retrain_and_test(
-        self, params: Mapping[str, Any], epochs: int, context: FoldContext
+        self, params: ParamsView, epochs: int, context: FoldContext
     ) -> dict[str, float]:
         """Train on the whole train split for ``epochs`` epochs; metrics on the test split.
 
@@ -69,7 +70,7 @@ class SegmentationTrainable:
         return retrain_and_test(dict(params), epochs, context)
 
     def test_ensemble(
-        self, params: Mapping[str, Any], members: Sequence[Path], context: FoldContext
+        self, params: ParamsView, members: Sequence[Path], context: FoldContext
     ) -> dict[str, float]:
         """Test-split metrics of the fold models in ``members`` (the best runs' folders, in
         smp's format) together, their probabilities averaged; with ``context.output_dir``
@@ -104,7 +105,7 @@ def baseline_metrics(settings: SweepSettings, fold: int | None = None) -> dict[s
     """
     import numpy as np
 
-    from smptune.training.data import IGNORE
+    from smptune.training.dataspec import IGNORE
     from smptune.training.metrics import metrics_from_confusion, metrics_from_counts
     from smptune.training.splits import splits_for
 
