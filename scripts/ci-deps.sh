@@ -27,7 +27,7 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "ci-deps: no chromium and not root with apt-get; the Flower browser test will skip" >&2
   exit 0
 fi
-echo "ci-deps: installing chromium (headless browser for tests/test_flower.py)" >&2
+echo "ci-deps: installing chromium (headless browser for tests/cli/test_flower.py)" >&2
 if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq \
   && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
   >/tmp/smptune-ci-deps.log 2>&1; then

@@ -56,6 +56,26 @@ def run_cli(*args: str | Path, timeout: float = 300, **env: str) -> subprocess.C
     )
 
 
+def one_line_error(result, code: int, *needles: str, command: str = "producer") -> None:
+    """``result`` exited ``code`` with one line on stderr, ``<command>: error: ...``, that
+    holds every needle, and no traceback."""
+    assert result.returncode == code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"{command}: error: ")
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def nothing_enqueued(url: str) -> None:
+    """The broker at ``url`` holds no sweep, no message, no key at all."""
+    store = SweepStore.from_url(url)
+    assert store.list_sweeps() == []
+    assert store.r.llen("smptune") == 0
+    assert store.r.dbsize() == 0, store.r.keys("*")
+
+
 def submit_and_wait(
     config: Path, broker: str, artifacts: Path, timeout: float = 300
 ) -> tuple[str, subprocess.CompletedProcess]:

@@ -25,6 +25,7 @@ FLOORS = {
     "trainable": 4,
     "config": 4,
     "lifecycle": 4,
+    "task_labels": 4,
     "queue": 5,
     "results": 6,
     "worker": 7,

@@ -1,8 +1,7 @@
-"""What both commands share: --version, -v anywhere, --json listings, shell completion."""
+"""What both commands share: --version, -v anywhere, shell completion."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from smptune import __version__
-from smptune.queue.store import SweepStore
 
-from conftest import cli_env, run_cli, write_config
+from conftest import cli_env, run_cli
 
 
 @pytest.mark.parametrize("command", ["producer", "workers"])
@@ -29,35 +27,6 @@ def test_verbose_after_the_subcommand_shows_the_traceback(tmp_path: Path):
     assert "Traceback" in result.stderr and "nope.yaml" in result.stderr.splitlines()[-1]
     quiet = run_cli("producer", "submit", tmp_path / "nope.yaml")
     assert "Traceback" not in quiet.stderr
-
-
-def test_list_and_cancel_speak_json(tmp_path: Path, redis_server, store: SweepStore):
-    # Given two sweeps queued on a broker with no workers
-    url = redis_server.url
-    ids = []
-    for name in ("first", "second"):
-        config = write_config(tmp_path / f"{name}.yaml", name=name, n_trials=3)
-        submitted = run_cli("producer", "submit", config, "--broker", url)
-        assert submitted.returncode == 0, submitted.stderr
-        ids.append(submitted.stdout.split()[0])
-
-    # When one is cancelled with --json
-    cancelled = run_cli("producer", "cancel", ids[0], "--broker", url, "--json")
-
-    # Then the answer is one JSON object saying what happened
-    assert cancelled.returncode == 0, cancelled.stderr
-    answer = json.loads(cancelled.stdout)
-    assert answer == {"sweep": ids[0], "status": "queued", "cancel_requested": True}
-    assert store.get_sweep(ids[0]).cancel_requested
-
-    # And list --json has both, newest first, with their counts and Redis memory
-    listed = run_cli("producer", "list", "--broker", url, "--json")
-    assert listed.returncode == 0, listed.stderr
-    rows = json.loads(listed.stdout)
-    assert [r["id"] for r in rows] == ids[::-1]
-    assert [r["name"] for r in rows] == ["second", "first"]
-    assert all(r["n_trials"] == 3 and r["trials_complete"] == 0 for r in rows)
-    assert all(r["redis_bytes"] > 0 and r["created"] > 0 for r in rows)
 
 
 def _complete(line: str, tmp_path: Path) -> list[str]:

@@ -14,7 +14,7 @@ from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import SweepStore
 from smptune.worker.host_share import format_cpulist
 
-from conftest import run_cli, submit_and_wait, wait_for, write_config
+from conftest import one_line_error, run_cli, submit_and_wait, wait_for, write_config
 
 
 def _processes_in_group(pgid: int) -> list[int]:
@@ -37,13 +37,12 @@ def _children(pid: int) -> list[int]:
 
 
 def _record_sweep(store: SweepStore, config_path: Path, trainable: str | None = None) -> str:
-    """Record a sweep directly in Redis, as someone with write access to it could (its
-    results next to ``config_path``)."""
+    """Record a sweep directly in Redis, as someone with write access to it could."""
     config = load_config(config_path).to_dict()
     if trainable:
         config["trainable"] = trainable
     params = {**QuadraticTrainable.defaults, "x": 1.0, "y": -2.0}
-    store.create_sweep("crafted", config, [params], 2, str(config_path.parent))
+    store.create_sweep("crafted", config, [params], 2, "/tmp")
     return "crafted"
 
 
@@ -224,6 +223,21 @@ def test_a_bad_share_of_the_machine_is_one_clear_error(args, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("grace", ["0", "-5", "7200"])
+def test_a_preempt_grace_out_of_range_is_refused_before_any_worker_starts(grace: str):
+    result = run_cli(
+        "workers",
+        "start",
+        "--cpu",
+        "1",
+        "--broker",
+        "redis://127.0.0.1:1/0",
+        "--preempt-grace",
+        grace,
+    )
+    one_line_error(result, 2, "--preempt-grace", grace, command="workers")
+
+
 def test_a_pickled_message_is_refused(tmp_path, celery_app, store, start_workers):
     # Given a running worker and a sweep recorded in Redis
     workers = start_workers("--cpu", "1")
@@ -367,47 +381,6 @@ def test_workers_with_a_malformed_broker_url_exit_2():
     result = run_cli("workers", "start", "--cpu", "1", "--broker", "notaurl")
     assert result.returncode == 2, result.stderr
     assert "--broker" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_a_worker_that_keeps_exiting_at_start_is_reported_and_not_started_forever(caplog):
-    # Given a supervised "worker" whose process exits with code 3 as soon as it starts (as a
-    # broken install or a bad option would), and one that keeps running
-    import subprocess
-    import sys
-    import threading
-
-    from smptune.cli.workers import Supervisor, WorkerSpec
-    from smptune.retries import MAX_QUICK_EXITS
-
-    crashing = WorkerSpec("cpu0@x", "", [sys.executable, "-c", "raise SystemExit(3)"], {})
-    sleeper = WorkerSpec("cpu1@x", "", [sys.executable, "-c", "import time; time.sleep(60)"], {})
-    supervisor = Supervisor([crashing, sleeper], shutdown_timeout_s=5)
-    done: list[int] = []
-    thread = threading.Thread(target=lambda: done.append(supervisor.run()), daemon=True)
-    with caplog.at_level("INFO", logger="smptune.cli.workers"):
-        thread.start()
-        # Then it is started MAX_QUICK_EXITS times, reported with its exit codes, and left
-        wait_for(lambda: "not starting it again" in caplog.text, 60)
-        broken, alive = supervisor.workers
-        assert broken.given_up and broken.exits == [3] * MAX_QUICK_EXITS
-        assert f"cpu0@x exited {MAX_QUICK_EXITS} times in a row" in caplog.text
-        assert "exit codes 3, 3, 3, 3, 3" in caplog.text
-        # while the healthy worker runs on
-        assert isinstance(alive.process, subprocess.Popen) and alive.process.poll() is None
-        supervisor.request_stop(signal.SIGTERM)
-        thread.join(30)
-    assert done == [0]
-
-
-def test_the_supervisor_exits_1_once_every_worker_keeps_exiting(caplog):
-    import sys
-
-    from smptune.cli.workers import Supervisor, WorkerSpec
-
-    spec = WorkerSpec("cpu0@x", "", [sys.executable, "-c", "raise SystemExit(3)"], {})
-    with caplog.at_level("INFO", logger="smptune.cli.workers"):
-        assert Supervisor([spec], shutdown_timeout_s=5).run() == 1
-    assert "every worker keeps exiting at start" in caplog.text
 
 
 def test_worker_logs_are_named_after_the_workers(tmp_path, redis_server, start_workers):

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import pytest
 import yaml
 
-from smptune.cli.producer import DEFAULT_ARTIFACTS
+from smptune.cli.submit import DEFAULT_ARTIFACTS
 from smptune.cli.workers import build_parser as workers_parser
 from smptune.retries import VISIBILITY_TIMEOUT_S
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from typing import Any
+from typing import TypeAlias
 
 from smptune import __version__
 
 VERBOSE_HELP = "tracebacks on errors"
+
+#: What ``add_subparsers`` returns: each subcommand's ``add_parser`` adds its parser to it.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def add_common_options(parser: argparse.ArgumentParser, prog: str) -> None:
@@ -19,7 +22,7 @@ def add_common_options(parser: argparse.ArgumentParser, prog: str) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
 
 
-def add_verbose_to_commands(subparsers: Any) -> None:
+def add_verbose_to_commands(subparsers: Subparsers) -> None:
     """``-v`` also after the subcommand (``producer status X -v``); a subcommand that is not
     given it leaves the command's own value alone."""
     for command in subparsers.choices.values():

@@ -135,7 +135,7 @@ def submit(
         trial_request=template,
     )
     crash_point("submit.recorded")
-    from smptune.flower import trial_argsrepr
+    from smptune.task_labels import trial_argsrepr
 
     # what Flower shows as args; an adaptive trial's parameters are chosen at run time
     argsreprs = [

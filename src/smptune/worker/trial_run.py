@@ -169,8 +169,8 @@ class TrialRun:
         the sweep is closed: each trial's first start adds one (a start again, after a
         preemption or a lost worker, adds none), so one stays queued for the next free
         worker until the budget is spent."""
-        from smptune.flower import trial_argsrepr
         from smptune.messages import TRIAL_PRIORITY, send_trial
+        from smptune.task_labels import trial_argsrepr
         from smptune.worker.app import app
 
         if request.group is None:

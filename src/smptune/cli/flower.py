@@ -1,56 +1,62 @@
-"""Flower for a sweep's broker, and the task labels it shows.
+"""``producer flower``: Flower (the web UI of tasks and workers) on a sweep's broker.
 
 Flower loads ``smptune.worker.app`` like every other process, so it reads the same
-``broker_transport_options``. A trial's ``argsrepr`` (sent in the task message's headers
-and in the ``task-sent``/``task-received`` events) is what Flower's *args* column shows.
+``broker_transport_options``. The trials' labels it shows are :mod:`smptune.task_labels`'.
 """
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import os
 import sys
-from collections.abc import Iterable, Mapping
-from typing import Any
 
-from smptune.errors import ConfigError
-from smptune.search.distributions import param_text
-from smptune.urls import BROKER_ENV
+from smptune.cli import broker
+from smptune.cli.common import Subparsers
+from smptune.errors import ConfigError, ExitCode
+from smptune.urls import BROKER_ENV, mask_url
 
-#: The parameter part of a trial's label is cut to about this many characters.
-PARAMS_MAX_CHARS = 120
 #: Flower reads its options from ``FLOWER_<OPTION>`` too; the login goes there, not argv.
 BASIC_AUTH_ENV = "FLOWER_BASIC_AUTH"
 #: The tasks page's columns: Flower's default set plus ``args``, where a trial's label is.
 TASKS_COLUMNS = "name,uuid,state,args,received,runtime,worker"
 
 
-def trial_argsrepr(
-    sweep_id: str,
-    trial: int,
-    params: Mapping[str, Any] | None = None,
-    names: Iterable[str] = (),
-) -> str:
-    """``trial 7: learning_rate=0.0012, model_arch=Unet (sweep=<id>)``.
+def add_parser(sub: Subparsers) -> None:
+    flower = broker.add_option(
+        sub.add_parser(
+            "flower",
+            help="start Flower (web UI of tasks and workers) on this broker",
+            description="Runs `celery --app smptune.worker.app flower`, so Flower loads the "
+            "same transport options as the workers. Listening beyond this machine "
+            "(--address 0.0.0.0) needs --basic-auth.",
+        )
+    )
+    flower.add_argument("--port", type=int, default=5555, help="default: 5555")
+    flower.add_argument("--address", default="127.0.0.1", help="default: 127.0.0.1")
+    flower.add_argument(
+        "--basic-auth",
+        metavar="USER:PASSWORD",
+        help="ask for this login (comma-separate several); default: $FLOWER_BASIC_AUTH",
+    )
 
-    The parameters come first: Flower's args column is narrow, and its uuid column already
-    shows sweep and trial (``<sweep>-trial-<n>``). They are shown for the searched ``names``
-    that ``params`` holds (floats to 4 significant digits, cut at a parameter boundary near
-    :data:`PARAMS_MAX_CHARS`); ``params`` None (an adaptive sampler chooses them when the
-    trial starts) gives ``trial 7 (sweep=<id>)``.
-    """
-    text = ""
-    if params:
-        for name in names:
-            if name not in params:
-                continue
-            item = param_text(name, params[name])
-            candidate = f"{text}, {item}" if text else item
-            if len(candidate) > PARAMS_MAX_CHARS:
-                text = (text + ", …") if text else item[: PARAMS_MAX_CHARS - 1] + "…"
-                break
-            text = candidate
-    return f"trial {trial}{': ' + text if text else ''} (sweep={sweep_id})"
+
+def run(args: argparse.Namespace) -> int:
+    from smptune.queue.store import connect
+
+    url = broker.url(args)
+    if url is None:
+        raise ConfigError(f"flower: no broker: pass --broker URL or set {BROKER_ENV}")
+    basic_auth = args.basic_auth or os.environ.get(BASIC_AUTH_ENV) or None
+    check_options(args.port, args.address, basic_auth)
+    connect(url).close()  # an unreachable broker: exit 3 now, not a Flower that retries
+    login = "with a login" if basic_auth else "without a login"
+    print(
+        f"Flower on http://{args.address}:{args.port}/ ({login}) for {mask_url(url)}",
+        file=sys.stderr,
+    )
+    exec_flower(url, args.port, args.address, basic_auth)
+    return ExitCode.FAILURE  # not reached: exec_flower replaces this process
 
 
 def _is_loopback(address: str) -> bool:

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from smptune.flower import PARAMS_MAX_CHARS, trial_argsrepr
+from smptune.errors import ConfigError
 from smptune.queue.embedded_redis import EmbeddedRedis, free_port
 from smptune.queue.store import SweepStore
+from smptune.task_labels import trial_argsrepr
 
 from conftest import cli_env, run_cli, submit_and_wait, wait_for, write_config
 
@@ -203,38 +204,23 @@ def test_flower_needs_a_broker_and_a_login_beyond_this_machine():
     assert len(unreachable.stderr.strip().splitlines()) == 1, unreachable.stderr
 
 
-def _queued_argsreprs(store: SweepStore) -> dict[str, str]:
-    """The ``argsrepr`` header of every message waiting in the trial queues, by task id."""
-    out = {}
-    for key in store.r.keys("smptune*"):
-        if store.r.type(key) == "list":
-            for raw in store.r.lrange(key, 0, -1):
-                headers = json.loads(raw)["headers"]
-                out[headers["id"]] = headers["argsrepr"]
-    return out
-
-
-def test_trial_messages_carry_a_readable_label(tmp_path, redis_server, store: SweepStore):
-    # Given no workers, a random sweep with a long choice and an adaptive (TPE) sweep
-    long_choice = "encoder_" + "x" * 150
-    random_config = write_config(
-        tmp_path / "random.yaml",
-        n_trials=2,
-        hyperparameters={"x": 0.000123456, "y": [-1.5], "fail": [long_choice]},
+def test_flowers_command_line_and_environment_carry_no_login():
+    from smptune.cli.flower import (
+        BASIC_AUTH_ENV,
+        TASKS_COLUMNS,
+        check_options,
+        flower_argv,
+        flower_env,
     )
-    adaptive = write_config(tmp_path / "tpe.yaml", name="adaptive", n_trials=2, sampler="tpe")
 
-    # When both are submitted
-    for config in (random_config, adaptive):
-        result = run_cli("producer", "submit", config, "--broker", redis_server.url)
-        assert result.returncode == 0, result.stderr
-
-    # Then each queued trial's label names its sweep and trial; the random sweep's also
-    # its parameters, floats to 4 significant digits, cut near PARAMS_MAX_CHARS
-    labels = _queued_argsreprs(store)
-    ids = {s.name: s.id for s in store.list_sweeps()}
-    random_id, adaptive_id = ids["quad"], ids["adaptive"]
-    assert labels[f"{adaptive_id}-trial-1"] == f"trial 1 (sweep={adaptive_id})"
-    first = labels[f"{random_id}-trial-0"]
-    assert first == f"trial 0: x=0.0001235, y=-1.5, … (sweep={random_id})", first
-    assert len(trial_argsrepr("s", 0, {"fail": long_choice}, ["fail"])) <= PARAMS_MAX_CHARS + 20
+    argv = flower_argv(5555, "127.0.0.1")
+    assert argv[:6] == [sys.executable, "-m", "celery", "--app", "smptune.worker.app", "flower"]
+    assert f"--tasks_columns={TASKS_COLUMNS}" in argv and "--port=5555" in argv
+    env = flower_env("redis://h:6379/0", ":".join(LOGIN))
+    assert env["SMPTUNE_BROKER_URL"] == "redis://h:6379/0"
+    assert env[BASIC_AUTH_ENV] == ":".join(LOGIN) and LOGIN[1] not in " ".join(argv)
+    check_options(5555, "localhost", None)  # this machine only: no login needed
+    check_options(5555, "::1", None)
+    for port, address, login in [(0, "127.0.0.1", None), (5555, "", None), (1, "h", "a:")]:
+        with pytest.raises(ConfigError):
+            check_options(port, address, login)
