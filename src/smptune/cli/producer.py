@@ -419,7 +419,7 @@ def _print_outcome(console: Any, store: Any, sweep_id: str, snap: dict[str, Any]
     if sweep.test_metrics:
         from smptune.results.labels import metrics_text
 
-        metrics = metrics_text(sweep.test_metrics, sweep.config.get("class_names"))
+        metrics = metrics_text(sweep.test_metrics, sweep.config.class_names)
         console.print(f"test metrics of the best configuration: {metrics}", markup=False)
         _print_final_figures(console, sweep.results, sweep.test_metrics)
     console.print(f"results: {Path(sweep.artifacts_dir) / sweep_id}")
@@ -532,7 +532,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     if sweep.test_metrics:
         from smptune.results.labels import metrics_text
 
-        shown = metrics_text(sweep.test_metrics, sweep.config.get("class_names"))
+        shown = metrics_text(sweep.test_metrics, sweep.config.class_names)
         console.print(f"test metrics: {shown}", markup=False)
         _print_final_figures(console, results, sweep.test_metrics)
     if args.out:
@@ -688,12 +688,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_extend(args: argparse.Namespace) -> int:
-    from smptune.config import config_from_dict
     from smptune.queue.resume import extend
     from smptune.trainable import BUILTIN_TRAINABLES, allowed_trainables, load_trainable
 
     def action(store: Any, app: Any, budget: float | None) -> Any:
-        config = config_from_dict(store.get_sweep(args.sweep).config)
+        config = store.get_sweep(args.sweep).config
         # the trainable is named by the sweep's record in Redis: whoever can write there must
         # not get a module of their choosing imported here
         allowed = [*allowed_trainables(), *args.allow_trainable]

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 from celery.exceptions import Ignore
 from celery.signals import task_postrun
 
-from smptune.config import SweepConfig, config_from_dict
+from smptune.config import SweepConfig
 from smptune.errors import SmptuneError, TrialError
 from smptune.lifecycle import crash_point
 from smptune.messages import CV_TRIAL, FINALIZE_SWEEP, RETRAIN_AND_TEST, TrialRequest
@@ -50,7 +50,7 @@ def store() -> SweepStore:
 
 @lru_cache(maxsize=8)
 def _sweep_config(sweep_id: str) -> SweepConfig:
-    return config_from_dict(store().get_sweep(sweep_id).config)
+    return store().get_sweep(sweep_id).config
 
 
 # ignore_result: no ``celery-task-meta-*`` per trial (~630 bytes each, kept for
@@ -170,7 +170,7 @@ def _finalize_under_lease(
     db.submitted(sweep_id)  # its chord fired: every trial was sent, whoever sent it
     results = summarize(db, sweep_id)
     sweep = db.get_sweep(sweep_id)
-    config = config_from_dict(sweep.config)
+    config = sweep.config
     cancelled = db.cancel_requested(sweep_id)
     best = results["best"]
     # a resumed or extended sweep retrains only when its best trial changed
@@ -229,7 +229,7 @@ def retrain_and_test(self: Any, sweep_id: str) -> dict[str, Any]:
     if sweep.status != SweepStatus.RETRAINING:
         log.info("sweep %s is %s; ignoring this retrain-and-test", sweep_id, sweep.status)
         raise Ignore()
-    config = config_from_dict(sweep.config)
+    config = sweep.config
     worker = self.request.hostname or "unknown"
     lease = db.retrain_lease(sweep_id, host=worker.partition("@")[2] or worker)
 
