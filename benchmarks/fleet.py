@@ -189,10 +189,8 @@ class EpochProbe(LearningCurveTrainable):
 
 # -- the sweep ----------------------------------------------------------------------------
 def _store_and_config(url: str, sweep_id: str) -> tuple[SweepStore, Any]:
-    from smptune.config import config_from_dict
-
     store = SweepStore.from_url(url)
-    return store, config_from_dict(store.get_sweep(sweep_id).config)
+    return store, store.get_sweep(sweep_id).config
 
 
 def fill(url: str, sweep_id: str, start: int, stop: int) -> None:

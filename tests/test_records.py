@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from smptune.config import SweepConfig
 from smptune.records import OUTCOMES, SweepRecord, SweepStatus, TrialRecord, TrialStatus
 
 
@@ -47,7 +48,7 @@ def test_records_are_frozen_and_a_trial_record_becomes_plain_data():
     sweep = SweepRecord(
         id="s",
         name="s",
-        config={},
+        config=SweepConfig(hyperparameters={"x": [1, 2]}),
         status=SweepStatus.RUNNING,
         created=0.0,
         n_trials=4,

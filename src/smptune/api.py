@@ -140,7 +140,7 @@ class Sweep:
 
         record = self.record
         results = SweepResults.from_dict(record.results) if record.results else self.summary()
-        config = config_from_dict(record.config)
+        config = record.config
         return write_results(results, config, Path(out), record.test_metrics, splits=record.splits)
 
     def cancel(self) -> bool:

@@ -12,9 +12,13 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smptune.messages import TrialRequest
+from smptune.params import ParamsView
+
+if TYPE_CHECKING:  # config.py reaches this module through the search package
+    from smptune.config import SweepConfig
 
 __all__ = [
     "OUTCOMES",
@@ -159,7 +163,7 @@ class TrialRecord:
 
     trial: int
     status: TrialStatus = TrialStatus.PENDING
-    params: Mapping[str, Any] = field(default_factory=dict)
+    params: ParamsView = field(default_factory=dict)
     folds: RunResults = field(default_factory=dict)
     worker: str | None = None
     device: str | None = None
@@ -217,7 +221,8 @@ class SweepRecord:
 
     id: str
     name: str
-    config: Mapping[str, Any]
+    #: Its validated config, decoded once by the store.
+    config: SweepConfig
     status: SweepStatus
     created: float
     n_trials: int

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from smptune.errors import ConfigError, TrialError
+from smptune.params import ParamsView
 from smptune.search.scoring import Scoring
 
 __all__ = [
@@ -201,15 +202,15 @@ class Trainable(Protocol):
     for values the trainable cannot use (checked by the producer before anything is sent).
     """
 
-    defaults: Mapping[str, Any]
+    defaults: ParamsView
     metrics: tuple[str, ...]
 
-    def validate(self, params: Mapping[str, Any], settings: SweepSettings) -> None: ...
+    def validate(self, params: ParamsView, settings: SweepSettings) -> None: ...
 
-    def train_fold(self, params: Mapping[str, Any], context: FoldContext) -> FoldResult: ...
+    def train_fold(self, params: ParamsView, context: FoldContext) -> FoldResult: ...
 
     def retrain_and_test(
-        self, params: Mapping[str, Any], epochs: int, context: FoldContext
+        self, params: ParamsView, epochs: int, context: FoldContext
     ) -> dict[str, float]: ...
 
 

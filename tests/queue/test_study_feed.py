@@ -7,7 +7,6 @@ from pathlib import Path
 
 from queue_sweeps import adaptive_sweep, record_trials
 
-from smptune.config import config_from_dict
 from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import SweepStore
 from smptune.queue.study_feed import StudyFeed
@@ -32,7 +31,7 @@ def test_a_view_enters_only_what_changed_and_holds_running_trials_as_running(
     store: SweepStore, tmp_path: Path
 ):
     sweep_id = adaptive_sweep(store, tmp_path, n_trials=40)
-    config = config_from_dict(store.get_sweep(sweep_id).config)
+    config = store.get_sweep(sweep_id).config
     record_trials(store, sweep_id, range(20))
     feed = StudyFeed(store, sweep_id, config, 1)
     view = feed.refresh()
@@ -54,7 +53,7 @@ def test_a_finished_trial_that_ran_on_and_a_sweep_created_again_rebuild_the_view
     store: SweepStore, tmp_path: Path
 ):
     sweep_id = adaptive_sweep(store, tmp_path, n_trials=10)
-    config = config_from_dict(store.get_sweep(sweep_id).config)
+    config = store.get_sweep(sweep_id).config
     record_trials(store, sweep_id, range(1, 4))
     feed = StudyFeed(store, sweep_id, config, 1)
     assert all(t.value is not None for t in feed.refresh().study.trials)
@@ -74,7 +73,7 @@ def test_an_ask_is_recorded_once_and_stays_in_the_view_as_its_trial(
     store: SweepStore, tmp_path: Path
 ):
     sweep_id = adaptive_sweep(store, tmp_path, n_trials=40)
-    config = config_from_dict(store.get_sweep(sweep_id).config)
+    config = store.get_sweep(sweep_id).config
     record_trials(store, sweep_id, range(30))
     params = choose_params(store, config, sweep_id, 30, QuadraticTrainable.defaults)
     assert store.params(sweep_id, 30) == params
@@ -90,7 +89,7 @@ def test_an_ask_is_recorded_once_and_stays_in_the_view_as_its_trial(
 def _ask_many(url: str, sweep_id: str, numbers: list[int], out: multiprocessing.Queue) -> None:
     """One worker process's asks: the configuration of each trial, or the error it raised."""
     store = SweepStore.from_url(url)
-    config = config_from_dict(store.get_sweep(sweep_id).config)
+    config = store.get_sweep(sweep_id).config
     for n in numbers:
         try:
             params = choose_params(store, config, sweep_id, n, QuadraticTrainable.defaults)
@@ -135,7 +134,7 @@ def test_gp_asks_a_study_of_the_best_and_the_most_recent_past_its_limit(
     from smptune.search.study_view import GP_LIMIT
 
     sweep_id = adaptive_sweep(store, tmp_path, n_trials=GP_LIMIT + 120, sampler="gp")
-    config = config_from_dict(store.get_sweep(sweep_id).config)
+    config = store.get_sweep(sweep_id).config
     record_trials(store, sweep_id, range(GP_LIMIT + 100))
     store.set_params_once(sweep_id, GP_LIMIT + 100, {**QuadraticTrainable.defaults, "x": 0.5})
     view = StudyFeed(store, sweep_id, config, 1).refresh()

@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from smptune.config import config_from_dict, config_to_yaml, load_config
+from smptune.config import config_to_yaml, load_config
 from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import SweepStore
 from smptune.records import OUTCOMES, TrialStatus
@@ -31,7 +31,7 @@ from conftest import write_config
 
 def _golden(db: SweepStore, sweep_id: str) -> dict[str, Any]:
     sweep = db.get_sweep(sweep_id)
-    config = config_from_dict(sweep.config)
+    config = sweep.config
     ranked = rank_trials(db.trials(sweep_id), config.scoring.mode)
     best = next((t for t in ranked if may_be_best(t)), None)
     epochs = best_epochs(best.folds, config.retrain_epochs) if best is not None else 1
@@ -216,7 +216,7 @@ def test_config_yaml_is_the_stored_config_as_before(store: SweepStore, tmp_path)
     stored = store.get_sweep(sweep_id).config
 
     # When its results folder is written from the typed config
-    write_results(summarize(store, sweep_id), config_from_dict(stored), tmp_path / "out")
+    write_results(summarize(store, sweep_id), stored, tmp_path / "out")
 
     # Then config.yaml is what the stored mapping wrote before
-    assert (tmp_path / "out" / "config.yaml").read_text() == config_to_yaml(dict(stored))
+    assert (tmp_path / "out" / "config.yaml").read_text() == config_to_yaml(stored.to_dict())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from smptune.config import load_config
 from smptune.queue.store import SweepStore
 
 from conftest import run_cli, submit_and_wait, write_config
@@ -27,7 +28,8 @@ def test_ended_sweeps_are_deleted_and_collected_but_never_a_live_one(
         sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "artifacts")
         assert result.returncode == 0, result.stderr + result.stdout
         done.append(sweep_id)
-    store.create_sweep("queued-sweep", {"name": "queued"}, [], 2, str(tmp_path), n_trials=1)
+    queued = {**load_config(config).to_dict(), "name": "queued"}
+    store.create_sweep("queued-sweep", queued, [], 2, str(tmp_path), n_trials=1)
     assert _keys(store, done[0]) and _keys(store, done[1])
     broker = ("--broker", redis_server.url)
 

@@ -82,7 +82,7 @@ def test_a_relative_data_root_is_read_below_each_machines_data_root(
     trial = store.trials(sweep_id)[0]
     assert trial.status == "complete", (trial.error, workers.logs()[-3000:])
     assert sweep.status == "done", sweep.error
-    assert sweep.config["data"]["root"] == "buildings"
+    assert sweep.config.data["root"] == "buildings"
     # and the results hold the splits by sample name: 3 test samples, two folds that
     # partition the other 9
     out = tmp_path / "out" / sweep_id

@@ -35,12 +35,11 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smptune.config import config_from_dict
     from smptune.queue.resume import extend
     from smptune.trainable import BUILTIN_TRAINABLES, allowed_trainables, load_trainable
 
     def action(store: Any, app: Any, budget: float | None) -> Any:
-        config = config_from_dict(store.get_sweep(args.sweep).config)
+        config = store.get_sweep(args.sweep).config
         # the trainable is named by the sweep's record in Redis: whoever can write there must
         # not get a module of their choosing imported here
         allowed = [*allowed_trainables(), *args.allow_trainable]

@@ -65,7 +65,7 @@ def print_outcome(console: Any, store: Any, sweep_id: str, snap: dict[str, Any])
     if sweep.test_metrics:
         from smptune.results.labels import metrics_text
 
-        metrics = metrics_text(sweep.test_metrics, sweep.config.get("class_names"))
+        metrics = metrics_text(sweep.test_metrics, sweep.config.class_names)
         console.print(f"test metrics of the best configuration: {metrics}", markup=False)
         print_final_figures(console, results, sweep.test_metrics)
     console.print(f"results: {Path(sweep.artifacts_dir) / sweep_id}")

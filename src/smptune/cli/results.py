@@ -52,7 +52,6 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smptune.config import config_from_dict
     from smptune.results.folder import write_results
     from smptune.results.progress import ranking_table
     from smptune.results.summary import SweepResults, summarize
@@ -66,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     sweep = store.get_sweep(args.sweep, full=True)
     results = SweepResults.from_dict(sweep.results) if sweep.results else None
     results = results or summarize(store, args.sweep)
-    config = config_from_dict(sweep.config)
+    config = sweep.config
     exported = None
     if args.optuna_storage is not None:
         from smptune.results.optuna_export import mirror_study
@@ -107,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if sweep.test_metrics:
         from smptune.results.labels import metrics_text
 
-        shown = metrics_text(sweep.test_metrics, sweep.config.get("class_names"))
+        shown = metrics_text(sweep.test_metrics, sweep.config.class_names)
         console.print(f"test metrics: {shown}", markup=False)
         output.print_final_figures(console, results, sweep.test_metrics)
     if args.out:

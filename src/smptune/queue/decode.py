@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from smptune.config import SweepConfig, config_from_dict
 from smptune.messages import TrialRequest
 from smptune.records import (
     OUTCOMES,
@@ -50,13 +51,19 @@ def request_or_none(value: str | None) -> TrialRequest | None:
     return TrialRequest.from_dict(data) if data else None
 
 
+def sweep_config(text: str) -> SweepConfig:
+    """The sweep's config as submit recorded it (:meth:`SweepConfig.to_dict`, validated
+    then), read back: the one place a stored config becomes a :class:`SweepConfig` again."""
+    return config_from_dict(json.loads(text))
+
+
 def sweep_record(raw: Mapping[str, str]) -> SweepRecord:
     """The sweep hash, decoded (without the fields :func:`full_sweep_record` adds)."""
     n_folds = int(raw.get("n_folds", 0))
     return SweepRecord(
         id=raw["id"],
         name=raw.get("name", raw["id"]),
-        config=json.loads(raw["config"]),
+        config=sweep_config(raw["config"]),
         status=SweepStatus(raw.get("status", "queued")),
         created=float(raw.get("created", 0)),
         n_trials=int(raw.get("n_trials", 0)),

@@ -44,7 +44,6 @@ from typing import Any
 
 from smptune.lifecycle import crash_point
 from smptune.messages import (
-    DEFAULT_QUEUE,
     FINALIZE_SWEEP,
     REQUEUE_PRIORITY,
     RETRAIN_AND_TEST,
@@ -192,7 +191,7 @@ class Reaper:
         requeued = [trial for _, trial in self.scan(sweep_ids=[sweep_id])]
         if sweep.trial_request is None or sweep.submitting or sweep.finalized_at:
             return requeued  # scan sent the rest of a half-sent chord, or nothing is left
-        queued = self._queued_task_ids(sweep.config.get("queue", DEFAULT_QUEUE))
+        queued = self._queued_task_ids(sweep.config.queue)
         for trial in sorted(self.store.unaccounted(sweep_id, sweep.n_trials)):
             if trial in requeued or trial_task_id(sweep_id, trial) in queued:
                 continue
@@ -249,8 +248,8 @@ class Reaper:
         else:
             log.warning("sweep %s: its retrain-and-test was never sent; sending it", sweep_id)
         self.store.set_sweep_fields(sweep_id, retrain_requeued_at=clock)
-        queue = sweep.config.get("queue", DEFAULT_QUEUE)
-        send_retrain(self.app, self.store, sweep_id, queue, sweep.config.get("trial_timeout"))
+        config = sweep.config
+        send_retrain(self.app, self.store, sweep_id, config.queue, config.trial_timeout)
 
     def _requeue_lost_messages(
         self, sweeps: dict[str, SweepRecord], now: float
@@ -264,7 +263,7 @@ class Reaper:
                 continue  # still being sent, or done
             if self.store.accounted_count(sweep_id) >= n_trials:
                 continue
-            queue = sweep.config.get("queue", DEFAULT_QUEUE)
+            queue = sweep.config.queue
             if self._queued(queue):
                 continue  # the rest may still be waiting; checked again once it drains
             if held is None:
@@ -384,7 +383,7 @@ class Reaper:
         why = "its finalize lost its worker" if orphaned else "the chord did not fire"
         log.warning("sweep %s: every trial is recorded but %s; finalizing it", sweep_id, why)
         self.store.set_sweep_fields(sweep_id, finalize_fallback=clock)
-        queue = sweep.config.get("queue", DEFAULT_QUEUE)
+        queue = sweep.config.queue
         self.app.send_task(
             FINALIZE_SWEEP,
             args=([], sweep_id),

@@ -19,11 +19,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from smptune.config import SweepConfig, config_from_dict
+from smptune.config import SweepConfig
 from smptune.errors import ConfigError
 from smptune.lifecycle import crash_point
 from smptune.messages import FINALIZE_SWEEP, TRIAL_PRIORITY, TrialRequest, finalize_task_id
 from smptune.messages import send_trial as send_one
+from smptune.params import Params, ParamsView
 from smptune.queue.store import SweepStore
 from smptune.records import SweepRecord, SweepStatus, TrialStatus
 
@@ -74,12 +75,11 @@ def resume(
     if not trials and sweep.status is SweepStatus.FAILED and sweep.test_metrics is None:
         # every trial ended, retrain-and-test did not: finalize (and retrain) once more
         generation = store.reopen(sweep_id, [], deadline=deadline, n_trials=sweep.n_trials)
-        config = config_from_dict(sweep.config)
         app.send_task(
             FINALIZE_SWEEP,
             args=([], sweep_id),
             kwargs={"generation": generation},
-            queue=config.queue,
+            queue=sweep.config.queue,
             task_id=finalize_task_id(sweep_id, generation),
         )
         return Continued([], new_chord=False)
@@ -115,7 +115,7 @@ def extend(
     sweep_id: str,
     n: int,
     *,
-    defaults: dict[str, Any],
+    defaults: ParamsView,
     time_budget_s: float | None = None,
 ) -> Continued:
     """``n`` more trials: random search continues its seeded stream (skipping configurations
@@ -123,7 +123,7 @@ def extend(
     if n < 1:
         raise ConfigError(f"--trials: must be >= 1, got {n}")
     sweep = store.get_sweep(sweep_id)
-    config = config_from_dict(sweep.config)
+    config = sweep.config
     if config.is_grid:
         raise ConfigError(f"sweep {sweep_id} is a grid: it has no more configurations")
     if config.is_open_ended:
@@ -163,14 +163,14 @@ def extend(
 
 
 def _more_configurations(
-    store: SweepStore, config: SweepConfig, sweep: SweepRecord, n: int, defaults: dict[str, Any]
-) -> dict[int, dict[str, Any]]:
+    store: SweepStore, config: SweepConfig, sweep: SweepRecord, n: int, defaults: ParamsView
+) -> dict[int, Params]:
     """``n`` configurations for trials ``n_trials ..``: the sampler's plan continued past
     those the sweep drew (random search: its seeded stream), without one it already has."""
     from smptune.search.distributions import with_defaults
 
     seen = {json.dumps(t.params, sort_keys=True) for t in store.trials(sweep.id)}
-    out: dict[int, dict[str, Any]] = {}
+    out: dict[int, Params] = {}
     drawn = sweep.n_trials - len(config.enqueue)
     batch = config.sampler_spec.planned_after(config, drawn, 100 * n)
     for sample in batch:
@@ -201,7 +201,7 @@ def _reopen_and_send(
     finalize is the new generation's, then send that chord of ``trials``."""
     from smptune.queue.submit import new_chord, send_chord
 
-    config = config_from_dict(sweep.config)
+    config = sweep.config
     templates: dict[int, TrialRequest] = {}
 
     def chord(generation: int) -> TrialRequest:

@@ -18,6 +18,7 @@ import redis
 
 from smptune.errors import ConfigError, SweepConflictError, SweepNotFoundError
 from smptune.messages import TrialRequest
+from smptune.params import Params, ParamsView
 from smptune.queue import decode
 from smptune.queue._base import StoreBase
 from smptune.queue.keys import (
@@ -107,7 +108,7 @@ class ProgressReads:
 
     run_times: dict[str, tuple[int, float]]
     runs: dict[int, dict[int, dict[str, Any]]]
-    params: dict[int, dict[str, Any]]
+    params: dict[int, Params]
     others: dict[int, tuple[TrialStatus, int, int]]
 
 
@@ -118,7 +119,7 @@ class SweepRecords(StoreBase):
         self,
         sweep_id: str,
         config: Mapping[str, Any],
-        configurations: list[dict[str, Any]],
+        configurations: list[Params],
         n_folds: int,
         artifacts_dir: str,
         *,
@@ -245,7 +246,7 @@ class SweepRecords(StoreBase):
         sweep_id: str,
         n: int,
         chord_keys: tuple[str, str, str],
-        params: Iterable[Mapping[str, Any]] = (),
+        params: Iterable[ParamsView] = (),
     ) -> int | None:
         """Add ``n`` trials to a sweep whose chord still waits, the chord (``chord_keys``:
         Celery's ``<group>.s``, ``.t`` and ``.j``) waiting for them too, and their
@@ -268,7 +269,7 @@ class SweepRecords(StoreBase):
         trials: Iterable[int],
         *,
         add: int = 0,
-        params: Mapping[int, Mapping[str, Any]] | None = None,
+        params: Mapping[int, ParamsView] | None = None,
         deadline: float | None = None,
         n_trials: int | None = None,
         chord: Callable[[int], TrialRequest] | None = None,

@@ -16,6 +16,7 @@ from typing import Any
 
 from smptune.errors import SweepNotFoundError
 from smptune.messages import TrialRequest
+from smptune.params import Params, ParamsView
 from smptune.queue import decode
 from smptune.queue._base import LEASE_GONE, PREEMPTED, StoreBase
 from smptune.queue.keys import (
@@ -55,18 +56,18 @@ class TrialRecords(StoreBase):
     def finished_count(self, sweep_id: str) -> int:
         return int(self.r.scard(finished_key(sweep_id)))
 
-    def params(self, sweep_id: str, trial: int) -> dict[str, Any]:
+    def params(self, sweep_id: str, trial: int) -> Params:
         raw = self.r.hget(params_key(sweep_id), str(trial))
         if raw is None:
             raise SweepNotFoundError(f"sweep {sweep_id!r} has no trial {trial}")
         return json.loads(raw)
 
-    def params_or_none(self, sweep_id: str, trial: int) -> dict[str, Any] | None:
+    def params_or_none(self, sweep_id: str, trial: int) -> Params | None:
         """The trial's configuration, or None while an adaptive sampler has not chosen it."""
         raw = self.r.hget(params_key(sweep_id), str(trial))
         return None if raw is None else json.loads(raw)
 
-    def set_params_once(self, sweep_id: str, trial: int, params: Mapping[str, Any]) -> dict:
+    def set_params_once(self, sweep_id: str, trial: int, params: ParamsView) -> Params:
         """Record the configuration chosen for a trial at run time, unless a copy of the
         trial already did, and mark the trial changed; returns the one recorded."""
         keys = [params_key(sweep_id), sweep_key(sweep_id), changes_key(sweep_id)]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smptune.config import SweepConfig, config_from_dict
+from smptune.config import SweepConfig
 from smptune.errors import ConfigError
 from smptune.records import TrialStatus
 from smptune.results.summary import RankedTrial, SweepResults
@@ -259,7 +259,7 @@ def follow(
         ended = sweep.status.terminal
         final = stored_results(store, sweep_id) if ended else None
         results = final or summarize(store, sweep_id)
-        done = mirror_study(results, config_from_dict(sweep.config), storage, study_name)
+        done = mirror_study(results, sweep.config, storage, study_name)
         if done.added or done.updated:
             report(done)
         if ended or (stop is not None and stop()):

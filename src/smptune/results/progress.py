@@ -32,7 +32,7 @@ def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
     recorded (:meth:`SweepStore.progress_reads`)."""
     now = store.now()  # stamps other hosts wrote are compared with Redis's clock
     sweep = store.get_sweep(sweep_id)
-    config = sweep.config
+    config = sweep.config.to_dict()  # the snapshot is plain JSON: it reads the stored form
     mode = config.get("mode", "max")
     n_runs = sweep.n_runs  # folds × seeds of one trial
     counts = {o.counter: sweep.count(o) for o in SHOWN_OUTCOMES}

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from smptune.config import SweepConfig, config_from_dict
+from smptune.config import SweepConfig
 from smptune.params import Params, ParamsView
 from smptune.queue.store import SweepStore
 from smptune.records import OUTCOMES, PartialRun, SavedCheckpoint, TrialRecord, TrialStatus
@@ -441,7 +441,7 @@ def retrain_check(results: SweepResults, test_metrics: Mapping[str, float]) -> R
 def summarize(db: SweepStore, sweep_id: str) -> SweepResults:
     """The ranking and the best trial of what the store holds now."""
     sweep = db.get_sweep(sweep_id)
-    config = config_from_dict(sweep.config)
+    config = sweep.config
     ranked = rank_trials(db.trials(sweep_id), config.scoring.mode)
     best = next((t for t in ranked if may_be_best(t)), None)
     counts = {status: sweep.count(status) for status in OUTCOMES}

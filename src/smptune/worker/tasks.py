@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 from celery.exceptions import Ignore
 from celery.signals import task_postrun
 
-from smptune.config import SweepConfig, config_from_dict
+from smptune.config import SweepConfig
 from smptune.errors import SmptuneError, TrialError
 from smptune.lifecycle import crash_point
 from smptune.messages import CV_TRIAL, FINALIZE_SWEEP, RETRAIN_AND_TEST, TrialRequest
@@ -54,7 +54,7 @@ def store() -> SweepStore:
 
 @lru_cache(maxsize=8)
 def _sweep_config(sweep_id: str) -> SweepConfig:
-    return config_from_dict(store().get_sweep(sweep_id).config)
+    return store().get_sweep(sweep_id).config
 
 
 # ignore_result: no ``celery-task-meta-*`` per trial (~630 bytes each, kept for
@@ -93,7 +93,7 @@ def cv_trial(self: Any, sweep_id: str, trial: int) -> TrialShare:
 def _write_results(sweep_id: str, results: SweepResults) -> None:
     sweep = store().get_sweep(sweep_id, full=True)
     out = Path(sweep.artifacts_dir) / sweep_id
-    config = config_from_dict(sweep.config)
+    config = sweep.config
     try:
         write_results(results, config, out, sweep.test_metrics, splits=sweep.splits)
     except OSError as exc:  # another machine's path: the results stay in Redis
@@ -175,7 +175,7 @@ def _finalize_under_lease(
     db.submitted(sweep_id)  # its chord fired: every trial was sent, whoever sent it
     results = summarize(db, sweep_id)
     sweep = db.get_sweep(sweep_id)
-    config = config_from_dict(sweep.config)
+    config = sweep.config
     cancelled = db.cancel_requested(sweep_id)
     best = results.best
     # a resumed or extended sweep retrains only when its best trial changed
@@ -237,7 +237,7 @@ def retrain_and_test(self: Any, sweep_id: str) -> dict[str, Any]:
     if sweep.status != SweepStatus.RETRAINING:
         log.info("sweep %s is %s; ignoring this retrain-and-test", sweep_id, sweep.status)
         raise Ignore()
-    config = config_from_dict(sweep.config)
+    config = sweep.config
     worker = self.request.hostname or "unknown"
     lease = db.retrain_lease(sweep_id, host=worker.partition("@")[2] or worker)
 
