@@ -24,6 +24,7 @@ FLOORS = {
     "search": 3,
     "trainable": 4,
     "config": 4,
+    "config_fields": 4,
     "lifecycle": 4,
     "task_labels": 4,
     "queue": 5,

@@ -8,8 +8,6 @@ underscores (``n-trials`` is ``n_trials``).
 from __future__ import annotations
 
 import copy
-import math
-import numbers
 import re
 import sys
 from collections.abc import Mapping
@@ -19,6 +17,17 @@ from typing import Any, Literal
 
 import yaml
 
+from smptune.config_fields import (
+    fraction_field,
+    int_field,
+    is_int,
+    normalise_keys,
+    parse_duration,
+    parse_time_budget,
+    precision,
+    section,
+    str_field,
+)
 from smptune.errors import ConfigError
 from smptune.messages import DEFAULT_QUEUE
 from smptune.params import Params
@@ -42,12 +51,10 @@ else:  # pragma: no cover - exercised on 3.10 only
 __all__ = [
     "DEFAULT_TRIAL_TIMEOUT_S",
     "KNOWN_KEYS",
-    "PRECISIONS",
     "SweepConfig",
     "config_from_dict",
     "config_to_yaml",
     "load_config",
-    "parse_duration",
 ]
 
 DEFAULT_TRIAL_TIMEOUT_S = 6 * 3600.0
@@ -77,94 +84,7 @@ KNOWN_KEYS = (
     "enqueue",
     "hyperparameters",
 )
-PRECISIONS = (
-    "auto",
-    "32-true",
-    "64-true",
-    "16-true",
-    "bf16-true",
-    "16-mixed",
-    "bf16-mixed",
-    "transformer-engine",
-    "transformer-engine-float16",
-)
-# Lightning's legacy spellings, mapped the way Lightning maps them.
-_PRECISION_ALIASES = {"32": "32-true", "64": "64-true", "16": "16-mixed", "bf16": "bf16-mixed"}
 _TRAINABLE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([dhms])", re.IGNORECASE)
-_UNIT_S = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
-
-
-# --- small validators --------------------------------------------------------------------
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _int(key: str, value: Any, minimum: int) -> int:
-    if not _is_int(value) or value < minimum:
-        raise ConfigError(f"{key}: must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _str(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{key}: must be a non-empty string, got {value!r}")
-    return value
-
-
-def _fraction(key: str, value: Any) -> float:
-    number: float | None = None
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-    if number is None or not 0.0 < number < 1.0:
-        raise ConfigError(f"{key}: must be a number in (0, 1), got {value!r}")
-    return number
-
-
-def parse_duration(key: str, value: Any) -> float:
-    """Seconds from a number or a string like ``"90m"``, ``"2h"``, ``"45s"``, ``"1h30m"``."""
-    seconds: float | None = None
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            seconds = float(text)
-        except ValueError:
-            parts = _DURATION_RE.findall(text)
-            if parts and _DURATION_RE.sub("", text).strip() == "":
-                seconds = sum(float(n) * _UNIT_S[unit.lower()] for n, unit in parts)
-    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigError(
-            f"{key}: must be a positive number of seconds or a duration like '90m', '2h' or "
-            f"'1h30m', got {value!r}"
-        )
-    return seconds
-
-
-def parse_time_budget(value: Any) -> float | str:
-    """Seconds (see :func:`parse_duration`), or ``"<k>x"``: ``k`` (>= 1) times the duration of
-    the sweep's first complete trial, kept as that string."""
-    if isinstance(value, str) and value.strip().lower().endswith("x"):
-        text = value.strip().lower()[:-1].strip()
-        try:
-            factor = float(text)
-        except ValueError:
-            factor = math.nan
-        if not math.isfinite(factor) or factor < 1:
-            raise ConfigError(
-                f"time_budget: {value!r} is not a multiple of one trial's duration; give a "
-                "number >= 1 before the x ('4x': four times the first complete trial)"
-            )
-        return f"{factor:g}x"
-    return parse_duration("time_budget", value)
 
 
 def _read_best_config(path_text: str, source: Path | None) -> dict[str, Any]:
@@ -193,46 +113,6 @@ def _read_best_config(path_text: str, source: Path | None) -> dict[str, Any]:
                 "best_config.yaml fixes every one)"
             )
     return out
-
-
-def _section(key: str, value: Any) -> dict[str, Any]:
-    """A sub-mapping as plain JSON data with its keys normalised (None counts as empty)."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{key}: must be a mapping, got {value!r}")
-    return json_value(key, _normalise_keys(key, value, recursive=True))
-
-
-def _normalise_keys(where: str, data: Mapping[Any, Any], recursive: bool = False) -> dict:
-    """Replace hyphens by underscores in every key; two keys that collide are an error."""
-    out: dict[str, Any] = {}
-    originals: dict[str, str] = {}
-    for key, value in data.items():
-        if not isinstance(key, str):
-            raise ConfigError(f"{where}: key {key!r} must be a string")
-        norm = key.replace("-", "_")
-        if norm in out:
-            raise ConfigError(
-                f"{where}: {originals[norm]!r} and {key!r} name the same key "
-                "(hyphens read as underscores)"
-            )
-        if recursive and isinstance(value, Mapping):
-            value = _normalise_keys(f"{where}.{norm}", value, recursive=True)
-        out[norm] = value
-        originals[norm] = key
-    return out
-
-
-def _precision(value: Any) -> str:
-    text = str(value) if _is_int(value) else value
-    if isinstance(text, str):
-        text = _PRECISION_ALIASES.get(text, text)
-        if text in PRECISIONS:
-            return text
-    raise ConfigError(
-        f"training.precision: unknown precision {value!r} (known: {', '.join(PRECISIONS)})"
-    )
 
 
 # --- the config --------------------------------------------------------------------------
@@ -297,8 +177,8 @@ class SweepConfig:
     cv_settings: CvSettings = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.name = _str("name", self.name)
-        self.trainable = _str("trainable", self.trainable)
+        self.name = str_field("name", self.name)
+        self.trainable = str_field("trainable", self.trainable)
         if not _TRAINABLE_RE.match(self.trainable):
             raise ConfigError(
                 f"trainable: {self.trainable!r} is not of the form 'package.module:object'"
@@ -309,7 +189,7 @@ class SweepConfig:
             self.n_trials = DEFAULT_N_TRIALS
         words = n_trials_words()
         if self.n_trials is not None and self.n_trials not in words:
-            if not _is_int(self.n_trials) or int(self.n_trials) < 1:
+            if not is_int(self.n_trials) or int(self.n_trials) < 1:
                 raise ConfigError(
                     f"n_trials: must be an integer >= 1 or {' or '.join(map(repr, words))}, "
                     f"got {self.n_trials!r}"
@@ -320,24 +200,24 @@ class SweepConfig:
                     f"n_trials: {self.n_trials:,} is more than the {MAX_PLANNED:,} trials a "
                     "sweep plans; split the search into several sweeps"
                 )
-        self.seed = _int("seed", self.seed, 0)
+        self.seed = int_field("seed", self.seed, 0)
         self._resolve_search()
         if isinstance(self.metric, (list, tuple)):
-            self.metric = [_str(f"metric[{i}]", m) for i, m in enumerate(self.metric)]
+            self.metric = [str_field(f"metric[{i}]", m) for i, m in enumerate(self.metric)]
             if len(self.metric) == 1:
                 self.metric = self.metric[0]
         else:
-            self.metric = _str("metric", self.metric)
+            self.metric = str_field("metric", self.metric)
         self.scoring = Scoring.from_config(self.metric, self.mode, self.combine)
         self.mode = self.scoring.mode
         self.combine = self.scoring.combine
-        self.queue = _str("queue", self.queue)
+        self.queue = str_field("queue", self.queue)
         self.trial_timeout = parse_duration("trial_timeout", self.trial_timeout)
         if not isinstance(self.retrain_and_test, bool):
             raise ConfigError(
                 f"retrain_and_test: must be true or false, got {self.retrain_and_test!r}"
             )
-        self.max_attempts = _int("max_attempts", self.max_attempts, 1)
+        self.max_attempts = int_field("max_attempts", self.max_attempts, 1)
         if not isinstance(self.ensemble, bool):
             raise ConfigError(f"ensemble: must be true or false, got {self.ensemble!r}")
         if self.retrain_epochs not in RETRAIN_EPOCHS:
@@ -367,9 +247,9 @@ class SweepConfig:
         self.pruner = self.pruner_spec.kind
 
     def _resolve_data(self, raw: Any) -> dict[str, Any]:
-        data = _section("data", {"synthetic": {}} if raw is None else raw)
+        data = section("data", {"synthetic": {}} if raw is None else raw)
         if "root" in data:
-            root = Path(_str("data.root", data["root"])).expanduser()
+            root = Path(str_field("data.root", data["root"])).expanduser()
             # A relative root stays relative when this machine sets $SMPTUNE_DATA_ROOT: each
             # machine then reads it below its own data folder.
             if not root.is_absolute() and self.source is not None and data_root_base() is None:
@@ -384,7 +264,9 @@ class SweepConfig:
                 "either a fraction or an explicit set, not both"
             )
         if not explicit:
-            data["test_fraction"] = _fraction("data.test_fraction", data.get("test_fraction", 0.2))
+            data["test_fraction"] = fraction_field(
+                "data.test_fraction", data.get("test_fraction", 0.2)
+            )
         return data
 
     def _resolve_class_names(self, raw: Any) -> list[str] | None:
@@ -435,27 +317,27 @@ class SweepConfig:
             )
         out = []
         for i, given in enumerate(raw):
-            values = json_value(f"enqueue[{i}]", _normalise_keys(f"enqueue[{i}]", given))
+            values = json_value(f"enqueue[{i}]", normalise_keys(f"enqueue[{i}]", given))
             seed = self.seed * 1_000_003 + i
             out.append(complete_configuration(self.hyperparameters, values, seed, f"enqueue[{i}]"))
         return out
 
     @staticmethod
     def _resolve_cv(raw: Any) -> dict[str, Any]:
-        cv = _section("cv", raw)
-        cv["n_folds"] = _int("cv.n_folds", cv.get("n_folds", 5), 2)
-        cv["n_randoms"] = _int("cv.n_randoms", cv.get("n_randoms", 1), 1)
+        cv = section("cv", raw)
+        cv["n_folds"] = int_field("cv.n_folds", cv.get("n_folds", 5), 2)
+        cv["n_randoms"] = int_field("cv.n_randoms", cv.get("n_randoms", 1), 1)
         return cv
 
     @staticmethod
     def _resolve_training(raw: Any) -> dict[str, Any]:
-        training = _section("training", raw)
-        training["max_epochs"] = _int("training.max_epochs", training.get("max_epochs", 10), 1)
-        training["early_stopping_patience"] = _int(
+        training = section("training", raw)
+        training["max_epochs"] = int_field("training.max_epochs", training.get("max_epochs", 10), 1)
+        training["early_stopping_patience"] = int_field(
             "training.early_stopping_patience", training.get("early_stopping_patience", 3), 0
         )
-        training["precision"] = _precision(training.get("precision", "auto"))
-        training["checkpoint_every"] = _int(
+        training["precision"] = precision(training.get("precision", "auto"))
+        training["checkpoint_every"] = int_field(
             "training.checkpoint_every", training.get("checkpoint_every", 1), 0
         )
         keep = training.get("keep_checkpoints", False)
@@ -473,7 +355,7 @@ class SweepConfig:
         if not raw:
             raise ConfigError("hyperparameters: needs at least one entry")
         space: Space = {}
-        for name, entry in _normalise_keys("hyperparameters", raw).items():
+        for name, entry in normalise_keys("hyperparameters", raw).items():
             if not name:
                 raise ConfigError("hyperparameters: a name must not be empty")
             space[name] = (
@@ -585,7 +467,7 @@ def config_from_dict(data: Mapping[str, Any], source: Path | None = None) -> Swe
     if not isinstance(data, Mapping):
         where = f"{source}" if source is not None else "config"
         raise ConfigError(f"{where}: the top level must be a mapping, got {type(data).__name__}")
-    raw = _normalise_keys("config", data)
+    raw = normalise_keys("config", data)
     if "hp_space" in raw:  # OpenVINO Training Extensions' name for the search space
         if "hyperparameters" in raw:
             raise ConfigError("hp_space: give hyperparameters or hp_space (its alias), not both")

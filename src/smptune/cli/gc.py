@@ -30,7 +30,7 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smptune.config import parse_duration
+    from smptune.config_fields import parse_duration
 
     age = parse_duration("--older-than", args.older_than)
     store = broker.store(args)

@@ -53,7 +53,7 @@ def add_continue_options(p: argparse.ArgumentParser) -> None:
 
 def continued(args: argparse.Namespace, action: Any) -> int:
     """Resume or extend (``action(store, app, budget)``), then report or wait."""
-    from smptune.config import parse_duration
+    from smptune.config_fields import parse_duration
     from smptune.results.progress import wait as wait_for
     from smptune.worker.app import app, configure
 
