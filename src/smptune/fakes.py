@@ -25,6 +25,7 @@ from importlib import resources
 from typing import Any
 
 from smptune.errors import ConfigError, TrialError
+from smptune.params import Params, ParamsView
 from smptune.trainable import FoldContext, FoldResult, SweepSettings
 
 
@@ -43,11 +44,11 @@ class QuadraticTrainable:
     }
     metrics = ("score", "loss")
 
-    def _complete(self, params: Mapping[str, Any]) -> dict[str, Any]:
+    def _complete(self, params: ParamsView) -> Params:
         """``params`` with the defaults for the names it lacks (an inactive conditional)."""
         return {**self.defaults, **params}
 
-    def validate(self, params: Mapping[str, Any], settings: SweepSettings) -> None:
+    def validate(self, params: ParamsView, settings: SweepSettings) -> None:
         params = self._complete(params)
         for key in ("x", "y", "sleep", "fold_noise", "noise", "retrain_sleep"):
             value = params[key]
@@ -62,11 +63,11 @@ class QuadraticTrainable:
             )
 
     @staticmethod
-    def _evaluate(params: Mapping[str, Any], offset: float) -> dict[str, float]:
+    def _evaluate(params: ParamsView, offset: float) -> dict[str, float]:
         loss = (params["x"] - 1.0) ** 2 + (params["y"] + 2.0) ** 2
         return {"score": 1.0 / (1.0 + loss) + offset, "loss": loss}
 
-    def train_fold(self, params: Mapping[str, Any], context: FoldContext) -> FoldResult:
+    def train_fold(self, params: ParamsView, context: FoldContext) -> FoldResult:
         start = time.perf_counter()
         params = self._complete(params)
         if params["crash"]:
@@ -87,7 +88,7 @@ class QuadraticTrainable:
         )
 
     def retrain_and_test(
-        self, params: Mapping[str, Any], epochs: int, context: FoldContext
+        self, params: ParamsView, epochs: int, context: FoldContext
     ) -> dict[str, float]:
         params = self._complete(params)
         if params["retrain_sleep"]:
@@ -130,7 +131,7 @@ class LearningCurveTrainable:
     }
     metrics = ("score", "loss")
 
-    def validate(self, params: Mapping[str, Any], settings: SweepSettings) -> None:
+    def validate(self, params: ParamsView, settings: SweepSettings) -> None:
         params = {**self.defaults, **params}
         for key in self.defaults:
             value = params[key]
@@ -145,19 +146,19 @@ class LearningCurveTrainable:
             )
 
     @staticmethod
-    def level_and_rate(params: Mapping[str, Any]) -> tuple[float, float]:
+    def level_and_rate(params: ParamsView) -> tuple[float, float]:
         x, y, z = (float(params.get(k, 0.5)) for k in ("x", "y", "z"))
         level = max(0.1, 0.9 - 2.5 * ((x - 0.7) ** 2 + (y - 0.35) ** 2 + (z - 0.5) ** 2))
         rate = 0.25 + 0.15 * (1.0 - min(max(y, 0.0), 1.0))
         return level, rate
 
     @classmethod
-    def true_score(cls, params: Mapping[str, Any], epochs: int) -> float:
+    def true_score(cls, params: ParamsView, epochs: int) -> float:
         """The noise-free score of ``params`` after ``epochs`` epochs."""
         level, rate = cls.level_and_rate(params)
         return level * (1.0 - math.exp(-rate * epochs))
 
-    def train_fold(self, params: Mapping[str, Any], context: FoldContext) -> FoldResult:
+    def train_fold(self, params: ParamsView, context: FoldContext) -> FoldResult:
         start = time.perf_counter()
         params = {**self.defaults, **params}
         epochs = int(context.settings.training.get("max_epochs", 10))
@@ -191,7 +192,7 @@ class LearningCurveTrainable:
         return best_epoch_result(history, context, start)
 
     def retrain_and_test(
-        self, params: Mapping[str, Any], epochs: int, context: FoldContext
+        self, params: ParamsView, epochs: int, context: FoldContext
     ) -> dict[str, float]:
         score = self.true_score({**self.defaults, **params}, epochs)
         return {"score": score, "loss": 1.0 - score}
@@ -230,7 +231,7 @@ class RecordedCurvesTrainable:
     metrics = ("iou", "loss")
 
     @staticmethod
-    def record(params: Mapping[str, Any]) -> dict[str, Any]:
+    def record(params: ParamsView) -> dict[str, Any]:
         """The recorded configuration nearest to ``params``."""
         data = recorded_curves()
         params = {**RecordedCurvesTrainable.defaults, **params}
@@ -249,13 +250,13 @@ class RecordedCurvesTrainable:
         return dict(min(same, key=lambda c: abs(math.log(c["params"]["learning_rate"]) - log_lr)))
 
     @staticmethod
-    def cv_score(params: Mapping[str, Any], epochs: int | None = None) -> float:
+    def cv_score(params: ParamsView, epochs: int | None = None) -> float:
         """A configuration's CV score after full training: the mean over its folds of each
         fold's best epoch (within the first ``epochs``)."""
         folds = RecordedCurvesTrainable.record(params)["folds"]
         return sum(max(f[:epochs]) for f in folds) / len(folds)
 
-    def validate(self, params: Mapping[str, Any], settings: SweepSettings) -> None:
+    def validate(self, params: ParamsView, settings: SweepSettings) -> None:
         data = recorded_curves()
         lr = {**self.defaults, **params}["learning_rate"]
         if isinstance(lr, bool) or not isinstance(lr, int | float) or lr <= 0:
@@ -276,7 +277,7 @@ class RecordedCurvesTrainable:
         if folds > data["n_folds"]:
             raise ConfigError(f"cv.n_folds: {folds} is more than the {data['n_folds']} recorded")
 
-    def train_fold(self, params: Mapping[str, Any], context: FoldContext) -> FoldResult:
+    def train_fold(self, params: ParamsView, context: FoldContext) -> FoldResult:
         start = time.perf_counter()
         params = {**self.defaults, **params}
         curve = self.record(params)["folds"][context.fold]
@@ -296,7 +297,7 @@ class RecordedCurvesTrainable:
         return best_epoch_result(history, context, start)
 
     def retrain_and_test(
-        self, params: Mapping[str, Any], epochs: int, context: FoldContext
+        self, params: ParamsView, epochs: int, context: FoldContext
     ) -> dict[str, float]:
         iou = float(self.record(params)["test"]["iou"])
         return {"iou": iou, "loss": 1.0 - iou}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from smptune.errors import ConfigError
-from smptune.records import TrialRecord, TrialStatus
+from smptune.records import RunResults, TrialRecord, TrialStatus
 
 COMBINES = ("harmonic", "arithmetic", "geometric", "min")
 
@@ -185,7 +185,7 @@ def run_index(fold: int, repeat: int, n_repeats: int) -> int:
     return fold * n_repeats + repeat
 
 
-def run_scores(runs: Mapping[int, Mapping[str, Any]], scoring: Scoring) -> list[float]:
+def run_scores(runs: RunResults, scoring: Scoring) -> list[float]:
     """The score of each run, in run order (NaN for an unstable run)."""
     return [scoring.run_score(runs[k]["metrics"]) for k in sorted(runs)]
 
@@ -208,9 +208,7 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
 
 
-def trial_score(
-    runs: Mapping[int, Mapping[str, Any]], scoring: Scoring
-) -> tuple[float | None, float | None, bool]:
+def trial_score(runs: RunResults, scoring: Scoring) -> tuple[float | None, float | None, bool]:
     """``(mean, std, unstable)`` over the runs; the mean and std leave unstable runs out."""
     scores = run_scores(runs, scoring)
     stable = [s for s in scores if not math.isnan(s)]
@@ -260,7 +258,7 @@ def rank_trials(trials: Iterable[TrialRecord], mode: str) -> list[TrialRecord]:
 RETRAIN_EPOCHS = ("mean", "median", "max")
 
 
-def best_epochs(folds: Mapping[int, Mapping[str, Any]], rule: str) -> int:
+def best_epochs(folds: RunResults, rule: str) -> int:
     """Epochs for retrain-and-test: the runs' best epochs' rounded mean, median or max (see
     :data:`RETRAIN_EPOCHS`), at least 1."""
     epochs = sorted(int(f["best_epoch"]) for f in folds.values())
