@@ -94,7 +94,7 @@ def main() -> int:
         module, train, _ = engine._prepare(params, run, data, plan.fold(0), seed=0)
         meter = Throughput(args.warmup)
         context = FoldContext("gpu-check", 0, 0, 5, settings)
-        trainer = engine._trainer(run, context, args.epochs, [meter], "gpu_check")
+        trainer = engine._trainer(run, context, args.epochs, [meter], "gpu_check", params)
         started = time.perf_counter()
         engine._run(lambda t=trainer, m=module, d=train: t.fit(m, train_dataloaders=d))
         wall = time.perf_counter() - started
