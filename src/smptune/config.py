@@ -496,7 +496,7 @@ def config_from_dict(data: Mapping[str, Any], source: Path | None = None) -> Swe
 class _Loader(yaml.SafeLoader):
     """Safe YAML that reads ``1e-4`` as a float (YAML 1.2) and refuses duplicate keys."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":

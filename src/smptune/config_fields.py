@@ -120,10 +120,11 @@ def section(key: str, value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise ConfigError(f"{key}: must be a mapping, got {value!r}")
-    return json_value(key, normalise_keys(key, value, recursive=True))
+    data: dict[str, Any] = json_value(key, normalise_keys(key, value, recursive=True))
+    return data
 
 
-def normalise_keys(where: str, data: Mapping[Any, Any], recursive: bool = False) -> dict:
+def normalise_keys(where: str, data: Mapping[Any, Any], recursive: bool = False) -> dict[Any, Any]:
     """Replace hyphens by underscores in every key; two keys that collide are an error."""
     out: dict[str, Any] = {}
     originals: dict[str, str] = {}

@@ -254,7 +254,8 @@ class RecordedCurvesTrainable:
         """A configuration's CV score after full training: the mean over its folds of each
         fold's best epoch (within the first ``epochs``)."""
         folds = RecordedCurvesTrainable.record(params)["folds"]
-        return sum(max(f[:epochs]) for f in folds) / len(folds)
+        score: float = sum(max(f[:epochs]) for f in folds) / len(folds)
+        return score
 
     def validate(self, params: ParamsView, settings: SweepSettings) -> None:
         data = recorded_curves()

@@ -91,7 +91,12 @@ def _print_dry_run(config: Any, configurations: list[dict[str, Any]]) -> None:
 
 
 def _submit_and_maybe_wait(
-    args: argparse.Namespace, store: Any, url: str, config: Any, configurations: list, wait: bool
+    args: argparse.Namespace,
+    store: Any,
+    url: str,
+    config: Any,
+    configurations: list[Any],
+    wait: bool,
 ) -> int:
     from smptune.queue.submit import submit
     from smptune.results.progress import wait as wait_for
@@ -107,7 +112,7 @@ def _submit_and_maybe_wait(
     return output.print_outcome(console, store, sweep_id, snap)
 
 
-def _submit_local(args: argparse.Namespace, config: Any, configurations: list) -> int:
+def _submit_local(args: argparse.Namespace, config: Any, configurations: list[Any]) -> int:
     from smptune.queue.store import SweepStore
     from smptune.worker.local_fleet import LocalCluster
 

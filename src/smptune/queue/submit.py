@@ -288,7 +288,7 @@ class _MessageCopies:
         self.key = channel._q_for_pri(queue, channel._get_message_priority(message))
         self.message = message
         self.encoding = message["properties"]["body_encoding"]
-        _, self.kwargs, self.embed = loads(channel.decode_body(message["body"], self.encoding))
+        _, self.kwargs, self.embed = loads(channel.decode_body(message["body"], self.encoding))  # type: ignore[no-untyped-call]  # kombu leaves it unannotated
         self.first_id = message["headers"]["id"]
 
     @classmethod
@@ -336,10 +336,10 @@ class _MessageCopies:
         properties = {**message["properties"], "correlation_id": task_id, "delivery_tag": uuid()}
         if "argsrepr" in properties:
             properties["argsrepr"] = argsrepr
-        body = dumps([[sweep_id, trial], self.kwargs, self.embed]).encode()
+        body = dumps([[sweep_id, trial], self.kwargs, self.embed]).encode()  # type: ignore[no-untyped-call]  # kombu leaves it unannotated
         encoded, _ = self.channel.encode_body(body, self.encoding)
         return str(
-            dumps({**message, "body": encoded, "headers": headers, "properties": properties})
+            dumps({**message, "body": encoded, "headers": headers, "properties": properties})  # type: ignore[no-untyped-call]  # kombu leaves it unannotated
         )
 
     def send(self, pairs: list[tuple[int, str]]) -> None:

@@ -372,7 +372,8 @@ class SweepRecords(StoreBase):
     def sweep_results(self, sweep_id: str) -> dict[str, Any] | None:
         """The sweep's results (``results.json``), None before its first finalize."""
         raw = self.r.get(results_key(sweep_id)) or self.r.hget(sweep_key(sweep_id), "results")
-        return decode.json_or_none(raw)
+        results: dict[str, Any] | None = decode.json_or_none(raw)
+        return results
 
     def sweep_status(self, sweep_id: str) -> SweepStatus:
         """The sweep's status alone (one HGET: what a wait loop polls)."""
@@ -581,7 +582,9 @@ def _not_found(sweep_id: str) -> SweepNotFoundError:
     return SweepNotFoundError(f"no sweep {sweep_id!r} in this broker")
 
 
-def _split_outputs(sweep_id: str, fields: Mapping[str, Any]) -> tuple[dict[str, Any], dict]:
+def _split_outputs(
+    sweep_id: str, fields: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """``fields`` encoded (dicts and lists as JSON): those of the sweep's hash, and its
     outputs (:data:`_OUTPUT_KEYS`) by the key each is written to."""
     encoded = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in fields.items()}

@@ -60,7 +60,8 @@ class TrialRecords(StoreBase):
         raw = self.r.hget(params_key(sweep_id), str(trial))
         if raw is None:
             raise SweepNotFoundError(f"sweep {sweep_id!r} has no trial {trial}")
-        return json.loads(raw)
+        params: dict[str, Any] = json.loads(raw)
+        return params
 
     def params_or_none(self, sweep_id: str, trial: int) -> Params | None:
         """The trial's configuration, or None while an adaptive sampler has not chosen it."""
@@ -71,7 +72,10 @@ class TrialRecords(StoreBase):
         """Record the configuration chosen for a trial at run time, unless a copy of the
         trial already did, and mark the trial changed; returns the one recorded."""
         keys = [params_key(sweep_id), sweep_key(sweep_id), changes_key(sweep_id)]
-        return json.loads(self._set_params_once(keys=keys, args=[trial, json.dumps(params)]))
+        recorded: dict[str, Any] = json.loads(
+            self._set_params_once(keys=keys, args=[trial, json.dumps(params)])
+        )
+        return recorded
 
     def changed_since(self, sweep_id: str, seen: int) -> tuple[list[int], int]:
         """The trials whose configuration or final record was written after change number

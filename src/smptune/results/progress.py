@@ -355,7 +355,7 @@ def wait(
     console: Console,
     poll_s: float = 1.0,
     outage_limit_s: float = 600.0,
-) -> dict:
+) -> dict[str, Any]:
     """Show progress until the sweep (and its retrain-and-test) has finished."""
     from rich.progress import BarColumn, Progress, TextColumn
 

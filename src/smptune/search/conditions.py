@@ -197,7 +197,9 @@ def _finite(dist: Distribution) -> bool:
     return isinstance(dist, (_Categorical, IntRange))
 
 
-def _parent_of(where: str, name: str, parent: str, earlier: Space, space: Mapping) -> Distribution:
+def _parent_of(
+    where: str, name: str, parent: str, earlier: Space, space: Mapping[str, Any]
+) -> Distribution:
     if parent == name:
         raise ConfigError(f"{where}: depends on itself")
     if parent not in earlier:

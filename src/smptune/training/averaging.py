@@ -42,7 +42,7 @@ class Averaging(WeightAveraging):
             raise ValueError(f"weight averaging: unknown kind {kind!r}")
         kwargs: dict[str, Any] = {}
         if kind == "ema":
-            kwargs["avg_fn"] = get_ema_avg_fn(decay=1.0 - 1.0 / max(2, steps_per_epoch))
+            kwargs["avg_fn"] = get_ema_avg_fn(decay=1.0 - 1.0 / max(2, steps_per_epoch))  # type: ignore[no-untyped-call]  # torch leaves it unannotated
         super().__init__(use_buffers=True, **kwargs)
         self.kind = kind
         #: zero-based index of the first epoch SWA averages

@@ -27,9 +27,12 @@ def scaled(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if image.shape[1:] == size:
         return image
     factors = (1.0, size[0] / image.shape[1], size[1] / image.shape[2])
-    out = ndimage.zoom(image.astype(np.float32), factors, order=1, mode="nearest", grid_mode=True)
+    out: np.ndarray = ndimage.zoom(
+        image.astype(np.float32), factors, order=1, mode="nearest", grid_mode=True
+    )
     if image.dtype == np.uint8:
-        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        rounded: np.ndarray = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        return rounded
     return out.astype(image.dtype, copy=False)
 
 
@@ -39,7 +42,8 @@ def scaled_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return labels
     rows = np.minimum((np.arange(size[0]) + 0.5) * labels.shape[0] / size[0], labels.shape[0] - 1)
     cols = np.minimum((np.arange(size[1]) + 0.5) * labels.shape[1] / size[1], labels.shape[1] - 1)
-    return labels[rows.astype(np.int64)[:, None], cols.astype(np.int64)[None, :]]
+    scaled: np.ndarray = labels[rows.astype(np.int64)[:, None], cols.astype(np.int64)[None, :]]
+    return scaled
 
 
 def pad(
@@ -72,7 +76,8 @@ def _read(path: Path, where: str | None = None) -> np.ndarray:
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            return np.load(path, allow_pickle=False)
+            array: np.ndarray = np.load(path, allow_pickle=False)
+            return array
         if suffix in (".tif", ".tiff"):
             import tifffile
 
@@ -135,7 +140,7 @@ def _labels(mask: np.ndarray, where: str, spec: DataSpec) -> np.ndarray:
                 return mask
     ignored = mask == spec.ignore_index if spec.ignore_index is not None else None
     if spec.classes == 1:
-        labels = (mask != 0).astype(np.uint8)
+        labels: np.ndarray = (mask != 0).astype(np.uint8)
     else:
         valid = ~ignored if ignored is not None else np.ones(mask.shape, dtype=bool)
         bad = valid & ((mask < 0) | (mask >= spec.classes))

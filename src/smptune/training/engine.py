@@ -24,7 +24,7 @@ from smptune.trainable import FoldContext, FoldResult
 from smptune.training.averaging import averaging
 from smptune.training.folds import Split
 from smptune.training.inference import FlipAverage, Windows, labels_of, sliding_window
-from smptune.training.loaders import data_loader
+from smptune.training.loaders import Batch, data_loader
 from smptune.training.loggers import log_outcome, run_loggers
 from smptune.training.model import build_model, encoder_normalisation
 from smptune.training.module import Normalise, SegmentationModule
@@ -146,7 +146,7 @@ def _run(action: Any) -> Any:
 def _release() -> None:
     """Hand a run's GPU memory back (tensors in reference cycles need a collection first);
     nothing to do without CUDA in use."""
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]  # torch leaves it unannotated
         gc.collect()
         torch.cuda.empty_cache()
 
@@ -159,7 +159,7 @@ def _prepare(
     seed: int,
     *,
     keep_best: bool = False,
-) -> tuple[SegmentationModule, DataLoader, DataLoader]:
+) -> tuple[SegmentationModule, DataLoader[Batch], DataLoader[Batch]]:
     """Seed the run's randomness (model init, shuffling, crops, augmentation) with ``seed``,
     build the model, and the loaders of ``split.train``/``.evaluate``."""
     sharing.apply_in_child()  # torch's threads to the worker's share of cores
@@ -397,4 +397,5 @@ def _whole_logits(
     if normalise is not None:
         batch = normalise.to(device)(batch)
     height, width = data.size(i)
-    return model(batch).float()[0, :, :height, :width]
+    logits: torch.Tensor = model(batch).float()
+    return logits[0, :, :height, :width]

@@ -57,7 +57,7 @@ class FoldEnsemble(torch.nn.Module):
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Labels (N, H, W): foreground where the mean probability passes 0.5, else the
         class of the highest mean probability."""
-        probs = self(images)
+        probs: torch.Tensor = self(images)
         return (probs[:, 0] > 0.5).long() if self.classes == 1 else probs.argmax(dim=1)
 
     @staticmethod

@@ -85,7 +85,7 @@ def sliding_window(
 
     The windows run on the model's device; the blended buffers live on ``buffer_device``
     (default: the image's device)."""
-    from monai.inferers import sliding_window_inference
+    from monai.inferers.utils import sliding_window_inference
 
     tensor = torch.as_tensor(image).float()
     if tensor.dim() != 3:

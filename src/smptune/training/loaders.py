@@ -20,8 +20,11 @@ from torch.utils.data import (
 from smptune.training.patches import PatchSampler
 from smptune.training.samples import SegmentationData
 
+#: what the loaders' datasets give: (images, masks)
+Batch = tuple[torch.Tensor, torch.Tensor]
 
-class _Batches(Dataset):
+
+class _Batches(Dataset[Batch]):
     """Whole batches by array indexing: ``dataset[[i, j, ...]]`` -> (images, masks) as stored
     (uint8 or float32 images), read from the (memory-mapped) arrays."""
 
@@ -40,7 +43,7 @@ class _Batches(Dataset):
         )
 
 
-class _Patches(Dataset):
+class _Patches(Dataset[Batch]):
     """Fixed-size training batches of patches: ``dataset[(epoch, [i, j, ...])]`` -> (images,
     masks) as stored, one patch of each sample (see :mod:`.patches`)."""
 
@@ -60,7 +63,7 @@ class _Patches(Dataset):
         )
 
 
-class _Wholes(Dataset):
+class _Wholes(Dataset[Batch]):
     """One sample at a time at its true size: ``dataset[k]`` -> (images (1, C, H, W), masks
     (1, H, W)) as stored, for evaluation in sliding windows."""
 
@@ -134,11 +137,11 @@ def data_loader(
     seed: int,
     num_workers: int,
     patches: PatchSampler | None = None,
-) -> DataLoader:
+) -> DataLoader[Batch]:
     """Training batches (``shuffle``: whole images, or with ``patches`` one patch of each),
     else evaluation batches (whole stored images; with ``patches``, one true-size image at
     a time for sliding windows)."""
-    dataset: Dataset
+    dataset: Dataset[Batch]
     batches: Sampler[Any]
     if shuffle:
         # A last batch of one sample breaks BatchNorm in some architectures: drop it.

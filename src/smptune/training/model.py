@@ -90,13 +90,14 @@ def _create(
         weights = True  # smp's 'tu-' encoders take True/None; the tag is in the name
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        return smp.create_model(
+        model: torch.nn.Module = smp.create_model(
             arch,
             encoder_name=encoder,
             encoder_weights=weights,
             in_channels=in_channels,
             classes=classes,
         )
+        return model
 
 
 @functools.lru_cache(maxsize=256)

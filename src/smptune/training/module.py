@@ -93,7 +93,8 @@ class SegmentationModule(pl.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits of images in [0, 1], normalised first as the encoder expects."""
-        return self.model(self.normalise(images))
+        logits: torch.Tensor = self.model(self.normalise(images))
+        return logits
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         optimizer = torch.optim.AdamW(
@@ -156,7 +157,7 @@ class SegmentationModule(pl.LightningModule):
             "train_losses": list(self.train_losses),
             "best_state": self.best_state,
             "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],  # type: ignore[no-untyped-call]  # torch leaves it unannotated
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

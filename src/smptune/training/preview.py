@@ -43,7 +43,8 @@ def colourise(labels: np.ndarray) -> np.ndarray:
 def _rgb(image: np.ndarray) -> np.ndarray:
     """(C, H, W) float in [0, 1] as (H, W, 3) uint8: the first three channels (grey if fewer)."""
     planes = image[:3] if image.shape[0] >= 3 else np.repeat(image[:1], 3, axis=0)
-    return (np.clip(np.moveaxis(planes, 0, -1), 0.0, 1.0) * 255).round().astype(np.uint8)
+    rgb: np.ndarray = (np.clip(np.moveaxis(planes, 0, -1), 0.0, 1.0) * 255).round().astype(np.uint8)
+    return rgb
 
 
 #: Each tile is shown at least this many pixels wide (nearest-neighbour, so masks stay

@@ -52,7 +52,7 @@ def largest_component(labels: np.ndarray, classes: int) -> np.ndarray:
     component (binary data: label 1; multi-class: 1 .. N-1, the rest become 0)."""
     from scipy import ndimage
 
-    out = labels.copy()
+    out: np.ndarray = labels.copy()
     structure = np.ones((3, 3), dtype=bool)
     for k in range(1, max(2, classes)):
         components, count = ndimage.label(labels == k, structure=structure)

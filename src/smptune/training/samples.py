@@ -92,7 +92,8 @@ class SegmentationData:
         if crop:
             h, w = self.size(i)
             image = image[:, :h, :w]
-        return np.asarray(image, dtype=np.float32) * np.float32(self.scale)
+        out: np.ndarray = np.asarray(image, dtype=np.float32) * np.float32(self.scale)
+        return out
 
     def true_mask(self, i: int) -> np.ndarray:
         """Sample ``i``'s mask (H, W) at its true size."""
@@ -113,7 +114,8 @@ class SegmentationData:
     def float_images(self, indices: Any) -> np.ndarray:
         """Images ``indices`` as float32 in [0, 1], as stored (samples of one size only)."""
         images = self.stacked()[0]
-        return np.asarray(images[indices], dtype=np.float32) * np.float32(self.scale)
+        out: np.ndarray = np.asarray(images[indices], dtype=np.float32) * np.float32(self.scale)
+        return out
 
     def column(self, name: str, key: str) -> tuple[str, ...]:
         """Metadata column ``name`` for every sample; :class:`ConfigError` naming ``key``."""

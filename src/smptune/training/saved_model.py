@@ -39,7 +39,8 @@ def predict(
         batch = normalise.to(device)(batch)
     logits = model(batch).float()
     labels = (logits[:, 0] > 0).long() if classes == 1 else logits.argmax(dim=1)
-    return labels.cpu().numpy()
+    out: np.ndarray = labels.cpu().numpy()
+    return out
 
 
 def preview(

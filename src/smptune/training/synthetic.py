@@ -81,7 +81,8 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
     i0 = np.minimum(axis.astype(int), cells - 1)
     t = axis - i0
     rows = coarse[i0] * (1 - t)[:, None] + coarse[i0 + 1] * t[:, None]
-    return rows[:, i0] * (1 - t)[None, :] + rows[:, i0 + 1] * t[None, :]
+    out: np.ndarray = rows[:, i0] * (1 - t)[None, :] + rows[:, i0 + 1] * t[None, :]
+    return out
 
 
 def _shape_labels(rng: np.random.Generator, size: int, classes: int) -> np.ndarray:

@@ -100,7 +100,7 @@ def create_app() -> Celery:
 app = create_app()
 
 
-@worker_init.connect
+@worker_init.connect  # type: ignore[untyped-decorator]  # celery ships no types
 def _preload_training(**_: Any) -> None:
     """Import the training stack in the worker's main process, so that every pool child it
     forks (the first, and each replacement) starts with it imported: ~10 s less before a
@@ -109,14 +109,14 @@ def _preload_training(**_: Any) -> None:
         importlib.import_module(module)
 
 
-@worker_process_init.connect
+@worker_process_init.connect  # type: ignore[untyped-decorator]  # celery ships no types
 def _take_the_workers_share(**_: Any) -> None:
     """A pool child runs on its worker's cores with torch's threads set to them (see
     :mod:`smptune.worker.host_share`)."""
     apply_in_child()
 
 
-@worker_process_init.connect
+@worker_process_init.connect  # type: ignore[untyped-decorator]  # celery ships no types
 def _freeze_inherited_objects(**_: Any) -> None:
     """Keep what a pool child inherits from its parent (Celery, kombu, smptune, and the
     training stack with ``--preload``) out of the cyclic collector's scans, so its

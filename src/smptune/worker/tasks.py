@@ -60,7 +60,7 @@ def _sweep_config(sweep_id: str) -> SweepConfig:
 # ignore_result: no ``celery-task-meta-*`` per trial (~630 bytes each, kept for
 # result_expires); nothing reads them, and the chord counts its parts all the same (Celery's
 # backend adds a part's result to the chord whether or not the task stores its own)
-@app.task(name=CV_TRIAL, bind=True, ignore_result=True)
+@app.task(name=CV_TRIAL, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]  # celery ships no types
 def cv_trial(self: Any, sweep_id: str, trial: int) -> TrialShare:
     """Run the folds of one configuration one after another; record each as it finishes.
 
@@ -112,10 +112,10 @@ def _describe_splits(config: SweepConfig) -> dict[str, Any] | None:
         return None
 
 
-@app.task(name=FINALIZE_SWEEP, bind=True)
+@app.task(name=FINALIZE_SWEEP, bind=True)  # type: ignore[untyped-decorator]  # celery ships no types
 def finalize_sweep(
     self: Any, trial_results: list[dict[str, Any]], sweep_id: str, generation: int | None = None
-) -> dict:
+) -> dict[str, Any]:
     """The chord callback: rank, write the results, start retrain-and-test.
 
     Fenced by ``generation`` (the sweep's when the chord or the reaper sent it; None: the
@@ -161,7 +161,7 @@ def finalize_sweep(
 
 def _finalize_under_lease(
     db: SweepStore, sweep_id: str, generation: int, lease: Lease, n_results: int
-) -> dict:
+) -> dict[str, Any]:
     sweep = db.get_sweep(sweep_id)
     recorded = db.finished_count(sweep_id)
     if recorded < sweep.n_trials:  # a fallback sent before an extend added trials
@@ -220,7 +220,7 @@ def _finalize_under_lease(
     return {"sweep_id": sweep_id, "trials": n_results}
 
 
-@app.task(name=RETRAIN_AND_TEST, bind=True)
+@app.task(name=RETRAIN_AND_TEST, bind=True)  # type: ignore[untyped-decorator]  # celery ships no types
 def retrain_and_test(self: Any, sweep_id: str) -> dict[str, Any]:
     """Train the best configuration on the whole train split; evaluate on the test split.
 
@@ -415,7 +415,7 @@ def _predictions_field(final_dir: Path) -> dict[str, str]:
     return {"predictions_png": base64.b64encode(png.read_bytes()).decode("ascii")}
 
 
-@task_postrun.connect
+@task_postrun.connect  # type: ignore[untyped-decorator]  # celery ships no types
 def _free_device_memory(**_: Any) -> None:
     """Free the GPU memory a trial left behind so the long-lived child starts the next one
     clean, then freeze what survives so later collections scan only new objects.
