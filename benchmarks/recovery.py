@@ -38,7 +38,7 @@ def one_run(lease_ttl: float) -> float:
             Path(tmp, "one.yaml"), n_trials=1, hyperparameters={"x": 1.0, "sleep": 3 * lease_ttl}
         )
         try:
-            sweep_id = submit(config, redis.url, env)
+            sweep_id = submit(config, redis.url, env, "--artifacts", tmp)
             store = SweepStore.from_url(redis.url)
             first = wait_for(lambda: store.running(sweep_id), 60)[0]
             victim = first["worker"].split("@")[1]
