@@ -32,7 +32,7 @@ from smptune.trainable import FoldContext, FoldResult, SweepSettings
 class QuadraticTrainable:
     """``score = 1 / (1 + (x - 1)² + (y + 2)²)`` plus a small deterministic fold offset."""
 
-    defaults: ParamsView = {
+    defaults: Mapping[str, Any] = {
         "x": 0.0,
         "y": 0.0,
         "sleep": 0.0,
@@ -119,7 +119,7 @@ class LearningCurveTrainable:
     configuration's noise-free score after a full run.
     """
 
-    defaults: ParamsView = {
+    defaults: Mapping[str, Any] = {
         "x": 0.5,
         "y": 0.5,
         "z": 0.5,
@@ -222,7 +222,7 @@ class RecordedCurvesTrainable:
     recorded test metrics. :meth:`record` is a configuration's recording.
     """
 
-    defaults: ParamsView = {
+    defaults: Mapping[str, Any] = {
         "learning_rate": 1e-3,
         "model_arch": "Unet",
         "loss": "dice",

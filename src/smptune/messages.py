@@ -120,7 +120,9 @@ class TrialRequest:
         """The JSON form of the sweep's template: only :data:`TEMPLATE_FIELDS`."""
         return {name: getattr(self, name) for name in TEMPLATE_FIELDS}
 
-    def compact(self, sweep_id: str, trial: int) -> tuple[dict[str, object], dict[str, object] | None]:
+    def compact(
+        self, sweep_id: str, trial: int
+    ) -> tuple[dict[str, object], dict[str, object] | None]:
         """This request of ``trial`` in two parts: what only the trial has, and what the
         trials of its chord share (None outside a chord: the first part is then all of it).
 

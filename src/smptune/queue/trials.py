@@ -189,7 +189,7 @@ class TrialRecords(StoreBase):
         added = int(self._record_fold(keys=keys, args=args))
         return None if added < 0 else bool(added)
 
-    def folds(self, sweep_id: str, trial: int) -> dict[int, dict[str, Any]]:
+    def folds(self, sweep_id: str, trial: int) -> dict[int, dict[str, object]]:
         raw = self.r.hgetall(folds_key(sweep_id, trial))
         return {int(k): json.loads(v) for k, v in raw.items()}
 
