@@ -371,9 +371,7 @@ class SweepRecords(StoreBase):
         return decode.full_sweep_record(raw, results, splits, predictions)
 
     def sweep_results(self, sweep_id: str) -> dict[str, object] | None:
-        """The sweep's results (``results.json``'s JSON object, read typed with
-        :meth:`smptune.results.summary.SweepResults.from_dict`), None before its first
-        finalize."""
+        """The sweep's results (``results.json``), None before its first finalize."""
         raw = self.r.get(results_key(sweep_id)) or self.r.hget(sweep_key(sweep_id), "results")
         results = decode.json_or_none(raw)
         return dict(results) if isinstance(results, dict) else None
@@ -557,7 +555,7 @@ class SweepRecords(StoreBase):
         args = [lease.value, lease.member, json.dumps({k: str(v) for k, v in small.items()})]
         args += ["1" if deactivate else "", sweep_id]
         keys += list(outputs)
-        args += list(outputs.values())
+        args += [str(v) for v in outputs.values()]  # text: JSON or base64
         return bool(self._set_held(keys=keys, args=args))
 
     def finalize_duplicate(self, sweep_id: str) -> None:
@@ -587,15 +585,11 @@ def _not_found(sweep_id: str) -> SweepNotFoundError:
 
 def _split_outputs(
     sweep_id: str, fields: Mapping[str, object]
-) -> tuple[dict[str, object], dict[str, str]]:
+) -> tuple[dict[str, object], dict[str, object]]:
     """``fields`` encoded (dicts and lists as JSON): those of the sweep's hash, and its
-    outputs (:data:`_OUTPUT_KEYS`, text or JSON) by the key each is written to."""
+    outputs (:data:`_OUTPUT_KEYS`) by the key each is written to."""
     encoded = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in fields.items()}
-    outputs = {
-        _OUTPUT_KEYS[k](sweep_id): v if isinstance(v, str) else json.dumps(v)
-        for k, v in encoded.items()
-        if k in _OUTPUT_KEYS
-    }
+    outputs = {_OUTPUT_KEYS[k](sweep_id): v for k, v in encoded.items() if k in _OUTPUT_KEYS}
     return {k: v for k, v in encoded.items() if k not in _OUTPUT_KEYS}, outputs
 
 
