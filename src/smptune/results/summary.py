@@ -140,7 +140,7 @@ class RankedTrial(TrialRecord):
         """Run index -> score of its recorded runs."""
         return scores_by_run(self.folds, self.fold_scores)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         out = TrialRecord.to_dict(self)
         del out["rank"], out["fold_scores"]  # after device_s, as results.json has them
         return {**out, "rank": self.rank, "fold_scores": list(self.fold_scores)}
@@ -338,15 +338,15 @@ class SweepResults:
         """The ranking's row of trial ``number``."""
         return next((t for t in self.ranking if t.trial == number), None)
 
-    def scoring_view(self) -> dict[str, Any]:
+    def scoring_view(self) -> dict[str, object]:
         """The part of results.json that :func:`~smptune.search.scoring.cv_versus_test` and
         :func:`~smptune.search.scoring.retrain_floor` read."""
         best = self.best.to_dict() if self.best else None
         return {"best": best, "mode": self.mode, "scoring": self.scoring.to_dict()}
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """results.json's content (before the results writer adds the test figures)."""
-        out: dict[str, Any] = {
+        out: dict[str, object] = {
             "sweep_id": self.sweep_id,
             "name": self.name,
             "metric": self.metric,
