@@ -35,6 +35,7 @@ def _golden(db: SweepStore, sweep_id: str) -> dict[str, Any]:
     ranked = rank_trials(db.trials(sweep_id), config.scoring.mode)
     best = next((t for t in ranked if may_be_best(t)), None)
     epochs = best_epochs(best.folds, config.retrain_epochs) if best is not None else 1
+    at = score_at_epoch(best.curves, epochs) if best is not None else None
     counts = {status.counter: sweep.count(status) for status in OUTCOMES}
     ended = ", ".join(f"{counts[s.counter]} {s}" for s in OUTCOMES if counts.get(s.counter))
     no_best = (
@@ -68,7 +69,14 @@ def _golden(db: SweepStore, sweep_id: str) -> dict[str, Any]:
             "score_std": best.score_std,
             "params": dict(best.params),
             "epochs": epochs,
-            "cv_at_epochs": score_at_epoch(best.curves, epochs),
+            "cv_at_epochs": None
+            if at is None
+            else {
+                "epochs": at.epochs,
+                "score": at.score,
+                "std": at.std,
+                "per_run": dict(at.per_run),
+            },
         },
         "best_params": None
         if best is None

@@ -323,9 +323,7 @@ def status_lines(snap: StatusSnapshot) -> list[str]:
 
 def cv_versus_test_line(results: SweepResults, test_metrics: Mapping[str, float]) -> str | None:
     """``iou: CV 0.570 (best epochs), CV after 8 epochs 0.460, test 0.380``, or None."""
-    from smptune.search.scoring import cv_versus_test
-
-    figures = cv_versus_test(test_metrics, results.scoring_view())
+    figures = results.cv_versus_test(test_metrics)
     if figures is None:
         return None
     cv, at_epochs, test = figures

@@ -34,6 +34,7 @@ from smptune.results.json_reads import (
 )
 from smptune.search.halving import Halving
 from smptune.search.scoring import (
+    CvAtEpochs,
     Scoring,
     best_epochs,
     cv_versus_test,
@@ -66,29 +67,6 @@ __all__ = [
 #: How many of the best complete trials, and of the trials stopped inside a run, the report
 #: draws the learning curves of.
 CURVES_TOP, CURVES_STOPPED = 5, 10
-
-
-@dataclass(frozen=True)
-class CvAtEpochs:
-    """The best trial's runs after the retrain's epoch count (:func:`score_at_epoch`)."""
-
-    epochs: int
-    score: float
-    std: float
-    per_run: Mapping[int, float]
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "epochs": self.epochs,
-            "score": self.score,
-            "std": self.std,
-            "per_run": dict(self.per_run),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> CvAtEpochs:
-        per_run = {whole(k): number(v) for k, v in record(data.get("per_run")).items()}
-        return cls(whole(data["epochs"]), number(data["score"]), number(data["std"]), per_run)
 
 
 @dataclass(frozen=True)
@@ -372,11 +350,17 @@ class SweepResults:
         """The ranking's row of trial ``number``."""
         return next((t for t in self.ranking if t.trial == number), None)
 
-    def scoring_view(self) -> dict[str, object]:
-        """The part of results.json that :func:`~smptune.search.scoring.cv_versus_test` and
-        :func:`~smptune.search.scoring.retrain_floor` read."""
-        best = self.best.to_dict() if self.best else None
-        return {"best": best, "mode": self.mode, "scoring": self.scoring.to_dict()}
+    def cv_versus_test(
+        self, test_metrics: Mapping[str, float]
+    ) -> tuple[float, float | None, float] | None:
+        """:func:`~smptune.search.scoring.cv_versus_test` of the best trial."""
+        if self.best is None:
+            return None
+        return cv_versus_test(test_metrics, self.scoring, self.best.score, self.best.cv_at_epochs)
+
+    def retrain_floor(self) -> float | None:
+        """:func:`~smptune.search.scoring.retrain_floor` of the best trial."""
+        return None if self.best is None else retrain_floor(self.best.cv_at_epochs, self.mode)
 
     def to_dict(self) -> dict[str, object]:
         """results.json's content (before the results writer adds the test figures)."""
@@ -464,9 +448,8 @@ class RetrainCheck:
 def retrain_check(results: SweepResults, test_metrics: Mapping[str, float]) -> RetrainCheck | None:
     """How the retrained model's ``test_metrics`` compare with its floor; None when a figure
     is missing."""
-    view = results.scoring_view()
-    figures = cv_versus_test(test_metrics, view)
-    floor = retrain_floor(view)
+    figures = results.cv_versus_test(test_metrics)
+    floor = results.retrain_floor()
     if figures is None or floor is None:
         return None
     test = figures[2]
@@ -519,7 +502,6 @@ def current_results(db: SweepStore, sweep_id: str) -> SweepResults:
 
 def _best(best: TrialRecord, config: SweepConfig) -> BestTrial:
     epochs = best_epochs(best.folds, config.retrain_epochs)
-    at = score_at_epoch(best.curves, epochs)
     return BestTrial(
         trial=best.trial,
         status=best.status,
@@ -527,7 +509,7 @@ def _best(best: TrialRecord, config: SweepConfig) -> BestTrial:
         score_std=best.score_std,
         params=dict(best.params),
         epochs=epochs,
-        cv_at_epochs=None if at is None else CvAtEpochs.from_dict(at),
+        cv_at_epochs=score_at_epoch(best.curves, epochs),
     )
 
 

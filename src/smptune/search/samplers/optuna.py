@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from smptune.params import Params
-from smptune.search.options import BOOL, INT, Check, quiet_optuna
+from smptune.search.options import BOOL, INT, Check, OptionValue, quiet_optuna
 from smptune.search.samplers.base import Asking, PlanSettings, Sampler
 
 __all__ = ["CmaEsSampler", "GPSampler", "OptunaSampler", "TPESampler"]
@@ -55,7 +55,7 @@ class TPESampler(OptunaSampler):
         "constant_liar": BOOL,
     }
     #: A sweep has few trials, so start learning early.
-    option_defaults: ClassVar[Mapping[str, Any]] = {
+    option_defaults: ClassVar[Mapping[str, OptionValue]] = {
         "n_startup_trials": 5,
         "constant_liar": True,
         "multivariate": True,
@@ -69,7 +69,7 @@ class GPSampler(OptunaSampler):
     optuna_class: ClassVar[str] = "GPSampler"
     asks_a_subset: ClassVar[bool] = True
     option_checks: ClassVar[Mapping[str, Check]] = {"n_startup_trials": INT}
-    option_defaults: ClassVar[Mapping[str, Any]] = {"n_startup_trials": 5}
+    option_defaults: ClassVar[Mapping[str, OptionValue]] = {"n_startup_trials": 5}
 
 
 class CmaEsSampler(OptunaSampler):
@@ -78,4 +78,4 @@ class CmaEsSampler(OptunaSampler):
     name: ClassVar[str] = "cmaes"
     optuna_class: ClassVar[str] = "CmaEsSampler"
     option_checks: ClassVar[Mapping[str, Check]] = {"n_startup_trials": INT}
-    option_defaults: ClassVar[Mapping[str, Any]] = {"n_startup_trials": 5}
+    option_defaults: ClassVar[Mapping[str, OptionValue]] = {"n_startup_trials": 5}
