@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smptune.config import SweepConfig
 from smptune.results.optuna_export import search_space, study_trials, user_view
 from smptune.results.plot_base import NoPlot, figure, metric_name, scored_trials, short
 from smptune.results.summary import SweepResults
 from smptune.search.adaptive import observe
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
 
 #: Lines in the parallel-coordinates plot at most (the best trial and a seeded sample).
 MAX_LINES = 1000
@@ -73,7 +76,7 @@ def parallel_coordinates(results: SweepResults, config: SweepConfig) -> tuple[An
         trials = [trials[0], *random.Random(0).sample(trials[1:], MAX_LINES - 1)]
     space = search_space(config)
     observed = [observe(space, t.params, view=user_view) for t in trials]
-    axes: dict[str, Any] = {}
+    axes: dict[str, BaseDistribution] = {}
     for _, distributions in observed:
         for name, dist in distributions.items():
             if name not in axes and not dist.single():
@@ -165,7 +168,7 @@ def importance(results: SweepResults, config: SweepConfig) -> tuple[Any, str]:
 
         fitted = f"a random sample of {MAX_IMPORTANCE_TRIALS} of the {len(complete)} complete"
         complete = random.Random(0).sample(complete, MAX_IMPORTANCE_TRIALS)
-    options: dict[str, Any] = {"seed": 0}
+    options: dict[str, int] = {"seed": 0}
     if len(complete) > FANOVA_FULL_DEPTH_TRIALS:
         options["max_depth"] = 6
     optuna.logging.set_verbosity(optuna.logging.WARNING)
