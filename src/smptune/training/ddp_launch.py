@@ -167,7 +167,7 @@ class _Ranks:
         self.result: FoldResult | None = None
 
     def run(self) -> FoldResult:
-        to_rank, from_parent = os.pipe()
+        from_parent, to_rank = os.pipe()  # (read end, write end)
         from_rank, to_parent = os.pipe()
         port = free_port()
         try:
