@@ -97,9 +97,7 @@ def test_a_rank_killed_mid_epoch_records_nothing_and_the_trial_is_recovered(
     tmp_path, redis_server, store: SweepStore, start_workers
 ):
     # Given a two-device trial of three epochs a fold on a worker that owns two devices
-    workers = start_workers(
-        "--cpu", "1", "--devices-per-worker", "2", SMPTUNE_LEASE_TTL=LEASE_TTL
-    )
+    workers = start_workers("--cpu", "1", "--devices-per-worker", "2", SMPTUNE_LEASE_TTL=LEASE_TTL)
     producer = submit_in_background(
         _config(tmp_path / "kill.yaml", max_epochs=3), redis_server.url, tmp_path / "out"
     )
