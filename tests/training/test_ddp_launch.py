@@ -82,7 +82,7 @@ def test_two_ranks_train_a_fold_and_report_each_epoch_through_rank_0(monkeypatch
         0,
         1,
         2,
-        _settings(),
+        _settings(save_checkpoints="best"),
         output_dir=tmp_path,
         report=lambda epoch, metrics: reports.append((epoch, dict(metrics))),
         checkpoint=checkpoint,
@@ -97,6 +97,29 @@ def test_two_ranks_train_a_fold_and_report_each_epoch_through_rank_0(monkeypatch
     # rank 0 alone wrote the epoch log
     assert (tmp_path / "logs" / "fold_1_seed_0" / "metrics.csv").is_file()
     assert not _ranks_of(os.getpid())
+    # and the figures are the whole fold's: its best model, saved by rank 0, scores the same
+    # on every validation sample of the fold in one process
+    assert _whole_fold_metrics(context, tmp_path / "logs" / "fold_1_seed_0" / "best_model") == (
+        pytest.approx({k: result.metrics[k] for k in ("iou", "f1", "accuracy")}, rel=1e-5)
+    )
+
+
+def _whole_fold_metrics(context: FoldContext, folder: Path) -> dict[str, float]:
+    import segmentation_models_pytorch as smp
+    import torch
+
+    from smptune.training.evaluation import SegmentationMetrics
+    from smptune.training.splits import splits_for
+
+    _, data, plan = splits_for(context.settings)
+    evaluate = list(plan.fold(context.fold).evaluate)
+    model = smp.from_pretrained(folder).eval()
+    meter = SegmentationMetrics(data.classes)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(data.float_images(evaluate)))
+    meter.update(logits, torch.from_numpy(data.stacked()[1][evaluate].copy()))
+    computed = meter.compute()
+    return {k: computed[k] for k in ("iou", "f1", "accuracy")}
 
 
 def test_a_stop_asked_at_an_epoch_boundary_ends_every_rank_there(monkeypatch, tmp_path):
