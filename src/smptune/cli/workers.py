@@ -224,6 +224,7 @@ def start(args: argparse.Namespace) -> int:
             f"{args.preempt_grace:g}"
         )
     _check_sharing(args)
+    specs = worker_specs(_options(args), broker_url)  # checked before the broker is reached
     from smptune.queue.recovery import Reaper
     from smptune.queue.store import SweepStore
     from smptune.worker.app import configure, create_app
@@ -231,7 +232,6 @@ def start(args: argparse.Namespace) -> int:
     store = SweepStore.from_url(broker_url)
     app = create_app()
     configure(app, broker_url, send_only=True)
-    specs = worker_specs(_options(args), broker_url)
     grace_s, finalize_grace_s = reaper_graces(lease_ttl_s())
     reaper = Reaper(store, app, grace_s=grace_s, finalize_grace_s=finalize_grace_s)
     preemption = None
