@@ -34,8 +34,8 @@ PARAMS = {
 def _settings(quick: bool, devices: int, on_gpu: bool) -> Any:
     from smptune.trainable import SweepSettings
 
-    size = 128 if on_gpu else 64
-    n_images = (64 if quick else 256) * (4 if on_gpu else 1)
+    size = (64 if quick else 128) if on_gpu else (32 if quick else 64)
+    n_images = (32 if quick else 256) * (4 if on_gpu else 1)
     return SweepSettings(
         seed=0,
         metric="iou",
@@ -43,7 +43,7 @@ def _settings(quick: bool, devices: int, on_gpu: bool) -> Any:
         data={"synthetic": {"n_images": n_images, "size": size}, "test_fraction": 0.2},
         cv={"n_folds": 4},
         training={
-            "max_epochs": 2 if quick else 3,
+            "max_epochs": 1 if quick else 3,
             "precision": "32-true",
             "devices_per_trial": devices,
         },
