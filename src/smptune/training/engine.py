@@ -283,7 +283,14 @@ def _train_fold(params: Params, context: FoldContext, rank: int, world: int) -> 
     )
     fold = plan.fold(context.fold)
     module, train, val = _prepare(
-        p, rs, data, fold, context.run_seed, keep_best=keep_best, rank=rank, world=world
+        p,
+        rs,
+        data,
+        fold,
+        context.run_seed,
+        keep_best=keep_best and rank == 0,
+        rank=rank,
+        world=world,
     )
     callbacks: list[pl.Callback] = []
     if rs.patience > 0:
