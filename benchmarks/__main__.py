@@ -24,6 +24,7 @@ BENCHMARKS: tuple[str, ...] = (
     "scheduling",
     "trial_cost",
     "training_loop",
+    "ddp_throughput",
     "host_sharing",
     "scale",
     "fleet",

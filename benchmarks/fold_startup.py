@@ -43,8 +43,8 @@ class FirstStep(pl.Callback):
         raise SystemExit(0)
 
 original = engine._trainer
-engine._trainer = lambda rs, ctx, epochs, callbacks, name, params: original(
-    rs, ctx, epochs, [*callbacks, FirstStep()], name, params)
+engine._trainer = lambda rs, ctx, epochs, callbacks, name, params, **kw: original(
+    rs, ctx, epochs, [*callbacks, FirstStep()], name, params, **kw)
 engine.train_fold({"batch_size": 8}, FoldContext("bench", 0, 0, 5, settings))
 """
 

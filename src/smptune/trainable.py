@@ -32,6 +32,7 @@ __all__ = [
     "FoldContext",
     "FoldResult",
     "RunCheckpoint",
+    "RunLost",
     "SweepSettings",
     "Trainable",
     "allowed_trainables",
@@ -100,6 +101,12 @@ class SweepSettings:
     def __post_init__(self) -> None:
         if self.scoring is None:
             self.scoring = Scoring.from_config(self.metric, self.mode)
+
+
+class RunLost(TrialError):
+    """A run's training processes were lost (one rank of a DDP run killed, or gone): the task
+    layer records nothing for the run and lets the trial be recovered as a lost worker's is
+    (its lease released, the reaper queues it again, the next start counts an attempt)."""
 
 
 def _ignore_report(epoch: int, metrics: Mapping[str, float]) -> None:

@@ -213,6 +213,12 @@ def test_a_cuda_out_of_memory_fails_the_trial_and_the_worker_goes_on(
         (["--cpu", "2", "--slots-per-device", "2"], "--slots-per-device: only for GPU workers"),
         (["--cpus-per-worker", "many"], "--cpus-per-worker: must be auto, all or a count >= 1"),
         (["--cpus-per-worker", "4096"], "--cpus-per-worker: 4096 is more than the"),
+        (["--devices-per-worker", "0"], "--devices-per-worker: must be >= 1, got 0"),
+        (
+            ["--devices", "0", "1", "--devices-per-worker", "2", "--slots-per-device", "2"],
+            "--devices-per-worker: not with --slots-per-device",
+        ),
+        (["--devices", "0", "--devices-per-worker", "2"], "--devices-per-worker: 2 is more than"),
     ],
 )
 def test_a_bad_share_of_the_machine_is_one_clear_error(args, message):

@@ -58,3 +58,43 @@ def test_evaluation_batches_hold_every_sample_once_in_order():
     assert [len(masks) for _, masks in batches] == [2, 2, 1]
     masks = np.concatenate([m.numpy() for _, m in batches])
     assert np.array_equal(masks, np.asarray(data.masks)[chosen])
+
+
+def test_ddp_ranks_train_on_equal_shares_of_each_epochs_permutation():
+    data = _data(11)
+    loaders = [
+        data_loader(data, range(11), 2, shuffle=True, seed=3, num_workers=0, rank=r, world=2)
+        for r in range(2)
+    ]
+    alone = data_loader(data, range(11), 2, shuffle=True, seed=3, num_workers=0)
+    for epoch in range(2):
+        shares = [_orders(loader, range(epoch, epoch + 1))[0] for loader in loaders]
+        # each rank steps as often (6 positions each: the permutation wrapped to 12)
+        assert [len(batches) for batches in shares] == [3, 3]
+        positions = [[i for b in batches for i in b] for batches in shares]
+        assert set(positions[0]) | set(positions[1]) == set(range(11))
+        assert len(set(positions[0]) & set(positions[1])) == 1  # the one wrapped around
+        # the shares interleave the permutation one device draws for that epoch (which
+        # drops its last sample: a batch of one)
+        whole = [i for b in _orders(alone, range(epoch, epoch + 1))[0] for i in b]
+        assert positions[0][:5] == whole[0::2] and positions[1][:5] == whole[1::2]
+        assert positions[1][5] == whole[0]
+
+
+def test_ddp_ranks_evaluate_every_sample_once_between_them():
+    data = _data(7)
+    chosen = [6, 0, 3, 5, 1]
+    masks = [
+        np.concatenate(
+            [
+                m.numpy()
+                for _, m in data_loader(
+                    data, chosen, 2, shuffle=False, seed=0, num_workers=0, rank=r, world=2
+                )
+            ]
+        )
+        for r in range(2)
+    ]
+    stored = np.asarray(data.masks)
+    assert np.array_equal(masks[0], stored[[6, 3, 1]])
+    assert np.array_equal(masks[1], stored[[0, 5]])

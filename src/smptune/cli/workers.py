@@ -4,7 +4,9 @@ Each worker is a separate ``celery worker`` process pinned to one device with
 ``CUDA_VISIBLE_DEVICES``, concurrency 1, prefork, events on, named ``gpu<N>@<host>`` or
 ``cpu<N>@<host>`` (``gpu<N>-<slot>@<host>`` with several slots per device). Each gets its
 share of the machine's cores, pinned, with its math libraries' threads set to it, and with
-several slots its share of the device's memory (see :mod:`smptune.worker.host_share`). The
+several slots its share of the device's memory (see :mod:`smptune.worker.host_share`).
+``--devices-per-worker N`` gives each worker N devices (N GPUs, or N processes' worth of its
+cores on CPU) for trials that train each fold with DDP (``training.devices_per_trial``). The
 supervisor restarts a worker that dies and, on SIGTERM/SIGINT, asks each for a warm shutdown, then a
 cold one, then kills what is left.
 
@@ -76,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="N workers per GPU, each with 1/N of its memory (default: 1)",
+    )
+    start.add_argument(
+        "--devices-per-worker",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N devices per worker, for trials with training.devices_per_trial up to N "
+        "(DDP): N GPUs each (gpu0+1@host sees 0,1), or with --cpu N processes each "
+        "(default: 1)",
     )
     start.add_argument(
         "--cpus-per-worker",
@@ -159,6 +170,10 @@ def _check_sharing(args: argparse.Namespace) -> None:
         raise ConfigError(f"--slots-per-device: must be >= 1, got {args.slots_per_device}")
     if args.slots_per_device > 1 and args.cpu is not None:
         raise ConfigError("--slots-per-device: only for GPU workers, not with --cpu")
+    if args.devices_per_worker < 1:
+        raise ConfigError(f"--devices-per-worker: must be >= 1, got {args.devices_per_worker}")
+    if args.devices_per_worker > 1 and args.slots_per_device > 1:
+        raise ConfigError("--devices-per-worker: not with --slots-per-device (one or the other)")
     value = str(args.cpus_per_worker).strip().lower()
     if value in ("auto", "all"):
         args.cpus_per_worker = value
@@ -188,6 +203,7 @@ def _options(args: argparse.Namespace) -> WorkerOptions:
         logfile_dir=args.logfile_dir,
         allow_trainable=tuple(args.allow_trainable),
         preload=args.preload,
+        devices_per_worker=args.devices_per_worker,
     )
 
 
@@ -208,6 +224,7 @@ def start(args: argparse.Namespace) -> int:
             f"{args.preempt_grace:g}"
         )
     _check_sharing(args)
+    specs = worker_specs(_options(args), broker_url)  # checked before the broker is reached
     from smptune.queue.recovery import Reaper
     from smptune.queue.store import SweepStore
     from smptune.worker.app import configure, create_app
@@ -215,7 +232,6 @@ def start(args: argparse.Namespace) -> int:
     store = SweepStore.from_url(broker_url)
     app = create_app()
     configure(app, broker_url, send_only=True)
-    specs = worker_specs(_options(args), broker_url)
     grace_s, finalize_grace_s = reaper_graces(lease_ttl_s())
     reaper = Reaper(store, app, grace_s=grace_s, finalize_grace_s=finalize_grace_s)
     preemption = None

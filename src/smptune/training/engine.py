@@ -1,4 +1,5 @@
-"""Runs one fold or the final retrain with a Lightning Trainer on one device."""
+"""Runs one fold or the final retrain with a Lightning Trainer: on one device, or a fold as
+one rank of a DDP run over several (``training.devices_per_trial``, see :mod:`.ddp_launch`)."""
 
 from __future__ import annotations
 
@@ -79,24 +80,30 @@ def quiet() -> Iterator[None]:
 
 class _EpochBoundary(pl.Callback):
     """Report each validated epoch to the run's context and end the run at that boundary when
-    the context says so (pruned, cancelled, out of time); see :class:`FoldContext`."""
+    the context says so (pruned, cancelled, out of time); see :class:`FoldContext`.
+
+    In a DDP run every rank reaches each boundary; rank 0's context decides (the others'
+    report nothing and never ask to stop or save) and its answers are broadcast, so every
+    rank saves and stops at the same epoch."""
 
     def __init__(self, context: FoldContext) -> None:
         self.context = context
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         history = getattr(pl_module, "history", [])
+        strategy = trainer.strategy
         if history:  # validation ran at the end of this epoch, before this hook
             epoch = len(history)
             self.context.report(epoch, dict(history[-1]))
             checkpoint = self.context.checkpoint
-            if checkpoint is not None and checkpoint.due(epoch):
+            if checkpoint is not None and strategy.broadcast(checkpoint.due(epoch), 0):
                 # whole or not at all: a worker killed mid-write leaves the last one intact
                 partial = checkpoint.path.with_name(checkpoint.path.name + ".partial")
-                trainer.save_checkpoint(str(partial))
-                os.replace(partial, checkpoint.path)
-                checkpoint.saved(epoch)
-        if self.context.should_stop():
+                trainer.save_checkpoint(str(partial))  # written by rank 0, every rank waits
+                if trainer.is_global_zero:
+                    os.replace(partial, checkpoint.path)
+                    checkpoint.saved(epoch)
+        if strategy.broadcast(self.context.should_stop(), 0):
             trainer.should_stop = True
 
 
@@ -107,13 +114,31 @@ def _trainer(
     callbacks: list[pl.Callback],
     log_name: str,
     params: Params,
+    *,
+    rank: int = 0,
+    world: int = 1,
 ) -> pl.Trainer:
-    loggers = run_loggers(rs.loggers, context, log_name, params)
+    """The run's Trainer: on one device, or with ``world`` > 1 as rank ``rank`` of a DDP run
+    whose processes :mod:`.ddp_launch` started (Lightning's environment reads them from
+    ``LOCAL_RANK`` and ``MASTER_PORT``; gloo on CPU, NCCL on GPUs); a DDP run's loggers are
+    rank 0's only."""
+    loggers = run_loggers(rs.loggers, context, log_name, params) if rank == 0 else []
+    strategy: Any = "auto"
+    plugins: list[Any] = []
+    if world > 1:
+        from lightning.fabric.plugins.environments.lightning import LightningEnvironment
+        from lightning.pytorch.strategies import DDPStrategy
+
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        strategy = DDPStrategy(process_group_backend=backend)
+        plugins.append(LightningEnvironment())  # not SLURM's or torchelastic's, if detected
     try:
         with quiet():
             return pl.Trainer(
                 accelerator="gpu" if torch.cuda.is_available() else "cpu",
-                devices=1,
+                devices=world,
+                strategy=strategy,
+                plugins=plugins or None,
                 max_epochs=max_epochs,
                 precision=resolve_precision(rs.precision),
                 logger=loggers or False,
@@ -159,9 +184,12 @@ def _prepare(
     seed: int,
     *,
     keep_best: bool = False,
+    rank: int = 0,
+    world: int = 1,
 ) -> tuple[SegmentationModule, DataLoader[Batch], DataLoader[Batch]]:
     """Seed the run's randomness (model init, shuffling, crops, augmentation) with ``seed``,
-    build the model, and the loaders of ``split.train``/``.evaluate``."""
+    build the model, and the loaders of ``split.train``/``.evaluate`` (rank ``rank``'s share
+    of them in a DDP run of ``world`` processes)."""
     sharing.apply_in_child()  # torch's threads to the worker's share of cores
     sharing.apply_memory_fraction()  # its share of the device, with several slots
     seed_all(seed)
@@ -185,11 +213,24 @@ def _prepare(
         normalisation=encoder_normalisation(p, data.in_channels),
     )
     batch = p["batch_size"]
-    train = data_loader(
-        data, split.train, batch, shuffle=True, seed=seed, num_workers=workers, patches=patches
-    )
-    evaluate = data_loader(
-        data, split.evaluate, batch, shuffle=False, seed=seed, num_workers=workers, patches=patches
+    if len(split.evaluate) < world:
+        raise ConfigError(
+            f"training.devices_per_trial: {world} processes need at least {world} validation "
+            f"samples per fold, this fold has {len(split.evaluate)}"
+        )
+    train, evaluate = (
+        data_loader(
+            data,
+            indices,
+            batch,
+            shuffle=shuffle,
+            seed=seed,
+            num_workers=workers,
+            patches=patches,
+            rank=rank,
+            world=world,
+        )
+        for indices, shuffle in ((split.train, True), (split.evaluate, False))
     )
     return module, train, evaluate
 
@@ -204,10 +245,26 @@ def _windows(rs: RunSettings, params: Params) -> Windows | None:
 
 
 def train_fold(params: Params, context: FoldContext) -> FoldResult:
-    """Train on every fold but ``context.fold``, validate on it each epoch."""
+    """Train on every fold but ``context.fold``, validate on it each epoch; with
+    ``training.devices_per_trial`` N > 1, as N DDP processes this one starts and follows."""
+    from smptune.training.settings import run_settings
+
+    world = run_settings(context.settings).devices_per_trial
+    if world > 1:
+        from smptune.training.ddp_launch import train_fold_ddp
+
+        return train_fold_ddp(params, context, world)
+    return train_fold_rank(params, context)
+
+
+def train_fold_rank(
+    params: Params, context: FoldContext, rank: int = 0, world: int = 1
+) -> FoldResult:
+    """Train fold ``context.fold`` in this process: alone, or as rank ``rank`` of a DDP run
+    of ``world`` processes (each its share of the batches; rank 0's result is the run's)."""
     _release()  # whatever a failed run before this one left behind
     try:
-        return _train_fold(params, context)
+        return _train_fold(params, context, rank, world)
     finally:
         _release()
 
@@ -217,15 +274,23 @@ def run_name(context: FoldContext) -> str:
     return f"fold_{context.fold}_seed_{context.repeat}"
 
 
-def _train_fold(params: Params, context: FoldContext) -> FoldResult:
+def _train_fold(params: Params, context: FoldContext, rank: int, world: int) -> FoldResult:
     started = time.monotonic()
     p = resolve_params(params)
     rs, data, plan = splits_for(context.settings)
     keep_best = context.output_dir is not None and (
         rs.save_checkpoints == "best" or context.settings.fold_models
     )
+    fold = plan.fold(context.fold)
     module, train, val = _prepare(
-        p, rs, data, plan.fold(context.fold), context.run_seed, keep_best=keep_best
+        p,
+        rs,
+        data,
+        fold,
+        context.run_seed,
+        keep_best=keep_best and rank == 0,
+        rank=rank,
+        world=world,
     )
     callbacks: list[pl.Callback] = []
     if rs.patience > 0:
@@ -241,7 +306,9 @@ def _train_fold(params: Params, context: FoldContext) -> FoldResult:
             )
         )
     callbacks += averaging(rs.weight_averaging, steps_per_epoch=len(train), epochs=rs.max_epochs)
-    trainer = _trainer(rs, context, rs.max_epochs, callbacks, run_name(context), params)
+    trainer = _trainer(
+        rs, context, rs.max_epochs, callbacks, run_name(context), params, rank=rank, world=world
+    )
     checkpoint = context.checkpoint
     resume = checkpoint is not None and checkpoint.resume_epoch > 0 and checkpoint.path.is_file()
     ckpt_path = str(checkpoint.path) if checkpoint is not None and resume else None
@@ -253,7 +320,8 @@ def _train_fold(params: Params, context: FoldContext) -> FoldResult:
     history = module.history
     best = rs.scoring.best_index(history)
     log_outcome(trainer.loggers, context, params, history[best])
-    if keep_best and module.best_state is not None and context.output_dir is not None:
+    saves = keep_best and rank == 0  # rank 0 holds a DDP run's weights as every rank does
+    if saves and module.best_state is not None and context.output_dir is not None:
         module.model.load_state_dict(module.best_state)
         target = Path(context.output_dir) / "logs" / run_name(context) / "best_model"
         save_model(module.model, target, p, rs, data, dict(history[best]), kind="validation")

@@ -85,27 +85,43 @@ class _EpochShuffle(Sampler[list[int]]):
     """Batches of a new permutation of ``n`` positions each epoch, drawn from the run's seed
     and the epoch (Lightning calls :meth:`set_epoch` before every epoch).
 
+    In a DDP run of ``world`` processes, process ``rank`` takes every ``world``-th position of
+    the permutation, wrapped around to an equal share each (every process steps as often).
+
     Hand-written because torch's ``RandomSampler`` draws every epoch's order from one
     generator it never saves: a run resumed from a checkpoint would replay the first epochs'
     orders and drift from the run it continues.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, drop_last: bool) -> None:
+    def __init__(
+        self, n: int, batch_size: int, seed: int, drop_last: bool, rank: int = 0, world: int = 1
+    ) -> None:
         self.n = n
         self.batch_size = batch_size
         self.seed = seed
         self.drop_last = drop_last
+        self.rank = rank
+        self.world = world
         self.epoch = 0
+
+    @property
+    def share(self) -> int:
+        """Positions this process draws each epoch: all of them, or its equal share."""
+        return math.ceil(self.n / self.world)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
+        share = self.share
+        return share // self.batch_size if self.drop_last else math.ceil(share / self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
         generator = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**63)
         order = torch.randperm(self.n, generator=generator).tolist()
+        if self.world > 1:
+            wrapped = [order[i % self.n] for i in range(self.share * self.world)]
+            order = wrapped[self.rank :: self.world]
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             yield order[start : start + self.batch_size]
 
@@ -137,26 +153,32 @@ def data_loader(
     seed: int,
     num_workers: int,
     patches: PatchSampler | None = None,
+    rank: int = 0,
+    world: int = 1,
 ) -> DataLoader[Batch]:
     """Training batches (``shuffle``: whole images, or with ``patches`` one patch of each),
     else evaluation batches (whole stored images; with ``patches``, one true-size image at
-    a time for sliding windows)."""
+    a time for sliding windows).
+
+    In a DDP run of ``world`` processes, process ``rank`` trains on its equal share of each
+    epoch's permutation and evaluates every ``world``-th sample (each once over the ranks)."""
     dataset: Dataset[Batch]
     batches: Sampler[Any]
     if shuffle:
         # A last batch of one sample breaks BatchNorm in some architectures: drop it.
         n = len(indices)
-        drop_last = n > batch_size and n % batch_size == 1
-        epochs = _EpochShuffle(n, batch_size, seed, drop_last)
+        share = math.ceil(n / world)
+        drop_last = share > batch_size and share % batch_size == 1
+        epochs = _EpochShuffle(n, batch_size, seed, drop_last, rank, world)
         if patches is None:
             dataset, batches = _Batches(data, indices), epochs
         else:
             dataset, batches = _Patches(patches, indices), _WithEpoch(epochs)
     elif patches is None:
-        dataset = _Batches(data, indices)
+        dataset = _Batches(data, list(indices)[rank::world])
         batches = BatchSampler(SequentialSampler(dataset), batch_size, drop_last=False)
     else:
-        dataset = _Wholes(data, indices)
+        dataset = _Wholes(data, list(indices)[rank::world])
         batches = SequentialSampler(dataset)
     return DataLoader(
         dataset,

@@ -52,9 +52,11 @@ class SegmentationModule(pl.LightningModule):
     sliding windows (:mod:`.inference`), so the metrics are whole-image ones. Every validation
     epoch appends its metrics to :attr:`history` and logs them (``val_<name>``) with the run
     score (``val_score``); with ``keep_best`` the weights of the best epoch so far are kept
-    in :attr:`best_state`. ``normalisation`` (a pretrained encoder's ``mean`` and ``std``,
-    see :func:`~smptune.training.model.encoder_normalisation`) is applied to every batch on
-    the device.
+    in :attr:`best_state`. In a DDP run every process's epoch figures are the whole run's
+    (the metric counts and the losses summed over the processes). ``normalisation`` (a
+    pretrained encoder's ``mean`` and ``std``, see
+    :func:`~smptune.training.model.encoder_normalisation`) is applied to every batch on the
+    device.
     """
 
     def __init__(
@@ -142,8 +144,19 @@ class SegmentationModule(pl.LightningModule):
         self._loss_batches += 1
         return loss
 
+    def _summed(self, total: torch.Tensor, count: int) -> tuple[float, int]:
+        """``total`` and ``count`` summed over the processes of a DDP run (as they are on one
+        device), so every process holds the whole run's figures."""
+        if self.trainer.world_size == 1:
+            return float(total.item()), count
+        count_t = torch.tensor(float(count), device=total.device)
+        both = torch.stack([total.detach().float(), count_t])
+        summed = self.trainer.strategy.reduce(both, reduce_op="sum")
+        return float(summed[0].item()), int(summed[1].item())
+
     def on_train_epoch_end(self) -> None:
-        mean = float(self._loss_sum.item()) / max(1, self._loss_batches)
+        loss_sum, batches = self._summed(self._loss_sum, self._loss_batches)
+        mean = loss_sum / max(1, batches)
         if not math.isfinite(mean):
             raise TrialError(f"NaN loss at epoch {self.current_epoch + 1}")
         self.train_losses.append(mean)
@@ -192,8 +205,9 @@ class SegmentationModule(pl.LightningModule):
         self.val_metrics.update(logits, masks)
 
     def on_validation_epoch_end(self) -> None:
-        metrics = self.val_metrics.compute()
-        metrics["loss"] = float(self._val_loss.item()) / max(1, self._val_samples)
+        metrics = self.val_metrics.compute()  # torchmetrics gathers a DDP run's counts
+        loss_sum, samples = self._summed(self._val_loss, self._val_samples)
+        metrics["loss"] = loss_sum / max(1, samples)
         self.history.append(metrics)
         score = self.scoring.run_score(metrics)
         self.log_dict({f"val_{name}": value for name, value in metrics.items()})

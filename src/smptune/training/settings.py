@@ -12,7 +12,9 @@ Read from :class:`~smptune.trainable.SweepSettings`:
   (``auto``: from the worker's share of cores, see
   :func:`smptune.worker.host_share.dataloader_workers`),
   ``save_checkpoints`` (``none`` or ``best``), ``weight_averaging`` (see
-  :data:`WEIGHT_AVERAGING`); ``checkpoint_every`` and ``keep_checkpoints``
+  :data:`WEIGHT_AVERAGING`), ``devices_per_trial`` (1; N > 1 trains each fold with
+  Lightning DDP over N devices of a worker that owns them, see :mod:`.ddp_launch`);
+  ``checkpoint_every`` and ``keep_checkpoints``
   are the task layer's (see :class:`~smptune.trainable.RunCheckpoint`).
 """
 
@@ -58,6 +60,7 @@ TRAINING_KEYS = (
     "loggers",
     "tta",
     "postprocess",
+    "devices_per_trial",
 )
 #: A ``Trainer(precision=...)`` string of Lightning.
 TrainerPrecision = Literal[
@@ -102,6 +105,8 @@ class RunSettings:
     loggers: tuple[str, ...] = ("csv",)
     tta: str = "none"  # the final evaluation's, reported beside the plain figures
     postprocess: str = "none"
+    #: processes (devices) of one fold's DDP run; 1: one device, in the worker's pool child
+    devices_per_trial: int = 1
 
     @property
     def n_folds(self) -> int:
@@ -237,4 +242,7 @@ def run_settings(settings: SweepSettings) -> RunSettings:
         loggers=_loggers(training.get("loggers", ["csv"])),
         tta=_choice(training, "tta", TTA),
         postprocess=_choice(training, "postprocess", POSTPROCESS),
+        devices_per_trial=_int(
+            "training.devices_per_trial", training.get("devices_per_trial", 1), 1
+        ),
     )

@@ -4,7 +4,8 @@ alive, shut down in stages, and given back on preemption.
 :func:`worker_specs` turns :class:`WorkerOptions` into one :class:`WorkerSpec` per worker:
 pinned to its device with ``CUDA_VISIBLE_DEVICES``, concurrency 1, prefork, events on,
 named ``gpu<N>@<host>`` or ``cpu<N>@<host>`` (``gpu<N>-<slot>@<host>`` with several slots
-per device), with its share of the machine (see :mod:`smptune.worker.host_share`).
+per device, ``gpu<N>+<M>@<host>`` owning several GPUs), with its share of the machine (see
+:mod:`smptune.worker.host_share`).
 :class:`Supervisor` restarts a worker that dies (not one that keeps exiting at start) and,
 on SIGTERM/SIGINT, asks each for a warm shutdown, then a cold one, then kills what is left;
 with a :class:`Preemption`, SIGTERM gives the running trials back to the queue instead.
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from smptune.errors import ExitCode
+from smptune.errors import ConfigError, ExitCode
 from smptune.lifecycle import crash_point
 from smptune.messages import DEFAULT_QUEUE
 from smptune.queue.lease import lease_ttl_s
@@ -37,6 +38,7 @@ from smptune.retries import (
 )
 from smptune.trainable import ALLOWED_TRAINABLES_ENV, PRELOAD_ENV, PRELOAD_MODULES
 from smptune.urls import BROKER_ENV
+from smptune.worker.devices import DEVICES_ENV
 from smptune.worker.host_share import (
     CPUS_ENV,
     MEMORY_FRACTION_ENV,
@@ -93,6 +95,9 @@ class WorkerOptions:
     allow_trainable: tuple[str, ...] = ()
     #: import the training stack before forking the pool child; None: for GPU workers
     preload: bool | None = None
+    #: devices each worker owns (``training.devices_per_trial`` up to this): that many GPUs
+    #: in its ``CUDA_VISIBLE_DEVICES``, or on a CPU worker that many DDP processes
+    devices_per_worker: int = 1
 
 
 @dataclass
@@ -175,8 +180,27 @@ def _devices(options: WorkerOptions) -> list[tuple[str, str, str]]:
     gpus = list(options.devices) if options.devices else visible_gpus()
     if not gpus:
         return [("cpu", "0", "")]
+    if options.devices_per_worker > 1:
+        return gpu_groups(gpus, options.devices_per_worker)
     slots = options.slots_per_device
     return [("gpu", d if slots == 1 else f"{d}-{slot}", d) for d in gpus for slot in range(slots)]
+
+
+def gpu_groups(gpus: list[str], per_worker: int) -> list[tuple[str, str, str]]:
+    """``(kind, label, CUDA_VISIBLE_DEVICES)`` of workers owning ``per_worker`` GPUs each:
+    ``gpu0+1`` sees ``0,1``; GPUs left over after the last whole group get no worker."""
+    whole = len(gpus) - len(gpus) % per_worker
+    if whole == 0:
+        raise ConfigError(
+            f"--devices-per-worker: {per_worker} is more than the {len(gpus)} GPUs this "
+            f"machine shows ({','.join(gpus)})"
+        )
+    if whole < len(gpus):
+        log.warning(
+            "--devices-per-worker %d: GPUs %s get no worker", per_worker, ",".join(gpus[whole:])
+        )
+    groups = [gpus[i : i + per_worker] for i in range(0, whole, per_worker)]
+    return [("gpu", "+".join(group), ",".join(group)) for group in groups]
 
 
 def _shares(options: WorkerOptions, devices: list[tuple[str, str, str]]) -> list[CpuShare | None]:
@@ -186,7 +210,7 @@ def _shares(options: WorkerOptions, devices: list[tuple[str, str, str]]) -> list
         return [None] * len(devices)
     per_worker = None if options.cpus_per_worker == "auto" else int(options.cpus_per_worker)
     gpus = dict.fromkeys(cuda for kind, _, cuda in devices if kind == "gpu")  # once per GPU
-    near = {cuda: gpu_local_cpus(cuda) for cuda in gpus}
+    near = {cuda: gpu_local_cpus(cuda.split(",")[0]) for cuda in gpus}  # a group: its first
     local = [near.get(cuda) if kind == "gpu" else None for kind, _, cuda in devices]
     return list(share_cpus(available_cpus(), len(devices), per_worker, local))
 
@@ -240,6 +264,7 @@ def worker_specs(options: WorkerOptions, broker_url: str) -> list[WorkerSpec]:
             }
         )
         env.update(share_env(share, fraction if kind == "gpu" else None))
+        env[DEVICES_ENV] = str(options.devices_per_worker)
         if options.preload if options.preload is not None else kind == "gpu":
             env[PRELOAD_ENV] = PRELOAD_MODULES
         else:

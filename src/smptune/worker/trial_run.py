@@ -39,6 +39,7 @@ from smptune.trainable import (
     FoldContext,
     FoldResult,
     RunCheckpoint,
+    RunLost,
     allowed_trainables,
     fold_model_dirs,
     load_trainable,
@@ -197,6 +198,9 @@ class TrialRun:
             self._train_runs()
         except (TrialStopped, Ignore):
             raise
+        except RunLost as exc:  # as a lost worker's: the reaper queues it once the lease is gone
+            log.warning("sweep %s trial %d: %s; it records nothing", self.sweep_id, self.trial, exc)
+            raise TrialStopped(None, str(exc)) from exc
         except Exception as exc:  # a trial-level failure must never fail the chord
             log.warning(
                 "sweep %s trial %d failed: %s\n%s",
