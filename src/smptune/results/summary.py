@@ -17,7 +17,14 @@ from typing import Any, Literal
 from smptune.config import SweepConfig
 from smptune.params import Params, ParamsView
 from smptune.queue.store import SweepStore
-from smptune.records import OUTCOMES, PartialRun, SavedCheckpoint, TrialRecord, TrialStatus
+from smptune.records import (
+    OUTCOMES,
+    OutOfMemory,
+    PartialRun,
+    SavedCheckpoint,
+    TrialRecord,
+    TrialStatus,
+)
 from smptune.search.halving import Halving
 from smptune.search.scoring import (
     Scoring,
@@ -148,6 +155,7 @@ class RankedTrial(TrialRecord):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RankedTrial:
         partial, checkpoint = data.get("partial"), data.get("checkpoint")
+        oom = data.get("out_of_memory")
         known = {name: data[name] for name in _RECORD_FIELDS if name in data}
         return cls(
             **{
@@ -157,6 +165,7 @@ class RankedTrial(TrialRecord):
                 "folds": {int(k): dict(v) for k, v in (data.get("folds") or {}).items()},
                 "partial": PartialRun.from_dict(partial) if partial else None,
                 "checkpoint": SavedCheckpoint.from_dict(checkpoint) if checkpoint else None,
+                "out_of_memory": OutOfMemory.from_dict(oom) if oom else None,
             },
             rank=int(data.get("rank") or 0),
             fold_scores=tuple(float(s) for s in data.get("fold_scores") or ()),
