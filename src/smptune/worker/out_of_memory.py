@@ -106,8 +106,13 @@ class MemoryGuard:
         )
 
     def _infeasible(self, error: str) -> TrialStopped:
+        """Out of memory in the run in progress: after a retry with half the batch, the
+        record keeps the batch size it first ran out with and the halved one."""
         fold, repeat, size = self.run
-        self.hit = OutOfMemory(fold, repeat, size, error)
+        retried = None if self.hit is None else self.hit.retried_batch_size
+        if retried is not None and self.hit is not None:
+            size = self.hit.batch_size
+        self.hit = OutOfMemory(fold, repeat, size, error, retried)
         return TrialStopped(
             TrialStatus.INFEASIBLE, f"out of memory at {self.hit.describe()}: {error}"
         )
