@@ -42,6 +42,10 @@ def test_out_of_memory_is_told_by_class_name_and_through_the_chain():
             raise Wrapped("the training loop failed") from inner
     except Wrapped as outer:
         assert is_out_of_memory(outer)  # a framework's wrapper around it still counts
+    # as the segmentation trainable's engine raises it (a TrialError from CUDA's)
+    wrapped = TrialError("CUDA out of memory: Tried to allocate 2 GiB")
+    wrapped.__cause__ = OutOfMemoryError("Tried to allocate 2 GiB")
+    assert is_out_of_memory(wrapped)
     assert not is_out_of_memory(TrialError("configured to fail"))
     assert not is_out_of_memory(ValueError("a bad value"))
 
@@ -130,3 +134,10 @@ def test_the_host_limit_stops_a_trial_over_it():
     assert stop is not None and stop.status is TrialStatus.INFEASIBLE
     assert "is over training.max_host_memory_gb 0.001" in stop.reason
     assert tight.hit is not None and (tight.hit.fold, tight.hit.repeat) == (0, 1)
+
+
+def test_torchs_own_cuda_error_is_out_of_memory():
+    torch = pytest.importorskip("torch")
+    # torch.cuda.OutOfMemoryError exists without a GPU; it is torch.OutOfMemoryError
+    assert is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate"))
+    assert not is_out_of_memory(RuntimeError("CUDA error: device-side assert triggered"))
