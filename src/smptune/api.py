@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from smptune.config import SweepConfig, config_from_dict, load_config
 from smptune.errors import ConfigError
@@ -36,6 +36,7 @@ from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url
 
 if TYPE_CHECKING:
     from smptune.queue.store import SweepStore
+    from smptune.results.status_snapshot import StatusSnapshot
     from smptune.results.summary import SweepResults
 
 __all__ = ["Sweep", "connect", "local", "predict", "submit", "sweeps"]
@@ -92,8 +93,9 @@ class Sweep:
                 raise TimeoutError(f"sweep {self.id} is still {status.value} after {timeout_s} s")
             time.sleep(poll_s)
 
-    def progress(self) -> dict[str, Any]:
-        """What ``producer status --json`` prints: workers, trials done, best so far, ETA."""
+    def progress(self) -> StatusSnapshot:
+        """What ``producer status`` shows, as a typed record: workers, trials done, best so
+        far, ETA (``.to_dict()`` is what ``producer status --json`` prints)."""
         from smptune.results.progress import snapshot
 
         return snapshot(self._store, self.id)
@@ -105,13 +107,13 @@ class Sweep:
 
         return current_results(self._store, self.id)
 
-    def results(self) -> dict[str, Any]:
+    def results(self) -> dict[str, object]:
         """``results.json``: the ranking, the best trial (also as ``best_params`` and
         ``best_value``), learning curves; ranked now if the sweep has not been finalized."""
         results = self._store.sweep_results(self.id)
         return dict(results) if results else self.summary().to_dict()
 
-    def trials(self) -> list[dict[str, Any]]:
+    def trials(self) -> list[dict[str, object]]:
         """A row per trial, as ``trials.csv`` holds it (parameters, each fold's score, mean,
         std, status, worker, error); ``pandas.DataFrame(sweep.trials())`` is the table."""
         from smptune.results.folder import trial_rows
@@ -159,7 +161,7 @@ class Sweep:
         return self._store.delete_sweep(self.id, force=force)
 
 
-def _config(config: str | Path | Mapping[str, Any] | SweepConfig) -> SweepConfig:
+def _config(config: str | Path | Mapping[str, object] | SweepConfig) -> SweepConfig:
     if isinstance(config, SweepConfig):
         return config
     if isinstance(config, Mapping):
@@ -168,7 +170,7 @@ def _config(config: str | Path | Mapping[str, Any] | SweepConfig) -> SweepConfig
 
 
 def submit(
-    config: str | Path | Mapping[str, Any] | SweepConfig,
+    config: str | Path | Mapping[str, object] | SweepConfig,
     broker: str | None = None,
     artifacts: str | Path = DEFAULT_ARTIFACTS,
 ) -> Sweep:

@@ -90,7 +90,7 @@ KNOWN_KEYS = (
 _TRAINABLE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
-def _read_best_config(path_text: str, source: Path | None) -> dict[str, Any]:
+def _read_best_config(path_text: str, source: Path | None) -> Params:
     """The fixed hyperparameters of a ``best_config.yaml`` (relative to the config's folder)."""
     path = Path(path_text).expanduser()
     if not path.is_absolute() and source is not None:
@@ -302,7 +302,7 @@ class SweepConfig:
             raise ConfigError(f"class_names: {repeated!r} names two classes")
         return names
 
-    def _resolve_enqueue(self, raw: Any) -> list[dict[str, Any]]:
+    def _resolve_enqueue(self, raw: Any) -> list[Params]:
         """``enqueue``: a list of configurations (name -> value), or the path of a
         ``best_config.yaml`` (its fixed hyperparameters), each completed from the space (the
         entries it leaves out drawn from the seed) and checked against it."""
@@ -470,7 +470,7 @@ class SweepConfig:
         }
 
 
-def config_from_dict(data: Mapping[str, Any], source: Path | None = None) -> SweepConfig:
+def config_from_dict(data: Mapping[str, object], source: Path | None = None) -> SweepConfig:
     """Validate a parsed config; ``source`` (the file) names the default sweep and anchors a
     relative ``data.root``."""
     if not isinstance(data, Mapping):
@@ -588,7 +588,7 @@ class _Dumper(yaml.SafeDumper):
 _Dumper.add_representer(tuple, lambda dumper, data: dumper.represent_list(list(data)))
 
 
-def config_to_yaml(data: Mapping[str, Any]) -> str:
+def config_to_yaml(data: Mapping[str, object]) -> str:
     """YAML text for a config-like mapping (keys in the given order), e.g. best_config.yaml."""
     return yaml.dump(
         dict(data), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True

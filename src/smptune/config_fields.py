@@ -129,7 +129,7 @@ def section(key: str, value: Any) -> dict[str, Any]:
 
 def normalise_keys(where: str, data: Mapping[Any, Any], recursive: bool = False) -> dict[Any, Any]:
     """Replace hyphens by underscores in every key; two keys that collide are an error."""
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     originals: dict[str, str] = {}
     for key, value in data.items():
         if not isinstance(key, str):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "CHORD_FIELDS",
@@ -69,7 +69,7 @@ class TrialRequest:
     id: str | None = None
     group: str | None = None
     group_index: int | None = None
-    chord: dict[str, Any] | None = None
+    chord: dict[str, object] | None = None
     root_id: str | None = None
     parent_id: str | None = None
     queue: str = DEFAULT_QUEUE
@@ -77,13 +77,24 @@ class TrialRequest:
     time_limit: float | None = None
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> TrialRequest:
+    def from_dict(cls, data: Mapping[str, object] | None) -> TrialRequest:
         """The request stored as ``data``; missing fields (an empty or absent record, a
-        template) are None, a missing queue the default one, unknown keys ignored."""
+        template) are None, a missing queue the default one, unknown keys ignored; a field
+        of the wrong JSON type is a ``ValueError``."""
         data = data or {}
-        known = {f.name for f in fields(cls)} - {"queue"}
-        values = {k: v for k, v in data.items() if k in known}
-        return cls(**values, queue=data.get("queue") or DEFAULT_QUEUE)
+        queue = _field(data, "queue", str)
+        chord = _field(data, "chord", dict)
+        return cls(
+            id=_field(data, "id", str),
+            group=_field(data, "group", str),
+            group_index=_field(data, "group_index", int),
+            chord=None if chord is None else {str(k): v for k, v in chord.items()},
+            root_id=_field(data, "root_id", str),
+            parent_id=_field(data, "parent_id", str),
+            queue=queue or DEFAULT_QUEUE,
+            soft_time_limit=_number(data, "soft_time_limit"),
+            time_limit=_number(data, "time_limit"),
+        )
 
     @classmethod
     def from_celery(cls, request: Any, queue: str) -> TrialRequest:
@@ -101,15 +112,17 @@ class TrialRequest:
             time_limit=hard,
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """The JSON form recorded with a started trial."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
-    def template_dict(self) -> dict[str, Any]:
+    def template_dict(self) -> dict[str, object]:
         """The JSON form of the sweep's template: only :data:`TEMPLATE_FIELDS`."""
         return {name: getattr(self, name) for name in TEMPLATE_FIELDS}
 
-    def compact(self, sweep_id: str, trial: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    def compact(
+        self, sweep_id: str, trial: int
+    ) -> tuple[dict[str, object], dict[str, object] | None]:
         """This request of ``trial`` in two parts: what only the trial has, and what the
         trials of its chord share (None outside a chord: the first part is then all of it).
 
@@ -120,7 +133,7 @@ class TrialRequest:
         """
         if self.group is None or self.chord is None:
             return self.to_dict(), None
-        own: dict[str, Any] = {"group": self.group}
+        own: dict[str, object] = {"group": self.group}
         for name, value in _derived(sweep_id, trial, self.id).items():
             if getattr(self, name) != value:
                 own[name] = getattr(self, name)
@@ -131,15 +144,16 @@ class TrialRequest:
         cls,
         sweep_id: str,
         trial: int,
-        own: Mapping[str, Any],
-        shared: Mapping[str, Any] | None,
+        own: Mapping[str, object],
+        shared: Mapping[str, object] | None,
     ) -> TrialRequest:
         """The request :meth:`compact` split into ``own`` and ``shared`` (``own`` as it
         is when it holds the chord itself, the form recorded before there were compact
         ones)."""
         if "chord" in own or "group" not in own or shared is None:
             return cls.from_dict(own)
-        derived = _derived(sweep_id, trial, own.get("id", trial_task_id(sweep_id, trial)))
+        task_id = own.get("id", trial_task_id(sweep_id, trial))
+        derived = _derived(sweep_id, trial, task_id if isinstance(task_id, str) else None)
         return cls.from_dict({**shared, **derived, **own})
 
     def for_trial(self, sweep_id: str, trial: int) -> TrialRequest:
@@ -147,10 +161,29 @@ class TrialRequest:
         return replace(self, id=trial_task_id(sweep_id, trial), group_index=trial)
 
 
-def _derived(sweep_id: str, trial: int, task_id: str | None) -> dict[str, Any]:
+def _derived(sweep_id: str, trial: int, task_id: str | None) -> dict[str, object]:
     """What a chord's trial ``trial`` sent under ``task_id`` has for ids by default."""
     own_id = trial_task_id(sweep_id, trial)
     return {"id": own_id, "group_index": trial, "root_id": task_id or own_id, "parent_id": None}
+
+
+_T = TypeVar("_T")
+
+
+def _field(data: Mapping[str, object], name: str, kind: type[_T]) -> _T | None:
+    """``data[name]`` if it is a ``kind`` (None when absent or null)."""
+    value = data.get(name)
+    if value is None or isinstance(value, kind):
+        return value
+    raise ValueError(f"trial request: {name} must be a {kind.__name__}, got {value!r}")
+
+
+def _number(data: Mapping[str, object], name: str) -> float | None:
+    """``data[name]`` if it is a number (None when absent or null)."""
+    value = data.get(name)
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    raise ValueError(f"trial request: {name} must be a number, got {value!r}")
 
 
 def send_trial(

@@ -38,6 +38,20 @@ __all__ = [
 RunResults = Mapping[int, Mapping[str, Any]]
 
 
+def _int(value: object) -> int:
+    """A stored JSON number (or its string) as an int; anything else is a ``ValueError``."""
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        return int(value)
+    raise ValueError(f"expected an integer, got {value!r}")
+
+
+def _float(value: object) -> float:
+    """A stored JSON number (or its string) as a float; anything else is a ``ValueError``."""
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError(f"expected a number, got {value!r}")
+
+
 class _Status(str, Enum):
     """A status that is its own string value: in JSON, Redis, f-strings and comparisons."""
 
@@ -125,19 +139,19 @@ class PartialRun:
     reason: str
     duration_s: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PartialRun:
+    def from_dict(cls, data: Mapping[str, object]) -> PartialRun:
         score = data.get("score")
         return cls(
-            fold=int(data["fold"]),
-            repeat=int(data.get("repeat", 0)),
-            epochs=int(data["epochs"]),
-            score=None if score is None else float(score),
+            fold=_int(data["fold"]),
+            repeat=_int(data.get("repeat", 0)),
+            epochs=_int(data["epochs"]),
+            score=None if score is None else _float(score),
             reason=str(data.get("reason", "")),
-            duration_s=float(data.get("duration_s", 0.0)),
+            duration_s=_float(data.get("duration_s", 0.0)),
         )
 
     def describe(self) -> str:
@@ -157,18 +171,18 @@ class OutOfMemory:
     error: str
     retried_batch_size: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> OutOfMemory:
+    def from_dict(cls, data: Mapping[str, object]) -> OutOfMemory:
         size, retried = data.get("batch_size"), data.get("retried_batch_size")
         return cls(
-            fold=int(data["fold"]),
-            repeat=int(data.get("repeat", 0)),
-            batch_size=None if size is None else int(size),
+            fold=_int(data["fold"]),
+            repeat=_int(data.get("repeat", 0)),
+            batch_size=None if size is None else _int(size),
             error=str(data.get("error", "")),
-            retried_batch_size=None if retried is None else int(retried),
+            retried_batch_size=None if retried is None else _int(retried),
         )
 
     def describe(self) -> str:
@@ -186,12 +200,12 @@ class SavedCheckpoint:
     epoch: int
     path: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SavedCheckpoint:
-        return cls(run=int(data["run"]), epoch=int(data["epoch"]), path=str(data["path"]))
+    def from_dict(cls, data: Mapping[str, object]) -> SavedCheckpoint:
+        return cls(run=_int(data["run"]), epoch=_int(data["epoch"]), path=str(data["path"]))
 
 
 @dataclass(frozen=True)
@@ -241,10 +255,10 @@ class TrialRecord:
         done = sum(float(run.get("duration_s", 0.0)) for run in self.folds.values())
         return done + (self.partial.duration_s if self.partial else 0.0)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """The record as ``results.json`` and ``trials.csv`` hold it (status as its string;
         the curves left out: the report draws them; ``device_s`` added)."""
-        out = {
+        out: dict[str, object] = {
             f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "curves"
         }
         out["status"] = self.status.value
@@ -349,5 +363,5 @@ class SweepSummary:
     trials_complete: int
     trials_failed: int
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {**dataclasses.asdict(self), "status": self.status.value}

@@ -7,9 +7,9 @@ A trial's ``argsrepr`` is sent in the task message's headers and in the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
+from smptune.params import ParamsView
 from smptune.search.distributions import param_text
 
 #: The parameter part of a trial's label is cut to about this many characters.
@@ -19,7 +19,7 @@ PARAMS_MAX_CHARS = 120
 def trial_argsrepr(
     sweep_id: str,
     trial: int,
-    params: Mapping[str, Any] | None = None,
+    params: ParamsView | None = None,
     names: Iterable[str] = (),
 ) -> str:
     """``trial 7: learning_rate=0.0012, model_arch=Unet (sweep=<id>)``.

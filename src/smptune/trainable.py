@@ -178,7 +178,7 @@ class FoldResult:
     epochs_run: int
     duration_s: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "metrics": dict(self.metrics),
             "best_epoch": self.best_epoch,

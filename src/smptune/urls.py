@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import ssl
-from typing import Any
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from smptune.errors import ConfigError
@@ -118,7 +117,7 @@ _CERT_REQS = {
 }
 
 
-def tls_options(url: str) -> dict[str, Any] | None:
+def tls_options(url: str) -> dict[str, ssl.VerifyMode | str] | None:
     """For a ``rediss://`` URL, the TLS options its query names (``ssl_cert_reqs``,
     ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``); None for plain ``redis://``.
 
@@ -128,7 +127,7 @@ def tls_options(url: str) -> dict[str, Any] | None:
     if parts.scheme != "rediss":
         return None
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    options: dict[str, Any] = {
+    options: dict[str, ssl.VerifyMode | str] = {
         "ssl_cert_reqs": _CERT_REQS.get(query.get("ssl_cert_reqs", "required"), ssl.CERT_REQUIRED),
     }
     for key in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):

@@ -83,14 +83,16 @@ def test_retrain_epochs_are_the_mean_median_or_max_best_epoch():
 def test_the_cv_at_the_retrains_epochs_reads_each_run_at_that_epoch():
     curves = {0: (0.4, 0.6, 0.5), 1: (0.3, 0.7), 2: ()}
     at_two = score_at_epoch(curves, 2)
-    assert at_two == {
+    assert at_two is not None
+    assert at_two.to_dict() == {
         "epochs": 2,
         "score": pytest.approx(0.65),
         "std": pytest.approx(0.05),
         "per_run": {0: 0.6, 1: 0.7},
     }
     # a run that stopped sooner counts with its last epoch
-    assert score_at_epoch(curves, 3)["per_run"] == {0: 0.5, 1: 0.7}
+    at_three = score_at_epoch(curves, 3)
+    assert at_three is not None and at_three.per_run == {0: 0.5, 1: 0.7}
     assert score_at_epoch({0: ()}, 2) is None
 
 

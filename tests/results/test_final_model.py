@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from smptune.results.summary import SweepResults, retrain_check
-from smptune.search.scoring import retrain_floor
 
 SCORING = {"metrics": ["iou"]}
 
@@ -28,11 +27,11 @@ def test_the_fold_ensemble_is_the_default_model_when_it_was_tested():
 
 def test_the_floor_is_the_cv_after_the_retrains_epochs_less_twice_the_spread():
     results = _results({"epochs": 8, "score": 0.5, "std": 0.04, "per_run": {}})
-    assert retrain_floor(results) == pytest.approx(0.42)
+    assert SweepResults.from_dict(results).retrain_floor() == pytest.approx(0.42)
     # an error metric minimised: the floor is above the CV
     loss = _results({"epochs": 8, "score": 0.3, "std": 0.05, "per_run": {}}, mode="min")
-    assert retrain_floor(loss) == pytest.approx(0.4)
-    assert retrain_floor(_results(None)) is None
+    assert SweepResults.from_dict(loss).retrain_floor() == pytest.approx(0.4)
+    assert SweepResults.from_dict(_results(None)).retrain_floor() is None
 
 
 def test_a_retrained_model_below_its_floor_is_flagged():

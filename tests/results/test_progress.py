@@ -3,6 +3,7 @@ sweep's trials, and says what it said when it read every trial."""
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 
 from smptune.config import load_config
@@ -16,6 +17,7 @@ from smptune.results.progress import (
     status_lines,
     trials_text,
 )
+from smptune.results.status_snapshot import RunningTrial
 from smptune.results.summary import summarize
 
 from conftest import write_config
@@ -81,20 +83,23 @@ def test_a_snapshot_says_what_reading_every_trial_said(store, tmp_path):
     snap = snapshot(store, sweep_id)
 
     # the requeued trial, with why it left its worker
-    assert snap["requeued"] == [{"trial": 11, "preemptions": 0, "requeues": 1}]
+    assert [r.to_dict() for r in snap.requeued] == [{"trial": 11, "preemptions": 0, "requeues": 1}]
     # the running trials' runs and parameters
-    by_trial = {r["trial"]: r for r in snap["running"]}
-    assert (by_trial[9]["runs_done"], by_trial[10]["runs_done"]) == (1, 0)
-    assert by_trial[9]["params"].startswith("x=")
+    by_trial = {r.trial: r for r in snap.running}
+    assert (by_trial[9].runs_done, by_trial[10].runs_done) == (1, 0)
+    assert by_trial[9].params.startswith("x=")
     # the ETA from every run's time, as estimated from every trial's record
-    assert abs(snap["eta_s"] - _eta_from_every_trial(store, sweep_id, snap["running"])) <= 0.1
-    assert snap["eta_basis"]["runs_measured"] == 9 * N_FOLDS + 2
+    assert snap.eta_s is not None and snap.eta.eta_basis is not None
+    assert abs(snap.eta_s - _eta_from_every_trial(store, sweep_id, snap.running)) <= 0.1
+    assert snap.eta.eta_basis.runs_measured == 9 * N_FOLDS + 2
     lines = status_lines(snap)
     assert any(line.startswith("ETA from 29 finished folds") for line in lines), lines
     assert "queued again: trial 11 (worker lost 1×)" in lines
 
 
-def _eta_from_every_trial(store: SweepStore, sweep_id: str, running: list[dict]) -> float:
+def _eta_from_every_trial(
+    store: SweepStore, sweep_id: str, running: tuple[RunningTrial, ...]
+) -> float:
     """The ETA as ``producer status`` estimated it when it read every trial (a trial's runs
     counted under the worker that ran them)."""
     trials = store.trials(sweep_id)
@@ -112,13 +117,13 @@ def _eta_from_every_trial(store: SweepStore, sweep_id: str, running: list[dict])
     by_number = {t.trial: t for t in trials}
     on_workers = []
     for r in running:
-        per_run = statistics.fmean(measured.get(r["worker"]) or [mean])
-        runs = by_number[r["trial"]].folds
+        per_run = statistics.fmean(measured.get(r.worker) or [mean])
+        runs = by_number[r.trial].folds
         spent = sum(float(x["duration_s"]) for x in runs.values())
-        in_run = now - r["started"] - spent
+        in_run = now - r.started - spent
         left = max(1, n_runs - len(runs))
         on_workers.append(left * per_run - min(max(in_run, 0.0), 0.95 * per_run))
-    busy = {r["trial"] for r in running}
+    busy = {r.trial for r in running}
     waiting = sum(
         max(0, n_runs - len(t.folds)) * mean
         for t in trials
@@ -131,9 +136,9 @@ def _eta_from_every_trial(store: SweepStore, sweep_id: str, running: list[dict])
 
 
 def test_no_eta_until_a_run_has_finished_or_with_no_worker_busy():
-    running = [{"worker": "w0@h", "trial": 0, "started": 1.0}]
-    assert estimate_eta({}, running, {}, waiting=5, n_runs=3, now=2.0)["eta_s"] is None
-    assert estimate_eta({"w0@h": (2, 20.0)}, [], {}, waiting=5, n_runs=3, now=2.0)["eta_s"] is None
+    running = [RunningTrial(trial=0, worker="w0@h", started=1.0)]
+    assert estimate_eta({}, running, {}, waiting=5, n_runs=3, now=2.0).eta_s is None
+    assert estimate_eta({"w0@h": (2, 20.0)}, [], {}, waiting=5, n_runs=3, now=2.0).eta_s is None
 
 
 def test_the_eta_shares_the_runs_left_among_the_busy_workers():
@@ -141,42 +146,47 @@ def test_the_eta_shares_the_runs_left_among_the_busy_workers():
     # w0's trial has one of its 3 runs recorded (8 s) and is 4 s into its second,
     # w1's just started; 4 runs wait for a worker
     running = [
-        {"worker": "w0@h", "trial": 5, "started": 100.0},
-        {"worker": "w1@h", "trial": 6, "started": 112.0},
+        RunningTrial(trial=5, worker="w0@h", started=100.0),
+        RunningTrial(trial=6, worker="w1@h", started=112.0),
     ]
     runs = {5: {0: {"duration_s": 8.0}}}
     eta = estimate_eta({"w0@h": (2, 20.0)}, running, runs, waiting=4, n_runs=3, now=112.0)
     # Then: w0 has 2 x 10 - 4 = 16 s, w1 3 x 10 = 30 s, the waiting 4 x 10 = 40 s, on 2
-    assert eta["eta_s"] == 43.0
-    assert eta["eta_basis"] == {"runs_measured": 2, "mean_run_s": 10.0, "workers_busy": 2}
+    assert eta.eta_s == 43.0
+    assert eta.eta_basis is not None
+    assert eta.eta_basis.to_dict() == {"runs_measured": 2, "mean_run_s": 10.0, "workers_busy": 2}
     # And a time budget ending sooner caps it
     capped = estimate_eta(
         {"w0@h": (2, 20.0)}, running, runs, waiting=4, n_runs=3, now=112.0, deadline=132.0
     )
-    assert capped["eta_s"] == 20.0
+    assert capped.eta_s == 20.0
 
 
 def test_the_eta_is_no_sooner_than_the_longest_running_trial_ends():
     # One worker slow (30 s a run, 3 runs left), one fast and nearly done, nothing waiting
     running = [
-        {"worker": "slow@h", "trial": 0, "started": 50.0},
-        {"worker": "fast@h", "trial": 1, "started": 50.0},
+        RunningTrial(trial=0, worker="slow@h", started=50.0),
+        RunningTrial(trial=1, worker="fast@h", started=50.0),
     ]
     runs = {1: {0: {"duration_s": 1.0}, 1: {"duration_s": 1.0}}}
     times = {"slow@h": (1, 30.0), "fast@h": (2, 2.0)}
     eta = estimate_eta(times, running, runs, waiting=0, n_runs=3, now=50.0)
     # (90 + 2) / 2 = 46 s shared, but the slow trial alone takes 90 s
-    assert eta["eta_s"] == 90.0
+    assert eta.eta_s == 90.0
     # And a run under way for longer than its worker's mean still leaves 5 % of it
     late = estimate_eta({"slow@h": (1, 30.0)}, running[:1], {}, 0, n_runs=1, now=1000.0)
-    assert late["eta_s"] == 1.5
+    assert late.eta_s == 1.5
 
 
-def test_durations_and_counts_read_as_the_status_line_prints_them():
+def test_durations_and_counts_read_as_the_status_line_prints_them(store, tmp_path):
     assert format_duration(None) == "--"
     assert format_duration(59.9) == "0:59"
     assert format_duration(3 * 3600 + 5 * 60 + 7) == "3:05:07"
-    snap = {"trials_complete": 4, "trials_failed": 1, "trials_total": 10, "trials_pruned": 2}
+    taken = snapshot(store, sweep_with_trials(store, tmp_path, "s", 12))
+    counts = {TrialStatus.COMPLETE: 4, TrialStatus.FAILED: 1, TrialStatus.PRUNED: 2}
+    snap = dataclasses.replace(taken, counts=counts, trials_total=10)
     assert trials_text(snap) == "4 done, 1 failed, 2 pruned of 10"
-    grows = {**snap, "trials_pruned": 0, "open_ended": True, "trials_total": 12}
+    grows = dataclasses.replace(
+        snap, counts={**counts, TrialStatus.PRUNED: 0}, open_ended=True, trials_total=12
+    )
     assert trials_text(grows) == "4 done, 1 failed of 12 so far"

@@ -12,9 +12,9 @@ from typing import Any
 from smptune.config import config_to_yaml, load_config
 from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import SweepStore
-from smptune.records import OUTCOMES, TrialStatus
+from smptune.records import OUTCOMES, PartialRun, SavedCheckpoint, TrialStatus
 from smptune.results.folder import write_results
-from smptune.results.summary import FoldEnsemble, SweepResults, summarize
+from smptune.results.summary import FoldEnsemble, RankedTrial, SweepResults, summarize
 from smptune.search.halving import Halving
 from smptune.search.scoring import (
     best_epochs,
@@ -35,6 +35,7 @@ def _golden(db: SweepStore, sweep_id: str) -> dict[str, Any]:
     ranked = rank_trials(db.trials(sweep_id), config.scoring.mode)
     best = next((t for t in ranked if may_be_best(t)), None)
     epochs = best_epochs(best.folds, config.retrain_epochs) if best is not None else 1
+    at = score_at_epoch(best.curves, epochs) if best is not None else None
     counts = {status.counter: sweep.count(status) for status in OUTCOMES}
     ended = ", ".join(f"{counts[s.counter]} {s}" for s in OUTCOMES if counts.get(s.counter))
     no_best = (
@@ -68,7 +69,14 @@ def _golden(db: SweepStore, sweep_id: str) -> dict[str, Any]:
             "score_std": best.score_std,
             "params": dict(best.params),
             "epochs": epochs,
-            "cv_at_epochs": score_at_epoch(best.curves, epochs),
+            "cv_at_epochs": None
+            if at is None
+            else {
+                "epochs": at.epochs,
+                "score": at.score,
+                "std": at.std,
+                "per_run": dict(at.per_run),
+            },
         },
         "best_params": None
         if best is None
@@ -220,3 +228,37 @@ def test_config_yaml_is_the_stored_config_as_before(store: SweepStore, tmp_path)
 
     # Then config.yaml is what the stored mapping wrote before
     assert (tmp_path / "out" / "config.yaml").read_text() == config_to_yaml(stored.to_dict())
+
+
+def test_a_ranked_trial_with_every_field_set_reads_back_equal_from_its_json():
+    # Given a row of the ranking with every field of the trial's record away from its default
+    trial = RankedTrial(
+        trial=7,
+        status=TrialStatus.PRUNED,
+        params={"x": 0.5, "encoder": "resnet18"},
+        folds={0: {"metrics": {"score": 0.4}, "duration_s": 1.5}},
+        worker="cpu0@h",
+        device="cuda:0",
+        fold=1,
+        pid=4242,
+        attempts=2,
+        error="stopped",
+        started=10.0,
+        finished=20.5,
+        requeues=1,
+        unstable=True,
+        score=0.4,
+        score_std=0.01,
+        duration_s=10.5,
+        requeued_at=12.0,
+        partial=PartialRun(fold=1, repeat=0, epochs=2, score=0.3, reason="pruned at 2"),
+        preemptions=3,
+        checkpoint=SavedCheckpoint(run=1, epoch=2, path="/ckpt/7"),
+        rank=4,
+        fold_scores=(0.4,),
+    )
+    defaults = RankedTrial(trial=0)
+    kept = [f.name for f in dataclasses.fields(RankedTrial) if f.name != "curves"]
+    assert all(getattr(trial, name) != getattr(defaults, name) for name in kept)
+    # Then results.json's row of it reads back as the same record
+    assert RankedTrial.from_dict(_json(trial.to_dict())) == trial

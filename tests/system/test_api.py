@@ -52,7 +52,7 @@ def test_submit_wait_and_read_a_sweep_from_python(
     assert (out / "report.html").is_file()
     # and the same sweep is found again by id and in the broker's list
     again = api.connect(sweep.id, broker=redis_server.url)
-    assert again.status == "done" and again.progress()["trials_finished"] == 4
+    assert again.status == "done" and again.progress().trials_finished == 4
     assert sweep.id in [s.id for s in api.sweeps(broker=redis_server.url)]
     assert sweep.cancel() is False  # it has ended
 

@@ -19,6 +19,7 @@ from smptune.fakes import LearningCurveTrainable, QuadraticTrainable
 from smptune.messages import TrialRequest
 from smptune.queue.store import SweepStore
 from smptune.records import SavedCheckpoint, SweepStatus, TrialStatus
+from smptune.trainable import FoldResult
 from smptune.worker import tasks
 from smptune.worker.trial_run import RunWatch, TrialRun, TrialStopped
 
@@ -119,11 +120,11 @@ def test_a_stale_copy_records_no_run_and_deletes_no_checkpoint(store: SweepStore
     _take_over(store)
     saved = SavedCheckpoint(0, 4, str(checkpoint))
     store.checkpointed("s1", 0, saved)  # by the live copy
-    result = {"metrics": {"score": 0.5, "loss": 0.5}, "best_epoch": 1, "duration_s": 1.0}
+    result = FoldResult({"score": 0.5, "loss": 0.5}, best_epoch=1, epochs_run=1, duration_s=1.0)
 
     # When it records the run, Then it is stopped recording nothing
     with pytest.raises(TrialStopped) as stopped:
-        run._record_run(0, 0, dict(result))
+        run._record_run(0, 0, result)
     assert stopped.value.status is None
     assert store.folds("s1", 0) == {} and store.get_sweep("s1").folds_done == 0
     # and it deletes neither the live copy's checkpoint file nor its record

@@ -4,9 +4,12 @@ sweep's outcome."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smptune.errors import ExitCode
+
+if TYPE_CHECKING:
+    from smptune.results.status_snapshot import StatusSnapshot
 
 
 def console(stderr: bool = False) -> Any:
@@ -52,7 +55,7 @@ def print_final_figures(console: Any, results: Any, test_metrics: Any) -> None:
         console.print(line, markup=False)
 
 
-def print_outcome(console: Any, store: Any, sweep_id: str, snap: dict[str, Any]) -> int:
+def print_outcome(console: Any, store: Any, sweep_id: str, snap: StatusSnapshot) -> int:
     from smptune.results.progress import ranking_table
     from smptune.results.summary import SweepResults
 
@@ -69,7 +72,7 @@ def print_outcome(console: Any, store: Any, sweep_id: str, snap: dict[str, Any])
         console.print(f"test metrics of the best configuration: {metrics}", markup=False)
         print_final_figures(console, results, sweep.test_metrics)
     console.print(f"results: {Path(sweep.artifacts_dir) / sweep_id}")
-    if snap["status"] != "done":
-        console.print(f"sweep {sweep_id} ended {snap['status']}: {snap.get('error') or ''}")
+    if snap.status.value != "done":
+        console.print(f"sweep {sweep_id} ended {snap.status.value}: {snap.error or ''}")
         return ExitCode.FAILURE
     return ExitCode.OK

@@ -35,11 +35,11 @@ def run(args: argparse.Namespace) -> int:
     if args.wait:
         snap = wait_for(store, args.sweep, output.console(stderr=args.json))
     if args.json:
-        print(json.dumps(snap, indent=2))
+        print(json.dumps(snap.to_dict(), indent=2))
     else:
         console = output.console()
         for line in status_lines(snap):
             console.print(line, markup=False)
-    if args.wait and snap["status"] != "done":
+    if args.wait and snap.status.value != "done":
         return ExitCode.FAILURE
     return ExitCode.OK

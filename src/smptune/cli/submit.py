@@ -8,11 +8,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smptune.cli import broker, output
 from smptune.cli.common import Subparsers
 from smptune.errors import ConfigError, ExitCode
+
+if TYPE_CHECKING:
+    from smptune.params import Params
 
 DEFAULT_ARTIFACTS = "smptune-results"
 
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     return _submit_and_maybe_wait(args, store, url, config, configurations, wait=args.wait)
 
 
-def _print_dry_run(config: Any, configurations: list[dict[str, Any]]) -> None:
+def _print_dry_run(config: Any, configurations: list[Params]) -> None:
     """JSON lines on stdout: a configuration per trial, or, where the sampler chooses them at
     run time, a hyperparameter and its distribution per line; what that means on stderr."""
     if config.is_open_ended or config.is_adaptive:

@@ -103,7 +103,7 @@ def new_sweep_id(name: str) -> str:
 def submit(
     store: SweepStore,
     config: SweepConfig,
-    configurations: list[dict[str, Any]],
+    configurations: list[Params],
     artifacts_dir: Path,
     app: Any,
 ) -> str:

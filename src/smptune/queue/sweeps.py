@@ -48,6 +48,7 @@ from smptune.queue.lease import Lease
 from smptune.records import (
     OUTCOMES,
     FullSweepRecord,
+    RunResults,
     SweepRecord,
     SweepStatus,
     SweepSummary,
@@ -107,7 +108,7 @@ class ProgressReads:
     parameters."""
 
     run_times: dict[str, tuple[int, float]]
-    runs: dict[int, dict[int, dict[str, Any]]]
+    runs: dict[int, RunResults]
     params: dict[int, Params]
     others: dict[int, tuple[TrialStatus, int, int]]
 
@@ -118,7 +119,7 @@ class SweepRecords(StoreBase):
     def create_sweep(
         self,
         sweep_id: str,
-        config: Mapping[str, Any],
+        config: Mapping[str, object],
         configurations: list[Params],
         n_folds: int,
         artifacts_dir: str,
@@ -140,7 +141,7 @@ class SweepRecords(StoreBase):
         ``submitting`` until :meth:`submitted`: a producer killed meanwhile leaves the reaper
         everything it needs to send the chord itself (:mod:`smptune.queue.recovery`)."""
         now = self.now()
-        extra: dict[str, Any] = {}
+        extra: dict[str, float | str] = {}
         if time_budget_s is not None:
             extra["deadline"] = now + time_budget_s
         if time_budget_factor is not None:
@@ -369,11 +370,11 @@ class SweepRecords(StoreBase):
             raise _not_found(sweep_id)
         return decode.full_sweep_record(raw, results, splits, predictions)
 
-    def sweep_results(self, sweep_id: str) -> dict[str, Any] | None:
+    def sweep_results(self, sweep_id: str) -> dict[str, object] | None:
         """The sweep's results (``results.json``), None before its first finalize."""
         raw = self.r.get(results_key(sweep_id)) or self.r.hget(sweep_key(sweep_id), "results")
-        results: dict[str, Any] | None = decode.json_or_none(raw)
-        return results
+        results = decode.json_or_none(raw)
+        return dict(results) if isinstance(results, dict) else None
 
     def sweep_status(self, sweep_id: str) -> SweepStatus:
         """The sweep's status alone (one HGET: what a wait loop polls)."""
@@ -412,7 +413,7 @@ class SweepRecords(StoreBase):
         rows = pipe.execute()
         folds = rows[: len(busy) + len(others)]
         states = rows[len(busy) + len(others) :]
-        runs = {
+        runs: dict[int, RunResults] = {
             n: {int(k): json.loads(v) for k, v in raw.items()}
             for n, raw in zip((*busy, *others), folds, strict=True)
         }
@@ -547,14 +548,14 @@ class SweepRecords(StoreBase):
         return self._write_held(sweep_id, lease, fields, deactivate=True)
 
     def _write_held(
-        self, sweep_id: str, lease: Lease, fields: Mapping[str, Any], *, deactivate: bool
+        self, sweep_id: str, lease: Lease, fields: Mapping[str, object], *, deactivate: bool
     ) -> bool:
         small, outputs = _split_outputs(sweep_id, fields)
         keys = [lease.key, lease.running_key, lease.finished_key, sweep_key(sweep_id), ACTIVE]
         args = [lease.value, lease.member, json.dumps({k: str(v) for k, v in small.items()})]
         args += ["1" if deactivate else "", sweep_id]
         keys += list(outputs)
-        args += list(outputs.values())
+        args += [str(v) for v in outputs.values()]  # text: JSON or base64
         return bool(self._set_held(keys=keys, args=args))
 
     def finalize_duplicate(self, sweep_id: str) -> None:
@@ -583,8 +584,8 @@ def _not_found(sweep_id: str) -> SweepNotFoundError:
 
 
 def _split_outputs(
-    sweep_id: str, fields: Mapping[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
+    sweep_id: str, fields: Mapping[str, object]
+) -> tuple[dict[str, object], dict[str, object]]:
     """``fields`` encoded (dicts and lists as JSON): those of the sweep's hash, and its
     outputs (:data:`_OUTPUT_KEYS`) by the key each is written to."""
     encoded = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in fields.items()}

@@ -60,7 +60,7 @@ class TrialRecords(StoreBase):
         raw = self.r.hget(params_key(sweep_id), str(trial))
         if raw is None:
             raise SweepNotFoundError(f"sweep {sweep_id!r} has no trial {trial}")
-        params: dict[str, Any] = json.loads(raw)
+        params: Params = json.loads(raw)
         return params
 
     def params_or_none(self, sweep_id: str, trial: int) -> Params | None:
@@ -72,7 +72,7 @@ class TrialRecords(StoreBase):
         """Record the configuration chosen for a trial at run time, unless a copy of the
         trial already did, and mark the trial changed; returns the one recorded."""
         keys = [params_key(sweep_id), sweep_key(sweep_id), changes_key(sweep_id)]
-        recorded: dict[str, Any] = json.loads(
+        recorded: Params = json.loads(
             self._set_params_once(keys=keys, args=[trial, json.dumps(params)])
         )
         return recorded
@@ -178,7 +178,7 @@ class TrialRecords(StoreBase):
         return [trial_lease_key(sweep_id, trial), running_key(sweep_id), finished_key(sweep_id)]
 
     def record_fold(
-        self, sweep_id: str, trial: int, fold: int, result: Mapping[str, Any], lease: str = ""
+        self, sweep_id: str, trial: int, fold: int, result: Mapping[str, object], lease: str = ""
     ) -> bool | None:
         """Store a finished fold once, counted in ``folds_done``; False if that fold was
         already recorded, None (nothing written) if ``lease`` is given and the trial's lease
@@ -189,7 +189,7 @@ class TrialRecords(StoreBase):
         added = int(self._record_fold(keys=keys, args=args))
         return None if added < 0 else bool(added)
 
-    def folds(self, sweep_id: str, trial: int) -> dict[int, dict[str, Any]]:
+    def folds(self, sweep_id: str, trial: int) -> dict[int, dict[str, object]]:
         raw = self.r.hgetall(folds_key(sweep_id, trial))
         return {int(k): json.loads(v) for k, v in raw.items()}
 
@@ -245,7 +245,7 @@ class TrialRecords(StoreBase):
         self,
         sweep_id: str,
         trial: int,
-        record: Mapping[str, Any],
+        record: Mapping[str, object],
         lease: str = "",
         steps: Mapping[int, float] | None = None,
     ) -> int:
@@ -262,7 +262,9 @@ class TrialRecords(StoreBase):
         now = self.now()  # the reaper compares it with Redis's clock, not this host's
         fields["finished"] = str(now)
         score = record.get("score") if status == "complete" else None
-        if score is not None and not math.isfinite(score):
+        if not isinstance(score, int | float) or isinstance(score, bool):
+            score = None
+        elif not math.isfinite(score):
             score = None  # ZADD refuses NaN; such a trial is never "best so far"
         shown = {
             step: value for step, value in sorted((steps or {}).items()) if math.isfinite(value)
@@ -349,7 +351,7 @@ class TrialRecords(StoreBase):
         return out
 
 
-def _run_seconds(result: Mapping[str, Any]) -> str:
+def _run_seconds(result: Mapping[str, object]) -> str:
     """A run result's ``duration_s`` as the ETA counts it ('' unless a finite number >= 0)."""
     d = result.get("duration_s")
     if not isinstance(d, int | float) or isinstance(d, bool):

@@ -7,7 +7,6 @@ import csv
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from smptune.config import SweepConfig, config_to_yaml
 from smptune.metric_keys import split_refined
@@ -18,10 +17,10 @@ from smptune.results.summary import MODEL_FOLDERS, SweepResults, retrain_check
 from smptune.search.scoring import run_index
 
 
-def best_config(config: SweepConfig, best_params: ParamsView) -> dict[str, Any]:
+def best_config(config: SweepConfig, best_params: ParamsView) -> dict[str, object]:
     """A config that trains the best configuration again: every parameter fixed, one trial
     (as plain data, for best_config.yaml)."""
-    again = config.to_dict()
+    again: dict[str, object] = config.to_dict()
     again["name"] = f"{config.name}-best"
     again["n_trials"] = 1
     again.pop("sampler", None)
@@ -54,7 +53,7 @@ def _run_columns(results: SweepResults) -> list[tuple[int, str, str | None]]:
     return columns
 
 
-def trial_rows(results: SweepResults) -> list[dict[str, Any]]:
+def trial_rows(results: SweepResults) -> list[dict[str, object]]:
     """A row per trial, by trial number, as trials.csv holds it: number, rank, status,
     parameters, every run's score (and each metric of it when several combine), mean, std,
     unstable flag, where a stopped trial stopped (``fold 0, epoch 3``), duration, worker,
@@ -64,7 +63,7 @@ def trial_rows(results: SweepResults) -> list[dict[str, Any]]:
     rows = []
     for t in sorted(results.ranking, key=lambda t: t.trial):
         scores = t.run_scores
-        row: dict[str, Any] = {"trial": t.trial, "rank": t.rank, "status": t.status.value}
+        row: dict[str, object] = {"trial": t.trial, "rank": t.rank, "status": t.status.value}
         row.update({p: t.params.get(p) for p in params})
         for run, column, metric in runs:
             if run not in scores:
@@ -103,8 +102,9 @@ def write_trials_csv(results: SweepResults, path: Path) -> None:
         writer.writerow(header)
         for row in trial_rows(results):
             row["unstable"] = "yes" if row["unstable"] else None
-            if row["duration_s"] is not None:
-                row["duration_s"] = round(row["duration_s"], 3)
+            duration = row["duration_s"]
+            if isinstance(duration, int | float):
+                row["duration_s"] = round(duration, 3)
             writer.writerow([_cell(row[column]) for column in header])
 
 
@@ -116,13 +116,13 @@ def _cell(value: object) -> object:
 
 def final_metrics(
     retrained: Mapping[str, float], ensemble: Mapping[str, float] | None
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """final/test_metrics.json: the plain figures of the retrained model and the fold
     ensemble, and under ``refined`` those of each configured test-time augmentation or
     post-processing (``{"flips": {"retrained_model": …, "fold_ensemble": …}}``)."""
     mine, mine_refined = split_refined(retrained)
     theirs, theirs_refined = split_refined(ensemble or {})
-    out: dict[str, Any] = {
+    out: dict[str, object] = {
         "retrained_model": mine,
         "fold_ensemble": theirs if ensemble is not None else None,
     }
@@ -142,7 +142,7 @@ def write_results(
     config: SweepConfig,
     out_dir: Path,
     test_metrics: Mapping[str, float] | None = None,
-    splits: Mapping[str, Any] | None = None,
+    splits: Mapping[str, object] | None = None,
 ) -> Path:
     """Write the results folder ``out_dir``; returns it. ``splits``: the samples of the test
     split and of each fold's validation set, as the trainable recorded them."""

@@ -14,7 +14,6 @@ import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from smptune.config import SweepConfig
 from smptune.records import OUTCOMES, PartialRun
@@ -100,12 +99,17 @@ def _time_facts(results: SweepResults) -> list[tuple[str, str]]:
     return facts
 
 
-def _split_facts(splits: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+def _split_facts(splits: Mapping[str, object] | None) -> list[tuple[str, str]]:
     """The dataset's size and its splits, from ``splits.json``."""
-    if not splits or not isinstance(splits.get("test"), list):
+    tested = splits.get("test") if splits else None
+    if splits is None or not isinstance(tested, list):
         return []
-    test, train = len(splits["test"]), len(splits.get("train") or [])
-    folds = [len(f.get("validation") or []) for f in splits.get("folds") or []]
+    test, train = len(tested), len(_list(splits.get("train")))
+    folds = [
+        len(_list(f.get("validation")))
+        for f in _list(splits.get("folds"))
+        if isinstance(f, Mapping)
+    ]
     facts = [("dataset", f"{test + train} samples: {train} train, {test} test")]
     if folds:
         sizes = f"{min(folds)}" if min(folds) == max(folds) else f"{min(folds)}–{max(folds)}"
@@ -113,8 +117,17 @@ def _split_facts(splits: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     return facts
 
 
+def _list(value: object) -> list[object]:
+    """A list of ``splits.json`` (empty where it has none)."""
+    if not value:
+        return []
+    if not isinstance(value, list):
+        raise TypeError(f"splits.json: not a list: {value!r}")
+    return value
+
+
 def _summary(
-    results: SweepResults, config: SweepConfig, splits: Mapping[str, Any] | None = None
+    results: SweepResults, config: SweepConfig, splits: Mapping[str, object] | None = None
 ) -> str:
     counts = ", ".join(f"{results.count(s)} {s}" for s in OUTCOMES if results.count(s))
     n_randoms = results.n_randoms
@@ -310,7 +323,7 @@ def render_html(
     test_metrics: Mapping[str, float] | None,
     plots: list[Plot],
     predictions_png: bytes | None,
-    splits: Mapping[str, Any] | None = None,
+    splits: Mapping[str, object] | None = None,
 ) -> str:
     """The page, as one string; ``splits`` as ``splits.json`` holds them."""
     name = results.name or config.name or "sweep"

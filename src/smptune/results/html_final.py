@@ -12,7 +12,6 @@ from smptune.results.html_parts import esc, html_table, img, num
 from smptune.results.labels import REFINED_SHOWN, metric_label, split_class_metric, variant_label
 from smptune.results.per_class import FIGURES, ClassRow, Spread
 from smptune.results.summary import MODEL_FOLDERS, SweepResults, retrain_check
-from smptune.search.scoring import cv_versus_test
 
 PREDICTIONS = Path("final") / "predictions.png"
 
@@ -146,7 +145,7 @@ def per_class_section(rows: list[ClassRow]) -> str:
 
 
 def _cv_versus_test(test_metrics: Mapping[str, float], results: SweepResults) -> str:
-    figures = cv_versus_test(test_metrics, results.scoring_view())
+    figures = results.cv_versus_test(test_metrics)
     if figures is None:
         return ""
     cv, at_epochs, test = figures

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smptune.config import SweepConfig
 from smptune.records import TrialStatus
@@ -14,6 +14,9 @@ from smptune.results.optuna_export import search_space, study_trials, user_view
 from smptune.results.plot_base import NoPlot, figure, metric_name, scored_trials, short
 from smptune.results.summary import SweepResults
 from smptune.search.adaptive import observe
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
 
 #: Lines in the parallel-coordinates plot at most (the best trial and a seeded sample).
 MAX_LINES = 1000
@@ -81,7 +84,7 @@ def parallel_coordinates(results: SweepResults, config: SweepConfig) -> tuple[An
     n_scored = len(trials)
     trials = [*trials, *infeasible]  # the scored ones first: ``observed[:n_scored]``
     observed = [observe(space, t.params, view=user_view) for t in trials]
-    axes: dict[str, Any] = {}
+    axes: dict[str, BaseDistribution] = {}
     for _, distributions in observed:
         for name, dist in distributions.items():
             if name not in axes and not dist.single():
@@ -207,7 +210,7 @@ def importance(results: SweepResults, config: SweepConfig) -> tuple[Any, str]:
 
         fitted = f"a random sample of {MAX_IMPORTANCE_TRIALS} of the {len(complete)} complete"
         complete = random.Random(0).sample(complete, MAX_IMPORTANCE_TRIALS)
-    options: dict[str, Any] = {"seed": 0}
+    options: dict[str, int] = {"seed": 0}
     if len(complete) > FANOVA_FULL_DEPTH_TRIALS:
         options["max_depth"] = 6
     optuna.logging.set_verbosity(optuna.logging.WARNING)

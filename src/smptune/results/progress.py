@@ -3,28 +3,46 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from rich.console import Console
 from rich.table import Table
 
+from smptune.config import SweepConfig
+from smptune.params import ParamsView
 from smptune.queue.store import SweepStore
 from smptune.queue.sweeps import ProgressReads
-from smptune.records import OUTCOMES, SweepRecord, SweepStatus, TrialStatus
+from smptune.records import SweepRecord, SweepStatus, TrialStatus
 from smptune.results.labels import metrics_text
+from smptune.results.status_snapshot import (
+    SHOWN_OUTCOMES,
+    BestSoFar,
+    Eta,
+    EtaBasis,
+    RequeuedTrial,
+    RungCount,
+    RunningTrial,
+    StatusSnapshot,
+)
 from smptune.results.summary import SweepResults
 from smptune.search.distributions import param_text
 
-#: Trial outcomes in the order they are shown: complete and failed first, always.
-SHOWN_OUTCOMES = (
-    TrialStatus.COMPLETE,
-    TrialStatus.FAILED,
-    *(s for s in OUTCOMES if s not in (TrialStatus.COMPLETE, TrialStatus.FAILED)),
-)
+__all__ = [
+    "SHOWN_OUTCOMES",
+    "StatusSnapshot",
+    "estimate_eta",
+    "format_duration",
+    "progress_line",
+    "ranking_table",
+    "snapshot",
+    "status_lines",
+    "trials_text",
+    "wait",
+]
 
 
-def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
+def snapshot(store: SweepStore, sweep_id: str) -> StatusSnapshot:
     """The sweep's state now: counts, best so far, who runs which trial and fold, ETA.
 
     Its reads grow with the trials running or waiting to run again, never with the sweep's
@@ -32,64 +50,78 @@ def snapshot(store: SweepStore, sweep_id: str) -> dict[str, Any]:
     recorded (:meth:`SweepStore.progress_reads`)."""
     now = store.now()  # stamps other hosts wrote are compared with Redis's clock
     sweep = store.get_sweep(sweep_id)
-    config = sweep.config.to_dict()  # the snapshot is plain JSON: it reads the stored form
-    mode = config.get("mode", "max")
+    config = sweep.config
     n_runs = sweep.n_runs  # folds × seeds of one trial
-    counts = {o.counter: sweep.count(o) for o in SHOWN_OUTCOMES}
     started = sweep.started or 0.0
     elapsed = (sweep.finished or now) - started if started else 0.0
-    running = store.running(sweep_id)
-    eta: dict[str, Any] = {"eta_s": None, "eta_basis": None}
-    requeued: list[dict[str, Any]] = []
+    running = [_running_trial(r) for r in store.running(sweep_id)]
+    eta = Eta()
+    requeued: list[RequeuedTrial] = []
     if not sweep.status.terminal:
-        reads = store.progress_reads(sweep_id, [r["trial"] for r in running])
+        reads = store.progress_reads(sweep_id, [r.trial for r in running])
         requeued = [
-            {"trial": n, "preemptions": preemptions, "requeues": requeues}
+            RequeuedTrial(n, preemptions, requeues)
             for n, (status, preemptions, requeues) in sorted(reads.others.items())
             if status is TrialStatus.REQUEUED
+        ]
+        names = list(config.hyperparameters)
+        running = [
+            replace(
+                r,
+                runs_done=len(reads.runs.get(r.trial) or {}),
+                params=_params_text(names, reads.params.get(r.trial) or {}),
+            )
+            for r in running
         ]
         if running:
             waiting = waiting_runs(sweep, len(running), reads)
             eta = estimate_eta(
                 reads.run_times, running, reads.runs, waiting, n_runs, now, sweep.deadline
             )
-        names = list(config.get("hyperparameters") or {})
-        for r in running:
-            params = reads.params.get(r["trial"]) or {}
-            r["runs_done"] = len(reads.runs.get(r["trial"]) or {})
-            r["params"] = ", ".join(param_text(n, params[n]) for n in names if n in params)
-    for r in running:
-        r.setdefault("runs_done", None)
-        r.setdefault("params", "")
-        r["running_s"] = round(now - r["started"], 1) if r["started"] else None
-    best = store.best_score(sweep_id, mode)
-    return {
-        "sweep_id": sweep_id,
-        "name": sweep.name,
-        "status": sweep.status.value,
-        "folds_done": sweep.folds_done,
-        "folds_total": sweep.n_trials * n_runs,
-        "n_folds": sweep.n_folds,
-        "n_runs": n_runs,
-        "trials_total": sweep.n_trials,
-        "open_ended": sweep.open_ended,
-        "deadline": sweep.deadline,
-        **counts,
-        "trials_finished": sweep.n_finished,
-        "best": None if best is None else {"trial": best[0], "score": best[1]},
-        "metric": config.get("metric"),
-        "mode": mode,
-        "elapsed_s": round(elapsed, 1),
-        **eta,
-        "running": running,
-        "requeued": requeued,
-        "test_metrics": sweep.test_metrics,
-        "class_names": config.get("class_names"),
-        "error": sweep.error,
-        "finalize_runs": sweep.finalize_runs,
-        "rungs": rung_counts(store, sweep_id, config, n_runs),
-        "stalled": stalled_line(store, sweep),
-    }
+    running = [
+        replace(r, running_s=round(now - r.started, 1) if r.started else None) for r in running
+    ]
+    best = store.best_score(sweep_id, config.mode or "max")
+    return StatusSnapshot(
+        sweep_id=sweep_id,
+        name=sweep.name,
+        status=sweep.status,
+        folds_done=sweep.folds_done,
+        folds_total=sweep.n_trials * n_runs,
+        n_folds=sweep.n_folds,
+        n_runs=n_runs,
+        trials_total=sweep.n_trials,
+        open_ended=sweep.open_ended,
+        deadline=sweep.deadline,
+        counts={o: sweep.count(o) for o in SHOWN_OUTCOMES},
+        trials_finished=sweep.n_finished,
+        best=None if best is None else BestSoFar(*best),
+        metric=config.metric,
+        mode=config.mode or "max",
+        elapsed_s=round(elapsed, 1),
+        eta=eta,
+        running=tuple(running),
+        requeued=tuple(requeued),
+        test_metrics=sweep.test_metrics,
+        class_names=tuple(config.class_names) if config.class_names else None,
+        error=sweep.error,
+        finalize_runs=sweep.finalize_runs,
+        rungs=rung_counts(store, sweep_id, config, n_runs),
+        stalled=stalled_line(store, sweep),
+    )
+
+
+def _running_trial(row: Mapping[str, object]) -> RunningTrial:
+    """A row of :meth:`SweepStore.running` as a record."""
+    trial, worker, started = row["trial"], row["worker"], row["started"]
+    fold, share = row.get("fold", 0), row.get("share") or ""
+    if not (isinstance(trial, int) and isinstance(fold, int) and isinstance(started, float)):
+        raise TypeError(f"a running trial's row is not as the store writes it: {row!r}")
+    return RunningTrial(trial, str(worker), started, share=str(share), fold=fold)
+
+
+def _params_text(names: list[str], params: ParamsView) -> str:
+    return ", ".join(param_text(n, params[n]) for n in names if n in params)
 
 
 #: Lease TTLs without progress, and with no worker holding it, after which a sweep's
@@ -128,39 +160,32 @@ def stalled_line(store: SweepStore, sweep: SweepRecord) -> str | None:
 
 
 def rung_counts(
-    store: SweepStore, sweep_id: str, config: Mapping[str, Any], n_runs: int
-) -> list[dict[str, Any]]:
+    store: SweepStore, sweep_id: str, config: SweepConfig, n_runs: int
+) -> tuple[RungCount, ...]:
     """Per rung of a successive-halving pruner: where it is read and how many trials
     reached it, were promoted and were stopped there (none without such a pruner)."""
     from smptune.search.halving import Halving
-    from smptune.search.specs import PrunerSpec
 
-    spec = PrunerSpec.parse(config.get("pruner"))
+    spec = config.pruner_spec
     if not spec.halving:
-        return []
-    halving = Halving.from_spec(spec, int(config["training"]["max_epochs"]), n_runs)
-    seeds = int((config.get("cv") or {}).get("n_randoms") or 1)
-    return [
-        {
-            "bracket": c.bracket,
-            "where": c.rung.where(seeds),
-            "reached": c.reached,
-            "promoted": c.promoted,
-            "stopped": c.stopped,
-        }
-        for c in store.rungs(sweep_id, halving, mode=str(config.get("mode", "max"))).counts()
-    ]
+        return ()
+    halving = Halving.from_spec(spec, config.max_epochs, n_runs)
+    seeds = config.cv_settings.n_randoms
+    return tuple(
+        RungCount(c.bracket, c.rung.where(seeds), c.reached, c.promoted, c.stopped)
+        for c in store.rungs(sweep_id, halving, mode=config.mode or "max").counts()
+    )
 
 
-def rungs_line(rungs: list[dict[str, Any]]) -> str | None:
+def rungs_line(rungs: Sequence[RungCount]) -> str | None:
     """``rungs: fold 0, epoch 2: 9 reached, 3 promoted | after fold 1: ...`` (per bracket
     with several), or None without rungs."""
     if not rungs:
         return None
-    several = len({r["bracket"] for r in rungs}) > 1
+    several = len({r.bracket for r in rungs}) > 1
     parts = [
-        (f"bracket {r['bracket']} " if several else "")
-        + f"{r['where']}: {r['reached']} reached, {r['promoted']} promoted"
+        (f"bracket {r.bracket} " if several else "")
+        + f"{r.where}: {r.reached} reached, {r.promoted} promoted"
         for r in rungs
     ]
     return "rungs: " + " | ".join(parts)
@@ -181,13 +206,13 @@ def waiting_runs(sweep: SweepRecord, busy: int, reads: ProgressReads) -> int:
 
 def estimate_eta(
     run_times: Mapping[str, tuple[int, float]],
-    running: list[dict[str, Any]],
-    runs: Mapping[int, Mapping[int, Mapping[str, Any]]],
+    running: Sequence[RunningTrial],
+    runs: Mapping[int, Mapping[int, Mapping[str, object]]],
     waiting: int,
     n_runs: int,
     now: float,
     deadline: float | None = None,
-) -> dict[str, Any]:
+) -> Eta:
     """Seconds until every trial has finished, from the measured run (fold) times.
 
     Each running trial has its runs left to do at its worker's mean run time (the sweep's
@@ -201,34 +226,31 @@ def estimate_eta(
     measured = sum(n for n, _ in run_times.values())
     total = sum(s for _, s in run_times.values())
     mean = total / measured if measured else None
-    basis: dict[str, Any] = {
-        "runs_measured": measured,
-        "mean_run_s": None if mean is None else round(mean, 3),
-        "workers_busy": len(running),
-    }
+    basis = EtaBasis(measured, None if mean is None else round(mean, 3), len(running))
     if mean is None or not running:
-        return {"eta_s": None, "eta_basis": basis}
+        return Eta(None, basis)
     on_workers: list[float] = []
     for r in running:
-        n, seconds = run_times.get(r["worker"] or "", (0, 0.0))
+        n, seconds = run_times.get(r.worker, (0, 0.0))
         per_run = seconds / n if n else mean
-        done = runs.get(r["trial"]) or {}
+        done = runs.get(r.trial) or {}
         left = max(1, n_runs - len(done))  # the run under way counts
-        spent = sum(float(x.get("duration_s") or 0) for x in done.values())
-        in_run = now - r["started"] - spent if r["started"] else 0.0
+        spent = sum(_seconds(x.get("duration_s")) for x in done.values())
+        in_run = now - r.started - spent if r.started else 0.0
         on_workers.append(left * per_run - min(max(in_run, 0.0), 0.95 * per_run))
     eta = max((sum(on_workers) + waiting * mean) / len(running), max(on_workers))
-    return _capped({"eta_s": eta, "eta_basis": basis}, now, deadline)
+    if deadline is not None:  # a time budget caps it
+        eta = min(eta, max(0.0, float(deadline) - now))
+    return Eta(round(eta, 1), basis)
 
 
-def _capped(eta: dict[str, Any], now: float, deadline: float | None) -> dict[str, Any]:
-    """``eta`` no later than ``deadline`` (a time budget), rounded."""
-    if eta["eta_s"] is None:
-        return eta
-    seconds = float(eta["eta_s"])
-    if deadline is not None:
-        seconds = min(seconds, max(0.0, float(deadline) - now))
-    return {**eta, "eta_s": round(seconds, 1)}
+def _seconds(value: object) -> float:
+    """A recorded run's ``duration_s`` (0 when it has none)."""
+    if not value:
+        return 0.0
+    if not isinstance(value, int | float | str):
+        raise TypeError(f"duration_s: not a number: {value!r}")
+    return float(value)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -240,67 +262,68 @@ def format_duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def trials_text(snap: dict[str, Any]) -> str:
+def trials_text(snap: StatusSnapshot) -> str:
     """``4 done, 1 failed, 2 pruned of 10``: every outcome that happened (``of 12 so far``
     for a sweep without ``n_trials``, which grows until its budget is spent)."""
-    parts = [f"{snap['trials_complete']} done", f"{snap['trials_failed']} failed"]
-    parts += [f"{snap[o.counter]} {o}" for o in SHOWN_OUTCOMES[2:] if snap.get(o.counter)]
-    so_far = " so far" if snap.get("open_ended") else ""
-    return ", ".join(parts) + f" of {snap['trials_total']}{so_far}"
+    parts = [
+        f"{snap.count(TrialStatus.COMPLETE)} done",
+        f"{snap.count(TrialStatus.FAILED)} failed",
+    ]
+    parts += [f"{snap.count(o)} {o}" for o in SHOWN_OUTCOMES[2:] if snap.count(o)]
+    so_far = " so far" if snap.open_ended else ""
+    return ", ".join(parts) + f" of {snap.trials_total}{so_far}"
 
 
-def progress_line(snap: dict[str, Any]) -> str:
-    best = snap["best"]
-    best_text = f"{snap['metric']}={best['score']:.4f} (trial {best['trial']})" if best else "--"
+def progress_line(snap: StatusSnapshot) -> str:
+    best = snap.best
+    best_text = f"{snap.metric}={best.score:.4f} (trial {best.trial})" if best else "--"
     return (
-        f"[{snap['status']}] folds {snap['folds_done']}/{snap['folds_total']} | "
+        f"[{snap.status.value}] folds {snap.folds_done}/{snap.folds_total} | "
         f"trials {trials_text(snap)} | best {best_text} | "
-        f"elapsed {format_duration(snap['elapsed_s'])} | ETA {format_duration(snap['eta_s'])}"
+        f"elapsed {format_duration(snap.elapsed_s)} | ETA {format_duration(snap.eta_s)}"
     )
 
 
-def status_lines(snap: dict[str, Any]) -> list[str]:
+def status_lines(snap: StatusSnapshot) -> list[str]:
     """What ``producer status`` prints: the progress line, how the ETA was measured, then
     one line per busy worker with its trial, fold and parameters."""
-    lines = [f"sweep {snap['sweep_id']} ({snap['name']})", progress_line(snap)]
-    if snap.get("stalled"):
-        lines.append(snap["stalled"])
-    if snap.get("deadline"):
-        ends = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap["deadline"]))
+    lines = [f"sweep {snap.sweep_id} ({snap.name})", progress_line(snap)]
+    if snap.stalled:
+        lines.append(snap.stalled)
+    if snap.deadline:
+        ends = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap.deadline))
         lines.append(f"time budget: no trial starts after {ends}")
-    basis = snap.get("eta_basis")
-    if snap["eta_s"] is not None and basis:
+    basis = snap.eta.eta_basis
+    if snap.eta_s is not None and basis and basis.mean_run_s is not None:
         lines.append(
-            f"ETA from {basis['runs_measured']} finished folds (mean "
-            f"{basis['mean_run_s']:.1f} s each) on {basis['workers_busy']} busy workers"
+            f"ETA from {basis.runs_measured} finished folds (mean "
+            f"{basis.mean_run_s:.1f} s each) on {basis.workers_busy} busy workers"
         )
-    seeds = snap["n_runs"] // max(1, snap["n_folds"])
-    for r in sorted(snap["running"], key=lambda r: r["worker"] or ""):
-        fold = f"fold {r['fold']} ({_ordinal(r['fold'] + 1)} of {snap['n_folds']})"
-        if seeds > 1 and r["runs_done"] is not None:
-            fold += f", run {min(r['runs_done'] + 1, snap['n_runs'])} of {snap['n_runs']}"
-        share = f" ({r['share']})" if r.get("share") else ""
-        line = f"  {r['worker']}{share}: trial {r['trial']} {fold}, "
-        line += f"{format_duration(r['running_s'])} in this trial"
-        lines.append(line + (f" | {r['params']}" if r["params"] else ""))
-    rungs = rungs_line(snap.get("rungs") or [])
+    seeds = snap.n_runs // max(1, snap.n_folds)
+    for r in sorted(snap.running, key=lambda r: r.worker):
+        fold = f"fold {r.fold} ({_ordinal(r.fold + 1)} of {snap.n_folds})"
+        if seeds > 1 and r.runs_done is not None:
+            fold += f", run {min(r.runs_done + 1, snap.n_runs)} of {snap.n_runs}"
+        share = f" ({r.share})" if r.share else ""
+        line = f"  {r.worker}{share}: trial {r.trial} {fold}, "
+        line += f"{format_duration(r.running_s)} in this trial"
+        lines.append(line + (f" | {r.params}" if r.params else ""))
+    rungs = rungs_line(snap.rungs)
     if rungs:
         lines.append(rungs)
-    if snap.get("requeued"):
-        lines.append("queued again: " + ", ".join(_requeued_text(r) for r in snap["requeued"]))
-    if snap["test_metrics"]:
-        shown = metrics_text(snap["test_metrics"], snap.get("class_names"))
+    if snap.requeued:
+        lines.append("queued again: " + ", ".join(_requeued_text(r) for r in snap.requeued))
+    if snap.test_metrics:
+        shown = metrics_text(snap.test_metrics, snap.class_names)
         lines.append(f"test metrics: {shown}")
-    if snap["error"]:
-        lines.append(f"error: {snap['error']}")
+    if snap.error:
+        lines.append(f"error: {snap.error}")
     return lines
 
 
 def cv_versus_test_line(results: SweepResults, test_metrics: Mapping[str, float]) -> str | None:
     """``iou: CV 0.570 (best epochs), CV after 8 epochs 0.460, test 0.380``, or None."""
-    from smptune.search.scoring import cv_versus_test
-
-    figures = cv_versus_test(test_metrics, results.scoring_view())
+    figures = results.cv_versus_test(test_metrics)
     if figures is None:
         return None
     cv, at_epochs, test = figures
@@ -314,19 +337,19 @@ def cv_versus_test_line(results: SweepResults, test_metrics: Mapping[str, float]
     return line
 
 
-def _requeued_text(r: dict[str, Any]) -> str:
+def _requeued_text(r: RequeuedTrial) -> str:
     """``trial 3 (preempted 1×)``: a trial waiting to run again, and why it left its worker."""
     why = []
-    if r["preemptions"]:
-        why.append(f"preempted {r['preemptions']}×")
-    if r["requeues"]:
-        why.append(f"worker lost {r['requeues']}×")
-    return f"trial {r['trial']}" + (f" ({', '.join(why)})" if why else "")
+    if r.preemptions:
+        why.append(f"preempted {r.preemptions}×")
+    if r.requeues:
+        why.append(f"worker lost {r.requeues}×")
+    return f"trial {r.trial}" + (f" ({', '.join(why)})" if why else "")
 
 
 def _snapshot_through_outages(
     store: SweepStore, sweep_id: str, console: Console, outage_limit_s: float
-) -> dict[str, Any]:
+) -> StatusSnapshot:
     """A snapshot; while Redis is away (a restart), say so and keep asking."""
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -355,7 +378,7 @@ def wait(
     console: Console,
     poll_s: float = 1.0,
     outage_limit_s: float = 600.0,
-) -> dict[str, Any]:
+) -> StatusSnapshot:
     """Show progress until the sweep (and its retrain-and-test) has finished."""
     from rich.progress import BarColumn, Progress, TextColumn
 
@@ -367,7 +390,7 @@ def wait(
             if line.split(" | elapsed")[0] != last:
                 console.print(line, highlight=False, soft_wrap=True, markup=False)
                 last = line.split(" | elapsed")[0]
-            if SweepStatus(snap["status"]).terminal:
+            if snap.status.terminal:
                 return snap
             time.sleep(poll_s)
     with Progress(
@@ -379,17 +402,17 @@ def wait(
         transient=False,
     ) as bar:
         snap = snapshot(store, sweep_id)
-        task = bar.add_task(snap["name"], total=snap["folds_total"], info="")
+        task = bar.add_task(snap.name, total=snap.folds_total, info="")
         while True:
             snap = _snapshot_through_outages(store, sweep_id, console, outage_limit_s)
             info = progress_line(snap).split("| ", 1)[1]
             bar.update(
                 task,
-                completed=snap["folds_done"],
+                completed=snap.folds_done,
                 info=info,
-                description=f"{snap['name']} [{snap['status']}]",
+                description=f"{snap.name} [{snap.status.value}]",
             )
-            if SweepStatus(snap["status"]).terminal:
+            if snap.status.terminal:
                 return snap
             time.sleep(poll_s)
 

@@ -12,7 +12,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from smptune.config import SweepConfig
 from smptune.params import Params, ParamsView
@@ -25,8 +25,23 @@ from smptune.records import (
     TrialRecord,
     TrialStatus,
 )
+from smptune.results.json_reads import (
+    count,
+    flag,
+    items,
+    maybe_number,
+    maybe_real,
+    maybe_text,
+    maybe_whole,
+    number,
+    real,
+    record,
+    text,
+    whole,
+)
 from smptune.search.halving import Halving
 from smptune.search.scoring import (
+    CvAtEpochs,
     Scoring,
     best_epochs,
     cv_versus_test,
@@ -61,33 +76,6 @@ __all__ = [
 CURVES_TOP, CURVES_STOPPED = 5, 10
 
 
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-@dataclass(frozen=True)
-class CvAtEpochs:
-    """The best trial's runs after the retrain's epoch count (:func:`score_at_epoch`)."""
-
-    epochs: int
-    score: float
-    std: float
-    per_run: Mapping[int, float]
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "epochs": self.epochs,
-            "score": self.score,
-            "std": self.std,
-            "per_run": dict(self.per_run),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CvAtEpochs:
-        per_run = {int(k): float(v) for k, v in (data.get("per_run") or {}).items()}
-        return cls(int(data["epochs"]), float(data["score"]), float(data["std"]), per_run)
-
-
 @dataclass(frozen=True)
 class BestTrial:
     """The sweep's answer: its trial, score, configuration and the retrain's epochs."""
@@ -113,16 +101,16 @@ class BestTrial:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BestTrial:
+    def from_dict(cls, data: Mapping[str, object]) -> BestTrial:
         at = data.get("cv_at_epochs")
         return cls(
-            trial=int(data["trial"]),
+            trial=whole(data["trial"]),
             status=TrialStatus(data.get("status", "complete")),
-            score=_float(data.get("score")),
-            score_std=_float(data.get("score_std")),
-            params=dict(data.get("params") or {}),
-            epochs=int(data.get("epochs", 1)),
-            cv_at_epochs=CvAtEpochs.from_dict(at) if at else None,
+            score=maybe_number(data.get("score")),
+            score_std=maybe_number(data.get("score_std")),
+            params=dict(record(data.get("params"))),
+            epochs=whole(data.get("epochs", 1)),
+            cv_at_epochs=CvAtEpochs.from_dict(record(at)) if at else None,
         )
 
 
@@ -147,28 +135,43 @@ class RankedTrial(TrialRecord):
         """Run index -> score of its recorded runs."""
         return scores_by_run(self.folds, self.fold_scores)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         out = TrialRecord.to_dict(self)
         del out["rank"], out["fold_scores"]  # after device_s, as results.json has them
         return {**out, "rank": self.rank, "fold_scores": list(self.fold_scores)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RankedTrial:
-        partial, checkpoint = data.get("partial"), data.get("checkpoint")
-        oom = data.get("out_of_memory")
-        known = {name: data[name] for name in _RECORD_FIELDS if name in data}
+    def from_dict(cls, data: Mapping[str, object]) -> RankedTrial:
+        """A row of results.json's ranking; a field of the trial's record it lacks keeps
+        its default."""
+        get = data.get
+        partial, checkpoint, oom = get("partial"), get("checkpoint"), get("out_of_memory")
         return cls(
-            **{
-                **known,
-                "status": TrialStatus(data.get("status", "pending")),
-                "params": dict(data.get("params") or {}),
-                "folds": {int(k): dict(v) for k, v in (data.get("folds") or {}).items()},
-                "partial": PartialRun.from_dict(partial) if partial else None,
-                "checkpoint": SavedCheckpoint.from_dict(checkpoint) if checkpoint else None,
-                "out_of_memory": OutOfMemory.from_dict(oom) if oom else None,
-            },
-            rank=int(data.get("rank") or 0),
-            fold_scores=tuple(float(s) for s in data.get("fold_scores") or ()),
+            trial=count(data["trial"]),
+            status=TrialStatus(get("status", "pending")),
+            params=dict(record(get("params"))),
+            folds={whole(k): dict(record(v)) for k, v in record(get("folds")).items()},
+            worker=maybe_text(get("worker")),
+            device=maybe_text(get("device")),
+            fold=maybe_whole(get("fold")),
+            pid=maybe_whole(get("pid")),
+            attempts=count(get("attempts", 0)),
+            error=maybe_text(get("error")),
+            started=maybe_real(get("started")),
+            finished=maybe_real(get("finished")),
+            requeues=count(get("requeues", 0)),
+            unstable=flag(get("unstable", False)),
+            score=maybe_real(get("score")),
+            score_std=maybe_real(get("score_std")),
+            duration_s=maybe_real(get("duration_s")),
+            requeued_at=maybe_real(get("requeued_at")),
+            partial=PartialRun.from_dict(record(partial)) if partial else None,
+            preemptions=count(get("preemptions", 0)),
+            checkpoint=SavedCheckpoint.from_dict(record(checkpoint)) if checkpoint else None,
+            out_of_memory=OutOfMemory.from_dict(record(oom)) if oom else None,
+            batch_size=maybe_whole(get("batch_size")),
+            rank=whole(get("rank") or 0),
+            fold_scores=tuple(number(s) for s in items(get("fold_scores"))),
         )
 
 
@@ -192,14 +195,15 @@ class LearningCurve:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LearningCurve:
+    def from_dict(cls, data: Mapping[str, object]) -> LearningCurve:
         partial = data.get("partial")
+        curves = record(data.get("curves"))
         return cls(
-            trial=int(data["trial"]),
-            rank=int(data.get("rank") or 0),
+            trial=whole(data["trial"]),
+            rank=whole(data.get("rank") or 0),
             status=TrialStatus(data.get("status", "complete")),
-            partial=PartialRun.from_dict(partial) if partial else None,
-            curves={int(k): tuple(v or ()) for k, v in (data.get("curves") or {}).items()},
+            partial=PartialRun.from_dict(record(partial)) if partial else None,
+            curves={whole(k): tuple(real(x) for x in items(v)) for k, v in curves.items()},
         )
 
 
@@ -215,8 +219,8 @@ class RungTrial:
         return {"trial": self.trial, "score": self.score, "promoted": self.promoted}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RungTrial:
-        return cls(int(data["trial"]), _float(data.get("score")), bool(data["promoted"]))
+    def from_dict(cls, data: Mapping[str, object]) -> RungTrial:
+        return cls(whole(data["trial"]), maybe_number(data.get("score")), bool(data["promoted"]))
 
 
 @dataclass(frozen=True)
@@ -239,10 +243,16 @@ class RungResult:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RungResult:
+    def from_dict(cls, data: Mapping[str, object]) -> RungResult:
         return cls(
-            **{f: data[f] for f in _RUNG_COUNTS},
-            trials=tuple(RungTrial.from_dict(t) for t in data.get("trials") or ()),
+            bracket=count(data["bracket"]),
+            rung=count(data["rung"]),
+            where=text(data["where"]),
+            resource=count(data["resource"]),
+            reached=count(data["reached"]),
+            promoted=count(data["promoted"]),
+            stopped=count(data["stopped"]),
+            trials=tuple(RungTrial.from_dict(record(t)) for t in items(data.get("trials"))),
         )
 
 
@@ -271,14 +281,16 @@ class FoldEnsemble:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FoldEnsemble:
+    def from_dict(cls, data: Mapping[str, object]) -> FoldEnsemble:
         metrics = data.get("test_metrics")
         return cls(
-            trial=data.get("trial"),
-            members=tuple(data.get("members") or ()),
-            test_metrics=None if metrics is None else dict(metrics),
-            dir=data.get("dir"),
-            error=data.get("error"),
+            trial=maybe_whole(data.get("trial")),
+            members=tuple(text(m) for m in items(data.get("members"))),
+            test_metrics=None
+            if metrics is None
+            else {k: real(v) for k, v in record(metrics).items()},
+            dir=maybe_text(data.get("dir")),
+            error=maybe_text(data.get("error")),
         )
 
 
@@ -347,15 +359,21 @@ class SweepResults:
         """The ranking's row of trial ``number``."""
         return next((t for t in self.ranking if t.trial == number), None)
 
-    def scoring_view(self) -> dict[str, Any]:
-        """The part of results.json that :func:`~smptune.search.scoring.cv_versus_test` and
-        :func:`~smptune.search.scoring.retrain_floor` read."""
-        best = self.best.to_dict() if self.best else None
-        return {"best": best, "mode": self.mode, "scoring": self.scoring.to_dict()}
+    def cv_versus_test(
+        self, test_metrics: Mapping[str, float]
+    ) -> tuple[float, float | None, float] | None:
+        """:func:`~smptune.search.scoring.cv_versus_test` of the best trial."""
+        if self.best is None:
+            return None
+        return cv_versus_test(test_metrics, self.scoring, self.best.score, self.best.cv_at_epochs)
 
-    def to_dict(self) -> dict[str, Any]:
+    def retrain_floor(self) -> float | None:
+        """:func:`~smptune.search.scoring.retrain_floor` of the best trial."""
+        return None if self.best is None else retrain_floor(self.best.cv_at_epochs, self.mode)
+
+    def to_dict(self) -> dict[str, object]:
         """results.json's content (before the results writer adds the test figures)."""
-        out: dict[str, Any] = {
+        out: dict[str, object] = {
             "sweep_id": self.sweep_id,
             "name": self.name,
             "metric": self.metric,
@@ -384,7 +402,7 @@ class SweepResults:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SweepResults:
+    def from_dict(cls, data: Mapping[str, object]) -> SweepResults:
         """Read results.json (or the store's ``results``) back; the keys the results writer
         adds (test metrics, default model, per class) are left out."""
         scoring = data.get("scoring") or {"metrics": [data.get("metric") or "score"]}
@@ -395,23 +413,25 @@ class SweepResults:
             name=str(data.get("name") or "sweep"),
             metric=str(data.get("metric") or "score"),
             mode="min" if data.get("mode") == "min" else "max",
-            n_trials=int(data.get("n_trials") or 0),
-            n_folds=int(data.get("n_folds") or 1),
-            hyperparameters=tuple(data.get("hyperparameters") or ()),
-            n_randoms=int(data.get("n_randoms") or 1),
-            scoring=Scoring.from_dict(scoring),
+            n_trials=whole(data.get("n_trials") or 0),
+            n_folds=whole(data.get("n_folds") or 1),
+            hyperparameters=tuple(text(h) for h in items(data.get("hyperparameters"))),
+            n_randoms=whole(data.get("n_randoms") or 1),
+            scoring=Scoring.from_dict(record(scoring)),
             sampler=data.get("sampler"),
             pruner=data.get("pruner"),
-            class_names=None if names is None else tuple(names),
-            counts={s: int(data.get(s.counter) or 0) for s in OUTCOMES},
-            no_best=data.get("no_best"),
-            best=BestTrial.from_dict(best) if best else None,
-            ranking=tuple(RankedTrial.from_dict(t) for t in data.get("ranking") or ()),
+            class_names=None if names is None else tuple(text(n) for n in items(names)),
+            counts={s: whole(data.get(s.counter) or 0) for s in OUTCOMES},
+            no_best=maybe_text(data.get("no_best")),
+            best=BestTrial.from_dict(record(best)) if best else None,
+            ranking=tuple(RankedTrial.from_dict(record(t)) for t in items(data.get("ranking"))),
             learning_curves=tuple(
-                LearningCurve.from_dict(c) for c in data.get("learning_curves") or ()
+                LearningCurve.from_dict(record(c)) for c in items(data.get("learning_curves"))
             ),
-            rungs=None if rungs is None else tuple(RungResult.from_dict(r) for r in rungs),
-            fold_ensemble=FoldEnsemble.from_dict(ensemble) if ensemble else None,
+            rungs=None
+            if rungs is None
+            else tuple(RungResult.from_dict(record(r)) for r in items(rungs)),
+            fold_ensemble=FoldEnsemble.from_dict(record(ensemble)) if ensemble else None,
         )
 
 
@@ -437,9 +457,8 @@ class RetrainCheck:
 def retrain_check(results: SweepResults, test_metrics: Mapping[str, float]) -> RetrainCheck | None:
     """How the retrained model's ``test_metrics`` compare with its floor; None when a figure
     is missing."""
-    view = results.scoring_view()
-    figures = cv_versus_test(test_metrics, view)
-    floor = retrain_floor(view)
+    figures = results.cv_versus_test(test_metrics)
+    floor = results.retrain_floor()
     if figures is None or floor is None:
         return None
     test = figures[2]
@@ -492,7 +511,6 @@ def current_results(db: SweepStore, sweep_id: str) -> SweepResults:
 
 def _best(best: TrialRecord, config: SweepConfig) -> BestTrial:
     epochs = best_epochs(best.folds, config.retrain_epochs)
-    at = score_at_epoch(best.curves, epochs)
     return BestTrial(
         trial=best.trial,
         status=best.status,
@@ -500,7 +518,7 @@ def _best(best: TrialRecord, config: SweepConfig) -> BestTrial:
         score_std=best.score_std,
         params=dict(best.params),
         epochs=epochs,
-        cv_at_epochs=None if at is None else CvAtEpochs.from_dict(at),
+        cv_at_epochs=score_at_epoch(best.curves, epochs),
     )
 
 

@@ -138,7 +138,7 @@ class Cases(Distribution):
             f"{self.where}: a case table's grid values depend on {self.parent!r}; use leaf()"
         )
 
-    def _body(self) -> dict[str, Any]:
+    def _body(self) -> dict[str, object]:
         return {
             "depends_on": self.parent,
             "cases": [[copy.deepcopy(v), dist.to_dict()] for v, dist in self.cases],
@@ -198,7 +198,7 @@ def _finite(dist: Distribution) -> bool:
 
 
 def _parent_of(
-    where: str, name: str, parent: str, earlier: Space, space: Mapping[str, Any]
+    where: str, name: str, parent: str, earlier: Space, space: Mapping[str, Distribution]
 ) -> Distribution:
     if parent == name:
         raise ConfigError(f"{where}: depends on itself")
@@ -258,13 +258,12 @@ def check_space(space: Mapping[str, Distribution]) -> Space:
             for parent, values in dist.when
             for parent_dist in [_parent_of(where, name, parent, out, space)]
         )
-        changes: dict[str, Any] = {"when": when} if when != dist.when else {}
         if isinstance(dist, Cases):
             parent_dist = _parent_of(where, name, dist.parent, out, space)
             cases = tuple(
                 (_match(where, "case", dist.parent, parent_dist, v), d) for v, d in dist.cases
             )
             if any(a is not b for (a, _), (b, _) in zip(cases, dist.cases, strict=True)):
-                changes["cases"] = cases
-        out[name] = dataclasses.replace(dist, **changes) if changes else dist
+                dist = dataclasses.replace(dist, when=when, cases=cases)
+        out[name] = dist if when == dist.when else dataclasses.replace(dist, when=when)
     return out

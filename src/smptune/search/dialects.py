@@ -51,7 +51,7 @@ _OPTUNA_BODY = frozenset(("low", "high", "log", "step", "choices"))
 def _check_keys(
     where: str,
     label: str,
-    data: Mapping[str, Any],
+    data: Mapping[str, object],
     allowed: Sequence[str],
     required: Sequence[str],
     dialect: str = "darts",
@@ -81,7 +81,7 @@ def _type_name(where: str, key: str, raw: Any, known: Sequence[str], dialect: st
     return kind
 
 
-def _pair(where: str, lo_key: str, hi_key: str, data: Mapping[str, Any]) -> tuple[float, float]:
+def _pair(where: str, lo_key: str, hi_key: str, data: Mapping[str, object]) -> tuple[float, float]:
     low, high = read_number(where, lo_key, data[lo_key]), read_number(where, hi_key, data[hi_key])
     if low >= high:
         raise ConfigError(
@@ -96,7 +96,7 @@ def _non_empty_list(where: str, key: str, value: Any) -> tuple[Any, ...]:
     return tuple(value)
 
 
-def _check_one_form(where: str, data: Mapping[str, Any]) -> None:
+def _check_one_form(where: str, data: Mapping[str, object]) -> None:
     """One ConfigError for an entry that mixes the head keys or bodies of two dialects."""
     heads = [
         (key, owner)
@@ -130,7 +130,7 @@ def _claims_cases(raw: Any) -> bool:
     )
 
 
-def _parse_cases(name: str, raw: Mapping[str, Any]) -> Distribution:
+def _parse_cases(name: str, raw: Mapping[str, object]) -> Distribution:
     """``{depends_on: parent, cases: {value: entry, ...}}`` (or the canonical list of pairs);
     each case is an entry in any dialect, parsed here (as the case's label)."""
     where = where_of(name)
@@ -410,7 +410,7 @@ def parse_distribution(name: str, raw: Any) -> Distribution:
     )
 
 
-def distribution_from_dict(name: str, data: Mapping[str, Any]) -> Distribution:
+def distribution_from_dict(name: str, data: Mapping[str, object]) -> Distribution:
     """Invert :meth:`Distribution.to_dict` (the explicit darts form)."""
     if not isinstance(data, Mapping) or "distribution" not in data:
         raise ConfigError(f"{where_of(name)}: {data!r} is not a mapping with a 'distribution' key")

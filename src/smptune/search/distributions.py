@@ -106,10 +106,10 @@ class Distribution(ABC):
         )
 
     @abstractmethod
-    def _body(self) -> dict[str, Any]:
+    def _body(self) -> dict[str, object]:
         """The explicit form's keys after ``distribution``."""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """The canonical explicit darts form, e.g. ``{"distribution": "uniform", ...}``."""
         out = {"distribution": self.kind, **self._body()}
         if self.when:
@@ -252,8 +252,8 @@ class FloatRange(Distribution):
         points = spaced(self.low, self.high, self.count)
         return [self.low, *(fields.clean_float(float(p)) for p in points[1:-1]), self.high]
 
-    def _body(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"low": self.low, "high": self.high}
+    def _body(self) -> dict[str, object]:
+        out: dict[str, object] = {"low": self.low, "high": self.high}
         for key, value in (("q", self.step), ("n", self.n), ("base", self.base)):
             if value is not None:
                 out[key] = value
@@ -443,8 +443,8 @@ class IntRange(Distribution):
         fields.grid_guard(self.where, self._size + 1)
         return list(range(self.low, self.high + 1, self.step))
 
-    def _body(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"low": self.low, "high": self.high}
+    def _body(self) -> dict[str, object]:
+        out: dict[str, object] = {"low": self.low, "high": self.high}
         if self.step is not None:
             out["step"] = self.step
         if self.log:
@@ -542,7 +542,7 @@ class Choice(_Categorical):
     def grid_values(self) -> list[Any]:
         return copy.deepcopy(list(self.choices))
 
-    def _body(self) -> dict[str, Any]:
+    def _body(self) -> dict[str, object]:
         return {"choices": copy.deepcopy(list(self.choices))}
 
 
@@ -570,7 +570,7 @@ class Value(_Categorical):
     def grid_values(self) -> list[Any]:
         return [copy.deepcopy(self.value)]
 
-    def _body(self) -> dict[str, Any]:
+    def _body(self) -> dict[str, object]:
         return {"value": copy.deepcopy(self.value)}
 
 
@@ -578,6 +578,6 @@ Space = dict[str, Distribution]
 """A space: hyperparameter name → distribution, in config order."""
 
 
-def space_to_dict(space: Mapping[str, Distribution]) -> dict[str, dict[str, Any]]:
+def space_to_dict(space: Mapping[str, Distribution]) -> dict[str, dict[str, object]]:
     """Every entry of ``space`` in canonical explicit form, in space order."""
     return {name: dist.to_dict() for name, dist in space.items()}

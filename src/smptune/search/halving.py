@@ -106,7 +106,7 @@ class Halving:
         max_resource = total if top == "auto" else int(top)
         factor = int(options.get("reduction_factor", 3))
         raw_min = options.get("min_resource", "auto")
-        min_resource = auto_min_resource(max_epochs, factor) if raw_min == "auto" else raw_min
+        min_resource = auto_min_resource(max_epochs, factor) if raw_min == "auto" else int(raw_min)
         if max_resource > total:
             raise ConfigError(
                 f"pruner.max_resource: {max_resource} is more than a trial trains "

@@ -22,10 +22,14 @@ __all__ = [
     "POSITIVE",
     "PROB",
     "Check",
+    "OptionValue",
     "check_options",
     "quiet_optuna",
     "read_kind",
 ]
+
+#: A checked option's value: every check passes only a bool, an integer, a real or a string.
+OptionValue: TypeAlias = bool | int | float | str
 
 #: An option's check: whether a value is valid, and what a valid one is (for the error).
 Check: TypeAlias = tuple[Callable[[Any], bool], str]
@@ -51,8 +55,9 @@ FACTOR: Check = (
 )
 
 
-def read_kind(key: str, raw: Any, known: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+def read_kind(key: str, raw: object, known: tuple[str, ...]) -> tuple[str, dict[str, object]]:
     """The kind (one of ``known``, lower-cased; None: the first) and the options given."""
+    options: dict[str, object]
     if isinstance(raw, Mapping):
         options = dict(raw)
         kind = options.pop("type", None)
@@ -70,11 +75,13 @@ def read_kind(key: str, raw: Any, known: tuple[str, ...]) -> tuple[str, dict[str
 def check_options(
     key: str,
     kind: str,
-    options: Mapping[str, Any],
+    options: Mapping[str, object],
     allowed: Mapping[str, Check],
-    defaults: Mapping[str, Any],
-) -> dict[str, Any]:
-    """``options`` checked against ``allowed``, over ``defaults``."""
+    defaults: Mapping[str, OptionValue],
+) -> dict[str, OptionValue]:
+    """``options`` checked against ``allowed``, over ``defaults`` (a numpy scalar that
+    passes becomes a Python number)."""
+    checked: dict[str, OptionValue] = {}
     for name, value in options.items():
         if name not in allowed:
             listed = ", ".join(allowed) or "none"
@@ -82,7 +89,18 @@ def check_options(
         check, described = allowed[name]
         if not check(value):
             raise ConfigError(f"{key}.{name}: must be {described}, got {value!r}")
-    return {**defaults, **options}
+        checked[name] = _option_value(f"{key}.{name}", value)
+    return {**defaults, **checked}
+
+
+def _option_value(where: str, value: object) -> OptionValue:
+    if isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    raise ConfigError(f"{where}: must be true, false, a number or a string, got {value!r}")
 
 
 @contextlib.contextmanager

@@ -15,12 +15,19 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from smptune.errors import ConfigError
 from smptune.records import RunResults, TrialRecord, TrialStatus
 
 COMBINES = ("harmonic", "arithmetic", "geometric", "min")
+
+
+class ScoringDict(TypedDict):
+    """:meth:`Scoring.to_dict`: results.json's ``scoring``."""
+
+    metrics: list[str]
+    combine: str
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,7 @@ class Scoring:
         parts = [m.name if m.higher else f"1/{m.name}" for m in self.metrics]
         return f"{self.combine}({', '.join(parts)})"
 
-    def _values(self, metrics: Mapping[str, Any]) -> list[float]:
+    def _values(self, metrics: Mapping[str, float]) -> list[float]:
         try:
             return [float(metrics[m.name]) for m in self.metrics]
         except KeyError as exc:
@@ -131,14 +138,14 @@ class Scoring:
                 f"metric: {exc.args[0]!r} is not among the reported metrics ({', '.join(metrics)})"
             ) from None
 
-    def is_stable(self, metrics: Mapping[str, Any]) -> bool:
+    def is_stable(self, metrics: Mapping[str, float]) -> bool:
         """False for NaN or ±inf among the scoring metrics, or 0 where they combine."""
         values = self._values(metrics)
         if not all(math.isfinite(v) for v in values):
             return False
         return not (self.combined and any(v == 0.0 for v in values))
 
-    def run_score(self, metrics: Mapping[str, Any]) -> float:
+    def run_score(self, metrics: Mapping[str, float]) -> float:
         """The run's score (NaN when unstable); compare with :attr:`mode`."""
         values = self._values(metrics)
         if not self.is_stable(metrics):
@@ -156,7 +163,7 @@ class Scoring:
             return math.exp(sum(math.log(t) for t in terms) / len(terms))
         return len(terms) / sum(1.0 / t for t in terms)
 
-    def best_index(self, history: Sequence[Mapping[str, Any]]) -> int:
+    def best_index(self, history: Sequence[Mapping[str, float]]) -> int:
         """0-based index of the best epoch of ``history`` (the first among equals; an
         unstable epoch is never preferred to a stable one)."""
         if not history:
@@ -170,14 +177,18 @@ class Scoring:
                 best, best_key = i, key
         return best
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ScoringDict:
         return {"metrics": [m.label() for m in self.metrics], "combine": self.combine}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Scoring:
-        return cls(
-            tuple(MetricSpec.parse(m) for m in data["metrics"]), data.get("combine", "harmonic")
-        )
+    def from_dict(cls, data: Mapping[str, object]) -> Scoring:
+        """Read :meth:`to_dict`'s JSON back (``combine`` defaults to harmonic)."""
+        metrics, combine = data["metrics"], data.get("combine", "harmonic")
+        if not isinstance(metrics, Iterable):
+            raise ConfigError(f"metric: must be a name or a list of names, got {metrics!r}")
+        if not isinstance(combine, str):
+            raise ConfigError(f"combine: must be one of {', '.join(COMBINES)}, got {combine!r}")
+        return cls(tuple(MetricSpec.parse(m) for m in metrics), combine)
 
 
 def run_index(fold: int, repeat: int, n_repeats: int) -> int:
@@ -271,7 +282,30 @@ def best_epochs(folds: RunResults, rule: str) -> int:
     return max(1, round(sum(epochs) / len(epochs)))
 
 
-def score_at_epoch(curves: Mapping[int, Sequence[float]], epochs: int) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class CvAtEpochs:
+    """The best trial's runs after the retrain's epoch count (:func:`score_at_epoch`)."""
+
+    epochs: int
+    score: float
+    std: float
+    per_run: Mapping[int, float]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "epochs": self.epochs,
+            "score": self.score,
+            "std": self.std,
+            "per_run": dict(self.per_run),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CvAtEpochs:
+        per_run = {int(k): float(v) for k, v in (data.get("per_run") or {}).items()}
+        return cls(int(data["epochs"]), float(data["score"]), float(data["std"]), per_run)
+
+
+def score_at_epoch(curves: Mapping[int, Sequence[float]], epochs: int) -> CvAtEpochs | None:
     """Each run's validation score after ``epochs`` epochs (its last, for a run that stopped
     sooner) and their mean: what the folds say of a model trained that long, as the retrain
     is, rather than of each run at its best epoch. None without epoch curves."""
@@ -282,34 +316,32 @@ def score_at_epoch(curves: Mapping[int, Sequence[float]], epochs: int) -> dict[s
     if not finite:
         return None
     mean, std = mean_std(finite)
-    return {"epochs": epochs, "score": mean, "std": std, "per_run": per_run}
+    return CvAtEpochs(epochs, mean, std, per_run)
 
 
-def retrain_floor(results: Mapping[str, Any]) -> float | None:
+def retrain_floor(at_epochs: CvAtEpochs | None, mode: str) -> float | None:
     """The least a retrained model should score on the test split: the CV after its epochs
-    less twice the runs' spread there (``min`` metrics: plus). None without epoch curves."""
-    at = (results.get("best") or {}).get("cv_at_epochs") or {}
-    score, std = at.get("score"), at.get("std")
-    if not isinstance(score, int | float) or not isinstance(std, int | float):
+    (``at_epochs``) less twice the runs' spread there (``min`` metrics: plus). None without
+    epoch curves."""
+    if at_epochs is None:
         return None
-    sign = -1.0 if (results.get("mode") or "max") == "max" else 1.0
-    floor = float(score) + sign * 2.0 * float(std)
+    sign = -1.0 if mode == "max" else 1.0
+    floor = at_epochs.score + sign * 2.0 * at_epochs.std
     return floor if math.isfinite(floor) else None
 
 
 def cv_versus_test(
-    test_metrics: Mapping[str, Any], results: Mapping[str, Any]
+    test_metrics: Mapping[str, float],
+    scoring: Scoring,
+    cv: float | None,
+    at_epochs: CvAtEpochs | None,
 ) -> tuple[float, float | None, float] | None:
     """``(CV at best epochs, CV at the final model's epochs or None, test)`` on the sweep's
-    score, or None when one of them is missing."""
-    best = results.get("best") or {}
-    scoring, cv = results.get("scoring"), best.get("score")
-    if not scoring or not isinstance(cv, int | float) or not math.isfinite(cv):
+    score (``cv``: the best trial's), or None when one of them is missing."""
+    if cv is None or not math.isfinite(cv):
         return None
-    test = Scoring.from_dict(scoring).run_score(test_metrics)
+    test = scoring.run_score(test_metrics)
     if not math.isfinite(test):
         return None
-    at_epochs = (best.get("cv_at_epochs") or {}).get("score")
-    if not isinstance(at_epochs, int | float) or not math.isfinite(at_epochs):
-        at_epochs = None
-    return float(cv), at_epochs, test
+    at = None if at_epochs is None or not math.isfinite(at_epochs.score) else at_epochs.score
+    return float(cv), at, test

@@ -18,6 +18,7 @@ from smptune.search.options import (
     POSITIVE,
     PROB,
     Check,
+    OptionValue,
     check_options,
     quiet_optuna,
     read_kind,
@@ -61,14 +62,14 @@ _OPTIONS: dict[str, dict[str, Check]] = {
 }
 #: ASHA's and Hyperband's defaults, chosen on learning curves recorded from real data
 #: (docs/performance.md, "Successive halving on real curves").
-_HALVING_DEFAULTS = {
+_HALVING_DEFAULTS: dict[str, OptionValue] = {
     "min_resource": "auto",
     "reduction_factor": 3,
     "max_resource": "auto",
     "bootstrap_count": "auto",
 }
 #: Defaults that differ from Optuna's: a sweep has few trials, so start learning early.
-_DEFAULTS: dict[str, dict[str, Any]] = {
+_DEFAULTS: dict[str, dict[str, OptionValue]] = {
     "median": {"n_startup_trials": 5, "n_warmup_steps": 0, "at": "fold"},
     "wilcoxon": {"p_threshold": 0.1, "n_startup_steps": 2},
     "asha": _HALVING_DEFAULTS,
@@ -83,10 +84,10 @@ class PrunerSpec:
     ``hyperband`` at epoch rungs inside each run."""
 
     kind: str = "none"
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, OptionValue] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, raw: Any) -> PrunerSpec:
+    def parse(cls, raw: object) -> PrunerSpec:
         kind, given = read_kind("pruner", raw, PRUNERS)
         return cls(
             kind, check_options("pruner", kind, given, _OPTIONS[kind], _DEFAULTS.get(kind, {}))
@@ -106,7 +107,7 @@ class PrunerSpec:
         """``epoch`` when the pruner decides inside runs, else ``fold``."""
         return "epoch" if self.halving else str(self.options.get("at", "fold"))
 
-    def to_config(self) -> str | dict[str, Any]:
+    def to_config(self) -> str | dict[str, OptionValue]:
         return {"type": self.kind, **self.options} if self.options else self.kind
 
     def build(self) -> Any:
@@ -115,8 +116,11 @@ class PrunerSpec:
 
         with quiet_optuna():
             if self.kind == "median":
-                options = {k: v for k, v in self.options.items() if k != "at"}
-                return optuna.pruners.MedianPruner(**options)
+                counts = {k: int(v) for k, v in self.options.items() if k != "at"}
+                return optuna.pruners.MedianPruner(**counts)
             if self.kind == "wilcoxon":
-                return optuna.pruners.WilcoxonPruner(**self.options)
+                return optuna.pruners.WilcoxonPruner(
+                    p_threshold=float(self.options["p_threshold"]),
+                    n_startup_steps=int(self.options["n_startup_steps"]),
+                )
             return optuna.pruners.NopPruner()

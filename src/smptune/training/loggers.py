@@ -31,7 +31,7 @@ def _sweep_dir(output_dir: Path) -> Path:
     return output_dir.parent.parent if output_dir.parent.name == "trials" else output_dir.parent
 
 
-def _group(context: FoldContext) -> dict[str, Any]:
+def _group(context: FoldContext) -> dict[str, str | int]:
     return {
         "sweep": context.sweep_id,
         "trial": context.trial,

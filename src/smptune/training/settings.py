@@ -18,6 +18,7 @@ Read from :class:`~smptune.trainable.SweepSettings`:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -111,7 +112,7 @@ class RunSettings:
         return metric_names(self.data.classes)
 
 
-def _choice(training: dict[str, Any], key: str, choices: tuple[str, ...]) -> str:
+def _choice(training: Mapping[str, object], key: str, choices: tuple[str, ...]) -> str:
     """``training[key]``, one of ``choices`` (``none``, the first, when unset, null or
     false)."""
     value = training.get(key, choices[0])
@@ -163,17 +164,17 @@ def _int(key: str, value: Any, low: int) -> int:
     return value
 
 
-def _unknown(section: str, values: dict[str, Any], known: tuple[str, ...]) -> None:
+def _unknown(section: str, values: Mapping[str, object], known: tuple[str, ...]) -> None:
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(f"{section}.{unknown[0]}: unknown setting; known: {', '.join(known)}")
 
 
-def cv_spec(cv: dict[str, Any] | None) -> CvSpec:
+def cv_spec(cv: Mapping[str, object] | None) -> CvSpec:
     cv = dict(cv or {})
     _unknown("cv", cv, CV_KEYS)
     method = cv.get("fold_method", "kfold")
-    if method not in FOLD_METHODS:
+    if not isinstance(method, str) or method not in FOLD_METHODS:
         raise ConfigError(
             f"cv.fold_method: must be one of {', '.join(FOLD_METHODS)}, got {method!r}"
         )

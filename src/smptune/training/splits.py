@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -163,12 +162,12 @@ def splits_for(settings: SweepSettings) -> tuple[RunSettings, SegmentationData, 
     return rs, data, known[1]
 
 
-def describe_splits(settings: SweepSettings) -> dict[str, Any]:
+def describe_splits(settings: SweepSettings) -> dict[str, object]:
     """The samples (names) of the test split and of each fold's validation set, as JSON data:
     ``{"fold_method", "seed", "group_column" (for group splits), "test": [...],
     "train": [...], "folds": [{"fold": k, "validation": [...]}, ...]}``."""
     rs, data, plan = splits_for(settings)
-    out: dict[str, Any] = {"fold_method": rs.cv.method, "seed": rs.seed}
+    out: dict[str, object] = {"fold_method": rs.cv.method, "seed": rs.seed}
     if rs.cv.method == "group" or rs.data.test_groups is not None:
         out["group_column"] = rs.cv.group_column
     out["test"] = [data.names[i] for i in plan.test]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from smptune.params import Params, ParamsView
 from smptune.trainable import FoldContext, FoldResult, SweepSettings
@@ -84,12 +84,12 @@ class SegmentationTrainable:
             export_ensemble(members, Path(context.output_dir) / "ensemble", metrics)
         return metrics
 
-    def describe_splits(self, settings: SweepSettings) -> dict[str, Any]:
+    def describe_splits(self, settings: SweepSettings) -> dict[str, object]:
         """See :func:`describe_splits`."""
         return describe_splits(settings)
 
 
-def describe_splits(settings: SweepSettings) -> dict[str, Any]:
+def describe_splits(settings: SweepSettings) -> dict[str, object]:
     """The names of the test samples and of each fold's validation samples (JSON data, for
     ``splits.json``); see :func:`smptune.training.splits.describe_splits`."""
     from smptune.training.splits import describe_splits as describe

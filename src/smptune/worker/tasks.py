@@ -15,10 +15,9 @@ import logging
 import sys
 import time
 import traceback
-from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypedDict
 
 from celery.exceptions import Ignore
 from celery.signals import task_postrun
@@ -32,7 +31,7 @@ from smptune.queue.recovery import send_retrain
 from smptune.queue.store import LEASE_LOST, RECORDED, STALE, SweepStore
 from smptune.records import OUTCOMES, SweepRecord, SweepStatus
 from smptune.results.folder import write_results
-from smptune.results.summary import FoldEnsemble, SweepResults, summarize
+from smptune.results.summary import BestTrial, FoldEnsemble, SweepResults, summarize
 from smptune.retries import gave_up
 from smptune.trainable import FoldContext, allowed_trainables, fold_model_dirs, load_trainable
 from smptune.worker.app import app
@@ -41,6 +40,24 @@ from smptune.worker.stops import TrialShare
 from smptune.worker.trial_run import TrialRun, describe_error
 
 log = logging.getLogger("smptune.worker.tasks")
+
+
+class FinalizeOutcome(TypedDict, total=False):
+    """What ``finalize_sweep`` returns (Celery's JSON result): the sweep, and either how
+    many trial results its chord gave or that this copy was a duplicate."""
+
+    sweep_id: str
+    duplicate: bool
+    trials: int
+
+
+class RetrainOutcome(TypedDict, total=False):
+    """What ``retrain_and_test`` returns (Celery's JSON result): the sweep, ``done`` or
+    ``failed``, and the test metrics when done."""
+
+    sweep_id: str
+    status: str
+    test_metrics: dict[str, float]
 
 
 @lru_cache(maxsize=1)
@@ -100,7 +117,7 @@ def _write_results(sweep_id: str, results: SweepResults) -> None:
         log.warning("cannot write results to %s (%s); use `producer results --out`", out, exc)
 
 
-def _describe_splits(config: SweepConfig) -> dict[str, Any] | None:
+def _describe_splits(config: SweepConfig) -> dict[str, object] | None:
     """The trainable's record of its splits (sample names of test and validation sets), for
     ``splits.json``; None when it keeps none or its data cannot be read here."""
     try:
@@ -114,8 +131,8 @@ def _describe_splits(config: SweepConfig) -> dict[str, Any] | None:
 
 @app.task(name=FINALIZE_SWEEP, bind=True)  # type: ignore[untyped-decorator]  # celery ships no types
 def finalize_sweep(
-    self: Any, trial_results: list[dict[str, Any]], sweep_id: str, generation: int | None = None
-) -> dict[str, Any]:
+    self: Any, trial_results: list[TrialShare], sweep_id: str, generation: int | None = None
+) -> FinalizeOutcome:
     """The chord callback: rank, write the results, start retrain-and-test.
 
     Fenced by ``generation`` (the sweep's when the chord or the reaper sent it; None: the
@@ -161,7 +178,7 @@ def finalize_sweep(
 
 def _finalize_under_lease(
     db: SweepStore, sweep_id: str, generation: int, lease: Lease, n_results: int
-) -> dict[str, Any]:
+) -> FinalizeOutcome:
     sweep = db.get_sweep(sweep_id)
     recorded = db.finished_count(sweep_id)
     if recorded < sweep.n_trials:  # a fallback sent before an extend added trials
@@ -181,8 +198,8 @@ def _finalize_under_lease(
     # a resumed or extended sweep retrains only when its best trial changed
     unchanged = best is not None and sweep.test_metrics and sweep.retrained_trial == best.trial
     previous = db.sweep_results(sweep_id) if unchanged else None
-    if previous and previous.get("fold_ensemble"):
-        kept = FoldEnsemble.from_dict(previous["fold_ensemble"])
+    kept = SweepResults.from_dict(previous).fold_ensemble if previous else None
+    if kept is not None:
         results = dataclasses.replace(results, fold_ensemble=kept)
     retrain = config.retrain_and_test and best is not None and not cancelled and not unchanged
     ended = SweepStatus.CANCELLED if cancelled else SweepStatus.DONE
@@ -221,7 +238,7 @@ def _finalize_under_lease(
 
 
 @app.task(name=RETRAIN_AND_TEST, bind=True)  # type: ignore[untyped-decorator]  # celery ships no types
-def retrain_and_test(self: Any, sweep_id: str) -> dict[str, Any]:
+def retrain_and_test(self: Any, sweep_id: str) -> RetrainOutcome:
     """Train the best configuration on the whole train split; evaluate on the test split.
 
     Held under a lease like a trial: a copy whose sweep is no longer retraining, or whose
@@ -256,26 +273,27 @@ def retrain_and_test(self: Any, sweep_id: str) -> dict[str, Any]:
 
 def _retrain_under_lease(
     db: SweepStore, config: SweepConfig, sweep: SweepRecord, lease: Lease
-) -> dict[str, Any]:
+) -> RetrainOutcome:
     """Retrain and test while holding ``lease``, then write the outcome (done, or failed)
     only while still holding it: a copy that lost it to another (it was frozen past the TTL)
     stops training at its next epoch and records nothing (raises :class:`Ignore`)."""
     sweep_id = sweep.id
     results = db.sweep_results(sweep_id) or {}
+    best = SweepResults.from_dict(results).best if results.get("best") else None
     attempt = db.retrain_started(sweep_id)
     lease.start_heartbeat()
     try:
         refused = gave_up(attempt, config.max_attempts, "its worker")
         if refused:
             raise TrialError(refused)
-        if not results.get("best"):
+        if best is None:
             raise TrialError(f"sweep {sweep_id} has no best trial to retrain")
-        metrics = _retrain(db, config, sweep, results["best"], lease)
+        metrics = _retrain(db, config, sweep, best, lease)
         if metrics is None:
             _retrain_lost(sweep_id)
-        ensemble = _test_ensemble(config, sweep, results["best"]) if config.fold_models else None
+        ensemble = _test_ensemble(config, sweep, best) if config.fold_models else None
         if ensemble is not None:
-            results = {**results, "fold_ensemble": ensemble}
+            results = {**results, "fold_ensemble": ensemble.to_dict()}
             if not db.set_sweep_fields_held(sweep_id, lease, results=results):
                 _retrain_lost(sweep_id)
     except Ignore:
@@ -322,7 +340,7 @@ def _retrain(
     db: SweepStore,
     config: SweepConfig,
     sweep: SweepRecord,
-    best: Mapping[str, Any],
+    best: BestTrial,
     lease: Lease,
 ) -> dict[str, float] | None:
     """Retrain and test the sweep's ``best`` trial; record its test metrics and final model.
@@ -336,7 +354,7 @@ def _retrain(
     apply_in_child()  # torch's threads to the worker's share, once the trainable has torch
     context = FoldContext(
         sweep_id,
-        best["trial"],
+        best.trial,
         -1,
         config.cv_settings.n_folds,
         config.settings(),
@@ -344,13 +362,13 @@ def _retrain(
         should_stop=lease.lost.is_set,
     )
     started = time.perf_counter()
-    metrics = trainable.retrain_and_test(best["params"], best["epochs"], context)
+    metrics = trainable.retrain_and_test(best.params, best.epochs, context)
     if lease.lost.is_set():
         return None
     log.info(
         "sweep %s retrain-and-test of trial %d: %s (%.1f s)",
         sweep_id,
-        best["trial"],
+        best.trial,
         metrics,
         time.perf_counter() - started,
     )
@@ -358,16 +376,14 @@ def _retrain(
         sweep_id,
         lease,
         test_metrics=metrics,
-        retrained_trial=best["trial"],
+        retrained_trial=best.trial,
         final_model_dir=str(out),
         **_predictions_field(out),
     )
     return metrics if recorded else None
 
 
-def _test_ensemble(
-    config: SweepConfig, sweep: SweepRecord, best: Mapping[str, Any]
-) -> dict[str, Any] | None:
+def _test_ensemble(config: SweepConfig, sweep: SweepRecord, best: BestTrial) -> FoldEnsemble | None:
     """The best trial's fold models tested together (``test_metrics``, exported to
     ``final/ensemble``), or why not (``error``); None for a trainable without
     ``test_ensemble``. A failure here never fails the sweep."""
@@ -376,34 +392,34 @@ def _test_ensemble(
     if test is None:
         return None
     base = Path(sweep.artifacts_dir) / sweep.id
-    members = fold_model_dirs(base / "trials" / str(best["trial"]))
+    members = fold_model_dirs(base / "trials" / str(best.trial))
     if len(members) < config.n_runs:
         error = (
-            f"{len(members)} of trial {best['trial']}'s {config.n_runs} fold models are on "
+            f"{len(members)} of trial {best.trial}'s {config.n_runs} fold models are on "
             f"this machine (under {base / 'trials'})"
         )
         log.warning("sweep %s: no fold ensemble: %s", sweep.id, error)
-        return {"error": error}
+        return FoldEnsemble(error=error)
     context = FoldContext(
         sweep.id,
-        best["trial"],
+        best.trial,
         -1,
         config.cv_settings.n_folds,
         config.settings(),
         output_dir=base / "final",
     )
     try:
-        metrics = test(best["params"], members, context)
+        metrics = test(best.params, members, context)
     except Exception as exc:
         log.warning("sweep %s: the fold ensemble failed: %s", sweep.id, describe_error(exc))
-        return {"error": describe_error(exc)}
-    log.info("sweep %s fold ensemble of trial %d: %s", sweep.id, best["trial"], metrics)
-    return {
-        "trial": best["trial"],
-        "members": [folder.parent.name for folder in members],
-        "test_metrics": metrics,
-        "dir": str(base / "final" / "ensemble"),
-    }
+        return FoldEnsemble(error=describe_error(exc))
+    log.info("sweep %s fold ensemble of trial %d: %s", sweep.id, best.trial, metrics)
+    return FoldEnsemble(
+        trial=best.trial,
+        members=tuple(folder.parent.name for folder in members),
+        test_metrics=metrics,
+        dir=str(base / "final" / "ensemble"),
+    )
 
 
 def _predictions_field(final_dir: Path) -> dict[str, str]:

@@ -19,8 +19,8 @@ import os
 import shutil
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from celery.exceptions import Ignore
 
@@ -37,6 +37,7 @@ from smptune.search.distributions import param_text
 from smptune.search.scoring import run_index, trial_score
 from smptune.trainable import (
     FoldContext,
+    FoldResult,
     RunCheckpoint,
     allowed_trainables,
     fold_model_dirs,
@@ -86,7 +87,7 @@ class TrialRun:
         #: ``time.perf_counter()`` when this copy started the trial; None before.
         self.started: float | None = None
         #: The runs recorded so far, by run index (:func:`run_index`).
-        self.done: dict[int, dict[str, Any]] = {}
+        self.done: dict[int, Mapping[str, object]] = {}
         #: The run this copy was stopped in between two epochs, if any.
         self.partial: PartialRun | None = None
         self.max_epochs = config.max_epochs
@@ -160,7 +161,7 @@ class TrialRun:
         self.started = time.perf_counter()
         if self.config.is_open_ended:  # once per trial: the store refuses a second top-up
             self._extend(request)
-        self.done = self.db.folds(self.sweep_id, self.trial)
+        self.done = dict(self.db.folds(self.sweep_id, self.trial))
         self.saved = self.db.checkpoint(self.sweep_id, self.trial)
         refused = gave_up(self.attempt, self.config.max_attempts, "the trial's worker")
         if refused:
@@ -254,7 +255,7 @@ class TrialRun:
                     raise watch.stop
                 if watch.stop is not None and watch.stop.status is TrialStatus.INFEASIBLE:
                     raise watch.stop  # over the host's memory limit at its last epoch
-                self._record_run(fold, repeat, result.to_dict())
+                self._record_run(fold, repeat, result)
                 self._drop_checkpoint(checkpoint.path if checkpoint else None)
                 if self.epoch_pruner is not None and not watch.scores and not self.silent_warned:
                     self.silent_warned = True
@@ -422,12 +423,12 @@ class TrialRun:
             )
         self.db.fold_started(self.sweep_id, self.trial, fold)
 
-    def _record_run(self, fold: int, repeat: int, result: dict[str, Any]) -> None:
+    def _record_run(self, fold: int, repeat: int, result: FoldResult) -> None:
         """Store a finished run's result (once) and count it as done."""
-        result.update(fold=fold, repeat=repeat)
-        self.memory.mark(result)
+        recorded = {**result.to_dict(), "fold": fold, "repeat": repeat}
+        self.memory.mark(recorded)
         run = self._run(fold, repeat)
-        if self.db.record_fold(self.sweep_id, self.trial, run, result, self.lease.value) is None:
+        if self.db.record_fold(self.sweep_id, self.trial, run, recorded, self.lease.value) is None:
             self.lease.lost.set()
             log.warning(
                 "sweep %s trial %d: %s before it recorded fold %d seed %d; it stops and "
@@ -440,7 +441,7 @@ class TrialRun:
             )
             raise TrialStopped(None, f"{LOST_LEASE} at fold {fold}")
         crash_point("trial.run_recorded")
-        self.done[run] = result
+        self.done[run] = recorded
         log.info(
             "sweep %s trial %d fold %d seed %d: %s=%.4f in %.1f s",
             self.sweep_id,
@@ -448,8 +449,8 @@ class TrialRun:
             fold,
             repeat,
             self.config.scoring.label,
-            self.config.scoring.run_score(result["metrics"]),
-            result["duration_s"],
+            self.config.scoring.run_score(result.metrics),
+            result.duration_s,
         )
 
     def _record(self, stop: TrialStopped | None = None) -> TrialOutcome:

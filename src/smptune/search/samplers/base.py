@@ -29,7 +29,7 @@ from smptune.errors import ConfigError
 from smptune.params import Params, ParamsView
 from smptune.search.conditions import Cases, is_active
 from smptune.search.distributions import Distribution
-from smptune.search.options import Check, check_options
+from smptune.search.options import Check, OptionValue, check_options
 from smptune.search.sampling import sample_configurations
 
 __all__ = ["Asking", "PlanSettings", "Sampler", "StudyAsk", "probe"]
@@ -85,7 +85,7 @@ class Sampler(ABC):
     #: Option name -> its check; the options the sampler's class takes.
     option_checks: ClassVar[Mapping[str, Check]] = {}
     #: The options' defaults that differ from its class's.
-    option_defaults: ClassVar[Mapping[str, Any]] = {}
+    option_defaults: ClassVar[Mapping[str, OptionValue]] = {}
     #: The word ``n_trials`` takes for this sampler, which then lists its own trials
     #: (``n_trials: grid``); None: ``n_trials`` is a number, or absent.
     n_trials_word: ClassVar[str | None] = None
@@ -98,10 +98,10 @@ class Sampler(ABC):
     #: its study as a violated constraint, else as failed.
     honours_constraints: ClassVar[bool] = False
 
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, OptionValue] = field(default_factory=dict)
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> Sampler:
+    def from_options(cls, options: Mapping[str, object]) -> Sampler:
         """The sampler with ``options`` checked (``sampler.<option>`` named in errors)."""
         checks, defaults = cls.option_checks, cls.option_defaults
         return cls(check_options("sampler", cls.name, options, checks, defaults))
@@ -110,7 +110,7 @@ class Sampler(ABC):
     def kind(self) -> str:
         return self.name
 
-    def to_config(self) -> str | dict[str, Any]:
+    def to_config(self) -> str | dict[str, OptionValue]:
         return {"type": self.name, **self.options} if self.options else self.name
 
     def check_n_trials(self, n_trials: int | str | None) -> None:

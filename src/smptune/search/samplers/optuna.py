@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from smptune.params import Params
-from smptune.search.options import BOOL, INT, Check, quiet_optuna
+from smptune.search.options import BOOL, INT, Check, OptionValue, quiet_optuna
 from smptune.search.samplers.base import Asking, PlanSettings, Sampler
 
 __all__ = ["CmaEsSampler", "GPSampler", "OptunaSampler", "TPESampler"]
@@ -39,7 +39,7 @@ class OptunaSampler(Sampler):
     def build(self, seed: int) -> Any:
         import optuna
 
-        options = dict(self.options)
+        options: dict[str, object] = dict(self.options)
         if self.honours_constraints and int(optuna.__version__.split(".")[0]) < 5:
             options["constraints_func"] = _recorded_constraints  # Optuna 5 reads them itself
         with quiet_optuna():
@@ -59,7 +59,7 @@ class TPESampler(OptunaSampler):
         "constant_liar": BOOL,
     }
     #: A sweep has few trials, so start learning early.
-    option_defaults: ClassVar[Mapping[str, Any]] = {
+    option_defaults: ClassVar[Mapping[str, OptionValue]] = {
         "n_startup_trials": 5,
         "constant_liar": True,
         "multivariate": True,
@@ -74,7 +74,7 @@ class GPSampler(OptunaSampler):
     asks_a_subset: ClassVar[bool] = True
     honours_constraints: ClassVar[bool] = True
     option_checks: ClassVar[Mapping[str, Check]] = {"n_startup_trials": INT}
-    option_defaults: ClassVar[Mapping[str, Any]] = {"n_startup_trials": 5}
+    option_defaults: ClassVar[Mapping[str, OptionValue]] = {"n_startup_trials": 5}
 
 
 class CmaEsSampler(OptunaSampler):
@@ -83,7 +83,7 @@ class CmaEsSampler(OptunaSampler):
     name: ClassVar[str] = "cmaes"
     optuna_class: ClassVar[str] = "CmaEsSampler"
     option_checks: ClassVar[Mapping[str, Check]] = {"n_startup_trials": INT}
-    option_defaults: ClassVar[Mapping[str, Any]] = {"n_startup_trials": 5}
+    option_defaults: ClassVar[Mapping[str, OptionValue]] = {"n_startup_trials": 5}
 
 
 def _recorded_constraints(trial: Any) -> Any:
