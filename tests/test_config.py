@@ -500,3 +500,24 @@ def test_class_names_name_every_class_and_round_trip():
 def test_bad_class_names_are_config_errors(extra, message):
     with pytest.raises(ConfigError, match=message):
         config_from_dict(_minimal(**extra))
+
+
+def test_on_oom_and_the_host_memory_limit_are_checked():
+    base = {"trainable": "smptune.fakes:MemoryBoundTrainable", "hyperparameters": {"x": [1, 2]}}
+    # out of memory ends a trial infeasible unless the config says halve_batch
+    assert config_from_dict(base).on_oom == "infeasible"
+    halving = config_from_dict({**base, "on_oom": "halve_batch"})
+    assert halving.on_oom == "halve_batch"
+    assert config_from_dict(halving.to_dict()) == halving
+    with pytest.raises(ConfigError, match="on_oom: must be one of infeasible, halve_batch"):
+        config_from_dict({**base, "on_oom": "retry"})
+    # an adaptive sampler learns the region instead: halving is for random and grid search
+    with pytest.raises(ConfigError, match="on_oom: halve_batch is for random and grid search"):
+        config_from_dict({**base, "sampler": "tpe", "on_oom": "halve_batch"})
+    # the host's limit is a number of GB above 0, and absent by default
+    limited = config_from_dict({**base, "training": {"max_host_memory_gb": 12}})
+    assert limited.training["max_host_memory_gb"] == 12.0
+    assert "max_host_memory_gb" not in config_from_dict(base).training
+    for bad in (0, -1, "lots", True):
+        with pytest.raises(ConfigError, match=r"training\.max_host_memory_gb: must be a number"):
+            config_from_dict({**base, "training": {"max_host_memory_gb": bad}})

@@ -8,7 +8,14 @@ import json
 import pytest
 
 from smptune.config import SweepConfig
-from smptune.records import OUTCOMES, SweepRecord, SweepStatus, TrialRecord, TrialStatus
+from smptune.records import (
+    OUTCOMES,
+    OutOfMemory,
+    SweepRecord,
+    SweepStatus,
+    TrialRecord,
+    TrialStatus,
+)
 
 
 def test_final_and_scored_trial_statuses():
@@ -19,6 +26,7 @@ def test_final_and_scored_trial_statuses():
         "skipped",
         "failed",
         "cancelled",
+        "infeasible",
     ]
     assert {s for s in TrialStatus if s.finished} == set(OUTCOMES)
     assert {s.value for s in TrialStatus if s.scored} == {"complete", "pruned", "stopped"}
@@ -59,3 +67,30 @@ def test_records_are_frozen_and_a_trial_record_becomes_plain_data():
     )
     assert sweep.count("complete") == 2 and sweep.count(TrialStatus.PRUNED) == 0
     assert sweep.n_finished == 3 and not sweep.status.terminal
+
+
+def test_an_infeasible_trial_is_final_unscored_and_keeps_what_it_tried():
+    # Given a trial that ran out of memory in fold 1 with batch size 32, tried again with 16
+    hit = OutOfMemory(
+        fold=1, repeat=0, batch_size=32, error="OutOfMemoryError: CUDA", retried_batch_size=16
+    )
+    trial = TrialRecord(
+        4, TrialStatus.INFEASIBLE, params={"x": 1}, out_of_memory=hit, batch_size=16
+    )
+    # Then it is final, has no score, and is counted as trials_infeasible
+    status = trial.status
+    assert status.finished and not status.scored and not status.partial
+    assert status.counter == "trials_infeasible"
+    # and its plain data holds what it tried, which reads back equal
+    row = json.loads(json.dumps(trial.to_dict()))
+    assert row["out_of_memory"] == {
+        "fold": 1,
+        "repeat": 0,
+        "batch_size": 32,
+        "error": "OutOfMemoryError: CUDA",
+        "retried_batch_size": 16,
+    }
+    assert row["batch_size"] == 16
+    assert OutOfMemory.from_dict(row["out_of_memory"]) == hit
+    assert hit.describe() == "fold 1 seed 0 with batch_size 32"
+    assert OutOfMemory(0, 1, None, "MemoryError").describe() == "fold 0 seed 1"

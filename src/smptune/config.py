@@ -19,9 +19,11 @@ import yaml
 
 from smptune.config_fields import (
     fraction_field,
+    host_memory_gb,
     int_field,
     is_int,
     normalise_keys,
+    on_oom,
     parse_duration,
     parse_time_budget,
     precision,
@@ -81,6 +83,7 @@ KNOWN_KEYS = (
     "retrain_epochs",
     "ensemble",
     "max_attempts",
+    "on_oom",
     "enqueue",
     "hyperparameters",
 )
@@ -168,6 +171,8 @@ class SweepConfig:
     #: Whether retrain-and-test also tests the best trial's fold models together.
     ensemble: bool = True
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    #: Out of memory: ``infeasible``, or ``halve_batch`` (tried once more with half the batch).
+    on_oom: str = "infeasible"
     #: Configurations the first trials train (a list, or a ``best_config.yaml`` path).
     enqueue: Any = None
     source: Path | None = field(default=None, compare=False, repr=False)
@@ -218,6 +223,7 @@ class SweepConfig:
                 f"retrain_and_test: must be true or false, got {self.retrain_and_test!r}"
             )
         self.max_attempts = int_field("max_attempts", self.max_attempts, 1)
+        self.on_oom = on_oom(self.on_oom, self.sampler_spec.adaptive, self.sampler_spec.name)
         if not isinstance(self.ensemble, bool):
             raise ConfigError(f"ensemble: must be true or false, got {self.ensemble!r}")
         if self.retrain_epochs not in RETRAIN_EPOCHS:
@@ -344,6 +350,8 @@ class SweepConfig:
         if not isinstance(keep, bool):
             raise ConfigError(f"training.keep_checkpoints: must be true or false, got {keep!r}")
         training["keep_checkpoints"] = keep
+        if training.get("max_host_memory_gb") is not None:
+            training["max_host_memory_gb"] = host_memory_gb(training["max_host_memory_gb"])
         return training
 
     @staticmethod
@@ -456,6 +464,7 @@ class SweepConfig:
             "retrain_epochs": self.retrain_epochs,
             "ensemble": self.ensemble,
             "max_attempts": self.max_attempts,
+            "on_oom": self.on_oom,
             **({"enqueue": copy.deepcopy(self.enqueue)} if self.enqueue else {}),
             "hyperparameters": space_to_dict(self.hyperparameters),
         }

@@ -13,11 +13,14 @@ from smptune.errors import ConfigError
 from smptune.search.distributions import json_value
 
 __all__ = [
+    "ON_OOM",
     "PRECISIONS",
     "fraction_field",
+    "host_memory_gb",
     "int_field",
     "is_int",
     "normalise_keys",
+    "on_oom",
     "parse_duration",
     "parse_time_budget",
     "precision",
@@ -153,3 +156,30 @@ def precision(value: Any) -> str:
     raise ConfigError(
         f"training.precision: unknown precision {value!r} (known: {', '.join(PRECISIONS)})"
     )
+
+
+#: What a trial that runs out of memory does (``on_oom``): end ``infeasible``, or try its
+#: run once more with half the batch size (``halve_batch``: random and grid search only).
+ON_OOM = ("infeasible", "halve_batch")
+
+
+def on_oom(value: Any, adaptive: bool, sampler: str) -> str:
+    """``on_oom`` checked: one of :data:`ON_OOM`; ``halve_batch`` only for a sampler that
+    plans its configurations (an adaptive one learns the region as a constraint)."""
+    if value not in ON_OOM:
+        raise ConfigError(f"on_oom: must be one of {', '.join(ON_OOM)}, got {value!r}")
+    if value == "halve_batch" and adaptive:
+        raise ConfigError(
+            f"on_oom: halve_batch is for random and grid search; sampler {sampler!r} learns "
+            "the out-of-memory region as a violated constraint instead (leave on_oom out)"
+        )
+    return str(value)
+
+
+def host_memory_gb(value: Any) -> float | None:
+    """``training.max_host_memory_gb``: None (no limit) or a number of GB above 0."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    raise ConfigError(f"training.max_host_memory_gb: must be a number > 0, got {value!r}")

@@ -9,7 +9,9 @@ The quadratic's score peaks at ``x = 1, y = -2``; ``sleep`` seconds pass per fol
 makes the trial raise, as a configuration that cannot train would; ``crash`` kills the
 worker process that runs it, as a segfault or the OOM killer would; ``noise`` adds Gaussian
 noise of that standard deviation to each run's score, drawn from the run's seed (a fold noise
-model: reproducible per trial, fold and seed).
+model: reproducible per trial, fold and seed). :class:`MemoryBoundTrainable` runs out of
+memory as a GPU would when its batch is too large (:class:`OutOfMemoryError`, named as
+torch's), or holds host memory while it reports an epoch.
 """
 
 from __future__ import annotations
@@ -99,6 +101,40 @@ class QuadraticTrainable:
             model = {"params": dict(params), "epochs": epochs}
             (context.output_dir / "model.json").write_text(json.dumps(model, indent=2))
         return metrics
+
+
+class OutOfMemoryError(RuntimeError):
+    """Out of memory, named as ``torch.cuda.OutOfMemoryError`` (no torch needed)."""
+
+
+class MemoryBoundTrainable(QuadraticTrainable):
+    """The quadratic, on a device of ``memory`` units: a run whose ``batch_size × width``
+    is over it raises :class:`OutOfMemoryError`, as CUDA does when a batch does not fit.
+    ``host_mb`` megabytes of host memory are held while the run reports its one epoch (for
+    ``training.max_host_memory_gb``)."""
+
+    defaults: Mapping[str, Any] = {
+        **QuadraticTrainable.defaults,
+        "batch_size": 16,
+        "width": 1.0,
+        "memory": 64.0,
+        "host_mb": 0,
+    }
+
+    def train_fold(self, params: ParamsView, context: FoldContext) -> FoldResult:
+        params = self._complete(params)
+        need = float(params["batch_size"]) * float(params["width"])
+        if need > float(params["memory"]):
+            raise OutOfMemoryError(
+                f"CUDA out of memory: batch_size {params['batch_size']} x width "
+                f"{params['width']} needs {need:g} of {params['memory']:g} units"
+            )
+        held = b"\x01" * (int(params["host_mb"]) * 2**20)  # touched, so resident
+        result = super().train_fold(params, context)
+        if held:
+            context.report(1, result.metrics)
+            return FoldResult(result.metrics, 1, 1, result.duration_s)
+        return result
 
 
 class LearningCurveTrainable:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # config.py reaches this module through the search package
 __all__ = [
     "OUTCOMES",
     "FullSweepRecord",
+    "OutOfMemory",
     "PartialRun",
     "RunResults",
     "SavedCheckpoint",
@@ -62,7 +63,9 @@ class _Status(str, Enum):
 
 
 class TrialStatus(_Status):
-    """Where a trial stands. The last six are final and counted as ``trials_<status>``."""
+    """Where a trial stands. The last seven are final and counted as ``trials_<status>``;
+    ``infeasible``: it ran out of memory (GPU or the host's limit), which says nothing of
+    its configuration's quality (:class:`OutOfMemory` holds what it tried)."""
 
     PENDING = "pending"
     RUNNING = "running"
@@ -73,6 +76,7 @@ class TrialStatus(_Status):
     SKIPPED = "skipped"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    INFEASIBLE = "infeasible"
 
     @property
     def finished(self) -> bool:
@@ -103,6 +107,7 @@ OUTCOMES: tuple[TrialStatus, ...] = (
     TrialStatus.SKIPPED,
     TrialStatus.FAILED,
     TrialStatus.CANCELLED,
+    TrialStatus.INFEASIBLE,
 )
 
 
@@ -155,6 +160,38 @@ class PartialRun:
 
 
 @dataclass(frozen=True)
+class OutOfMemory:
+    """What a trial tried when it ran out of memory: the run (fold, seed), the batch size it
+    ran with (None: its configuration has none), the error, and the halved batch size it
+    was tried again with under ``on_oom: halve_batch`` (None: not tried again)."""
+
+    fold: int
+    repeat: int
+    batch_size: int | None
+    error: str
+    retried_batch_size: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> OutOfMemory:
+        size, retried = data.get("batch_size"), data.get("retried_batch_size")
+        return cls(
+            fold=_int(data["fold"]),
+            repeat=_int(data.get("repeat", 0)),
+            batch_size=None if size is None else _int(size),
+            error=str(data.get("error", "")),
+            retried_batch_size=None if retried is None else _int(retried),
+        )
+
+    def describe(self) -> str:
+        """``fold 0 seed 0 with batch_size 32``: where it ran out."""
+        size = "" if self.batch_size is None else f" with batch_size {self.batch_size}"
+        return f"fold {self.fold} seed {self.repeat}{size}"
+
+
+@dataclass(frozen=True)
 class SavedCheckpoint:
     """The last training checkpoint of a trial's run in progress: which run, after which
     epoch, and where (a path on the machines that share the artifacts directory)."""
@@ -201,6 +238,11 @@ class TrialRecord:
     checkpoint: SavedCheckpoint | None = None
     #: Validation score per epoch of each run (finished or partial), by run index.
     curves: Mapping[int, tuple[float, ...]] = field(default_factory=dict)
+    #: The run it ran out of memory in and what it tried, if it did.
+    out_of_memory: OutOfMemory | None = None
+    #: The batch size its runs ran with when ``on_oom: halve_batch`` changed its
+    #: configuration's (None: its configuration's own).
+    batch_size: int | None = None
 
     @property
     def progress(self) -> tuple[int, int]:
@@ -224,6 +266,7 @@ class TrialRecord:
         out["folds"] = {k: dict(v) for k, v in self.folds.items()}
         out["partial"] = self.partial.to_dict() if self.partial else None
         out["checkpoint"] = self.checkpoint.to_dict() if self.checkpoint else None
+        out["out_of_memory"] = self.out_of_memory.to_dict() if self.out_of_memory else None
         out["device_s"] = self.device_s
         return out
 

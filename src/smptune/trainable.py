@@ -24,6 +24,7 @@ __all__ = [
     "BUILTIN_TRAINABLES",
     "DATA_ROOT_ENV",
     "LEARNING_CURVE_TRAINABLE",
+    "MEMORY_BOUND_TRAINABLE",
     "PRELOAD_ENV",
     "PRELOAD_MODULES",
     "QUADRATIC_TRAINABLE",
@@ -45,11 +46,13 @@ SEGMENTATION_TRAINABLE = "smptune.training:SegmentationTrainable"
 QUADRATIC_TRAINABLE = "smptune.fakes:QuadraticTrainable"
 LEARNING_CURVE_TRAINABLE = "smptune.fakes:LearningCurveTrainable"
 RECORDED_CURVES_TRAINABLE = "smptune.fakes:RecordedCurvesTrainable"
+MEMORY_BOUND_TRAINABLE = "smptune.fakes:MemoryBoundTrainable"
 BUILTIN_TRAINABLES: tuple[str, ...] = (
     SEGMENTATION_TRAINABLE,
     QUADRATIC_TRAINABLE,
     LEARNING_CURVE_TRAINABLE,
     RECORDED_CURVES_TRAINABLE,
+    MEMORY_BOUND_TRAINABLE,
 )
 #: Comma-separated trainables a worker runs beyond the built-ins (``--allow-trainable``).
 ALLOWED_TRAINABLES_ENV = "SMPTUNE_ALLOWED_TRAINABLES"

@@ -147,3 +147,35 @@ def test_gp_asks_a_study_of_the_best_and_the_most_recent_past_its_limit(
     kept = {t.user_attrs["trial"] for t in finished}
     assert {t.user_attrs["trial"] for t in best} <= kept  # the best half
     assert set(range(GP_LIMIT + 100 - 50, GP_LIMIT + 100)) <= kept  # and the latest
+
+
+def test_a_trial_that_ran_out_of_memory_reaches_the_view_as_a_violated_constraint(
+    store: SweepStore, tmp_path: Path
+):
+    import json
+
+    # Given a TPE sweep with finished trials, and trial 20 running in this worker's view
+    sweep_id = adaptive_sweep(store, tmp_path, n_trials=40)
+    config = store.get_sweep(sweep_id).config
+    record_trials(store, sweep_id, range(20))
+    feed = StudyFeed(store, sweep_id, config, 1)
+    store.set_params_once(sweep_id, 20, {**QuadraticTrainable.defaults, "x": 2.5})
+    assert [t.state.name for t in feed.refresh().study.trials][-1] == "RUNNING"
+
+    # When it ends infeasible (out of memory), as a worker records it
+    oom = {"fold": 0, "repeat": 0, "batch_size": 64, "error": "OutOfMemoryError: CUDA"}
+    record = {"status": "infeasible", "error": "out of memory at fold 0 seed 0"}
+    store.finish_trial(sweep_id, 20, {**record, "out_of_memory": json.dumps(oom)})
+
+    # Then the change feed brings it to the view: complete, its constraint violated, valued
+    # at the worst complete score; the complete trials meet the constraint
+    trials = feed.refresh().study.trials
+    held = next(t for t in trials if t.user_attrs["trial"] == 20)
+    assert held.state.name == "COMPLETE" and held.system_attrs["constraints"] == (1.0,)
+    complete = [t for t in trials if t.user_attrs["trial"] != 20 and t.state.name == "COMPLETE"]
+    assert held.value == min(t.value for t in complete)
+    assert all(t.system_attrs["constraints"] == (0.0,) for t in complete)
+    # and the store counts it, and reads back what it tried
+    assert store.get_sweep(sweep_id).count("infeasible") == 1
+    (infeasible,) = [t for t in store.trials(sweep_id) if t.status == "infeasible"]
+    assert infeasible.out_of_memory is not None and infeasible.out_of_memory.batch_size == 64

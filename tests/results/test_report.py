@@ -21,6 +21,7 @@ from PIL import Image
 from smptune.config import load_config
 from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import SweepStore
+from smptune.records import TrialStatus
 from smptune.results.folder import write_results
 from smptune.results.html import write_report
 from smptune.results.plots import learning_curves
@@ -183,13 +184,15 @@ def _recorded_sweep(
     scores: dict[int, list[float]],
     epochs: int = 0,
     pruned: tuple[int, ...] = (),
+    infeasible: tuple[int, ...] = (),
     **cfg,
 ):
     """A sweep recorded in Redis as the workers record one: each trial's runs, then its end.
 
     ``epochs``: each run also reports that many epochs, climbing to its score. A trial in
     ``pruned`` was stopped inside fold 0 after it trained ``len(scores[trial])`` epochs
-    (those are its epochs' scores), as ASHA stops one."""
+    (those are its epochs' scores), as ASHA stops one. A trial in ``infeasible`` ran out of
+    memory in its first run with batch size 32."""
     config = load_config(write_config(tmp_path / "s.yaml", n_trials=len(scores), **cfg))
     params = [
         {**QuadraticTrainable.defaults, "x": 0.5 * i, "y": -1.0 - 0.25 * i}
@@ -205,6 +208,11 @@ def _recorded_sweep(
             partial |= {"reason": reason, "duration_s": 0.1}
             record = {"status": "pruned", "score": max(runs), "error": reason}
             store.finish_trial("s1", trial, {**record, "partial": json.dumps(partial)})
+            continue
+        if trial in infeasible:
+            oom = {"fold": 0, "repeat": 0, "batch_size": 32, "error": "OutOfMemoryError: CUDA"}
+            record = {"status": "infeasible", "error": "out of memory at fold 0 seed 0"}
+            store.finish_trial("s1", trial, {**record, "out_of_memory": json.dumps(oom)})
             continue
         for run, score in enumerate(runs):
             for epoch in range(1, epochs + 1):
@@ -444,3 +452,40 @@ def test_a_sweep_whose_trials_were_all_pruned_has_no_best_and_says_so(tmp_path, 
     assert not (out / "best_config.yaml").exists()
     # and the ranking still lists both, the one that trained further first
     assert [t.trial for t in results.ranking] == [0, 1]
+
+
+def test_the_parallel_coordinates_draw_the_infeasible_region(tmp_path, store: SweepStore):
+    from smptune.results.plots_space import INFEASIBLE_LABEL, parallel_coordinates
+
+    # Given three complete trials and one that ran out of memory (x = 1.5, y = -1.75)
+    scores = {0: [0.5] * 3, 1: [0.7] * 3, 2: [0.6] * 3, 3: []}
+    sweep_id, config = _recorded_sweep(store, tmp_path, scores, infeasible=(3,))
+    results = summarize(store, sweep_id)
+    assert results.count(TrialStatus.INFEASIBLE) == 1
+    assert results.trial(3) is not None and results.trial(3).status == "infeasible"
+
+    # When its parallel coordinates are drawn
+    fig, caption = parallel_coordinates(results, config)
+
+    # Then the infeasible trial is a dashed red line through its parameters, in the legend
+    ax = fig.axes[0]
+    dashed = [c for c in ax.collections if c.get_label() == INFEASIBLE_LABEL]
+    assert len(dashed) == 1 and len(dashed[0].get_segments()) == 1  # x to y, no score axis
+    (segment,) = dashed[0].get_segments()
+    assert segment[0][0] == 0 and segment[1][0] == 1
+    legend = ax.get_legend()
+    assert legend is not None and [t.get_text() for t in legend.get_texts()] == [
+        "infeasible (out of memory)"
+    ]
+    assert "Dashed red: infeasible (out of memory), 1 trials" in caption
+    assert "One line per scored, stable trial (3)" in caption
+    # and the report shows it, its row listing what it tried
+    out = write_results(results, config, tmp_path / "out")
+    page = (out / "report.html").read_text()
+    assert "infeasible (out of memory)" in page
+    assert '<span class="badge infeasible">infeasible</span>' in page
+    assert "out of memory at fold 0 seed 0" in _section(page, "ranking")
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["trials_infeasible"] == 1
+    row = next(t for t in saved["ranking"] if t["trial"] == 3)
+    assert row["out_of_memory"]["batch_size"] == 32 and row["rank"] == 4

@@ -18,6 +18,7 @@ from smptune.messages import TrialRequest
 from smptune.records import (
     OUTCOMES,
     FullSweepRecord,
+    OutOfMemory,
     PartialRun,
     SavedCheckpoint,
     SweepRecord,
@@ -136,6 +137,7 @@ def trial_record(
 ) -> TrialRecord:
     partial = json_or_none(state.get("partial"))
     checkpoint = json_or_none(state.get("checkpoint"))
+    oom = json_or_none(state.get("out_of_memory"))
     return TrialRecord(
         trial=n,
         status=TrialStatus(state.get("status", "pending")),
@@ -159,4 +161,6 @@ def trial_record(
         preemptions=int(state.get("preemptions", 0)),
         checkpoint=SavedCheckpoint.from_dict(checkpoint) if checkpoint else None,
         curves=curves(curve or {}),
+        out_of_memory=OutOfMemory.from_dict(oom) if oom else None,
+        batch_size=int(state["batch_size"]) if state.get("batch_size") else None,
     )

@@ -30,8 +30,8 @@ from smptune.records import SweepRecord, SweepStatus, TrialStatus
 
 __all__ = ["RESUMED_STATUSES", "Continued", "extend", "resume"]
 
-#: Trial outcomes a resume runs again (``failed`` too with ``retry_failed``); complete and
-#: pruned trials are kept as they are.
+#: Trial outcomes a resume runs again (``failed`` too with ``retry_failed``); complete, pruned
+#: and infeasible (out of memory: it would run out again) trials are kept as they are.
 RESUMED_STATUSES = (TrialStatus.CANCELLED, TrialStatus.SKIPPED, TrialStatus.STOPPED)
 
 

@@ -66,7 +66,7 @@ figcaption,.note{color:#5b6475;font-size:13px;margin-top:6px}
 .note{font-style:italic}
 .badge{display:inline-block;padding:0 7px;border-radius:9px;font-size:12px;color:#fff}
 .complete{background:#2e7d32}.pruned{background:#6b7280}.stopped{background:#d97706}
-.failed{background:#c62828}.cancelled,.skipped,.pending,.running{background:#9ca3af}
+.failed{background:#c62828}.infeasible{background:#ad1457}.cancelled,.skipped,.pending,.running{background:#9ca3af}
 .unstable{background:#b91c1c}
 .scroll{overflow-x:auto}
 td.err{max-width:280px;color:#8a1c1c;font-size:12px}
@@ -271,6 +271,8 @@ def _ranking(results: SweepResults, config: SweepConfig) -> str:
         scores = t.fold_scores
         stable = sum(1 for s in scores if finite(s))
         status = badge(t.status.value) + (" " + badge("unstable") if t.unstable else "")
+        if t.batch_size is not None:  # on_oom: halve_batch
+            status += f" ran with batch_size {esc(t.batch_size)}"
         params = t.params
         duration = t.duration_s
         rows.append(

@@ -102,7 +102,7 @@ def study_trials(results: SweepResults, config: SweepConfig, details: bool = Tru
             state, value = TrialState.COMPLETE, float(score)
         elif status is TrialStatus.PRUNED:
             state = TrialState.PRUNED
-        elif status in (TrialStatus.COMPLETE, TrialStatus.FAILED):  # unstable or no score
+        elif status in (TrialStatus.COMPLETE, TrialStatus.FAILED, TrialStatus.INFEASIBLE):
             state = TrialState.FAIL
         elif status is TrialStatus.RUNNING and t.params:
             state = TrialState.RUNNING

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from smptune.config import SweepConfig
+from smptune.records import TrialStatus
 from smptune.results.optuna_export import search_space, study_trials, user_view
 from smptune.results.plot_base import NoPlot, figure, metric_name, scored_trials, short
 from smptune.results.summary import SweepResults
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 #: Lines in the parallel-coordinates plot at most (the best trial and a seeded sample).
 MAX_LINES = 1000
+#: How the parallel-coordinates plot draws and names the trials that ran out of memory.
+INFEASIBLE_LABEL = "infeasible (out of memory)"
 #: Above this many complete trials fANOVA's trees are limited to depth 6 (about 2 s, however
 #: many trials; Optuna's default depth takes about 20 ms per trial).
 FANOVA_FULL_DEPTH_TRIALS = 200
@@ -59,7 +62,9 @@ def _axis(
 
 
 def parallel_coordinates(results: SweepResults, config: SweepConfig) -> tuple[Any, str]:
-    """One line per scored, stable trial through its parameters and its score."""
+    """One line per scored, stable trial through its parameters and its score; a dashed
+    red one per infeasible (out-of-memory) trial through its parameters (the infeasible
+    region)."""
     import numpy as np
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
@@ -67,7 +72,8 @@ def parallel_coordinates(results: SweepResults, config: SweepConfig) -> tuple[An
     from matplotlib.colors import Normalize
 
     trials = [t for t in scored_trials(results) if not t.unstable]
-    if not trials:
+    infeasible = [t for t in results.ranking if t.status is TrialStatus.INFEASIBLE][:MAX_LINES]
+    if not trials and not infeasible:
         raise NoPlot("no stable trial has a score yet")
     scored = len(trials)
     if scored > MAX_LINES:  # ranked best first: keep the best, sample the rest
@@ -75,6 +81,8 @@ def parallel_coordinates(results: SweepResults, config: SweepConfig) -> tuple[An
 
         trials = [trials[0], *random.Random(0).sample(trials[1:], MAX_LINES - 1)]
     space = search_space(config)
+    n_scored = len(trials)
+    trials = [*trials, *infeasible]  # the scored ones first: ``observed[:n_scored]``
     observed = [observe(space, t.params, view=user_view) for t in trials]
     axes: dict[str, BaseDistribution] = {}
     for _, distributions in observed:
@@ -91,8 +99,8 @@ def parallel_coordinates(results: SweepResults, config: SweepConfig) -> tuple[An
             text = json.dumps(raw) if isinstance(raw, list | dict | bool) or raw is None else raw
             labels.setdefault(key, {})[repr(internal)] = str(text)
     scales = {name: _axis(dist, labels[name]) for name, dist in axes.items()}
-    scores = np.array([t.score for t in trials], dtype=float)
-    lo, hi = float(scores.min()), float(scores.max())
+    scores = np.array([t.score for t in trials[:n_scored]], dtype=float)
+    lo, hi = (float(scores.min()), float(scores.max())) if n_scored else (0.0, 0.0)
     span = hi - lo or 1.0
     cmap = colormaps["viridis_r" if results.mode == "min" else "viridis"]
     norm = Normalize(lo, hi if hi > lo else lo + 1e-12)
@@ -109,6 +117,9 @@ def parallel_coordinates(results: SweepResults, config: SweepConfig) -> tuple[An
     fig = figure(max(7.0, 1.9 * (len(names) + 1) + 1.5), 4.6)
     ax = fig.add_subplot()
     ax.add_collection(LineCollection(segments, colors=colors, linewidths=1.4, alpha=0.8))
+    if infeasible:
+        ax.add_collection(_infeasible_lines(observed[n_scored:], names, scales))
+        ax.legend(loc="lower right", fontsize=8, framealpha=0.8)
     score_ticks = [(0.0, f"{lo:.4g}"), (1.0, f"{hi:.4g}")] if hi > lo else [(0.5, f"{lo:.4g}")]
     columns = [*names, metric_name(results)]
     for j, name in enumerate(columns):
@@ -134,7 +145,38 @@ def parallel_coordinates(results: SweepResults, config: SweepConfig) -> tuple[An
         f"(brightest is best); log-uniform parameters on a log axis, choices as evenly "
         "spaced ticks."
     )
+    if infeasible:
+        caption += (
+            f" Dashed red: {INFEASIBLE_LABEL}, {len(infeasible)} trials through "
+            "their parameters, with no score: the infeasible region."
+        )
     return fig, caption
+
+
+def _infeasible_lines(
+    observed: Sequence[tuple[Mapping[str, Any], Any]],
+    names: list[str],
+    scales: Mapping[str, tuple[Callable[[Any], float], Any]],
+) -> Any:
+    """The infeasible trials' dashed lines through their parameters' axes."""
+    from matplotlib.collections import LineCollection
+
+    segments: list[list[tuple[float, float]]] = []
+    for values, _ in observed:
+        ys = [scales[n][0](values[n]) if n in values else math.nan for n in names]
+        for j in range(len(ys) - 1):
+            if math.isfinite(ys[j]) and math.isfinite(ys[j + 1]):
+                segments.append([(j, ys[j]), (j + 1, ys[j + 1])])
+        if len(ys) == 1 and math.isfinite(ys[0]):  # one axis: a tick across it
+            segments.append([(-0.08, ys[0]), (0.08, ys[0])])
+    return LineCollection(
+        segments,
+        colors="tab:red",
+        linestyles=(0, (4, 2)),
+        linewidths=1.6,
+        alpha=0.9,
+        label=INFEASIBLE_LABEL,
+    )
 
 
 def importance(results: SweepResults, config: SweepConfig) -> tuple[Any, str]:

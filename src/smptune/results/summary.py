@@ -17,7 +17,14 @@ from typing import Literal
 from smptune.config import SweepConfig
 from smptune.params import Params, ParamsView
 from smptune.queue.store import SweepStore
-from smptune.records import OUTCOMES, PartialRun, SavedCheckpoint, TrialRecord, TrialStatus
+from smptune.records import (
+    OUTCOMES,
+    OutOfMemory,
+    PartialRun,
+    SavedCheckpoint,
+    TrialRecord,
+    TrialStatus,
+)
 from smptune.results.json_reads import (
     count,
     flag,
@@ -138,7 +145,7 @@ class RankedTrial(TrialRecord):
         """A row of results.json's ranking; a field of the trial's record it lacks keeps
         its default."""
         get = data.get
-        partial, checkpoint = get("partial"), get("checkpoint")
+        partial, checkpoint, oom = get("partial"), get("checkpoint"), get("out_of_memory")
         return cls(
             trial=count(data["trial"]),
             status=TrialStatus(get("status", "pending")),
@@ -161,6 +168,8 @@ class RankedTrial(TrialRecord):
             partial=PartialRun.from_dict(record(partial)) if partial else None,
             preemptions=count(get("preemptions", 0)),
             checkpoint=SavedCheckpoint.from_dict(record(checkpoint)) if checkpoint else None,
+            out_of_memory=OutOfMemory.from_dict(record(oom)) if oom else None,
+            batch_size=maybe_whole(get("batch_size")),
             rank=whole(get("rank") or 0),
             fold_scores=tuple(number(s) for s in items(get("fold_scores"))),
         )

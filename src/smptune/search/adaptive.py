@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
 
 __all__ = [
+    "OOM_CONSTRAINT",
     "CompleteTrials",
     "SearchSettings",
     "ask",
@@ -53,11 +54,16 @@ __all__ = [
     "should_prune",
     "should_prune_epoch",
     "suggest_all",
+    "worst_score",
 ]
 
 log = logging.getLogger("smptune.adaptive")
 
 _STEP_MEAN_PRUNERS = ("median",)
+#: Optuna's system attribute of a trial's constraints (``optuna.samplers._base.
+#: _CONSTRAINTS_KEY``; Optuna 4 and 5 both read this form): ``(1.0,)`` out of memory, ``(0.0,)``
+#: for every other complete trial (Optuna's GP needs the same constraints on all of them).
+OOM_CONSTRAINT = "constraints"
 
 #: How a distribution and a value in it look to Optuna: ``(distribution, internal value)``.
 OptunaView = Callable[[Distribution, Any], tuple[Any, Any]]
@@ -174,12 +180,16 @@ def frozen_trial(
     n_randoms: int,
     for_sampler: bool = True,
     by_epoch: bool = True,
+    infeasible_value: float = 0.0,
 ) -> Any:
     """Optuna's view of a recorded trial (None for a trial without a configuration): a
     trial not yet finished enters only ``for_sampler`` (as RUNNING, for its constant liar),
     a pruner needs finished ones. With ``by_epoch`` a trial whose runs reported epochs
     enters with :func:`epoch_values`, else with its fold values
-    (:func:`intermediate_values`)."""
+    (:func:`intermediate_values`). For a sampler that honours constraints an ``infeasible``
+    (out-of-memory) trial enters COMPLETE with ``infeasible_value`` (the worst score known)
+    and :data:`OOM_CONSTRAINT` violated, and every other complete trial with it met; for one
+    that does not, as FAIL."""
     from optuna.trial import TrialState, create_trial
 
     if not t.params:
@@ -190,8 +200,14 @@ def frozen_trial(
     else:
         steps = intermediate_values(t.folds, search, n_randoms)
     score = t.score
+    constrained = search.sampler_spec.honours_constraints
+    constraints = None
     if t.status is TrialStatus.COMPLETE and score is not None and math.isfinite(score):
         state, value = TrialState.COMPLETE, score
+        constraints = {OOM_CONSTRAINT: (0.0,)} if constrained else None
+    elif t.status is TrialStatus.INFEASIBLE and constrained:
+        state, value, steps = TrialState.COMPLETE, infeasible_value, {}
+        constraints = {OOM_CONSTRAINT: (1.0,)}
     elif t.status.partial and steps:
         state, value = TrialState.PRUNED, None
     elif not t.status.finished:
@@ -207,7 +223,18 @@ def frozen_trial(
         distributions=distributions,
         intermediate_values=steps,
         user_attrs={"trial": t.trial},
+        system_attrs=constraints,
     )
+
+
+def worst_score(scores: Iterable[float | None], mode: str, known: float | None = None) -> float:
+    """The worst finite score of ``scores`` and ``known`` (0.0 when there is none): the value
+    an infeasible trial enters a constrained study with (Optuna's GP fits it; TPE reads only
+    the constraint)."""
+    finite = [s for s in (*scores, known) if s is not None and math.isfinite(s)]
+    if not finite:
+        return 0.0
+    return min(finite) if mode == "max" else max(finite)
 
 
 def new_study(search: SearchSettings, sampler: Any = None, pruner: Any = None) -> Any:
@@ -234,10 +261,13 @@ def _study(
     """An in-memory study of the trials that have a configuration (see
     :func:`frozen_trial`), ``exclude`` left out."""
     study = new_study(search, sampler, pruner)
+    trials = list(trials)
+    complete = (t.score for t in trials if t.status is TrialStatus.COMPLETE)
+    worst = worst_score(complete, search.scoring.mode)
     for t in trials:
         if t.trial == exclude:
             continue
-        frozen = frozen_trial(t, search, n_randoms, sampler is not None, by_epoch)
+        frozen = frozen_trial(t, search, n_randoms, sampler is not None, by_epoch, worst)
         if frozen is not None:
             study.add_trial(frozen)
     return study

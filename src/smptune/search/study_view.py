@@ -10,6 +10,10 @@ constant liar), and each ask's sampler is seeded by its trial number.
 GP fits a Gaussian process, cubic in its trials: past :data:`GP_LIMIT` trials it asks a
 study of the best half and the most recent half of that many finished trials, plus the
 running ones. TPE and CMA-ES ask the whole study.
+
+An out-of-memory (``infeasible``) trial enters as COMPLETE with its constraint
+(:data:`~smptune.search.adaptive.OOM_CONSTRAINT`) violated, valued at the worst complete score
+the view held then, for TPE and GP; as FAIL for CMA-ES, which has no constraints.
 """
 
 from __future__ import annotations
@@ -18,13 +22,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from smptune.params import Params, ParamsView
-from smptune.records import TrialRecord
+from smptune.records import TrialRecord, TrialStatus
 from smptune.search.adaptive import (
+    OOM_CONSTRAINT,
     SearchSettings,
     frozen_trial,
     new_study,
     sampler_for,
     suggest_all,
+    worst_score,
 )
 
 __all__ = ["GP_LIMIT", "StudyView"]
@@ -43,6 +49,8 @@ class StudyView:
         #: sweep trial number -> Optuna's trial id in :attr:`study`
         self._ids: dict[int, int] = {}
         self._finished: set[int] = set()
+        #: The worst complete score entered so far (what an infeasible trial is valued at).
+        self._worst: float | None = None
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -54,8 +62,12 @@ class StudyView:
         from optuna.trial import TrialState
 
         storage = self.study._storage
+        mode = self.search.scoring.mode
         for record in records:
-            frozen = frozen_trial(record, self.search, self.n_randoms)
+            if record.status is TrialStatus.COMPLETE:
+                self._worst = worst_score([record.score], mode, self._worst)
+            worst = worst_score([], mode, self._worst)
+            frozen = frozen_trial(record, self.search, self.n_randoms, infeasible_value=worst)
             if frozen is None:
                 continue
             number = record.trial
@@ -71,6 +83,8 @@ class StudyView:
                 trial_id = self._ids[number]
                 for step, value in frozen.intermediate_values.items():
                     storage.set_trial_intermediate_value(trial_id, step, value)
+                for key, attr in frozen.system_attrs.items():  # its constraint, if any
+                    storage.set_trial_system_attr(trial_id, key, attr)
                 storage.set_trial_state_values(trial_id, frozen.state, frozen.values)
             if frozen.state is not TrialState.RUNNING:
                 self._finished.add(number)
@@ -79,6 +93,10 @@ class StudyView:
     def _same_finish(self, number: int, frozen: Any) -> bool:
         """Whether ``frozen`` is what the study already holds of finished trial ``number``."""
         held = self.study._storage.get_trial(self._ids[number])
+        violated = frozen.system_attrs.get(OOM_CONSTRAINT, (0.0,))[0] > 0
+        if violated:  # valued at the worst score known as it entered
+            same = held.system_attrs.get(OOM_CONSTRAINT) == frozen.system_attrs[OOM_CONSTRAINT]
+            return bool(held.state == frozen.state and same)
         return bool(held.state == frozen.state and held.values == frozen.values)
 
     def ask(self, trial: int, defaults: ParamsView) -> tuple[Params, Any]:

@@ -37,6 +37,10 @@ class TrialOutcome(_Status, total=False):
     score_std: float | None
     unstable: bool
     duration_s: float
+    #: what it tried when it ran out of memory (:class:`~smptune.records.OutOfMemory`), JSON
+    out_of_memory: str
+    #: the batch size its runs ran with, once ``on_oom: halve_batch`` halved it
+    batch_size: int
 
 
 class TrialShare(TypedDict):
@@ -61,9 +65,9 @@ class TrialStopped(SmptuneError):
     (:meth:`TrialRun.run`), as Optuna's ``TrialPruned``.
 
     ``status`` is the record's: ``cancelled``; ``skipped`` or ``stopped`` (the time budget);
-    ``pruned``; ``failed``. ``requeued``: its worker is being preempted, and the trial is
-    queued again at once, uncounted. None: this copy lost the trial's lease to another copy,
-    and records nothing.
+    ``pruned``; ``failed``; ``infeasible`` (out of memory). ``requeued``: its worker is being
+    preempted, and the trial is queued again at once, uncounted. None: this copy lost the
+    trial's lease to another copy, and records nothing.
     """
 
     def __init__(self, status: TrialStatus | None, reason: str) -> None:

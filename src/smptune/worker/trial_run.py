@@ -47,6 +47,7 @@ from smptune.trainable import (
 from smptune.worker.asking import choose_params
 from smptune.worker.epoch_pruners import HalvingPruner, MedianPerEpoch
 from smptune.worker.host_share import apply_in_child, describe_share
+from smptune.worker.out_of_memory import MemoryGuard
 from smptune.worker.run_watch import RunWatch
 from smptune.worker.stops import (
     LOST_LEASE,
@@ -96,6 +97,7 @@ class TrialRun:
         self.silent_warned = False
         #: The last checkpoint of the run in progress, as recorded when this copy started.
         self.saved: SavedCheckpoint | None = None
+        self.memory = MemoryGuard(config)
 
     def run(self, request: TrialRequest) -> TrialShare:
         """The trial's share of the chord's result, once its record is written.
@@ -193,30 +195,40 @@ class TrialRun:
         )
 
     def _train(self) -> None:
-        """Train the unfinished runs; a trial-level error stops the trial as failed."""
-        try:
-            self._train_runs()
-        except (TrialStopped, Ignore):
-            raise
-        except RunLost as exc:  # as a lost worker's: the reaper queues it once the lease is gone
-            log.warning("sweep %s trial %d: %s; it records nothing", self.sweep_id, self.trial, exc)
-            raise TrialStopped(None, str(exc)) from exc
-        except Exception as exc:  # a trial-level failure must never fail the chord
-            log.warning(
-                "sweep %s trial %d failed: %s\n%s",
-                self.sweep_id,
-                self.trial,
-                describe_error(exc),
-                traceback.format_exc(),
-            )
-            raise TrialStopped(TrialStatus.FAILED, describe_error(exc)) from exc
+        """Train the unfinished runs: out of memory stops the trial as infeasible (or trains
+        them once more with half the batch size, :class:`MemoryGuard`), another trial-level
+        error as failed."""
+        while True:
+            try:
+                return self._train_runs()
+            except Ignore:
+                raise
+            except RunLost as exc:  # as a lost worker's: the reaper queues it once the lease is gone
+                log.warning(
+                    "sweep %s trial %d: %s; it records nothing", self.sweep_id, self.trial, exc
+                )
+                raise TrialStopped(None, str(exc)) from exc
+            except Exception as exc:  # a trial-level failure must never fail the chord
+                stop = self.memory.stop(exc)
+                if stop is None:
+                    log.warning(
+                        "sweep %s trial %d failed: %s\n%s",
+                        self.sweep_id,
+                        self.trial,
+                        describe_error(exc),
+                        traceback.format_exc(),
+                    )
+                    raise TrialStopped(TrialStatus.FAILED, describe_error(exc)) from exc
+                if not self.memory.retries(stop, f"sweep {self.sweep_id} trial {self.trial}"):
+                    raise stop from None if stop is exc else exc
+                self.partial = None
 
     def _train_runs(self) -> None:
         """Train each unfinished run, watching its epochs; ask a fold-level pruner after
         each fold but the last."""
         trainable = load_trainable(self.config.trainable, allowed=allowed_trainables())
         apply_in_child()  # torch's threads to the worker's share, once the trainable has torch
-        params = self._params(trainable.defaults)
+        params = self.memory.params(self._params(trainable.defaults), self.done)
         self._log_start(params)
         settings = self.config.settings()
         output_dir = _trial_dir(self.db, self.sweep_id, self.trial)
@@ -241,10 +253,14 @@ class TrialRun:
                     n_repeats=self.n_randoms,
                     checkpoint=checkpoint,
                 )
+                self.memory.starts(fold, repeat, params)
                 result = trainable.train_fold(params, context)
+                watch.stop = watch.stop or self.memory.host_stop()
                 if watch.stop is not None and result.epochs_run < self.max_epochs:
                     self.partial = watch.partial(result.epochs_run, result.duration_s)
                     raise watch.stop
+                if watch.stop is not None and watch.stop.status is TrialStatus.INFEASIBLE:
+                    raise watch.stop  # over the host's memory limit at its last epoch
                 self._record_run(fold, repeat, result)
                 self._drop_checkpoint(checkpoint.path if checkpoint else None)
                 if self.epoch_pruner is not None and not watch.scores and not self.silent_warned:
@@ -363,6 +379,9 @@ class TrialRun:
             return TrialStopped(
                 TrialStatus.PRUNED, f"pruned by {self.config.pruner} {where}: {why}"
             )
+        host = self.memory.host_stop()  # over training.max_host_memory_gb: infeasible
+        if host is not None:
+            return host
         if reason == PREEMPTED:
             return TrialStopped(TrialStatus.REQUEUED, f"its worker was preempted {where}")
         if reason == "cancelled":
@@ -413,6 +432,7 @@ class TrialRun:
     def _record_run(self, fold: int, repeat: int, result: FoldResult) -> None:
         """Store a finished run's result (once) and count it as done."""
         recorded = {**result.to_dict(), "fold": fold, "repeat": repeat}
+        self.memory.mark(recorded)
         run = self._run(fold, repeat)
         if self.db.record_fold(self.sweep_id, self.trial, run, recorded, self.lease.value) is None:
             self.lease.lost.set()
@@ -450,6 +470,7 @@ class TrialRun:
             record["error"] = stop.reason
         if self.partial is not None:
             record["partial"] = json.dumps(self.partial.to_dict())
+        self.memory.add_to(record)
         if status.scored:
             score, std, unstable = trial_score(self.done, self.config.scoring)
             if score is None and not unstable and self.partial is not None:

@@ -94,6 +94,9 @@ class Sampler(ABC):
     #: Past :data:`~smptune.search.study_view.GP_LIMIT` finished trials, asks a subset
     #: (a Gaussian process is cubic in its trials).
     asks_a_subset: ClassVar[bool] = False
+    #: Its Optuna sampler honours constraints: an out-of-memory (``infeasible``) trial enters
+    #: its study as a violated constraint, else as failed.
+    honours_constraints: ClassVar[bool] = False
 
     options: dict[str, OptionValue] = field(default_factory=dict)
 

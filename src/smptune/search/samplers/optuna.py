@@ -39,8 +39,11 @@ class OptunaSampler(Sampler):
     def build(self, seed: int) -> Any:
         import optuna
 
+        options: dict[str, object] = dict(self.options)
+        if self.honours_constraints and int(optuna.__version__.split(".")[0]) < 5:
+            options["constraints_func"] = _recorded_constraints  # Optuna 5 reads them itself
         with quiet_optuna():
-            return getattr(optuna.samplers, self.optuna_class)(seed=seed, **self.options)
+            return getattr(optuna.samplers, self.optuna_class)(seed=seed, **options)
 
 
 class TPESampler(OptunaSampler):
@@ -48,6 +51,7 @@ class TPESampler(OptunaSampler):
 
     name: ClassVar[str] = "tpe"
     optuna_class: ClassVar[str] = "TPESampler"
+    honours_constraints: ClassVar[bool] = True
     option_checks: ClassVar[Mapping[str, Check]] = {
         "n_startup_trials": INT,
         "n_ei_candidates": INT,
@@ -68,14 +72,20 @@ class GPSampler(OptunaSampler):
     name: ClassVar[str] = "gp"
     optuna_class: ClassVar[str] = "GPSampler"
     asks_a_subset: ClassVar[bool] = True
+    honours_constraints: ClassVar[bool] = True
     option_checks: ClassVar[Mapping[str, Check]] = {"n_startup_trials": INT}
     option_defaults: ClassVar[Mapping[str, OptionValue]] = {"n_startup_trials": 5}
 
 
 class CmaEsSampler(OptunaSampler):
-    """Optuna's ``CmaEsSampler``."""
+    """Optuna's ``CmaEsSampler`` (no constraints: an out-of-memory trial enters as failed)."""
 
     name: ClassVar[str] = "cmaes"
     optuna_class: ClassVar[str] = "CmaEsSampler"
     option_checks: ClassVar[Mapping[str, Check]] = {"n_startup_trials": INT}
     option_defaults: ClassVar[Mapping[str, OptionValue]] = {"n_startup_trials": 5}
+
+
+def _recorded_constraints(trial: Any) -> Any:
+    """The constraints a trial entered its study with (Optuna 4's ``constraints_func``)."""
+    return trial.system_attrs.get("constraints", (0.0,))
