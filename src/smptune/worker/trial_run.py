@@ -203,7 +203,9 @@ class TrialRun:
                 return self._train_runs()
             except Ignore:
                 raise
-            except RunLost as exc:  # as a lost worker's: the reaper queues it once the lease is gone
+            except (
+                RunLost
+            ) as exc:  # as a lost worker's: the reaper queues it once the lease is gone
                 log.warning(
                     "sweep %s trial %d: %s; it records nothing", self.sweep_id, self.trial, exc
                 )
