@@ -203,11 +203,9 @@ class TrialRun:
                 return self._train_runs()
             except Ignore:
                 raise
-            except (
-                RunLost
-            ) as exc:  # as a lost worker's: the reaper queues it once the lease is gone
+            except RunLost as exc:  # as a lost worker's: the reaper queues it again
                 log.warning(
-                    "sweep %s trial %d: %s; it records nothing", self.sweep_id, self.trial, exc
+                    "sweep %s trial %d: %s; nothing recorded", self.sweep_id, self.trial, exc
                 )
                 raise TrialStopped(None, str(exc)) from exc
             except Exception as exc:  # a trial-level failure must never fail the chord
