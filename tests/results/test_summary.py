@@ -12,7 +12,7 @@ from typing import Any
 from smptune.config import config_to_yaml, load_config
 from smptune.fakes import QuadraticTrainable
 from smptune.queue.store import SweepStore
-from smptune.records import OUTCOMES, PartialRun, SavedCheckpoint, TrialStatus
+from smptune.records import OUTCOMES, OutOfMemory, PartialRun, SavedCheckpoint, TrialStatus
 from smptune.results.folder import write_results
 from smptune.results.summary import FoldEnsemble, RankedTrial, SweepResults, summarize
 from smptune.search.halving import Halving
@@ -254,6 +254,10 @@ def test_a_ranked_trial_with_every_field_set_reads_back_equal_from_its_json():
         partial=PartialRun(fold=1, repeat=0, epochs=2, score=0.3, reason="pruned at 2"),
         preemptions=3,
         checkpoint=SavedCheckpoint(run=1, epoch=2, path="/ckpt/7"),
+        out_of_memory=OutOfMemory(
+            fold=1, repeat=0, batch_size=8, error="oom", retried_batch_size=4
+        ),
+        batch_size=4,
         rank=4,
         fold_scores=(0.4,),
     )
