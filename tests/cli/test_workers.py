@@ -179,7 +179,7 @@ def test_all_cpus_per_worker_keeps_every_worker_on_the_whole_machine(
         assert r["affinity"] == cores and r["threads"] == len(cores), r
 
 
-def test_a_cuda_out_of_memory_fails_the_trial_and_the_worker_goes_on(
+def test_a_cuda_out_of_memory_makes_the_trial_infeasible_and_the_worker_goes_on(
     tmp_path, redis_server, store, start_workers
 ):
     # Given one slot of a shared GPU whose second trial runs out of device memory
@@ -198,11 +198,12 @@ def test_a_cuda_out_of_memory_fails_the_trial_and_the_worker_goes_on(
     )
     sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "a")
 
-    # Then that trial is failed with the reason, and every other trial completed
+    # Then that trial is infeasible with what it tried, and every other trial completed
     assert result.returncode == 0, result.stderr
     trials = store.trials(sweep_id)
-    assert [t.status for t in trials] == ["complete", "failed", "complete", "complete"]
-    assert trials[1].error.startswith("OutOfMemoryError: CUDA out of memory"), trials[1].error
+    assert [t.status for t in trials] == ["complete", "infeasible", "complete", "complete"]
+    oom = trials[1].out_of_memory
+    assert oom is not None and oom.error.startswith("OutOfMemoryError: CUDA out of memory")
     assert store.get_sweep(sweep_id).status == "done"
 
 
