@@ -178,6 +178,46 @@ def test_a_trial_whose_message_vanished_before_it_started_is_queued_again(
         assert f"sweep {sweep_id} trial {trial}: its message was lost before it started" in logs
 
 
+def _strand_message(client, task_id: str) -> None:
+    """Move the queued message of ``task_id`` into kombu's unacknowledged records, delivered
+    a minute ago, as a worker whose BRPOP reply was lost in a Redis restart leaves it."""
+    for key in client.scan_iter(match="smptune*", _type="list"):
+        for item in client.lrange(key, 0, -1):
+            payload = json.loads(item)
+            if payload["headers"]["id"] != task_id:
+                continue
+            assert client.lrem(key, 1, item) == 1
+            tag = payload["properties"]["delivery_tag"]
+            client.hset("unacked", tag, json.dumps([payload, "smptune", "smptune"]))
+            client.zadd("unacked_index", {tag: time.time() - 60})
+            return
+    raise AssertionError(f"{task_id} is not queued")
+
+
+def test_a_trial_whose_message_is_recorded_taken_by_no_worker_is_queued_again(
+    tmp_path, redis_server, store, start_workers
+):
+    # Given a queued sweep one of whose messages is recorded as taken (kombu's unacked)
+    # by a worker that never got it: the visibility timeout would deliver it in 12 hours
+    config = write_config(tmp_path / "s.yaml", n_trials=3, hyperparameters={"x": [0.0, 1.0, 2.0]})
+    submitted = run_cli(
+        "producer", "submit", config, "--broker", redis_server.url, "--artifacts", tmp_path / "a"
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    sweep_id = submitted.stdout.split()[0]
+    _strand_message(store.r, trial_task_id(sweep_id, 1))
+
+    # When workers run the sweep
+    workers = start_workers("--cpu", "1", SMPTUNE_LEASE_TTL=LEASE_TTL)
+
+    # Then the reaper queues that trial again, the sweep completes with every trial once, and
+    # the stranded record is gone (nothing is delivered again later)
+    wait_for(lambda: store.get_sweep(sweep_id).status == "done", 120)
+    assert_every_trial_once(store, sweep_id)
+    assert f"sweep {sweep_id} trial 1: its message was lost before it started" in workers.logs()
+    assert store.r.hlen("unacked") == 0 and store.r.zcard("unacked_index") == 0
+
+
 def test_a_trial_that_kills_its_worker_every_time_fails_after_three_attempts(
     tmp_path, redis_server, store, start_workers
 ):

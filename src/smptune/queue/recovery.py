@@ -10,7 +10,10 @@ A trial can also lose its message before it starts: kombu's Redis transport pops
 (BRPOP) and only then records it as unacknowledged, so a Redis that dies between the two, or
 a reply that never reaches the worker, drops it. When a sweep's queue is empty and no worker
 holds its message, yet the trial is neither running nor finished in two scans
-``finalize_grace_s`` apart, the reaper queues it again the same way.
+``finalize_grace_s`` apart, the reaper queues it again the same way. A message recorded as
+unacknowledged more than ``finalize_grace_s`` ago whose trial never started is held by no one
+(the pop and the record reached Redis, the reply did not reach the worker): it counts as lost
+too, and its stale record is dropped so the visibility timeout cannot deliver it again.
 
 A retrain-and-test and a finalize hold a lease the same way, taken in the step that marks
 them running: one whose lease is gone is sent again. One that was never sent (its sender
@@ -257,6 +260,7 @@ class Reaper:
         """Queue again the trials whose message vanished before they started."""
         unqueued: set[tuple[str, int]] = set()
         held: set[str] | None = None  # task ids of messages workers hold, read once a pass
+        stale: dict[str, list[str]] = {}  # task id -> unacked records no worker holds
         for sweep_id, sweep in sweeps.items():
             n_trials = sweep.n_trials
             if sweep.trial_request is None or sweep.submitting or sweep.finalized_at:
@@ -267,7 +271,7 @@ class Reaper:
             if self._queued(queue):
                 continue  # the rest may still be waiting; checked again once it drains
             if held is None:
-                held = self._held_task_ids()
+                held, stale = self._held_task_ids(self.store.now())
             for trial in self.store.unaccounted(sweep_id, n_trials):
                 if trial_task_id(sweep_id, trial) not in held:
                     unqueued.add((sweep_id, trial))
@@ -280,6 +284,7 @@ class Reaper:
                 continue
             if self.store.claim_lost(sweep_id, trial, hold_s=self.finalize_grace_s):
                 crash_point("reaper.lost_claimed")
+                self._drop_unacked(stale.get(trial_task_id(sweep_id, trial), []))
                 self.requeue_unstarted(sweep_id, sweeps[sweep_id], trial)
                 requeued.append((sweep_id, trial))
             del self._unqueued_since[(sweep_id, trial)]
@@ -290,18 +295,41 @@ class Reaper:
         with self.app.connection_for_write() as conn:
             return int(conn.default_channel._size(queue))  # kombu: LLEN over the priorities
 
-    def _held_task_ids(self) -> set[str]:
-        """Task ids of the messages workers have taken and not yet acknowledged."""
+    def _held_task_ids(self, clock: float) -> tuple[set[str], dict[str, list[str]]]:
+        """Task ids of the messages workers have taken and not yet acknowledged, and (task
+        id -> delivery tags) those recorded so long ago (``finalize_grace_s``, by kombu's
+        delivery times against ``clock``) that no worker holds them: a worker starts the
+        trial of the one message it takes at once. Only unaccounted trials are looked up."""
         with self.app.connection_for_write() as conn:
             channel = conn.default_channel
-            raw = channel.client.hvals(channel.unacked_key)
-        ids = set()
-        for value in raw:
+            raw = channel.client.hgetall(channel.unacked_key)
+            delivered = dict(
+                channel.client.zrange(channel.unacked_index_key, 0, -1, withscores=True)
+            )
+        held: set[str] = set()
+        stale: dict[str, list[str]] = {}
+        for tag, value in raw.items():
             try:
-                ids.add(json.loads(value)[0]["headers"]["id"])
+                task_id = json.loads(value)[0]["headers"]["id"]
             except (ValueError, KeyError, IndexError, TypeError):
                 continue
-        return ids
+            at = delivered.get(tag)
+            if at is not None and clock - float(at) > self.finalize_grace_s:
+                stale.setdefault(task_id, []).append(_text(tag))
+            else:
+                held.add(task_id)
+        return held, stale
+
+    def _drop_unacked(self, tags: list[str]) -> None:
+        """Forget unacknowledged records no worker holds, as kombu's ack would."""
+        if not tags:
+            return
+        with self.app.connection_for_write() as conn:
+            channel = conn.default_channel
+            with channel.client.pipeline() as pipe:
+                pipe.hdel(channel.unacked_key, *tags)
+                pipe.zrem(channel.unacked_index_key, *tags)
+                pipe.execute()
 
     def requeue_unstarted(self, sweep_id: str, sweep: SweepRecord, trial: int) -> None:
         """Queue a trial whose message was lost, under its task id, group and chord (from
@@ -400,3 +428,7 @@ class Reaper:
     def _send(self, sweep_id: str, trial: int, request: TrialRequest) -> None:
         argsrepr = f"trial {trial} (sweep={sweep_id}, queued again)"
         send_trial(self.app, sweep_id, trial, request, REQUEUE_PRIORITY, argsrepr)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
