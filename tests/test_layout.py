@@ -25,6 +25,8 @@ FLOORS = {
     "trainable": 4,
     "config": 4,
     "config_fields": 4,
+    "config_files": 4,
+    "config_objectives": 4,
     "lifecycle": 4,
     "task_labels": 4,
     "queue": 5,

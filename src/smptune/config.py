@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import copy
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-
-import yaml
 
 from smptune.config_fields import (
     fraction_field,
@@ -30,6 +27,8 @@ from smptune.config_fields import (
     section,
     str_field,
 )
+from smptune.config_files import config_to_yaml, read_best_config, read_toml, read_yaml
+from smptune.config_objectives import check_objectives, objective_scoring
 from smptune.errors import ConfigError
 from smptune.messages import DEFAULT_QUEUE
 from smptune.params import Params
@@ -38,17 +37,13 @@ from smptune.search.conditions import check_space
 from smptune.search.dialects import parse_distribution
 from smptune.search.distributions import Distribution, Space, json_value, space_to_dict
 from smptune.search.halving import Halving
+from smptune.search.objectives import Objectives
 from smptune.search.samplers.base import Sampler
 from smptune.search.samplers.registry import default_sampler, n_trials_words, parse_sampler
 from smptune.search.sampling import MAX_PLANNED, complete_configuration
 from smptune.search.scoring import RETRAIN_EPOCHS, Scoring
 from smptune.search.specs import PrunerSpec
 from smptune.trainable import SEGMENTATION_TRAINABLE, SweepSettings, data_root_base
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
 
 __all__ = [
     "DEFAULT_TRIAL_TIMEOUT_S",
@@ -71,6 +66,9 @@ KNOWN_KEYS = (
     "metric",
     "mode",
     "combine",
+    "metrics",
+    "modes",
+    "select",
     "pruner",
     "time_budget",
     "queue",
@@ -88,34 +86,6 @@ KNOWN_KEYS = (
     "hyperparameters",
 )
 _TRAINABLE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-
-
-def _read_best_config(path_text: str, source: Path | None) -> Params:
-    """The fixed hyperparameters of a ``best_config.yaml`` (relative to the config's folder)."""
-    path = Path(path_text).expanduser()
-    if not path.is_absolute() and source is not None:
-        path = Path(source).parent / path
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
-    except FileNotFoundError:
-        raise ConfigError(f"enqueue: no such file {str(path)!r}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"enqueue: cannot read {str(path)!r} ({exc})") from None
-    space = data.get("hyperparameters") if isinstance(data, Mapping) else None
-    if not isinstance(space, Mapping):
-        raise ConfigError(f"enqueue: {str(path)!r} has no hyperparameters mapping")
-    out = {}
-    for name, entry in space.items():
-        if isinstance(entry, Mapping) and entry.get("distribution") == "value":
-            out[str(name)] = entry.get("value")
-        elif not isinstance(entry, Mapping | list):
-            out[str(name)] = entry
-        else:
-            raise ConfigError(
-                f"enqueue: {str(path)!r}: hyperparameters.{name} is not a fixed value (a "
-                "best_config.yaml fixes every one)"
-            )
-    return out
 
 
 # --- the config --------------------------------------------------------------------------
@@ -153,6 +123,11 @@ class SweepConfig:
     metric: str | list[str] = "iou"
     mode: Literal["max", "min"] | None = None
     combine: str | None = None
+    #: Two or more objectives, searched together (``modes``: one each; ``select``: the rule
+    #: that picks the final trial), instead of ``metric``.
+    metrics: list[str] | None = None
+    modes: list[str] | None = None
+    select: Any = None
     sampler: Any = None
     pruner: Any = None
     time_budget: float | str | None = None
@@ -177,6 +152,7 @@ class SweepConfig:
     enqueue: Any = None
     source: Path | None = field(default=None, compare=False, repr=False)
     scoring: Scoring = field(init=False, compare=False, repr=False)
+    objectives: Objectives | None = field(init=False, compare=False, repr=False)
     sampler_spec: Sampler = field(init=False, compare=False, repr=False)
     pruner_spec: PrunerSpec = field(init=False, compare=False, repr=False)
     cv_settings: CvSettings = field(init=False, compare=False, repr=False)
@@ -213,9 +189,18 @@ class SweepConfig:
                 self.metric = self.metric[0]
         else:
             self.metric = str_field("metric", self.metric)
-        self.scoring = Scoring.from_config(self.metric, self.mode, self.combine)
+        single = (self.metric, self.mode, self.combine)
+        self.objectives = check_objectives(
+            self.metrics, self.modes, self.select, single, self.sampler_spec, self.pruner_spec
+        )
+        if self.objectives is not None:
+            self.scoring = objective_scoring(self.objectives)
+            self.metrics, self.modes = list(self.objectives.names), list(self.objectives.modes)
+            self.select, self.metric = self.objectives.select.to_dict(), self.scoring.names[0]
+        else:
+            self.scoring = Scoring.from_config(self.metric, self.mode, self.combine)
+            self.combine = self.scoring.combine
         self.mode = self.scoring.mode
-        self.combine = self.scoring.combine
         self.queue = str_field("queue", self.queue)
         self.trial_timeout = parse_duration("trial_timeout", self.trial_timeout)
         if not isinstance(self.retrain_and_test, bool):
@@ -309,7 +294,7 @@ class SweepConfig:
         if raw is None:
             return []
         if isinstance(raw, str):
-            raw = [_read_best_config(raw, self.source)]
+            raw = [read_best_config(raw, self.source)]
         if not isinstance(raw, list) or not all(isinstance(c, Mapping) for c in raw):
             raise ConfigError(
                 "enqueue: must be a list of configurations (name: value) or the path of a "
@@ -428,6 +413,7 @@ class SweepConfig:
             cv=copy.deepcopy(self.cv),
             training=copy.deepcopy(self.training),
             fold_models=self.fold_models,
+            objectives=self.objectives.names if self.objectives else (),
         )
 
     @property
@@ -451,9 +437,12 @@ class SweepConfig:
             "pruner": self.pruner_spec.to_config(),
             "time_budget": self.time_budget,
             "seed": self.seed,
-            "metric": copy.deepcopy(self.metric),
-            "mode": self.mode,
-            "combine": self.combine,
+            **(
+                self.objectives.to_dict()
+                if self.objectives
+                else {"metric": copy.deepcopy(self.metric), "mode": self.mode}
+                | {"combine": self.combine}
+            ),
             "queue": self.queue,
             "trial_timeout": self.trial_timeout,
             "data": copy.deepcopy(self.data),
@@ -489,6 +478,10 @@ def config_from_dict(data: Mapping[str, object], source: Path | None = None) -> 
             else f"config: unknown keys {', '.join(map(repr, unknown))} "
             f"(known: {', '.join(KNOWN_KEYS)})"
         )
+    several = raw.get("metrics") is not None
+    both = [key for key in ("metric", "mode", "combine") if key in raw and several]
+    if both:
+        raise ConfigError(f"metrics: give metrics (with modes) or {both[0]}, not both")
     if "hyperparameters" not in raw:
         raise ConfigError("hyperparameters: missing; the config needs a hyperparameters mapping")
     word = parse_sampler(raw.get("sampler")).n_trials_word
@@ -502,69 +495,14 @@ def config_from_dict(data: Mapping[str, object], source: Path | None = None) -> 
 # --- files -------------------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML that reads ``1e-4`` as a float (YAML 1.2) and refuses duplicate keys."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:
-                continue
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping",
-                    node.start_mark,
-                    f"found duplicate key {key!r}",
-                    key_node.start_mark,
-                )
-        return super().construct_mapping(node, deep=deep)
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def _read_yaml(path: Path, text: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = exc.problem or exc.context or "syntax error"
-        raise ConfigError(f"{path}{line}: invalid YAML ({problem})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
-
-
-def _read_toml(path: Path, text: str) -> Any:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        lineno = getattr(exc, "lineno", None)
-        if lineno is None:
-            found = re.search(r"line (\d+)", str(exc))
-            lineno = int(found.group(1)) if found else None
-        line = f":{lineno}" if lineno is not None else ""
-        raise ConfigError(f"{path}{line}: invalid TOML ({exc})") from None
-
-
 def load_config(path: str | Path) -> SweepConfig:
     """Read a ``.yaml`` / ``.yml`` or ``.toml`` sweep config and validate it."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        reader = _read_yaml
+        reader = read_yaml
     elif suffix == ".toml":
-        reader = _read_toml
+        reader = read_toml
     else:
         raise ConfigError(f"{path}: unknown config format {path.suffix!r} (use .yaml, .yml, .toml)")
     try:
@@ -579,17 +517,3 @@ def load_config(path: str | Path) -> SweepConfig:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
     return config_from_dict(data, source=path.resolve())
-
-
-class _Dumper(yaml.SafeDumper):
-    """Safe YAML that writes tuples as lists."""
-
-
-_Dumper.add_representer(tuple, lambda dumper, data: dumper.represent_list(list(data)))
-
-
-def config_to_yaml(data: Mapping[str, object]) -> str:
-    """YAML text for a config-like mapping (keys in the given order), e.g. best_config.yaml."""
-    return yaml.dump(
-        dict(data), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
-    )

@@ -2,7 +2,8 @@
 
 :class:`QuadraticTrainable` trains a run in one step; :class:`LearningCurveTrainable` in
 epochs, reporting each (see :class:`~smptune.trainable.FoldContext`);
-:class:`RecordedCurvesTrainable` replays learning curves recorded from real training.
+:class:`RecordedCurvesTrainable` replays learning curves recorded from real training;
+:class:`LatencyTrainable` adds a latency to the quadratic (two objectives).
 
 The quadratic's score peaks at ``x = 1, y = -2``; ``sleep`` seconds pass per fold (and
 ``retrain_sleep`` in retrain-and-test); ``fail``
@@ -44,7 +45,7 @@ class QuadraticTrainable:
         "noise": 0.0,
         "retrain_sleep": 0.0,
     }
-    metrics = ("score", "loss")
+    metrics: tuple[str, ...] = ("score", "loss")
 
     def _complete(self, params: ParamsView) -> Params:
         """``params`` with the defaults for the names it lacks (an inactive conditional)."""
@@ -101,6 +102,25 @@ class QuadraticTrainable:
             model = {"params": dict(params), "epochs": epochs}
             (context.output_dir / "model.json").write_text(json.dumps(model, indent=2))
         return metrics
+
+
+class LatencyTrainable(QuadraticTrainable):
+    """The quadratic with a cost, for multi-objective sweeps: ``iou`` is its score, and a
+    larger ``x`` is slower, ``latency_ms = 5 + 20·|x|`` with ``param_count = 10⁶·(1 +
+    |x|)`` (so up to ``x = 1`` a better ``iou`` costs latency: a Pareto front)."""
+
+    metrics = ("iou", "latency_ms", "param_count", "score", "loss")
+
+    @staticmethod
+    def _evaluate(params: ParamsView, offset: float) -> dict[str, float]:
+        metrics = QuadraticTrainable._evaluate(params, offset)
+        cost = abs(float(params["x"]))
+        return {
+            **metrics,
+            "iou": metrics["score"],
+            "latency_ms": 5.0 + 20.0 * cost,
+            "param_count": 1e6 * (1.0 + cost),
+        }
 
 
 class OutOfMemoryError(RuntimeError):

@@ -23,6 +23,7 @@ __all__ = [
     "ALLOWED_TRAINABLES_ENV",
     "BUILTIN_TRAINABLES",
     "DATA_ROOT_ENV",
+    "LATENCY_TRAINABLE",
     "LEARNING_CURVE_TRAINABLE",
     "MEMORY_BOUND_TRAINABLE",
     "PRELOAD_ENV",
@@ -47,12 +48,14 @@ QUADRATIC_TRAINABLE = "smptune.fakes:QuadraticTrainable"
 LEARNING_CURVE_TRAINABLE = "smptune.fakes:LearningCurveTrainable"
 RECORDED_CURVES_TRAINABLE = "smptune.fakes:RecordedCurvesTrainable"
 MEMORY_BOUND_TRAINABLE = "smptune.fakes:MemoryBoundTrainable"
+LATENCY_TRAINABLE = "smptune.fakes:LatencyTrainable"
 BUILTIN_TRAINABLES: tuple[str, ...] = (
     SEGMENTATION_TRAINABLE,
     QUADRATIC_TRAINABLE,
     LEARNING_CURVE_TRAINABLE,
     RECORDED_CURVES_TRAINABLE,
     MEMORY_BOUND_TRAINABLE,
+    LATENCY_TRAINABLE,
 )
 #: Comma-separated trainables a worker runs beyond the built-ins (``--allow-trainable``).
 ALLOWED_TRAINABLES_ENV = "SMPTUNE_ALLOWED_TRAINABLES"
@@ -88,6 +91,7 @@ class SweepSettings:
     ``scoring`` says how a run's metrics become its score: a trainable picks each run's best
     epoch with ``scoring.best_index(history)`` and must report every ``scoring.names``.
     ``metric`` and ``mode`` are the first scoring metric and :attr:`Scoring.mode`.
+    ``objectives``: the metrics of a multi-objective sweep, each to report too.
     ``fold_models``: each run saves its best epoch's model (``logs/<run>/best_model`` under
     its output folder) for the final fold ensemble.
     """
@@ -100,6 +104,9 @@ class SweepSettings:
     training: dict[str, Any] = field(default_factory=dict)
     scoring: Scoring | None = None
     fold_models: bool = False
+    #: The metrics a multi-objective sweep searches (``metrics:``); a trainable reports
+    #: each (the built-in one measures ``latency_ms`` and ``param_count`` when named).
+    objectives: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.scoring is None:

@@ -171,3 +171,40 @@ def test_the_median_rule_on_sorted_sets_decides_as_optunas_median_pruner(mode: s
         assert ours == theirs, (case, options, trials, running)
         decisions.append(ours)
     assert 0 < sum(decisions) < len(decisions)  # both outcomes were exercised
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2"])
+def test_a_multi_objective_study_holds_each_trials_means_and_its_constraints(sampler: str):
+    # Given a two-objective sweep with two complete trials and one out of memory
+    config = config_from_dict(
+        {
+            "trainable": "smptune.fakes:LatencyTrainable",
+            "n_trials": 10,
+            "sampler": sampler,
+            "metrics": ["iou", "latency_ms"],
+            "cv": {"n_folds": 2},
+            "hyperparameters": {"x": {"low": 0.0, "high": 1.5}},
+        }
+    )
+
+    def runs(iou: float, latency: float) -> dict:
+        metrics = {"iou": iou, "latency_ms": latency}
+        return {k: {"metrics": metrics, "best_epoch": 1, "epochs_run": 1} for k in (0, 1)}
+
+    trials = [
+        TrialRecord(0, TrialStatus.COMPLETE, {"x": 0.2}, runs(0.6, 9.0), score=0.6),
+        TrialRecord(1, TrialStatus.COMPLETE, {"x": 1.0}, runs(0.9, 25.0), score=0.9),
+        TrialRecord(2, TrialStatus.INFEASIBLE, {"x": 1.4}),
+    ]
+
+    # When its study is built for the sampler
+    study = _study(trials, config, 1, sampler=config.sampler_spec.build(seed=0))
+
+    # Then it searches both directions, each complete trial valued by its means
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    held = study.get_trials(deepcopy=False)
+    assert [t.values for t in held[:2]] == [[0.6, 9.0], [0.9, 25.0]]
+    # and the out-of-memory trial enters with its constraint violated
+    assert [t.system_attrs["constraints"] for t in held] == [(0.0,), (0.0,), (1.0,)]
+    # and the sampler asks a configuration from it
+    assert 0.0 <= ask(trials, config, 3, {"x": 0.5})["x"] <= 1.5

@@ -471,7 +471,7 @@ def test_every_example_in_the_search_space_docs_parses():
 
     import yaml
 
-    from smptune.config import _Loader
+    from smptune.config_files import _Loader
 
     text = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
     section = text[text.index("## Search space") : text.index("## Search\n")]

@@ -21,12 +21,17 @@ SPACE = {"x": {"low": 0.0, "high": 1.0}, "y": [1, 2, 3]}
 
 
 def test_the_registry_names_each_sampler_once_with_the_default_first():
-    assert list(registry.SAMPLERS) == ["random", "grid", "tpe", "gp", "cmaes"]
+    assert list(registry.SAMPLERS) == ["random", "grid", "tpe", "gp", "cmaes", "nsga2"]
     assert all(cls.name == name for name, cls in registry.SAMPLERS.items())
     assert registry.default_sampler(None) == registry.default_sampler(5) == "random"
     assert registry.default_sampler("grid") == "grid"
     assert registry.n_trials_words() == ("grid",)
-    assert [n for n, cls in registry.SAMPLERS.items() if cls.adaptive] == ["tpe", "gp", "cmaes"]
+    assert [n for n, cls in registry.SAMPLERS.items() if cls.adaptive] == [
+        "tpe",
+        "gp",
+        "cmaes",
+        "nsga2",
+    ]
 
 
 def test_settings_are_checked_against_the_samplers_options_over_its_defaults():

@@ -7,7 +7,9 @@ step ``k`` is the score of its run ``k`` (fold × seeds + seed). Complete trials
 is ``FAIL``, as Optuna records an objective that returned NaN); pruned trials are ``PRUNED``
 and failed ones ``FAIL``, both with the runs they finished; running trials are ``RUNNING``
 with the runs they finished so far; stopped, skipped, cancelled and queued trials are left
-out. ``user_attrs`` hold smptune's trial number, status, rank, worker and run scores.
+out. A multi-objective sweep's study has its ``directions`` and each complete trial its
+objectives' means as ``values``. ``user_attrs`` hold smptune's trial number, status, rank,
+worker and run scores.
 
 Mirroring again brings the study up to date: trials that ended or started since are added,
 and a trial mirrored while it ran gets its new runs and its final state. Optuna never
@@ -89,17 +91,22 @@ def study_trials(results: SweepResults, config: SweepConfig, details: bool = Tru
     from optuna.trial import TrialState, create_trial
 
     space = search_space(config)
+    pareto = results.pareto
     out = []
     for t in sorted(results.ranking, key=lambda t: t.trial):
         status, score = t.status, t.score
-        value = None
-        if (
+        value: list[float] | None = None
+        point = None if pareto is None else pareto.point(t.trial)
+        if pareto is not None and point is not None:  # several objectives: their means
+            state, value = TrialState.COMPLETE, pareto.objectives.ordered(point.values)
+        elif (
             status is TrialStatus.COMPLETE
             and score is not None
             and _finite(score)
             and not t.unstable
+            and pareto is None
         ):
-            state, value = TrialState.COMPLETE, float(score)
+            state, value = TrialState.COMPLETE, [float(score)]
         elif status is TrialStatus.PRUNED:
             state = TrialState.PRUNED
         elif status in (TrialStatus.COMPLETE, TrialStatus.FAILED, TrialStatus.INFEASIBLE):
@@ -112,7 +119,7 @@ def study_trials(results: SweepResults, config: SweepConfig, details: bool = Tru
         values, distributions = observe(space, t.params, view=user_view)
         frozen = create_trial(
             state=state,
-            value=value,
+            values=value,
             params=values,
             distributions=distributions,
             user_attrs=_user_attrs(t, scores) if details else None,
@@ -178,9 +185,9 @@ def mirror_study(
     else:
         url = "the storage"
     trials = study_trials(results, config)  # built first: a bad sweep leaves no empty study
-    wanted = results.direction
+    wanted = [results.direction] if results.pareto is None else results.pareto.objectives.directions
     study = optuna.create_study(
-        storage=storage, study_name=study_name, direction=wanted, load_if_exists=True
+        storage=storage, study_name=study_name, directions=wanted, load_if_exists=True
     )
     owner = study.user_attrs.get("sweep_id")
     if owner is not None and owner != results.sweep_id:
@@ -188,10 +195,11 @@ def mirror_study(
             f"--optuna-storage: {mask_url(url)} already holds a study named {study_name!r} of "
             f"sweep {owner}; pass --optuna-study NAME to export under another name"
         )
-    if study.direction.name.lower() != wanted:
+    held = [d.name.lower() for d in study.directions]
+    if held != wanted:
         raise ConfigError(
             f"--optuna-storage: study {study_name!r} in {mask_url(url)} is set to "
-            f"{study.direction.name.lower()}, the sweep to {wanted}"
+            f"{', '.join(held)}, the sweep to {', '.join(wanted)}"
         )
     for key in ("sweep_id", "name", "metric", "mode", "n_trials", "n_folds", "n_randoms"):
         value = getattr(results, key)
@@ -231,8 +239,7 @@ def _update(storage: Any, existing: Any, trial: Any) -> bool:
             storage.set_trial_user_attr(trial_id, key, value)
             changed = True
     if trial.state is not TrialState.RUNNING:
-        values = None if trial.value is None else [trial.value]
-        storage.set_trial_state_values(trial_id, trial.state, values)
+        storage.set_trial_state_values(trial_id, trial.state, trial.values)
         changed = True
     return changed
 

@@ -34,6 +34,7 @@ from smptune.results.plot_base import (
     short,
     style,
 )
+from smptune.results.plots_pareto import pareto_front
 from smptune.results.plots_space import importance, parallel_coordinates
 from smptune.results.summary import LearningCurve, RungResult, SweepResults
 from smptune.search.scoring import run_index
@@ -375,6 +376,7 @@ def rungs(results: SweepResults, config: SweepConfig) -> tuple[Any, str] | None:
 
 PLOTS: tuple[tuple[str, str, Callable[..., tuple[Any, str] | None]], ...] = (
     ("history", "Optimisation history", history),
+    ("pareto", "Pareto front", pareto_front),
     ("learning_curves", "Learning curves", learning_curves),
     ("rungs", "Successive-halving rungs", rungs),
     ("timeline", "Workers over time", timeline),

@@ -39,6 +39,7 @@ from smptune.results.json_reads import (
     text,
     whole,
 )
+from smptune.results.pareto import Pareto, pareto_of
 from smptune.search.halving import Halving
 from smptune.search.scoring import (
     CvAtEpochs,
@@ -323,6 +324,8 @@ class SweepResults:
     rungs: tuple[RungResult, ...] | None = None
     #: Set by retrain-and-test once it tested the fold models together.
     fold_ensemble: FoldEnsemble | None = None
+    #: A multi-objective sweep's front; its ``best`` is the trial ``select`` chose.
+    pareto: Pareto | None = None
 
     def count(self, status: TrialStatus) -> int:
         return int(self.counts.get(status, 0))
@@ -399,7 +402,7 @@ class SweepResults:
         }
         if self.fold_ensemble is not None:
             out["fold_ensemble"] = self.fold_ensemble.to_dict()
-        return out
+        return out | (self.pareto.to_dict() if self.pareto else {})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> SweepResults:
@@ -432,6 +435,7 @@ class SweepResults:
             if rungs is None
             else tuple(RungResult.from_dict(record(r)) for r in items(rungs)),
             fold_ensemble=FoldEnsemble.from_dict(record(ensemble)) if ensemble else None,
+            pareto=Pareto.from_dict(data) if data.get("objectives") else None,
         )
 
 
@@ -473,6 +477,10 @@ def summarize(db: SweepStore, sweep_id: str) -> SweepResults:
     ranked = rank_trials(db.trials(sweep_id), config.scoring.mode)
     best = next((t for t in ranked if may_be_best(t)), None)
     counts = {status: sweep.count(status) for status in OUTCOMES}
+    pareto = None if config.objectives is None else pareto_of(ranked, config.objectives)
+    if pareto is not None:  # the trial select chose
+        best = next((t for t in ranked if t.trial == pareto.selected), None)
+    no_best = None if best is not None else no_best_reason(counts)
     return SweepResults(
         sweep_id=sweep_id,
         name=config.name,
@@ -487,7 +495,7 @@ def summarize(db: SweepStore, sweep_id: str) -> SweepResults:
         pruner=config.pruner,
         class_names=None if config.class_names is None else tuple(config.class_names),
         counts=counts,
-        no_best=None if best is not None else no_best_reason(counts),
+        no_best=pareto.no_selection if pareto and pareto.points and not best else no_best,
         best=None if best is None else _best(best, config),
         ranking=tuple(
             RankedTrial.of(t, rank, run_scores(t.folds, config.scoring))
@@ -495,6 +503,7 @@ def summarize(db: SweepStore, sweep_id: str) -> SweepResults:
         ),
         learning_curves=learning_curves(ranked),
         rungs=rung_results(db, sweep_id, config),
+        pareto=pareto,
     )
 
 

@@ -27,6 +27,7 @@ from smptune.params import Params, ParamsView
 from smptune.records import RunResults, TrialRecord, TrialStatus
 from smptune.search.conditions import is_active, leaf
 from smptune.search.distributions import Distribution, with_defaults
+from smptune.search.objectives import Objectives
 from smptune.search.samplers.base import Sampler
 from smptune.search.scoring import Scoring, run_scores
 from smptune.search.specs import PrunerSpec
@@ -89,6 +90,8 @@ class SearchSettings(Protocol):
     def seed(self) -> int: ...
     @property
     def max_epochs(self) -> int: ...
+    @property
+    def objectives(self) -> Objectives | None: ...
 
 
 def optuna_name(name: str, dist: Distribution, config: ParamsView) -> str:
@@ -199,14 +202,22 @@ def frozen_trial(
         steps = epoch_values(t.folds, t.curves, search.scoring, search.max_epochs)
     else:
         steps = intermediate_values(t.folds, search, n_randoms)
-    score = t.score
+    score: float | list[float] | None = t.score
+    objectives = search.objectives
+    if objectives is not None:  # several objectives: their means, no steps
+        means = objectives.values(t.folds) if t.status is TrialStatus.COMPLETE else None
+        score = None if means is None else objectives.ordered(means)
+        steps = {}
+        infeasible: float | list[float] = [infeasible_value] * len(objectives.names)
+    else:
+        infeasible = infeasible_value
     constrained = search.sampler_spec.honours_constraints
     constraints = None
-    if t.status is TrialStatus.COMPLETE and score is not None and math.isfinite(score):
+    if t.status is TrialStatus.COMPLETE and score is not None and _finite(score):
         state, value = TrialState.COMPLETE, score
         constraints = {OOM_CONSTRAINT: (0.0,)} if constrained else None
     elif t.status is TrialStatus.INFEASIBLE and constrained:
-        state, value, steps = TrialState.COMPLETE, infeasible_value, {}
+        state, value, steps = TrialState.COMPLETE, infeasible, {}
         constraints = {OOM_CONSTRAINT: (1.0,)}
     elif t.status.partial and steps:
         state, value = TrialState.PRUNED, None
@@ -218,13 +229,18 @@ def frozen_trial(
         state, value, steps = TrialState.FAIL, None, {}
     return create_trial(
         state=state,
-        value=value,
+        value=None if isinstance(value, list) else value,
+        values=value if isinstance(value, list) else None,
         params=values,
         distributions=distributions,
         intermediate_values=steps,
         user_attrs={"trial": t.trial},
         system_attrs=constraints,
     )
+
+
+def _finite(score: float | list[float]) -> bool:
+    return all(math.isfinite(v) for v in (score if isinstance(score, list) else [score]))
 
 
 def worst_score(scores: Iterable[float | None], mode: str, known: float | None = None) -> float:
@@ -242,6 +258,9 @@ def new_study(search: SearchSettings, sampler: Any = None, pruner: Any = None) -
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if search.objectives is not None:
+        directions = search.objectives.directions
+        return optuna.create_study(directions=directions, sampler=sampler, pruner=pruner)
     return optuna.create_study(
         direction="maximize" if search.scoring.mode == "max" else "minimize",
         sampler=sampler,

@@ -25,6 +25,7 @@ from smptune.trainable import FoldContext, FoldResult
 from smptune.training.averaging import averaging
 from smptune.training.folds import Split
 from smptune.training.inference import FlipAverage, Windows, labels_of, sliding_window
+from smptune.training.latency import cost_metrics
 from smptune.training.loaders import Batch, data_loader
 from smptune.training.loggers import log_outcome, run_loggers
 from smptune.training.model import build_model, encoder_normalisation
@@ -319,6 +320,8 @@ def _train_fold(params: Params, context: FoldContext, rank: int, world: int) -> 
     )
     history = module.history
     best = rs.scoring.best_index(history)
+    size = module.windows.size if module.windows is not None else None
+    costs = cost_metrics(module, val, context.settings.objectives, size)  # latency, parameters
     log_outcome(trainer.loggers, context, params, history[best])
     saves = keep_best and rank == 0  # rank 0 holds a DDP run's weights as every rank does
     if saves and module.best_state is not None and context.output_dir is not None:
@@ -326,7 +329,7 @@ def _train_fold(params: Params, context: FoldContext, rank: int, world: int) -> 
         target = Path(context.output_dir) / "logs" / run_name(context) / "best_model"
         save_model(module.model, target, p, rs, data, dict(history[best]), kind="validation")
     return FoldResult(
-        metrics=dict(history[best]),
+        metrics={**history[best], **costs},
         best_epoch=best + 1,
         epochs_run=len(history),
         duration_s=time.monotonic() - started,

@@ -11,6 +11,7 @@ from typing import Any
 from smptune.search.options import read_kind
 from smptune.search.samplers.base import Sampler
 from smptune.search.samplers.grid import GridSampler
+from smptune.search.samplers.nsga2 import NSGA2Sampler
 from smptune.search.samplers.optuna import CmaEsSampler, GPSampler, TPESampler
 from smptune.search.samplers.random import RandomSampler
 
@@ -23,6 +24,7 @@ SAMPLERS: dict[str, type[Sampler]] = {
     TPESampler.name: TPESampler,
     GPSampler.name: GPSampler,
     CmaEsSampler.name: CmaEsSampler,
+    NSGA2Sampler.name: NSGA2Sampler,
 }
 
 

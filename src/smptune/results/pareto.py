@@ -1,0 +1,97 @@
+"""A multi-objective sweep's Pareto front: every complete trial's objective means, the
+non-dominated ones among them, and the trial ``select`` chose (results.json's
+``objectives``, ``pareto_front``, ``pareto_points`` and ``selected``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from smptune.records import TrialRecord, TrialStatus
+from smptune.results.json_reads import items, maybe_whole, real, record, whole
+from smptune.search.objectives import Objectives
+
+__all__ = ["Pareto", "ParetoPoint", "non_dominated", "pareto_of"]
+
+
+@dataclass(frozen=True)
+class ParetoPoint:
+    """One complete trial's mean of each objective."""
+
+    trial: int
+    values: Mapping[str, float]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"trial": self.trial, **self.values}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object], names: Iterable[str]) -> ParetoPoint:
+        return cls(whole(data["trial"]), {n: real(data[n]) for n in names})
+
+
+def non_dominated(points: Iterable[ParetoPoint], objectives: Objectives) -> tuple[int, ...]:
+    """The trial numbers of ``points`` that no other point dominates, in trial order."""
+    listed = [(p.trial, objectives.ordered(p.values)) for p in points]
+    return tuple(
+        sorted(
+            trial
+            for trial, v in listed
+            if not any(objectives.dominates(w, v) for other, w in listed if other != trial)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Pareto:
+    """The objectives, every complete trial's point, the front, and the selected trial
+    (None when no trial meets ``select.where``)."""
+
+    objectives: Objectives
+    points: tuple[ParetoPoint, ...]
+    front: tuple[int, ...]
+    selected: int | None
+
+    def point(self, trial: int) -> ParetoPoint | None:
+        return next((p for p in self.points if p.trial == trial), None)
+
+    @property
+    def no_selection(self) -> str:
+        """Why no trial was selected, in one line."""
+        where = self.objectives.select.where
+        return (
+            f"no complete trial meets select.where ({where}), so there is no final "
+            "configuration and nothing is retrained; see pareto_front for the trade-offs"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        front = [p for p in self.points if p.trial in self.front]
+        return {
+            "objectives": self.objectives.to_dict(),
+            "pareto_front": [p.to_dict() for p in front],
+            "pareto_points": [p.to_dict() for p in self.points],
+            "selected": self.selected,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Pareto:
+        objectives = Objectives.from_dict(record(data["objectives"]))
+        names = objectives.names
+        points = tuple(
+            ParetoPoint.from_dict(record(p), names) for p in items(data.get("pareto_points"))
+        )
+        front = tuple(whole(record(p)["trial"]) for p in items(data.get("pareto_front")))
+        return cls(objectives, points, front, maybe_whole(data.get("selected")))
+
+
+def pareto_of(trials: Iterable[TrialRecord], objectives: Objectives) -> Pareto:
+    """The front of the complete, stable ``trials`` whose runs report every objective, and
+    the trial ``objectives.select`` chooses among them."""
+    points = []
+    for t in sorted(trials, key=lambda t: t.trial):
+        if t.status is not TrialStatus.COMPLETE or t.unstable:
+            continue
+        values = objectives.values(t.folds)
+        if values is not None:
+            points.append(ParetoPoint(t.trial, values))
+    selected = objectives.select.choose({p.trial: p.values for p in points})
+    return Pareto(objectives, tuple(points), non_dominated(points, objectives), selected)

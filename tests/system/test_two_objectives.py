@@ -1,0 +1,101 @@
+"""Two objectives end to end: ``metrics: [iou, latency_ms]`` searched by multi-objective TPE
+and by NSGA-II, the Pareto front in results.json and the report, and the final model chosen
+by ``select`` and retrained — through the real CLI, a real Redis and real worker processes."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from smptune.queue.store import SweepStore
+
+from conftest import submit_and_wait
+
+LATENCY = "smptune.fakes:LatencyTrainable"
+
+
+def _front(points: dict[int, tuple[float, float]]) -> set[int]:
+    """The trials no other dominates (iou higher, latency lower is better), by hand."""
+
+    def dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
+        return a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1])
+
+    return {n for n, p in points.items() if not any(dominates(q, p) for q in points.values())}
+
+
+def _write(path: Path, config: dict[str, object]) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2"])
+def test_a_two_objective_sweep_keeps_its_front_and_retrains_the_selected_trial(
+    sampler, tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given a sweep of iou against latency (a larger x is slower; iou peaks at x = 1)
+    config = _write(
+        tmp_path / f"{sampler}.yaml",
+        {
+            "name": "pareto",
+            "trainable": LATENCY,
+            "n_trials": 12,
+            "seed": 3,
+            "sampler": {"type": sampler, **({"n_startup_trials": 4} if sampler == "tpe" else {})},
+            "metrics": ["iou", "latency_ms"],
+            "select": {"max": "iou", "where": "latency_ms <= 20"},
+            "cv": {"n_folds": 2},
+            "hyperparameters": {"x": {"low": 0.0, "high": 1.5}, "y": -2.0},
+        },
+    )
+
+    # When two workers run it through the CLI
+    start_workers("--cpu", "2")
+    artifacts = tmp_path / "artifacts"
+    sweep_id, result = submit_and_wait(config, redis_server.url, artifacts, timeout=280)
+    assert result.returncode == 0, result.stderr + result.stdout
+
+    # Then every trial measured both objectives on its worker
+    out = artifacts / sweep_id
+    results = json.loads((out / "results.json").read_text())
+    sweep = store.get_sweep(sweep_id, full=True)
+    assert sweep.status == "done" and results["trials_complete"] == 12
+    points = {}
+    for t in store.trials(sweep_id):
+        runs = [run["metrics"] for run in t.folds.values()]
+        assert len(runs) == 2
+        points[t.trial] = (
+            sum(r["iou"] for r in runs) / 2,
+            sum(r["latency_ms"] for r in runs) / 2,
+        )
+    # and results.json's front is the non-dominated set of the trials' means
+    assert results["objectives"]["metrics"] == ["iou", "latency_ms"]
+    assert results["objectives"]["modes"] == ["max", "min"]
+    front = {p["trial"]: (p["iou"], p["latency_ms"]) for p in results["pareto_front"]}
+    assert set(front) == _front(points) and front
+    assert all(front[n] == pytest.approx(points[n]) for n in front)
+    # and trials.csv lists the same trials
+    with (out / "trials.csv").open() as fh:
+        assert {int(r["trial"]) for r in csv.DictReader(fh)} == set(points)
+
+    # and the selected trial meets where and has the best iou of those that do
+    passing = {n: p for n, p in points.items() if p[1] <= 20.0}
+    assert passing, "no trial met latency_ms <= 20"
+    chosen = max(passing, key=lambda n: (passing[n][0], -n))
+    assert results["selected"] == chosen == results["best"]["trial"]
+    assert points[chosen][1] <= 20.0 and chosen in front
+
+    # and that trial was retrained and tested as a single-objective sweep's best is
+    assert sweep.retrained_trial == chosen
+    assert set(sweep.test_metrics) >= {"iou", "latency_ms"}
+    best_x = store.params(sweep_id, chosen)["x"]
+    assert json.loads((out / "final" / "model.json").read_text())["params"]["x"] == (
+        pytest.approx(best_x)
+    )
+    # and the report shows the scatter with its front
+    report = (out / "report.html").read_text()
+    assert '<section id="pareto">' in report and "on the Pareto front" in report
+    assert (out / "plots" / "pareto.png").stat().st_size > 0
