@@ -8,12 +8,13 @@ import csv
 import json
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 
 from smptune.queue.store import SweepStore
 
-from conftest import submit_and_wait
+from conftest import run_cli, submit_and_wait
 
 LATENCY = "smptune.fakes:LatencyTrainable"
 
@@ -95,6 +96,17 @@ def test_a_two_objective_sweep_keeps_its_front_and_retrains_the_selected_trial(
     assert json.loads((out / "final" / "model.json").read_text())["params"]["x"] == (
         pytest.approx(best_x)
     )
+    # and the Optuna mirror is a study of both directions, each trial valued by its means
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    export = run_cli(
+        "producer", "results", sweep_id, "--broker", redis_server.url, "--optuna-storage", url
+    )
+    assert export.returncode == 0, export.stderr
+    study = optuna.load_study(study_name=sweep_id, storage=url)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    mirrored = {t.user_attrs["smptune_trial"]: t.values for t in study.trials}
+    assert {n: pytest.approx(list(p)) for n, p in points.items()} == mirrored
+    assert {t.user_attrs["smptune_trial"] for t in study.best_trials} == set(front)
     # and the report shows the scatter with its front
     report = (out / "report.html").read_text()
     assert '<section id="pareto">' in report and "on the Pareto front" in report
