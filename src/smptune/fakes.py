@@ -111,6 +111,15 @@ class LatencyTrainable(QuadraticTrainable):
 
     metrics = ("iou", "latency_ms", "param_count", "score", "loss")
 
+    def validate(self, params: ParamsView, settings: SweepSettings) -> None:
+        super().validate(params, settings)
+        unknown = [n for n in settings.objectives if n not in self.metrics]
+        if unknown:
+            raise ConfigError(
+                f"metrics: {unknown[0]!r} is not reported by this trainable; "
+                f"choose from {', '.join(self.metrics)}"
+            )
+
     @staticmethod
     def _evaluate(params: ParamsView, offset: float) -> dict[str, float]:
         metrics = QuadraticTrainable._evaluate(params, offset)

@@ -111,3 +111,36 @@ def test_a_two_objective_sweep_keeps_its_front_and_retrains_the_selected_trial(
     report = (out / "report.html").read_text()
     assert '<section id="pareto">' in report and "on the Pareto front" in report
     assert (out / "plots" / "pareto.png").stat().st_size > 0
+
+
+def test_when_no_trial_meets_where_nothing_is_retrained_and_the_results_say_why(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given a two-objective sweep whose bound no configuration can meet (latency >= 5 ms)
+    config = _write(
+        tmp_path / "strict.yaml",
+        {
+            "name": "strict",
+            "trainable": LATENCY,
+            "n_trials": 4,
+            "sampler": "random",
+            "metrics": ["iou", "latency_ms"],
+            "select": {"max": "iou", "where": "latency_ms < 1"},
+            "cv": {"n_folds": 2},
+            "hyperparameters": {"x": {"low": 0.0, "high": 1.5}, "y": -2.0},
+        },
+    )
+
+    # When it runs
+    start_workers("--cpu", "2")
+    sweep_id, result = submit_and_wait(config, redis_server.url, tmp_path / "artifacts")
+
+    # Then it ends without a final model, saying which rule no trial met
+    assert result.returncode == 0, result.stderr + result.stdout
+    sweep = store.get_sweep(sweep_id, full=True)
+    assert sweep.status == "done" and sweep.retrained_trial is None
+    results = sweep.results
+    assert results["best"] is None and results["selected"] is None
+    assert "no complete trial meets select.where (latency_ms < 1)" in results["no_best"]
+    # and the front still shows the trade-offs
+    assert results["pareto_front"] and len(results["pareto_points"]) == 4

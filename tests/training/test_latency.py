@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from smptune.training.latency import cost_metrics, measure
@@ -22,3 +23,30 @@ def test_costs_are_measured_only_when_an_objective_names_one():
     assert cost_metrics(model, batches, ("iou", "dice")) == {}
     costs = cost_metrics(model, batches, ("iou", "latency_ms"), size=8)
     assert set(costs) == {"latency_ms", "param_count"} and costs["param_count"] == 2.0
+
+
+@pytest.mark.usefixtures("isolated_cache")
+def test_a_segmentation_run_of_a_two_objective_sweep_reports_its_latency_and_size(tmp_path):
+    from smptune.search.scoring import Scoring
+    from smptune.trainable import FoldContext, SweepSettings
+    from smptune.training import SegmentationTrainable
+
+    # Given a sweep searching iou against latency and size, on tiny synthetic data
+    settings = SweepSettings(
+        seed=7,
+        metric="iou",
+        mode="max",
+        scoring=Scoring.from_config("iou"),
+        data={"synthetic": {"n_images": 16, "size": 32, "seed": 3}, "test_fraction": 0.25},
+        cv={"n_folds": 2},
+        training={"max_epochs": 1, "early_stopping_patience": 0},
+        objectives=("iou", "latency_ms", "param_count"),
+    )
+    context = FoldContext("sweep", 0, 0, 2, settings, output_dir=tmp_path)
+
+    # When a run trains
+    result = SegmentationTrainable().train_fold({"batch_size": 4}, context)
+
+    # Then it reports both costs beside its validation metrics
+    assert result.metrics["latency_ms"] > 0.0 and result.metrics["param_count"] > 1e5
+    assert "iou" in result.metrics

@@ -10,10 +10,10 @@ from typing import Any
 
 import torch
 
-__all__ = ["COST_METRICS", "cost_metrics", "measure"]
+from smptune.training.metrics import COST_METRICS
 
-#: The metrics this module measures.
-COST_METRICS = ("latency_ms", "param_count")
+__all__ = ["cost_metrics", "measure", "run_device"]
+
 WARMUP, REPEATS = 3, 10
 
 

@@ -27,6 +27,10 @@ METRICS: tuple[str, ...] = ("iou", "dice", "f1", "precision", "recall", "accurac
 """The metrics of binary segmentation."""
 
 
+#: The cost of a trained model, measured after each run when a sweep's ``metrics`` names one
+#: (:mod:`smptune.training.latency`).
+COST_METRICS: tuple[str, ...] = ("latency_ms", "param_count")
+
 #: The metrics reported per class of multi-class data, as ``<name>_class_<k>``.
 PER_CLASS: tuple[str, ...] = ("iou", "dice")
 

@@ -28,7 +28,7 @@ from smptune.errors import ConfigError
 from smptune.search.scoring import Scoring
 from smptune.trainable import SweepSettings
 from smptune.training.dataspec import DataSpec, data_spec
-from smptune.training.metrics import metric_names
+from smptune.training.metrics import COST_METRICS, metric_names
 from smptune.training.refine import POSTPROCESS, TTA
 
 DEFAULT_MAX_EPOCHS = 10
@@ -209,6 +209,12 @@ def run_settings(settings: SweepSettings) -> RunSettings:
     data = data_spec(settings.data)
     reported = metric_names(data.classes)
     missing = [name for name in scoring.names if name not in reported]
+    unknown = [n for n in settings.objectives if n not in reported and n not in COST_METRICS]
+    if unknown:
+        raise ConfigError(
+            f"metrics: {unknown[0]!r} is not a metric of the segmentation trainable; it "
+            f"reports {', '.join(reported + COST_METRICS)}"
+        )
     if missing:
         kind = "binary" if data.classes == 1 else f"{data.classes}-class"
         raise ConfigError(
