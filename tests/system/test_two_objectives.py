@@ -78,9 +78,15 @@ def test_a_two_objective_sweep_keeps_its_front_and_retrains_the_selected_trial(
     front = {p["trial"]: (p["iou"], p["latency_ms"]) for p in results["pareto_front"]}
     assert set(front) == _front(points) and front
     assert all(front[n] == pytest.approx(points[n]) for n in front)
-    # and trials.csv lists the same trials
+    # and trials.csv holds each run's objectives, the same means
     with (out / "trials.csv").open() as fh:
-        assert {int(r["trial"]) for r in csv.DictReader(fh)} == set(points)
+        rows = {int(r["trial"]): r for r in csv.DictReader(fh)}
+    from_csv = {
+        n: tuple(sum(float(r[f"fold_{k}:{m}"]) for k in (0, 1)) / 2 for m in ("iou", "latency_ms"))
+        for n, r in rows.items()
+    }
+    assert set(from_csv) == set(points) and _front(from_csv) == set(front)
+    assert all(from_csv[n] == pytest.approx(points[n]) for n in points)
 
     # and the selected trial meets where and has the best iou of those that do
     passing = {n: p for n, p in points.items() if p[1] <= 20.0}
@@ -110,6 +116,7 @@ def test_a_two_objective_sweep_keeps_its_front_and_retrains_the_selected_trial(
     # and the report shows the scatter with its front
     report = (out / "report.html").read_text()
     assert '<section id="pareto">' in report and "on the Pareto front" in report
+    assert "the max iou where latency_ms &lt;= 20" in report
     assert (out / "plots" / "pareto.png").stat().st_size > 0
 
 

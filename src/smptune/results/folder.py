@@ -39,9 +39,11 @@ def _param_names(results: SweepResults) -> list[str]:
 
 def _run_columns(results: SweepResults) -> list[tuple[int, str, str | None]]:
     """``(run index, column, metric)``: the score of every run and, when several metrics
-    combine, each of its metrics (``fold_0``, ``fold_0_seed_1``, ``fold_0:iou``, ...)."""
+    combine or are searched (``metrics``), each of its metrics (``fold_0``, ``fold_0_seed_1``,
+    ``fold_0:iou``, ...)."""
     n_folds, n_randoms = results.n_folds, results.n_randoms
-    metrics = list(results.scoring.names)
+    pareto = results.pareto
+    metrics = list(pareto.objectives.names if pareto else results.scoring.names)
     columns: list[tuple[int, str, str | None]] = []
     for fold in range(n_folds):
         for repeat in range(n_randoms):

@@ -126,6 +126,15 @@ def _list(value: object) -> list[object]:
     return value
 
 
+def _objective_facts(results: SweepResults) -> list[tuple[str, str]]:
+    """A multi-objective sweep's metrics with their modes and its select rule."""
+    if results.pareto is None:
+        return []
+    objectives = results.pareto.objectives
+    named = ", ".join(f"{o.name} ({o.mode})" for o in objectives.objectives)
+    return [("objectives", esc(named)), ("final model", esc(f"the {objectives.select}"))]
+
+
 def _summary(
     results: SweepResults, config: SweepConfig, splits: Mapping[str, object] | None = None
 ) -> str:
@@ -135,6 +144,7 @@ def _summary(
     better = "lower" if results.mode == "min" else "higher"
     facts = [
         ("metric", f"{esc(results.metric)} ({better} is better)"),
+        *_objective_facts(results),
         ("trials", f"{esc(results.n_trials)}" + (f" ({esc(counts)})" if counts else "")),
         ("cross-validation", esc(cv)),
         ("sampler", esc(results.sampler or config.sampler or "random")),

@@ -192,7 +192,9 @@ def frozen_trial(
     (:func:`intermediate_values`). For a sampler that honours constraints an ``infeasible``
     (out-of-memory) trial enters COMPLETE with ``infeasible_value`` (the worst score known)
     and :data:`OOM_CONSTRAINT` violated, and every other complete trial with it met; for one
-    that does not, as FAIL."""
+    that does not, as FAIL. In a multi-objective sweep (``search.objectives``) a complete
+    trial enters with its objectives' means as ``values`` and no steps, a partial one as
+    FAIL."""
     from optuna.trial import TrialState, create_trial
 
     if not t.params:
@@ -208,6 +210,8 @@ def frozen_trial(
         means = objectives.values(t.folds) if t.status is TrialStatus.COMPLETE else None
         score = None if means is None else objectives.ordered(means)
         steps = {}
+        # placeholders: multi-objective TPE and NSGA-II rank an infeasible trial by its
+        # violated constraint alone (below every feasible one), never by these values
         infeasible: float | list[float] = [infeasible_value] * len(objectives.names)
     else:
         infeasible = infeasible_value

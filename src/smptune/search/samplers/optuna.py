@@ -1,4 +1,5 @@
-"""The Optuna-backed adaptive samplers: TPE, GP and CMA-ES, asked when each trial starts.
+"""The Optuna-backed adaptive samplers: TPE, GP and CMA-ES (NSGA-II in :mod:`.nsga2`), asked
+when each trial starts; TPE searches several objectives too (``metrics:``).
 
 Each asks this worker's view of the sweep's study (:mod:`smptune.search.study_view`: every
 trial recorded so far, updated with what changed since its last ask; no fleet-wide lock),
