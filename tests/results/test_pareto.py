@@ -56,3 +56,13 @@ def test_the_pareto_record_round_trips_through_results_json():
         {"trial": 1, "iou": 0.8, "latency_ms": 15.0},
     ]
     assert Pareto.from_dict(data) == pareto
+
+
+def test_the_front_reads_in_one_line():
+    pareto = pareto_of(
+        [_trial(0, 0.9, 30.0), _trial(1, 0.8, 15.0), _trial(2, 0.7, 18.0)], OBJECTIVES
+    )
+    assert pareto.front_line() == (
+        "Pareto front (iou max, latency_ms min): trial 0 (0.9, 30); trial 1 (0.8, 15); "
+        "selected: trial 1 (max iou where latency_ms <= 20)"
+    )

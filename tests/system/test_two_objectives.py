@@ -58,6 +58,7 @@ def test_a_two_objective_sweep_keeps_its_front_and_retrains_the_selected_trial(
     artifacts = tmp_path / "artifacts"
     sweep_id, result = submit_and_wait(config, redis_server.url, artifacts, timeout=280)
     assert result.returncode == 0, result.stderr + result.stdout
+    assert "Pareto front (iou max, latency_ms min): trial " in result.stdout + result.stderr
 
     # Then every trial measured both objectives on its worker
     out = artifacts / sweep_id

@@ -63,6 +63,8 @@ def print_outcome(console: Any, store: Any, sweep_id: str, snap: StatusSnapshot)
     results = SweepResults.from_dict(sweep.results) if sweep.results else None
     if results:
         console.print(ranking_table(results))
+        if results.pareto is not None:
+            console.print(results.pareto.front_line(), markup=False)
         if results.no_best:
             console.print(f"sweep {sweep_id}: {results.no_best}", markup=False)
     if sweep.test_metrics:

@@ -101,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.OK
     console = output.console()
     console.print(ranking_table(results, limit=50))
+    if results.pareto is not None:
+        console.print(results.pareto.front_line(), markup=False)
     if results.no_best:
         console.print(f"sweep {args.sweep}: {results.no_best}", markup=False)
     if sweep.test_metrics:

@@ -63,6 +63,19 @@ class Pareto:
             "configuration and nothing is retrained; see pareto_front for the trade-offs"
         )
 
+    def front_line(self) -> str:
+        """The front in one line, for the console: ``Pareto front (iou max, latency_ms
+        min): trial 3 (0.91, 18.2); ...; selected: trial 3 (max iou where ...)``."""
+        names = ", ".join(f"{o.name} {o.mode}" for o in self.objectives.objectives)
+        shown = "; ".join(
+            f"trial {p.trial} ({_figures(self.objectives.ordered(p.values))})"
+            for p in self.points
+            if p.trial in self.front
+        )
+        chosen = "none" if self.selected is None else f"trial {self.selected}"
+        select = self.objectives.select
+        return f"Pareto front ({names}): {shown or 'empty'}; selected: {chosen} ({select})"
+
     def to_dict(self) -> dict[str, object]:
         front = [p for p in self.points if p.trial in self.front]
         return {
@@ -81,6 +94,10 @@ class Pareto:
         )
         front = tuple(whole(record(p)["trial"]) for p in items(data.get("pareto_front")))
         return cls(objectives, points, front, maybe_whole(data.get("selected")))
+
+
+def _figures(values: Iterable[float]) -> str:
+    return ", ".join(f"{v:.4g}" for v in values)
 
 
 def pareto_of(trials: Iterable[TrialRecord], objectives: Objectives) -> Pareto:
