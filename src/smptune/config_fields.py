@@ -7,14 +7,17 @@ import math
 import numbers
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from smptune.errors import ConfigError
+from smptune.requirements import Requirements
 from smptune.search.distributions import json_value
 
 __all__ = [
     "ON_OOM",
     "PRECISIONS",
+    "CvSettings",
     "fraction_field",
     "host_memory_gb",
     "int_field",
@@ -24,6 +27,7 @@ __all__ = [
     "parse_duration",
     "parse_time_budget",
     "precision",
+    "requirements_field",
     "section",
     "str_field",
 ]
@@ -183,3 +187,33 @@ def host_memory_gb(value: Any) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
         return float(value)
     raise ConfigError(f"training.max_host_memory_gb: must be a number > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class CvSettings:
+    """What the queue and the search read of the ``cv`` section: folds, and seeds per fold
+    (``cv.n_randoms``, darts' name). The section itself, with the trainable's own keys
+    (``fold_method``, ``group_column``, ...), stays in :attr:`SweepConfig.cv`."""
+
+    n_folds: int = 5
+    n_randoms: int = 1
+
+    @property
+    def n_runs(self) -> int:
+        """Runs per trial: folds × seeds per fold."""
+        return self.n_folds * self.n_randoms
+
+
+def requirements_field(raw: Any, space: Mapping[str, Any], search: Any) -> Requirements:
+    """``requires``: fixed needs, or rules with ``when`` where the sweep plans each trial's
+    parameters at submit (``search``: the config; an adaptive or open-ended sweep asks them
+    when the trial starts, too late to route it)."""
+    requirements = Requirements.parse(raw, space)
+    spec = search.sampler_spec
+    if requirements.conditional and spec.asks_at_start(search.is_open_ended):
+        why = f"sampler {spec.name}" if spec.adaptive else "a sweep without n_trials"
+        raise ConfigError(
+            f"requires: a rule with when needs each trial's parameters at submit, but {why} "
+            "chooses them as each trial starts; give fixed needs (a mapping) instead"
+        )
+    return requirements
