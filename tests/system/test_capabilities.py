@@ -100,6 +100,7 @@ def test_a_trial_no_live_worker_can_run_is_reported_until_one_that_can_starts(
     trials = {t.trial: t for t in store.trials(sweep_id)}
     assert all(t.status == "complete" for t in trials.values()) and len(trials) == 6
     assert {trials[n].worker for n in needy} == {"cpu0@big"}
-    assert "waiting for a capability" not in run_cli(
-        "producer", "status", sweep_id, "--broker", url
-    ).stdout
+    assert (
+        "waiting for a capability"
+        not in run_cli("producer", "status", sweep_id, "--broker", url).stdout
+    )
