@@ -230,7 +230,7 @@ class SweepConfig:
         self.training = self._resolve_training(self.training)
         self.hyperparameters = self._resolve_space(self.hyperparameters)
         self.enqueue = self._resolve_enqueue(self.enqueue)
-        self.requirements = requirements_field(self.requires, self.hyperparameters, self)
+        self.requirements = requirements_field(self.requires, self.hyperparameters)
         self.requires = self.requirements.to_config() if self.requirements else None
         if self.pruner_spec.halving:  # its rungs must fit the runs' epochs
             Halving.from_spec(self.pruner_spec, self.training["max_epochs"], self.n_runs)

@@ -204,16 +204,8 @@ class CvSettings:
         return self.n_folds * self.n_randoms
 
 
-def requirements_field(raw: Any, space: Mapping[str, Any], search: Any) -> Requirements:
-    """``requires``: fixed needs, or rules with ``when`` where the sweep plans each trial's
-    parameters at submit (``search``: the config; an adaptive or open-ended sweep asks them
-    when the trial starts, too late to route it)."""
-    requirements = Requirements.parse(raw, space)
-    spec = search.sampler_spec
-    if requirements.conditional and spec.asks_at_start(search.is_open_ended):
-        why = f"sampler {spec.name}" if spec.adaptive else "a sweep without n_trials"
-        raise ConfigError(
-            f"requires: a rule with when needs each trial's parameters at submit, but {why} "
-            "chooses them as each trial starts; give fixed needs (a mapping) instead"
-        )
-    return requirements
+def requirements_field(raw: Any, space: Mapping[str, Any]) -> Requirements:
+    """``requires``: fixed needs, or rules on the parameters (see :mod:`smptune.requirements`).
+    A trial whose parameters are asked as it starts (an adaptive sampler, an open-ended
+    sweep) and need what its worker lacks goes on to a worker that has it."""
+    return Requirements.parse(raw, space)

@@ -56,6 +56,44 @@ def test_trials_run_only_on_workers_that_meet_their_needs(
     assert fleet["cpu0@small"].gpu_memory_gb is None and not fleet["cpu0@small"].tags
 
 
+def test_an_adaptive_trial_asked_on_a_worker_that_lacks_its_needs_runs_on_one_that_has_them(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given only the small worker, and a TPE sweep whose trials with x of 1 or 2 need 40 GB
+    small = start_workers(*SMALL, name="small")
+    wait_for(lambda: live_fleet(store.r))
+    config = _config(tmp_path / "tpe.yaml", n_trials=8, seed=5)
+    config.write_text(config.read_text() + "sampler: {type: tpe, n_startup_trials: 4}\n")
+    url = redis_server.url
+    submitted = run_cli("producer", "submit", config, "--broker", url, "--artifacts", tmp_path)
+    assert submitted.returncode == 0, submitted.stderr
+    sweep_id = submitted.stdout.split()[0]
+
+    # When the small worker has asked every trial's configuration (each as it took it)
+    wait_for(lambda: len(store.r.hkeys(f"smptune:sweep:{sweep_id}:params")) == 8, timeout=120)
+
+    # Then those that need 40 GB wait for a worker that has it, asked once, not run
+    def waiting() -> list:
+        shown = run_cli("producer", "status", sweep_id, "--broker", url, "--json")
+        return list(json.loads(shown.stdout).get("waiting_for", []))
+
+    needy = {n for n in range(8) if store.params(sweep_id, n)["x"] in (1.0, 2.0)}
+    assert needy
+    wait_for(lambda: store.finished_count(sweep_id) == 8 - len(needy), timeout=120)
+    assert wait_for(waiting) == [{"needs": "gpu_memory_gb>=40", "trials": len(needy)}]
+    assert "which this worker lacks; sent to its capability queue" in small.logs()
+
+    # When the big worker starts, they run there, with the configurations asked before
+    asked = {n: store.params(sweep_id, n) for n in needy}
+    start_workers(*BIG, name="big")
+    run_cli("producer", "status", sweep_id, "--broker", url, "--wait", timeout=180)
+    trials = {t.trial: t for t in store.trials(sweep_id)}
+    assert len(trials) == 8 and all(t.status == "complete" for t in trials.values())
+    assert {trials[n].worker for n in needy} == {"cpu0@big"}
+    assert {n: trials[n].params for n in needy} == asked
+    assert store.get_sweep(sweep_id).count("complete") == 8
+
+
 def test_a_trial_no_live_worker_can_run_is_reported_until_one_that_can_starts(
     tmp_path, redis_server, store: SweepStore, start_workers
 ):
@@ -104,3 +142,30 @@ def test_a_trial_no_live_worker_can_run_is_reported_until_one_that_can_starts(
         "waiting for a capability"
         not in run_cli("producer", "status", sweep_id, "--broker", url).stdout
     )
+
+
+def test_cancel_ends_the_trials_no_live_worker_can_run(
+    tmp_path, redis_server, store: SweepStore, start_workers
+):
+    # Given only a worker without tags, and a sweep every trial of which needs the tag big
+    start_workers(*SMALL, name="small")
+    wait_for(lambda: live_fleet(store.r))
+    config = write_config(tmp_path / "big.yaml", n_trials=3, requires={"tags": ["big"]})
+    url = redis_server.url
+    submitted = run_cli("producer", "submit", config, "--broker", url, "--artifacts", tmp_path)
+    assert submitted.returncode == 0, submitted.stderr
+    sweep_id = submitted.stdout.split()[0]
+    shown = run_cli("producer", "status", sweep_id, "--broker", url)
+    assert "3 trials waiting for a capability no live worker has: tags=big" in shown.stdout
+
+    # When it is cancelled
+    cancelled = run_cli("producer", "cancel", sweep_id, "--broker", url)
+    assert cancelled.returncode == 0, cancelled.stderr
+    done = run_cli("producer", "status", sweep_id, "--broker", url, "--wait", timeout=120)
+
+    # Then it ends, its trials cancelled without running a fold
+    assert "[cancelled]" in done.stdout and "3 cancelled of 3" in done.stdout, done.stdout
+    assert store.get_sweep(sweep_id).status == "cancelled"
+    trials = store.trials(sweep_id)
+    assert len(trials) == 3 and all(t.status == "cancelled" for t in trials)
+    assert store.get_sweep(sweep_id).folds_done == 0

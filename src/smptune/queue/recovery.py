@@ -88,13 +88,11 @@ def give_back(
 def send_again(store: SweepStore, app: Any, sweep_id: str, trial: int, why: str) -> None:
     """Send a trial marked requeued again as it was sent when it last started (from the
     sweep's chord template if it never did), and clear its mark."""
-    request = store.trial_request(sweep_id, trial)
-    if request is None:
-        sweep = store.get_sweep(sweep_id)
-        template = sweep.trial_request or TrialRequest()
-        request = routed(
-            store.r, sweep_id, sweep.config, trial, template.for_trial(sweep_id, trial)
-        )
+    sweep = store.get_sweep(sweep_id)
+    template = (sweep.trial_request or TrialRequest()).for_trial(sweep_id, trial)
+    request = store.trial_request(sweep_id, trial) or template
+    # to the queue its configuration calls for: one an adaptive sampler chose as it started
+    request = routed(store.r, sweep_id, sweep.config, trial, request)
     send_trial(
         app, sweep_id, trial, request, REQUEUE_PRIORITY, f"trial {trial} (sweep={sweep_id}, {why})"
     )
@@ -340,10 +338,9 @@ class Reaper:
     def requeue_unstarted(self, sweep_id: str, sweep: SweepRecord, trial: int) -> None:
         """Queue a trial whose message was lost, under its task id, group and chord (from
         its own earlier start, else from the request template recorded at submit)."""
-        request = self.store.trial_request(sweep_id, trial)
-        if request is None:
-            template = (sweep.trial_request or TrialRequest()).for_trial(sweep_id, trial)
-            request = routed(self.store.r, sweep_id, sweep.config, trial, template)
+        template = (sweep.trial_request or TrialRequest()).for_trial(sweep_id, trial)
+        request = self.store.trial_request(sweep_id, trial) or template
+        request = routed(self.store.r, sweep_id, sweep.config, trial, request)
         log.warning(
             "sweep %s trial %d: its message was lost before it started; queueing it again",
             sweep_id,

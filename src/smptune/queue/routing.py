@@ -7,8 +7,9 @@ Keys::
                                        needs: what its trials need}; written before a trial
                                        is sent there, read by workers to consume the ones
                                        they meet and by ``producer status``
-    smptune:fleet:{worker}      string JSON {capabilities, host, at}: a live worker's
-                                       advertisement, renewed every few seconds, expiring
+    smptune:fleet               hash   worker name -> JSON {capabilities, queues, at}: a
+                                       live worker's advertisement, renewed every few
+                                       seconds (``at``: Redis's clock), live for
                                        :data:`FLEET_TTL_S` after its last renewal
 
 A trial's queue follows from the sweep's ``requires`` and its parameters alone, so every
@@ -19,13 +20,12 @@ task id: the exactly-once claims of the store see one trial, wherever it waits.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from smptune.config import SweepConfig
-from smptune.messages import TrialRequest
+from smptune.messages import REQUEUE_PRIORITY, TrialRequest, send_trial
 from smptune.params import ParamsView
 from smptune.queue.keys import params_key
 from smptune.requirements import Capabilities, Needs, capability_queue
@@ -40,6 +40,7 @@ __all__ = [
     "register_planned",
     "retrain_queue",
     "routed",
+    "send_unmet_home",
     "sweep_queues",
     "trial_queue",
     "trial_queues",
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 CAPABILITY_QUEUES_KEY = "smptune:capability-queues"
-FLEET_PREFIX = "smptune:fleet:"
+FLEET_KEY = "smptune:fleet"
 #: Seconds a worker's advertisement outlives its last renewal.
 FLEET_TTL_S = 15.0
 
@@ -146,32 +147,40 @@ class FleetWorker:
         return {"name": self.name, **self.capabilities.to_dict(), "queues": list(self.queues)}
 
 
-def advertise(r: Any, worker: FleetWorker, ttl_s: float = FLEET_TTL_S) -> None:
-    """Say (again) that ``worker`` is live with its capabilities, for ``ttl_s``."""
+def _redis_now(r: Any) -> float:
+    """Redis's clock: the same for every machine of the fleet."""
+    seconds, micros = r.time()
+    return float(seconds) + float(micros) / 1e6
+
+
+def advertise(r: Any, worker: FleetWorker) -> None:
+    """Say (again) that ``worker`` is live with its capabilities, for :data:`FLEET_TTL_S`."""
     value = {"capabilities": worker.capabilities.to_dict(), "queues": list(worker.queues)}
-    r.set(
-        FLEET_PREFIX + worker.name, json.dumps({**value, "at": time.time()}), px=int(ttl_s * 1000)
-    )
+    r.hset(FLEET_KEY, worker.name, json.dumps({**value, "at": _redis_now(r)}))
 
 
 def withdraw(r: Any, name: str) -> None:
-    r.delete(FLEET_PREFIX + name)
+    r.hdel(FLEET_KEY, name)
 
 
 def live_fleet(r: Any) -> list[FleetWorker]:
-    """The workers whose advertisement is live, by name."""
-    keys = sorted(_text(k) for k in r.scan_iter(match=FLEET_PREFIX + "*", count=500))
-    out = []
-    for key, raw in zip(keys, r.mget(keys) if keys else [], strict=True):
-        if raw is None:
-            continue
+    """The workers whose advertisement is live, by name (those gone silent are dropped)."""
+    now, out, gone = _redis_now(r), [], []
+    for key, raw in sorted(r.hgetall(FLEET_KEY).items()):
+        name = _text(key)
         try:
             data = json.loads(raw)
             caps = Capabilities.from_dict(data["capabilities"])
             queues = tuple(str(q) for q in data.get("queues", []))
+            live = now - float(data["at"]) <= FLEET_TTL_S
         except (ValueError, KeyError, TypeError, AttributeError):
-            continue
-        out.append(FleetWorker(key[len(FLEET_PREFIX) :], caps, queues))
+            live = False
+        if live:
+            out.append(FleetWorker(name, caps, queues))
+        else:
+            gone.append(name)
+    if gone:
+        r.hdel(FLEET_KEY, *gone)
     return out
 
 
@@ -181,6 +190,33 @@ def unmet(needs: Iterable[Needs], fleet: Iterable[FleetWorker], queue: str) -> l
     return [
         n for n in dict.fromkeys(needs) if n and not any(w.capabilities.meets(n) for w in workers)
     ]
+
+
+def send_unmet_home(store: Any, app: Any, sweep_id: str) -> list[int]:
+    """Send a cancelled sweep's trials that wait in capability queues no live worker meets
+    again to the sweep's own queue, where any worker records them cancelled (the copy left
+    waiting is ignored if a worker ever takes it: the trial has ended). Returns them."""
+    sweep = store.get_sweep(sweep_id)
+    config = sweep.config
+    if not config.requirements or sweep.trial_request is None:
+        return []
+    trials = sorted(store.unaccounted(sweep_id, sweep.n_trials))
+    queues = {n: sweep.trial_request.queue for n in trials}
+    queues.update(trial_queues(store.r, sweep_id, config, trials))
+    known = capability_queues(store.r)
+    lacking = unmet(
+        [known[q][1] for q in queues.values() if q in known], live_fleet(store.r), config.queue
+    )
+    sent = []
+    for n, queue in queues.items():
+        if queue in known and known[queue][1] in lacking:
+            request = store.trial_request(sweep_id, n) or sweep.trial_request.for_trial(sweep_id, n)
+            why = f"trial {n} (sweep={sweep_id}, cancelled: no worker has what it needs)"
+            send_trial(
+                app, sweep_id, n, replace(request, queue=config.queue), REQUEUE_PRIORITY, why
+            )
+            sent.append(n)
+    return sent
 
 
 def _text(value: object) -> str:
