@@ -281,9 +281,10 @@ def trials_text(snap: StatusSnapshot) -> str:
 def progress_line(snap: StatusSnapshot) -> str:
     best = snap.best
     best_text = f"{snap.metric}={best.score:.4f} (trial {best.trial})" if best else "--"
+    waiting = "".join(f" ({w.trials} waiting for {w.needs})" for w in snap.waiting_for)
     return (
         f"[{snap.status.value}] folds {snap.folds_done}/{snap.folds_total} | "
-        f"trials {trials_text(snap)} | best {best_text} | "
+        f"trials {trials_text(snap)}{waiting} | best {best_text} | "
         f"elapsed {format_duration(snap.elapsed_s)} | ETA {format_duration(snap.eta_s)}"
     )
 
