@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from smptune.config import config_from_dict
+from smptune.messages import TrialRequest
 from smptune.queue.recovery import Reaper, send_again
 from smptune.queue.routing import (
     FleetWorker,
@@ -16,6 +17,7 @@ from smptune.queue.routing import (
     sweep_queues,
     trial_queue,
     trial_queues,
+    unasked,
     unmet,
     withdraw,
 )
@@ -63,6 +65,8 @@ def test_each_trial_is_sent_to_the_queue_its_parameters_need(store, celery_app, 
         n: BIG if n in needy else "smptune" for n in range(8)
     }
     assert trial_queue(config, None) == "smptune"  # before its parameters: nothing
+    # and a trial added before its parameters are chosen goes to the base queue
+    assert unasked(config, TrialRequest(queue=BIG)).queue == "smptune"
     # and workers find the queue recorded with what its trials need
     assert capability_queues(store.r) == {BIG: ("smptune", Needs(40.0))}
     assert sweep_queues(store.r, sweep_id, config, 8) == ["smptune", BIG]

@@ -44,6 +44,7 @@ __all__ = [
     "sweep_queues",
     "trial_queue",
     "trial_queues",
+    "unasked",
     "unmet",
     "withdraw",
 ]
@@ -95,6 +96,11 @@ def retrain_queue(store: Any, sweep_id: str, queue: str) -> str:
     found = trial_queue(config, params)
     register_planned(store.r, config, [params])
     return found
+
+
+def unasked(config: SweepConfig, request: TrialRequest) -> TrialRequest:
+    """``request`` for a new trial whose parameters are not chosen yet: its base queue."""
+    return replace(request, queue=trial_queue(config, None))
 
 
 def sweep_queues(r: Any, sweep_id: str, config: SweepConfig, n_trials: int) -> list[str]:
