@@ -88,11 +88,12 @@ def give_back(
 def send_again(store: SweepStore, app: Any, sweep_id: str, trial: int, why: str) -> None:
     """Send a trial marked requeued again as it was sent when it last started (from the
     sweep's chord template if it never did), and clear its mark."""
-    sweep = store.get_sweep(sweep_id)
-    template = (sweep.trial_request or TrialRequest()).for_trial(sweep_id, trial)
-    request = store.trial_request(sweep_id, trial) or template
-    # to the queue its configuration calls for: one an adaptive sampler chose as it started
-    request = routed(store.r, sweep_id, sweep.config, trial, request)
+    request = store.trial_request(sweep_id, trial)
+    if request is None or store.sweep_exists(sweep_id):
+        sweep = store.get_sweep(sweep_id)
+        template = (sweep.trial_request or TrialRequest()).for_trial(sweep_id, trial)
+        # to the queue its configuration calls for: one an adaptive sampler chose as it started
+        request = routed(store.r, sweep_id, sweep.config, trial, request or template)
     send_trial(
         app, sweep_id, trial, request, REQUEUE_PRIORITY, f"trial {trial} (sweep={sweep_id}, {why})"
     )
