@@ -521,3 +521,17 @@ def test_on_oom_and_the_host_memory_limit_are_checked():
     for bad in (0, -1, "lots", True):
         with pytest.raises(ConfigError, match=r"training\.max_host_memory_gb: must be a number"):
             config_from_dict({**base, "training": {"max_host_memory_gb": bad}})
+
+
+def test_requires_reads_back_equal_for_any_sampler():
+    space = {"x": [1.0, 2.0], "y": {"low": 0.0, "high": 1.0}}
+    rules = [{"when": {"x": 2.0}, "gpu_memory_gb": 40}]
+    config = config_from_dict({"hyperparameters": space, "requires": rules})
+    assert config.to_dict()["requires"] == [{"when": {"x": [2.0]}, "gpu_memory_gb": 40.0}]
+    assert config_from_dict(config.to_dict()).requirements == config.requirements
+    assert "requires" not in config_from_dict({"hyperparameters": space}).to_dict()
+    # an adaptive sampler asks as each trial starts: its worker sends on what it cannot run
+    tpe = {"hyperparameters": space, "sampler": "tpe", "n_trials": 4}
+    assert config_from_dict({**tpe, "requires": rules}).requirements.conditional
+    with pytest.raises(ConfigError, match=r"^requires\[0\]\.when\.z: not a hyperparameter"):
+        config_from_dict({"hyperparameters": space, "requires": [{"when": {"z": 1}, "tags": "a"}]})

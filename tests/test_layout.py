@@ -20,6 +20,7 @@ FLOORS = {
     "retries": 0,
     "messages": 1,
     "metric_keys": 1,
+    "requirements": 1,
     "records": 2,
     "search": 3,
     "trainable": 4,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from smptune.config_fields import (
+    CvSettings,
     fraction_field,
     host_memory_gb,
     int_field,
@@ -24,6 +25,7 @@ from smptune.config_fields import (
     parse_duration,
     parse_time_budget,
     precision,
+    requirements_field,
     section,
     str_field,
 )
@@ -32,6 +34,7 @@ from smptune.config_objectives import check_objectives, objective_scoring
 from smptune.errors import ConfigError
 from smptune.messages import DEFAULT_QUEUE
 from smptune.params import Params
+from smptune.requirements import Requirements
 from smptune.retries import DEFAULT_MAX_ATTEMPTS
 from smptune.search.conditions import check_space
 from smptune.search.dialects import parse_distribution
@@ -82,6 +85,7 @@ KNOWN_KEYS = (
     "ensemble",
     "max_attempts",
     "on_oom",
+    "requires",
     "enqueue",
     "hyperparameters",
 )
@@ -89,21 +93,6 @@ _TRAINABLE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za
 
 
 # --- the config --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CvSettings:
-    """What the queue and the search read of the ``cv`` section: folds, and seeds per fold
-    (``cv.n_randoms``, darts' name). The section itself, with the trainable's own keys
-    (``fold_method``, ``group_column``, ...), stays in :attr:`SweepConfig.cv`."""
-
-    n_folds: int = 5
-    n_randoms: int = 1
-
-    @property
-    def n_runs(self) -> int:
-        """Runs per trial: folds × seeds per fold."""
-        return self.n_folds * self.n_randoms
 
 
 @dataclass
@@ -150,12 +139,15 @@ class SweepConfig:
     on_oom: str = "infeasible"
     #: Configurations the first trials train (a list, or a ``best_config.yaml`` path).
     enqueue: Any = None
+    #: What a trial needs of its worker (see :mod:`smptune.requirements`).
+    requires: Any = None
     source: Path | None = field(default=None, compare=False, repr=False)
     scoring: Scoring = field(init=False, compare=False, repr=False)
     objectives: Objectives | None = field(init=False, compare=False, repr=False)
     sampler_spec: Sampler = field(init=False, compare=False, repr=False)
     pruner_spec: PrunerSpec = field(init=False, compare=False, repr=False)
     cv_settings: CvSettings = field(init=False, compare=False, repr=False)
+    requirements: Requirements = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.name = str_field("name", self.name)
@@ -223,6 +215,8 @@ class SweepConfig:
         self.training = self._resolve_training(self.training)
         self.hyperparameters = self._resolve_space(self.hyperparameters)
         self.enqueue = self._resolve_enqueue(self.enqueue)
+        self.requirements = requirements_field(self.requires, self.hyperparameters)
+        self.requires = self.requirements.to_config() if self.requirements else None
         if self.pruner_spec.halving:  # its rungs must fit the runs' epochs
             Halving.from_spec(self.pruner_spec, self.training["max_epochs"], self.n_runs)
 
@@ -455,6 +449,7 @@ class SweepConfig:
             "max_attempts": self.max_attempts,
             "on_oom": self.on_oom,
             **({"enqueue": copy.deepcopy(self.enqueue)} if self.enqueue else {}),
+            **({"requires": copy.deepcopy(self.requires)} if self.requires else {}),
             "hyperparameters": space_to_dict(self.hyperparameters),
         }
 

@@ -7,14 +7,17 @@ import math
 import numbers
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from smptune.errors import ConfigError
+from smptune.requirements import Requirements
 from smptune.search.distributions import json_value
 
 __all__ = [
     "ON_OOM",
     "PRECISIONS",
+    "CvSettings",
     "fraction_field",
     "host_memory_gb",
     "int_field",
@@ -24,6 +27,7 @@ __all__ = [
     "parse_duration",
     "parse_time_budget",
     "precision",
+    "requirements_field",
     "section",
     "str_field",
 ]
@@ -183,3 +187,25 @@ def host_memory_gb(value: Any) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
         return float(value)
     raise ConfigError(f"training.max_host_memory_gb: must be a number > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class CvSettings:
+    """What the queue and the search read of the ``cv`` section: folds, and seeds per fold
+    (``cv.n_randoms``, darts' name). The section itself, with the trainable's own keys
+    (``fold_method``, ``group_column``, ...), stays in :attr:`SweepConfig.cv`."""
+
+    n_folds: int = 5
+    n_randoms: int = 1
+
+    @property
+    def n_runs(self) -> int:
+        """Runs per trial: folds × seeds per fold."""
+        return self.n_folds * self.n_randoms
+
+
+def requirements_field(raw: Any, space: Mapping[str, Any]) -> Requirements:
+    """``requires``: fixed needs, or rules on the parameters (see :mod:`smptune.requirements`).
+    A trial whose parameters are asked as it starts (an adaptive sampler, an open-ended
+    sweep) and need what its worker lacks goes on to a worker that has it."""
+    return Requirements.parse(raw, space)

@@ -8,16 +8,19 @@ import statistics
 
 from smptune.config import load_config
 from smptune.fakes import QuadraticTrainable
+from smptune.queue.routing import FleetWorker
 from smptune.queue.store import SweepStore
 from smptune.records import TrialStatus
+from smptune.requirements import Capabilities
 from smptune.results.progress import (
     estimate_eta,
     format_duration,
+    progress_line,
     snapshot,
     status_lines,
     trials_text,
 )
-from smptune.results.status_snapshot import RunningTrial
+from smptune.results.status_snapshot import RunningTrial, WaitingForCapability
 from smptune.results.summary import summarize
 
 from conftest import write_config
@@ -75,7 +78,8 @@ def test_a_snapshot_sends_as_many_commands_for_1000_trials_as_for_50(store, tmp_
     # the two running trials, the requeued one and the sweep's hash: the same commands
     assert few == many, (few, many)
     assert sum(many.values()) <= 25, many
-    assert "hgetall" in many and many["hgetall"] <= 5  # the hash, run times, three trials
+    # the hash, run times, three trials and the fleet
+    assert "hgetall" in many and many["hgetall"] <= 6
 
 
 def test_a_snapshot_says_what_reading_every_trial_said(store, tmp_path):
@@ -190,3 +194,21 @@ def test_durations_and_counts_read_as_the_status_line_prints_them(store, tmp_pat
         snap, counts={**counts, TrialStatus.PRUNED: 0}, open_ended=True, trials_total=12
     )
     assert trials_text(grows) == "4 done, 1 failed of 12 so far"
+
+
+def test_the_progress_line_and_status_say_what_trials_wait_for_and_list_the_fleet(store, tmp_path):
+    snap = dataclasses.replace(
+        snapshot(store, sweep_with_trials(store, tmp_path, "s", 4)),
+        fleet=(FleetWorker("cpu0@big", Capabilities("cpu", 48.0, frozenset({"big"}))),),
+        waiting_for=(WaitingForCapability("gpu_memory_gb>=80", 2),),
+    )
+    assert "(2 waiting for gpu_memory_gb>=80) | best" in progress_line(snap)
+    lines = status_lines(snap)
+    assert lines[-3:] == [
+        "fleet: 1 live worker(s)",
+        "  cpu0@big: cpu, 48 GB, tags big",
+        "2 trials waiting for a capability no live worker has: gpu_memory_gb>=80",
+    ]
+    shown = snap.to_dict()
+    assert shown["waiting_for"] == [{"needs": "gpu_memory_gb>=80", "trials": 2}]
+    assert shown["fleet"][0]["name"] == "cpu0@big" and shown["fleet"][0]["tags"] == ["big"]

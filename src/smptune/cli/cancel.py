@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from smptune.cli import broker
 from smptune.cli.common import Subparsers
@@ -30,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
         message = f"sweep {args.sweep} has already ended ({status}); nothing to cancel"
     else:
         store.request_cancel(args.sweep)
+        _end_what_no_worker_can_run(store, args)
         message = (
             f"cancelling sweep {args.sweep}: queued trials will not start, running ones stop "
             "at their next epoch boundary (fold boundary if the trainable reports no epochs), "
@@ -45,3 +47,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(message)
     return ExitCode.OK
+
+
+def _end_what_no_worker_can_run(store: Any, args: argparse.Namespace) -> None:
+    """Trials waiting for a capability no live worker has go to the sweep's own queue, to be
+    recorded cancelled there (see :func:`smptune.queue.routing.send_unmet_home`)."""
+    if not store.get_sweep(args.sweep).config.requirements:
+        return
+    from smptune.queue.routing import send_unmet_home
+    from smptune.worker.app import configure, create_app
+
+    app = create_app()
+    configure(app, broker.url(args) or "", send_only=True)
+    send_unmet_home(store, app, args.sweep)

@@ -33,6 +33,7 @@ from smptune.cli.common import add_common_options, add_verbose_to_commands, comp
 from smptune.errors import ConfigError, SmptuneError
 from smptune.messages import DEFAULT_QUEUE
 from smptune.queue.lease import lease_ttl_s
+from smptune.requirements import parse_tags
 from smptune.retries import DEFAULT_PREEMPT_GRACE_S, reaper_graces
 from smptune.urls import BROKER_ENV, broker_url_from, check_broker_url, mask_url
 from smptune.worker.host_share import available_cpus
@@ -103,6 +104,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="MOD:OBJ",
         help="also run this trainable (repeatable); built-ins always run",
+    )
+    start.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="a capability these workers advertise (repeatable); trials whose config "
+        "requires it run only on workers with it",
+    )
+    start.add_argument(
+        "--gpu-memory-gb",
+        type=float,
+        metavar="GB",
+        help="the GPU memory each worker advertises (default: its GPU's, as nvidia-smi "
+        "reports it, shared by its slots; none on CPU)",
     )
     start.add_argument("--hostname", help="host part of worker names (default: this host)")
     start.add_argument(
@@ -204,6 +220,8 @@ def _options(args: argparse.Namespace) -> WorkerOptions:
         allow_trainable=tuple(args.allow_trainable),
         preload=args.preload,
         devices_per_worker=args.devices_per_worker,
+        tags=tuple(sorted(parse_tags("--tag", args.tag))),
+        gpu_memory_gb=args.gpu_memory_gb,
     )
 
 
@@ -224,6 +242,8 @@ def start(args: argparse.Namespace) -> int:
             f"{args.preempt_grace:g}"
         )
     _check_sharing(args)
+    if args.gpu_memory_gb is not None and not args.gpu_memory_gb > 0:
+        raise ConfigError(f"--gpu-memory-gb: must be > 0, got {args.gpu_memory_gb:g}")
     specs = worker_specs(_options(args), broker_url)  # checked before the broker is reached
     from smptune.queue.recovery import Reaper
     from smptune.queue.store import SweepStore

@@ -56,6 +56,9 @@ Keys (``{id}`` is the sweep id, ``{n}`` a trial's number)::
                                              -> score, with ``:kept`` and ``:stopped`` sets
                                              (see rungs.py)
     smptune:preempt:{worker}          string set while that worker is being preempted
+    smptune:capability-queues         hash   capability queue -> its sweep queue and needs
+    smptune:fleet                     hash   worker -> its advertised capabilities (both
+                                             written and read by routing.py)
 
 A trial's hash holds its run in progress's last ``checkpoint`` (JSON: run, epoch, path),
 and ``topped_up``: the generation in which its start added a trial to an open-ended sweep.

@@ -54,6 +54,7 @@ from smptune.messages import (
     send_trial,
     trial_task_id,
 )
+from smptune.queue.routing import retrain_queue, routed, sweep_queues, trial_queues
 from smptune.queue.store import SweepStore
 from smptune.records import SweepRecord, SweepStatus
 
@@ -88,9 +89,11 @@ def send_again(store: SweepStore, app: Any, sweep_id: str, trial: int, why: str)
     """Send a trial marked requeued again as it was sent when it last started (from the
     sweep's chord template if it never did), and clear its mark."""
     request = store.trial_request(sweep_id, trial)
-    if request is None:
-        template = store.get_sweep(sweep_id).trial_request or TrialRequest()
-        request = template.for_trial(sweep_id, trial)
+    if request is None or store.sweep_exists(sweep_id):
+        sweep = store.get_sweep(sweep_id)
+        template = (sweep.trial_request or TrialRequest()).for_trial(sweep_id, trial)
+        # to the queue its configuration calls for: one an adaptive sampler chose as it started
+        request = routed(store.r, sweep_id, sweep.config, trial, request or template)
     send_trial(
         app, sweep_id, trial, request, REQUEUE_PRIORITY, f"trial {trial} (sweep={sweep_id}, {why})"
     )
@@ -101,7 +104,8 @@ def send_retrain(
     app: Any, store: SweepStore, sweep_id: str, queue: str, timeout: float | None
 ) -> None:
     """Send a sweep's retrain-and-test and count it sent (the reaper sends it again only
-    while none waits to be taken)."""
+    while none waits to be taken); to the capability queue of its best trial, if any."""
+    queue = retrain_queue(store, sweep_id, queue)
     app.send_task(RETRAIN_AND_TEST, args=(sweep_id,), queue=queue, soft_time_limit=timeout)
     store.count_send(sweep_id, "retrain")
 
@@ -194,7 +198,8 @@ class Reaper:
         requeued = [trial for _, trial in self.scan(sweep_ids=[sweep_id])]
         if sweep.trial_request is None or sweep.submitting or sweep.finalized_at:
             return requeued  # scan sent the rest of a half-sent chord, or nothing is left
-        queued = self._queued_task_ids(sweep.config.queue)
+        queues = sweep_queues(self.store.r, sweep_id, sweep.config, sweep.n_trials)
+        queued = set().union(*(self._queued_task_ids(q) for q in queues))
         for trial in sorted(self.store.unaccounted(sweep_id, sweep.n_trials)):
             if trial in requeued or trial_task_id(sweep_id, trial) in queued:
                 continue
@@ -267,8 +272,8 @@ class Reaper:
                 continue  # still being sent, or done
             if self.store.accounted_count(sweep_id) >= n_trials:
                 continue
-            queue = sweep.config.queue
-            if self._queued(queue):
+            queues = sweep_queues(self.store.r, sweep_id, sweep.config, n_trials)
+            if any(self._queued(queue) for queue in queues):
                 continue  # the rest may still be waiting; checked again once it drains
             if held is None:
                 held, stale = self._held_task_ids(self.store.now())
@@ -334,10 +339,9 @@ class Reaper:
     def requeue_unstarted(self, sweep_id: str, sweep: SweepRecord, trial: int) -> None:
         """Queue a trial whose message was lost, under its task id, group and chord (from
         its own earlier start, else from the request template recorded at submit)."""
-        request = self.store.trial_request(sweep_id, trial)
-        if request is None:
-            template = sweep.trial_request or TrialRequest()
-            request = template.for_trial(sweep_id, trial)
+        template = (sweep.trial_request or TrialRequest()).for_trial(sweep_id, trial)
+        request = self.store.trial_request(sweep_id, trial) or template
+        request = routed(self.store.r, sweep_id, sweep.config, trial, request)
         log.warning(
             "sweep %s trial %d: its message was lost before it started; queueing it again",
             sweep_id,
@@ -374,6 +378,7 @@ class Reaper:
             argsreprs,
             trials=trials,
             chord_size=sweep.chord_size or sweep.n_trials,
+            routes=trial_queues(self.store.r, sweep_id, sweep.config, trials),
         )
         self.store.submitted(sweep_id)
 

@@ -25,6 +25,7 @@ from smptune.lifecycle import crash_point
 from smptune.messages import FINALIZE_SWEEP, TRIAL_PRIORITY, TrialRequest, finalize_task_id
 from smptune.messages import send_trial as send_one
 from smptune.params import Params, ParamsView
+from smptune.queue.routing import register_planned, routed, trial_queues
 from smptune.queue.store import SweepStore
 from smptune.records import SweepRecord, SweepStatus, TrialStatus
 
@@ -140,12 +141,13 @@ def extend(
         if first is not None:
             crash_point("extend.counted")
             trials = list(range(first, first + n))
+            register_planned(store.r, config, params.values())
             for number in trials:
                 send_one(
                     app,
                     sweep_id,
                     number,
-                    request.for_trial(sweep_id, number),
+                    routed(store.r, sweep_id, config, number, request.for_trial(sweep_id, number)),
                     TRIAL_PRIORITY,
                     f"trial {number} (sweep={sweep_id}, extended)",
                 )
@@ -213,6 +215,8 @@ def _reopen_and_send(
     )
     crash_point("continue.reopened")
     argsreprs = [f"trial {n} (sweep={sweep.id}, continued)" for n in trials]
+    routes = trial_queues(store.r, sweep.id, config, trials)
+    register_planned(store.r, config, [store.params_or_none(sweep.id, n) for n in routes])
     send_chord(
         app,
         sweep.id,
@@ -220,5 +224,6 @@ def _reopen_and_send(
         argsreprs,
         trials=trials,
         alive=lambda: store.sending(sweep.id),
+        routes=routes,
     )
     store.submitted(sweep.id)

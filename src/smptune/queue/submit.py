@@ -6,7 +6,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from smptune.messages import (
     trial_task_id,
 )
 from smptune.params import Params, ParamsView
+from smptune.queue.routing import register_planned, trial_queue
 from smptune.queue.store import SweepStore
 from smptune.trainable import load_trainable
 
@@ -119,6 +120,9 @@ def submit(
     else:
         n_trials = len(configurations)
     template = new_chord(app, config, sweep_id)
+    planned = [configurations[n] if n < len(configurations) else None for n in range(n_trials)]
+    routes = {n: trial_queue(config, p) for n, p in enumerate(planned) if p is not None}
+    register_planned(store.r, config, planned)  # before a trial waits there
     # recorded "submitting" with its chord's template: a producer killed from here on leaves
     # the reaper what it needs to send the chord itself
     store.create_sweep(
@@ -148,7 +152,9 @@ def submit(
         for n in range(n_trials)
     ]
     try:
-        send_chord(app, sweep_id, template, argsreprs, alive=lambda: store.sending(sweep_id))
+        send_chord(
+            app, sweep_id, template, argsreprs, alive=lambda: store.sending(sweep_id), routes=routes
+        )
     except BatchPublishError as exc:  # Redis went away part-way: some trials may be queued
         raise BrokerError(
             f"sending sweep {sweep_id} failed part-way ({exc.__cause__ or exc}); the workers' "
@@ -175,7 +181,7 @@ def new_chord(app: Any, config: SweepConfig, sweep_id: str, generation: int = 0)
     )
     return chord_template(
         TrialRequest(
-            queue=config.queue,
+            queue=trial_queue(config, None),  # what every trial needs (`requires`)
             soft_time_limit=config.trial_timeout,
             time_limit=config.trial_timeout + HARD_LIMIT_GRACE_S,
         ),
@@ -200,12 +206,14 @@ def send_chord(
     trials: list[int] | None = None,
     chord_size: int | None = None,
     alive: Callable[[], None] | None = None,
+    routes: Mapping[int, str] | None = None,
 ) -> None:
     """Send a sweep's chord (``template``, from :func:`chord_template`): ``cv_trial`` for
     each trial ``trials[i]`` (default ``i``; shown as ``argsreprs[i]``), whose results go to
     the template's callback once all ``chord_size`` (default: these) are in. Sending it again
     is safe: the chord size is set, not added to, and a trial's copies share its task id.
-    ``alive()`` is called before each batch (the sender's sign of life).
+    ``alive()`` is called before each batch (the sender's sign of life). ``routes`` sends
+    trial ``n`` to the queue ``routes[n]`` (its capability queue) instead of the template's.
 
     It sends what ``celery.chord`` sends for a group of plain tasks on the Redis backend (the
     chord size, then each task with its group id, group index and the callback), but through
@@ -229,38 +237,53 @@ def send_chord(
         options = {"retry_on_timeout": False}
         with app.connection_for_write(transport_options=options) as conn:
             producer = app.amqp.Producer(conn)
-            producer.maybe_declare(app.amqp.queues[template.queue])  # once, not per message
             numbers = list(range(len(argsreprs))) if trials is None else trials
-            pairs = list(zip(numbers, argsreprs, strict=True))
-
-            def send(n: int, argsrepr: str) -> None:
-                """Trial ``n``'s message, through Celery."""
-                send_trial(
-                    app,
-                    sweep_id,
-                    n,
-                    template.for_trial(sweep_id, n),
-                    TRIAL_PRIORITY,
-                    argsrepr,
-                    producer=producer,
-                    declare=[],
-                    retry=False,  # sent at the batch's flush: retrying is unsafe
-                )
-
-            copies = None
-            if not app.conf.task_send_sent_event and pairs:
-                copies = _MessageCopies.capture(producer, sweep_id, send, pairs[0])
-            for start in range(0, len(pairs), PUBLISH_BATCH):
-                if alive is not None:
-                    alive()  # the reaper leaves a sweep alone while its sender makes progress
-                if copies is not None:
-                    copies.send(pairs[start : start + PUBLISH_BATCH])
-                    continue
-                with producer.batch(PUBLISH_BATCH):
-                    for n, argsrepr in pairs[start : start + PUBLISH_BATCH]:
-                        send(n, argsrepr)
+            parts: dict[str, list[tuple[int, str]]] = {}
+            for n, argsrepr in zip(numbers, argsreprs, strict=True):
+                parts.setdefault((routes or {}).get(n, template.queue), []).append((n, argsrepr))
+            for queue, pairs in parts.items():
+                _send_part(app, producer, sweep_id, replace(template, queue=queue), pairs, alive)
     finally:
         app.conf.task_send_sent_event = sent_events
+
+
+def _send_part(
+    app: Any,
+    producer: Any,
+    sweep_id: str,
+    template: TrialRequest,
+    pairs: list[tuple[int, str]],
+    alive: Callable[[], None] | None,
+) -> None:
+    """Send the trials ``pairs`` (number, argsrepr) of a chord to ``template``'s queue."""
+    producer.maybe_declare(app.amqp.queues[template.queue])  # once, not per message
+
+    def send(n: int, argsrepr: str) -> None:
+        """Trial ``n``'s message, through Celery."""
+        send_trial(
+            app,
+            sweep_id,
+            n,
+            template.for_trial(sweep_id, n),
+            TRIAL_PRIORITY,
+            argsrepr,
+            producer=producer,
+            declare=[],
+            retry=False,  # sent at the batch's flush: retrying is unsafe
+        )
+
+    copies = None
+    if not app.conf.task_send_sent_event and pairs:
+        copies = _MessageCopies.capture(producer, sweep_id, send, pairs[0])
+    for start in range(0, len(pairs), PUBLISH_BATCH):
+        if alive is not None:
+            alive()  # the reaper leaves a sweep alone while its sender makes progress
+        if copies is not None:
+            copies.send(pairs[start : start + PUBLISH_BATCH])
+            continue
+        with producer.batch(PUBLISH_BATCH):
+            for n, argsrepr in pairs[start : start + PUBLISH_BATCH]:
+                send(n, argsrepr)
 
 
 class _MessageCopies:

@@ -14,6 +14,7 @@ from smptune.params import ParamsView
 from smptune.queue.store import SweepStore
 from smptune.queue.sweeps import ProgressReads
 from smptune.records import SweepRecord, SweepStatus, TrialStatus
+from smptune.results.fleet_status import fleet_lines, fleet_reads
 from smptune.results.labels import metrics_text
 from smptune.results.status_snapshot import (
     SHOWN_OUTCOMES,
@@ -82,6 +83,7 @@ def snapshot(store: SweepStore, sweep_id: str) -> StatusSnapshot:
         replace(r, running_s=round(now - r.started, 1) if r.started else None) for r in running
     ]
     best = store.best_score(sweep_id, config.mode or "max")
+    fleet, waiting_for = fleet_reads(store, sweep)
     return StatusSnapshot(
         sweep_id=sweep_id,
         name=sweep.name,
@@ -108,6 +110,8 @@ def snapshot(store: SweepStore, sweep_id: str) -> StatusSnapshot:
         finalize_runs=sweep.finalize_runs,
         rungs=rung_counts(store, sweep_id, config, n_runs),
         stalled=stalled_line(store, sweep),
+        fleet=fleet,
+        waiting_for=waiting_for,
     )
 
 
@@ -277,9 +281,10 @@ def trials_text(snap: StatusSnapshot) -> str:
 def progress_line(snap: StatusSnapshot) -> str:
     best = snap.best
     best_text = f"{snap.metric}={best.score:.4f} (trial {best.trial})" if best else "--"
+    waiting = "".join(f" ({w.trials} waiting for {w.needs})" for w in snap.waiting_for)
     return (
         f"[{snap.status.value}] folds {snap.folds_done}/{snap.folds_total} | "
-        f"trials {trials_text(snap)} | best {best_text} | "
+        f"trials {trials_text(snap)}{waiting} | best {best_text} | "
         f"elapsed {format_duration(snap.elapsed_s)} | ETA {format_duration(snap.eta_s)}"
     )
 
@@ -318,7 +323,7 @@ def status_lines(snap: StatusSnapshot) -> list[str]:
         lines.append(f"test metrics: {shown}")
     if snap.error:
         lines.append(f"error: {snap.error}")
-    return lines
+    return lines + fleet_lines(snap)
 
 
 def cv_versus_test_line(results: SweepResults, test_metrics: Mapping[str, float]) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from smptune.queue.routing import FleetWorker
 from smptune.records import OUTCOMES, SweepStatus, TrialStatus
 
 #: Trial outcomes in the order they are shown: complete and failed first, always.
@@ -113,6 +114,17 @@ class BestSoFar:
 
 
 @dataclass(frozen=True)
+class WaitingForCapability:
+    """Trials that wait for what no live worker has (``needs``: its text)."""
+
+    needs: str
+    trials: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"needs": self.needs, "trials": self.trials}
+
+
+@dataclass(frozen=True)
 class StatusSnapshot:
     """A sweep's state at one moment: counts, best so far, who runs which trial and fold,
     the ETA, what waits to run again, the rungs, and what has stalled."""
@@ -144,6 +156,9 @@ class StatusSnapshot:
     finalize_runs: int
     rungs: tuple[RungCount, ...]
     stalled: str | None
+    #: The live workers with their capabilities (see :mod:`smptune.queue.routing`).
+    fleet: tuple[FleetWorker, ...] = ()
+    waiting_for: tuple[WaitingForCapability, ...] = ()
 
     @property
     def eta_s(self) -> float | None:
@@ -183,4 +198,8 @@ class StatusSnapshot:
             "finalize_runs": self.finalize_runs,
             "rungs": [r.to_dict() for r in self.rungs],
             "stalled": self.stalled,
+            **({"fleet": [w.to_dict() for w in self.fleet]} if self.fleet else {}),
+            **(
+                {"waiting_for": [w.to_dict() for w in self.waiting_for]} if self.waiting_for else {}
+            ),
         }

@@ -9,10 +9,15 @@ the trial, recording one once (a second copy of the trial gets the same), and th
 
 from __future__ import annotations
 
+import os
+
 from smptune.config import SweepConfig
 from smptune.params import Params, ParamsView
 from smptune.queue.store import SweepStore
+from smptune.records import TrialStatus
 from smptune.search.study_view import StudyView
+from smptune.worker.capabilities import capabilities_from_env
+from smptune.worker.stops import TrialStopped
 
 __all__ = ["StoreAsking", "choose_params"]
 
@@ -45,5 +50,20 @@ class StoreAsking:
 def choose_params(
     db: SweepStore, config: SweepConfig, sweep_id: str, trial: int, defaults: ParamsView
 ) -> Params:
-    """The configuration of ``trial``, asked of the sweep's sampler now and recorded once."""
-    return config.sampler_spec.ask(config, StoreAsking(db, config, sweep_id, trial, defaults))
+    """The configuration of ``trial``, asked of the sweep's sampler now and recorded once.
+
+    Raises :class:`TrialStopped` (``requeued``) when it needs what this worker lacks (a
+    ``requires`` rule on its parameters): the trial goes, under its task id, to the
+    capability queue its recorded configuration calls for, for a worker that has it."""
+    params = config.sampler_spec.ask(config, StoreAsking(db, config, sweep_id, trial, defaults))
+    needs = config.requirements.needs_for(params)
+    if needs and not capabilities_from_env(os.environ).meets(needs):
+        from smptune.queue.routing import register_planned
+
+        register_planned(db.r, config, [params])  # for the workers that meet it to consume
+        raise TrialStopped(
+            TrialStatus.REQUEUED,
+            f"its configuration needs {needs.text}, which this worker lacks; sent to its "
+            "capability queue",
+        )
+    return params

@@ -38,6 +38,7 @@ from smptune.retries import (
 )
 from smptune.trainable import ALLOWED_TRAINABLES_ENV, PRELOAD_ENV, PRELOAD_MODULES
 from smptune.urls import BROKER_ENV
+from smptune.worker.capabilities import capabilities_env
 from smptune.worker.devices import DEVICES_ENV
 from smptune.worker.host_share import (
     CPUS_ENV,
@@ -98,6 +99,9 @@ class WorkerOptions:
     #: devices each worker owns (``training.devices_per_trial`` up to this): that many GPUs
     #: in its ``CUDA_VISIBLE_DEVICES``, or on a CPU worker that many DDP processes
     devices_per_worker: int = 1
+    #: what the workers advertise (``--tag``, ``--gpu-memory-gb``; None: detected)
+    tags: tuple[str, ...] = ()
+    gpu_memory_gb: float | None = None
 
 
 @dataclass
@@ -265,6 +269,8 @@ def worker_specs(options: WorkerOptions, broker_url: str) -> list[WorkerSpec]:
         )
         env.update(share_env(share, fraction if kind == "gpu" else None))
         env[DEVICES_ENV] = str(options.devices_per_worker)
+        memory, queues = options.gpu_memory_gb, options.queues
+        env.update(capabilities_env(kind, cuda, slots, memory, options.tags, queues))
         if options.preload if options.preload is not None else kind == "gpu":
             env[PRELOAD_ENV] = PRELOAD_MODULES
         else:

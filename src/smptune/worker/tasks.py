@@ -28,12 +28,14 @@ from smptune.lifecycle import crash_point
 from smptune.messages import CV_TRIAL, FINALIZE_SWEEP, RETRAIN_AND_TEST, TrialRequest
 from smptune.queue.lease import Lease
 from smptune.queue.recovery import send_retrain
+from smptune.queue.routing import trial_queue
 from smptune.queue.store import LEASE_LOST, RECORDED, STALE, SweepStore
 from smptune.records import OUTCOMES, SweepRecord, SweepStatus
 from smptune.results.folder import write_results
 from smptune.results.summary import BestTrial, FoldEnsemble, SweepResults, summarize
 from smptune.retries import gave_up
 from smptune.trainable import FoldContext, allowed_trainables, fold_model_dirs, load_trainable
+from smptune.worker import capabilities as _capabilities  # noqa: F401  # its signals
 from smptune.worker.app import app
 from smptune.worker.host_share import apply_in_child
 from smptune.worker.stops import TrialShare
@@ -101,7 +103,8 @@ def cv_trial(self: Any, sweep_id: str, trial: int) -> TrialShare:
         raise Ignore()
     crash_point("trial.claimed")
     try:
-        request = TrialRequest.from_celery(self.request, config.queue)
+        queue = trial_queue(config, db.params_or_none(sweep_id, trial))  # as it was routed
+        request = TrialRequest.from_celery(self.request, queue)
         return TrialRun(db, config, lease, sweep_id, trial, worker).run(request)
     finally:
         lease.release()

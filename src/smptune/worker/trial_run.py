@@ -169,11 +169,11 @@ class TrialRun:
             raise TrialStopped(TrialStatus.FAILED, f"{refused} (last on {self.worker})")
 
     def _extend(self, request: TrialRequest) -> None:
-        """Queue one more trial of an open-ended sweep, its chord waiting for it too, unless
-        the sweep is closed: each trial's first start adds one (a start again, after a
-        preemption or a lost worker, adds none), so one stays queued for the next free
-        worker until the budget is spent."""
+        """Queue one more trial of an open-ended sweep (to the queue of a trial not asked
+        yet), its chord waiting for it too, unless the sweep is closed: each trial's first
+        start adds one (not a start again), so one stays queued until the budget is spent."""
         from smptune.messages import TRIAL_PRIORITY, send_trial
+        from smptune.queue.routing import unasked
         from smptune.task_labels import trial_argsrepr
         from smptune.worker.app import app
 
@@ -189,7 +189,7 @@ class TrialRun:
             app,
             self.sweep_id,
             number,
-            request.for_trial(self.sweep_id, number),
+            unasked(self.config, request).for_trial(self.sweep_id, number),
             TRIAL_PRIORITY,
             argsrepr,
         )
