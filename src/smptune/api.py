@@ -147,10 +147,19 @@ class Sweep:
 
     def cancel(self) -> bool:
         """Ask the sweep to stop (queued trials never start, running ones stop at their next
-        epoch boundary); False if it had already ended."""
+        epoch boundary, trials no live worker can run are ended as ``producer cancel``
+        does); False if it had already ended."""
         if self.status.terminal:
             return False
         self._store.request_cancel(self.id)
+        if self._store.get_sweep(self.id).config.requirements:
+            # trials waiting for a capability no live worker has go home to be cancelled
+            from smptune.queue.routing import send_unmet_home
+            from smptune.worker.app import configure, create_app
+
+            app = create_app()
+            configure(app, self.url, send_only=True)
+            send_unmet_home(self._store, app, self.id)
         return True
 
     def delete(self, force: bool = False) -> int:

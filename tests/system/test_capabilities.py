@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from smptune.api import Sweep
 from smptune.queue.routing import live_fleet
 from smptune.queue.store import SweepStore
 
@@ -144,8 +147,9 @@ def test_a_trial_no_live_worker_can_run_is_reported_until_one_that_can_starts(
     )
 
 
+@pytest.mark.parametrize("way", ["cli", "api"])
 def test_cancel_ends_the_trials_no_live_worker_can_run(
-    tmp_path, redis_server, store: SweepStore, start_workers
+    way, tmp_path, redis_server, store: SweepStore, start_workers
 ):
     # Given only a worker without tags, and a sweep every trial of which needs the tag big
     start_workers(*SMALL, name="small")
@@ -159,8 +163,11 @@ def test_cancel_ends_the_trials_no_live_worker_can_run(
     assert "3 trials waiting for a capability no live worker has: tags=big" in shown.stdout
 
     # When it is cancelled
-    cancelled = run_cli("producer", "cancel", sweep_id, "--broker", url)
-    assert cancelled.returncode == 0, cancelled.stderr
+    if way == "cli":
+        cancelled = run_cli("producer", "cancel", sweep_id, "--broker", url)
+        assert cancelled.returncode == 0, cancelled.stderr
+    else:
+        assert Sweep(sweep_id, url).cancel() is True
     done = run_cli("producer", "status", sweep_id, "--broker", url, "--wait", timeout=120)
 
     # Then it ends, its trials cancelled without running a fold
