@@ -199,14 +199,17 @@ def test_durations_and_counts_read_as_the_status_line_prints_them(store, tmp_pat
 def test_the_progress_line_and_status_say_what_trials_wait_for_and_list_the_fleet(store, tmp_path):
     snap = dataclasses.replace(
         snapshot(store, sweep_with_trials(store, tmp_path, "s", 4)),
-        fleet=(FleetWorker("cpu0@big", Capabilities("cpu", 48.0, frozenset({"big"}))),),
+        fleet=(
+            FleetWorker("cpu0@big", Capabilities("cpu", 48.0, frozenset({"big"}))),
+            FleetWorker("cpu1@small", Capabilities("cpu")),
+            FleetWorker("cpu2@small", Capabilities("cpu")),
+        ),
         waiting_for=(WaitingForCapability("gpu_memory_gb>=80", 2),),
     )
     assert "(2 waiting for gpu_memory_gb>=80) | best" in progress_line(snap)
     lines = status_lines(snap)
-    assert lines[-3:] == [
-        "fleet: 1 live worker(s)",
-        "  cpu0@big: cpu, 48 GB, tags big",
+    assert lines[-2:] == [
+        "fleet: 3 live workers (2: cpu; 1: cpu, 48 GB, tags big)",
         "2 trials waiting for a capability no live worker has: gpu_memory_gb>=80",
     ]
     shown = snap.to_dict()

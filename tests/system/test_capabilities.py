@@ -126,7 +126,7 @@ def test_a_trial_no_live_worker_can_run_is_reported_until_one_that_can_starts(
     text = run_cli("producer", "status", sweep_id, "--broker", url).stdout
     line = f"{len(needy)} trial{'s' if len(needy) > 1 else ''} waiting for a capability"
     assert f"{line} no live worker has: gpu_memory_gb>=40" in text
-    assert "cpu0@small: cpu" in text
+    assert "fleet: 1 live worker (1: cpu)" in text
     assert store.finished_count(sweep_id) == 6 - len(needy)  # nothing ran them meanwhile
     # and each waits in its capability queue once (the reaper sent no copies)
     waiting = store.r.keys("smptune.needs.mem40*")

@@ -74,6 +74,7 @@ def test_status_shows_workers_trials_folds_and_an_eta_while_a_sweep_runs(
     assert 0 < eta_s <= N_TRIALS * N_FOLDS * FOLD_S, lines[1]
     basis = r"ETA from \d+ finished folds \(mean 1\.\d s each\) on 2 busy workers"
     assert re.fullmatch(basis, lines[2]), lines[2]
+    assert lines[-1] == "fleet: 2 live workers (2: cpu)", lines
     running = [line for line in lines if line.startswith("  cpu")]
     for worker, line in zip(("cpu0", "cpu1"), running, strict=True):
         assert re.fullmatch(

@@ -37,13 +37,20 @@ def fleet_reads(
 
 
 def fleet_lines(snap: StatusSnapshot) -> list[str]:
-    """The fleet section of ``producer status``: one line per live worker, then one per
+    """The fleet section of ``producer status``: one line counting the live workers by what
+    they have (a fleet of a hundred stays one line; ``--json`` lists each), then one per
     capability trials wait for."""
     lines = []
     if snap.fleet:
-        lines.append(f"fleet: {len(snap.fleet)} live worker(s)")
-        lines += [f"  {w.name}: {w.capabilities.text}" for w in snap.fleet]
+        kinds = Counter(w.capabilities.text for w in snap.fleet)
+        groups = "; ".join(f"{n}: {text}" for text, n in sorted(kinds.items(), key=_most_first))
+        workers = "1 live worker" if len(snap.fleet) == 1 else f"{len(snap.fleet)} live workers"
+        lines.append(f"fleet: {workers} ({groups})")
     for w in snap.waiting_for:
         trials = "1 trial" if w.trials == 1 else f"{w.trials} trials"
         lines.append(f"{trials} waiting for a capability no live worker has: {w.needs}")
     return lines
+
+
+def _most_first(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
