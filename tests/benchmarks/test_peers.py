@@ -53,10 +53,14 @@ def test_quick_peers_rows_are_measured_or_name_the_skipped_peer():
     ray = [r for f, r in rows.items() if "ray tune" in f]
     assert len(ray) == 4 and all(r["measured"] is None and r["note"] for r in ray), ray
 
-    # And workload B has both figures for random search, smptune's ASHA and Optuna's
+    # And workload B has both figures for random search, smptune's ASHA and Optuna's. Random
+    # matches its own pick within its sweep; the others may not beat random's device time
+    # (a seed where one never matches counts at its whole device time): that is the figure
     for strategy in ("smptune random (full training)", "smptune asha", "optuna successive halving"):
         device = next(r for f, r in rows.items() if f"{strategy}," in f and "device time" in f)
-        assert 0 < device["measured"] <= device["reference"] + 1e-9, device
+        assert 0 < device["measured"] < float("inf"), device
+        if strategy.startswith("smptune random"):
+            assert device["measured"] <= device["reference"] + 1e-9, device
         score = next(r for f, r in rows.items() if f"{strategy}," in f and "true score" in f)
         assert 0 < score["measured"] <= 0.9 and score["reference"] > 0, score
 
