@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import random
+
+import pytest
+
 from smptune.records import TrialRecord, TrialStatus
 from smptune.results.pareto import Pareto, ParetoPoint, non_dominated, pareto_of
 from smptune.search.objectives import Objectives
@@ -44,6 +49,29 @@ def test_equal_points_are_both_on_the_front():
         ParetoPoint(1, {"iou": 0.5, "latency_ms": 9.0}),
     ]
     assert non_dominated(points, OBJECTIVES) == (0, 1)
+
+
+@pytest.mark.parametrize("modes", [["max", "min"], ["min", "min", "max"]])
+def test_the_front_is_the_pairwise_non_dominated_set_for_many_points_with_ties(modes):
+    # Given many points on a coarse grid (so many tie on some objective) and one NaN mean
+    names = ["iou", "latency_ms", "param_count"][: len(modes)]
+    objectives = Objectives.from_config(names, modes, None)
+    rng = random.Random(len(modes))
+    points = [ParetoPoint(n, {m: rng.randint(0, 12) / 4 for m in names}) for n in range(400)]
+    points.append(ParetoPoint(400, {m: math.nan for m in names}))
+
+    # Then the front is exactly the trials no other point dominates, checked pair by pair
+    pairwise = tuple(
+        p.trial
+        for p in points
+        if not any(
+            objectives.dominates(objectives.ordered(q.values), objectives.ordered(p.values))
+            for q in points
+            if q.trial != p.trial
+        )
+    )
+    assert non_dominated(points, objectives) == pairwise
+    assert 400 in pairwise and 1 < len(pairwise) < 400
 
 
 def test_the_pareto_record_round_trips_through_results_json():

@@ -4,6 +4,7 @@ non-dominated ones among them, and the trial ``select`` chose (results.json's
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -30,15 +31,34 @@ class ParetoPoint:
 
 
 def non_dominated(points: Iterable[ParetoPoint], objectives: Objectives) -> tuple[int, ...]:
-    """The trial numbers of ``points`` that no other point dominates, in trial order."""
-    listed = [(p.trial, objectives.ordered(p.values)) for p in points]
-    return tuple(
-        sorted(
-            trial
-            for trial, v in listed
-            if not any(objectives.dominates(w, v) for other, w in listed if other != trial)
-        )
-    )
+    """The trial numbers of ``points`` that no other point dominates, in trial order.
+
+    Sorted best-first on the objectives (each turned to "higher is better"), a point can only
+    be dominated by one before it, and then by one already on the front (domination is
+    transitive): each point is compared with the front only, not with every trial (the
+    pairwise rule is quadratic when the front is large). A point with a NaN mean neither
+    dominates nor is dominated (it stays on the front, as the pairwise rule has it)."""
+    sign = [1.0 if m == "max" else -1.0 for m in objectives.modes]
+    oriented: list[tuple[tuple[float, ...], int]] = []
+    front: list[int] = []
+    for p in points:
+        v = tuple(s * x for s, x in zip(sign, objectives.ordered(p.values), strict=True))
+        if any(math.isnan(x) for x in v):
+            front.append(p.trial)
+        else:
+            oriented.append((v, p.trial))
+    oriented.sort(key=lambda item: item[0], reverse=True)
+    kept: list[tuple[float, ...]] = []
+    for v, trial in oriented:
+        if not any(_dominates(w, v) for w in kept):
+            kept.append(v)
+            front.append(trial)
+    return tuple(sorted(front))
+
+
+def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """Whether ``a`` is at least ``b`` everywhere and more somewhere (higher is better)."""
+    return all(x >= y for x, y in zip(a, b, strict=True)) and a != b
 
 
 @dataclass(frozen=True)
